@@ -1,0 +1,99 @@
+// Original file: proto/llmmesh/v1/engine.proto
+
+import type { EngineMetrics as _llmmesh_v1_EngineMetrics, EngineMetrics__Output as _llmmesh_v1_EngineMetrics__Output } from '../../llmmesh/v1/EngineMetrics.js';
+import type { Capacity as _llmmesh_v1_Capacity, Capacity__Output as _llmmesh_v1_Capacity__Output } from '../../llmmesh/v1/Capacity.js';
+import type { Long } from '@grpc/proto-loader';
+
+/**
+ * LoadReport is a snapshot of one pod's state.
+ */
+export interface LoadReport {
+  /**
+   * Logical model name the pod serves.
+   */
+  'model'?: (string);
+  /**
+   * Model version the pod serves.
+   */
+  'version'?: (string);
+  /**
+   * The engine answers /health and the pod accepts work.
+   */
+  'ready'?: (boolean);
+  /**
+   * The pod is shutting down and refuses new work.
+   */
+  'draining'?: (boolean);
+  /**
+   * Requests the sidecar has sent to the engine and not yet finished.
+   */
+  'inFlight'?: (number);
+  /**
+   * Requests queued in the sidecar, waiting for admission to the engine.
+   */
+  'queued'?: (number);
+  /**
+   * Engine gauges scraped from its /metrics.
+   */
+  'engine'?: (_llmmesh_v1_EngineMetrics | null);
+  'capacity'?: (_llmmesh_v1_Capacity | null);
+  /**
+   * Monotonic per sidecar process; lets a watcher spot reordering or a restart.
+   */
+  'sequence'?: (number | string | Long);
+  /**
+   * Why the pod is not ready, when it is not.
+   */
+  'reason'?: (string);
+  /**
+   * The engine's own model name (vLLM --served-model-name).
+   */
+  'servedModelName'?: (string);
+}
+
+/**
+ * LoadReport is a snapshot of one pod's state.
+ */
+export interface LoadReport__Output {
+  /**
+   * Logical model name the pod serves.
+   */
+  'model': (string);
+  /**
+   * Model version the pod serves.
+   */
+  'version': (string);
+  /**
+   * The engine answers /health and the pod accepts work.
+   */
+  'ready': (boolean);
+  /**
+   * The pod is shutting down and refuses new work.
+   */
+  'draining': (boolean);
+  /**
+   * Requests the sidecar has sent to the engine and not yet finished.
+   */
+  'inFlight': (number);
+  /**
+   * Requests queued in the sidecar, waiting for admission to the engine.
+   */
+  'queued': (number);
+  /**
+   * Engine gauges scraped from its /metrics.
+   */
+  'engine': (_llmmesh_v1_EngineMetrics__Output | null);
+  'capacity': (_llmmesh_v1_Capacity__Output | null);
+  /**
+   * Monotonic per sidecar process; lets a watcher spot reordering or a restart.
+   */
+  'sequence': (number);
+  /**
+   * Why the pod is not ready, when it is not.
+   */
+  'reason': (string);
+  /**
+   * The engine's own model name (vLLM --served-model-name).
+   */
+  'servedModelName': (string);
+}
