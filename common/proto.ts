@@ -1,0 +1,65 @@
+/**
+ * Loads the llmmesh.v1 protos at run time (grpc-js + proto-loader) and exposes
+ * the service definitions and client constructors with their generated types.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType as EngineProto } from './generated/engine.js';
+import type { ProtoGrpcType as InferenceProto } from './generated/inference.js';
+
+/** proto-loader options; they must match those used by `npm run gen:proto`. */
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+/** The files of the llmmesh.v1 package, relative to the proto root. */
+export const PROTO_FILES = ['llmmesh/v1/inference.proto', 'llmmesh/v1/engine.proto'] as const;
+
+/** Finds the `proto/` directory from source (`common/`) and from build output (`dist/common/`). */
+export function protoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'proto');
+    if (existsSync(join(candidate, PROTO_FILES[0]))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find proto/llmmesh/v1/inference.proto next to the llmmesh installation');
+}
+
+/** Everything the servers and clients need from the protos. */
+export interface LoadedProtos {
+  /** The package definition of both files, also used for server reflection. */
+  readonly packageDefinition: protoLoader.PackageDefinition;
+  readonly inference: InferenceProto['llmmesh']['v1'];
+  readonly engine: EngineProto['llmmesh']['v1'];
+}
+
+let loaded: LoadedProtos | undefined;
+
+/**
+ * Loads the protos once per process. The result is immutable descriptors, so
+ * sharing it is safe (this is a cache, not mutable global state).
+ */
+export function loadProtos(): LoadedProtos {
+  if (loaded) return loaded;
+  const packageDefinition = protoLoader.loadSync([...PROTO_FILES], {
+    ...PROTO_LOADER_OPTIONS,
+    includeDirs: [protoRoot()],
+  });
+  const grpcObject = grpc.loadPackageDefinition(packageDefinition);
+  const inference = (grpcObject as unknown as InferenceProto).llmmesh.v1;
+  const engine = (grpcObject as unknown as EngineProto).llmmesh.v1;
+  loaded = { packageDefinition, inference, engine };
+  return loaded;
+}
+
+/** Fully qualified service names, as clients and health checks see them. */
+export const INFERENCE_SERVICE = 'llmmesh.v1.Inference';
+export const ENGINE_SERVICE = 'llmmesh.v1.Engine';

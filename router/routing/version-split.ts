@@ -1,0 +1,105 @@
+/**
+ * Version choice for one request (DESIGN §3): a pinned version wins; else a
+ * session key maps to a version by weighted rendezvous hashing; else weighted
+ * random. A version with no usable endpoint falls back to another version of
+ * the same model when the model allows it.
+ */
+import { createHash } from 'node:crypto';
+import { errors } from '../../common/errors.js';
+import type { ModelConfig } from '../config/schema.js';
+
+/** Why a version was chosen; recorded in metrics and traces. */
+export type VersionReason = 'pinned' | 'sticky' | 'weighted' | 'fallback';
+
+/** A version decision. */
+export interface VersionChoice {
+  version: string;
+  reason: VersionReason;
+  /** Set when falling back: the version first chosen, which had no usable endpoint. */
+  fallbackFrom?: string;
+}
+
+/** Inputs of {@link chooseVersion}. */
+export interface VersionRequest {
+  model: string;
+  pinnedVersion?: string;
+  sessionKey?: string;
+}
+
+/**
+ * Chooses a version. `usable(version)` says whether the version has at least
+ * one endpoint that can take the request now. `random` returns [0, 1).
+ * Throws NOT_FOUND for an unknown pinned version and UNAVAILABLE when nothing
+ * can serve.
+ */
+export function chooseVersion(
+  req: VersionRequest,
+  model: ModelConfig,
+  usable: (version: string) => boolean,
+  random: () => number = Math.random,
+): VersionChoice {
+  const versions = Object.entries(model.versions);
+  if (req.pinnedVersion) {
+    if (!(req.pinnedVersion in model.versions)) {
+      throw errors.notFound(
+        `model "${req.model}" has no version "${req.pinnedVersion}" (versions: ${versions.map(([v]) => v).join(', ')})`,
+      );
+    }
+    // A pin is an explicit request (canary tests): never silently serve another version.
+    if (!usable(req.pinnedVersion)) {
+      throw errors.unavailable(`no ready endpoint for model "${req.model}" version "${req.pinnedVersion}"`);
+    }
+    return { version: req.pinnedVersion, reason: 'pinned' };
+  }
+
+  const weighted = versions.filter(([, v]) => v.weight > 0);
+  const sticky = model.sticky === 'session_key' && req.sessionKey;
+  const order = sticky ? rendezvousOrder(req.sessionKey ?? '', weighted) : weightedOrder(weighted, random);
+  const first = order[0];
+  if (first === undefined) throw errors.unavailable(`model "${req.model}" has no version with weight > 0`);
+  if (usable(first)) return { version: first, reason: sticky ? 'sticky' : 'weighted' };
+
+  if (model.fallback) {
+    // Next choices in the same order, then versions at weight 0 (still deployed, just not preferred).
+    const rest = [...order.slice(1), ...versions.filter(([, v]) => v.weight === 0).map(([name]) => name)];
+    for (const v of rest) if (usable(v)) return { version: v, reason: 'fallback', fallbackFrom: first };
+    throw errors.unavailable(`no ready endpoint for any version of model "${req.model}"`);
+  }
+  throw errors.unavailable(`no ready endpoint for model "${req.model}" version "${first}" (fallback is off)`);
+}
+
+/**
+ * Weighted rendezvous (highest random weight) hashing: every version gets the
+ * score `-weight / ln(u)` with `u` a uniform hash of (key, version); the order
+ * of scores is stable for a key, proportional to weights across keys, and a
+ * weight change moves only the keys it must.
+ */
+export function rendezvousOrder(
+  key: string,
+  versions: ReadonlyArray<readonly [string, { weight: number }]>,
+): string[] {
+  return versions
+    .map(([name, v]) => ({ name, score: -v.weight / Math.log(unitHash(`${key}\u0000${name}`)) }))
+    .sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : 1))
+    .map((s) => s.name);
+}
+
+/** Weighted random order without replacement (Efraimidis–Spirakis keys). */
+export function weightedOrder(
+  versions: ReadonlyArray<readonly [string, { weight: number }]>,
+  random: () => number,
+): string[] {
+  return versions
+    .map(([name, v]) => ({ name, key: Math.log(Math.max(random(), Number.MIN_VALUE)) / v.weight }))
+    .sort((a, b) => b.key - a.key)
+    .map((s) => s.name);
+}
+
+/** A uniform number in (0, 1) from a string. */
+function unitHash(s: string): number {
+  const h = createHash('sha256').update(s).digest();
+  // 52 random bits → (0, 1), never 0 or 1 (log must stay finite and negative).
+  const hi = h.readUInt32BE(0) >>> 0;
+  const lo = h.readUInt32BE(4) >>> 12;
+  return (hi * 2 ** 20 + lo + 0.5) / 2 ** 52;
+}

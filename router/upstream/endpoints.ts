@@ -1,0 +1,260 @@
+/**
+ * The router's view of its endpoints (sidecars): one gRPC channel and one
+ * `Engine.WatchLoad` stream per endpoint, reconnecting with backoff. Load
+ * reports are folded into immutable snapshots that routing decisions read.
+ */
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
+import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+import type { Logger } from '../../common/log.js';
+import { loadProtos } from '../../common/proto.js';
+
+/** A report older than this many report intervals marks the endpoint stale (not ready). */
+export const STALE_AFTER_MS = 2_000;
+
+/** What routing knows about one endpoint at one instant. Never mutated. */
+export interface EndpointView {
+  readonly address: string;
+  /** False until the first load report arrives, and while the watch stream is down. */
+  readonly connected: boolean;
+  readonly model: string;
+  readonly version: string;
+  /** Connected, reported ready, not draining, report fresh. */
+  readonly ready: boolean;
+  readonly draining: boolean;
+  /** Streams this router has open to the endpoint now. */
+  readonly routerInFlight: number;
+  readonly report: LoadReport__Output | undefined;
+  /** Why the endpoint is not ready. */
+  readonly reason: string;
+}
+
+/** An immutable snapshot of every endpoint. */
+export interface EndpointSnapshot {
+  readonly endpoints: readonly EndpointView[];
+  /** Endpoints of one (model, version) pool. */
+  pool(model: string, version: string): readonly EndpointView[];
+}
+
+/** The set of endpoints the router talks to. */
+export interface EndpointSet {
+  /** The current snapshot (replaced whenever state changes). */
+  snapshot(): EndpointSnapshot;
+  /** The gRPC client of an endpoint. */
+  client(address: string): EngineClient | undefined;
+  /** Replaces the endpoint list (discovery); new ones are dialled, removed ones closed. */
+  setAddresses(addresses: readonly string[]): void;
+  /** Counts a stream this router opened to `address`; returns its release. */
+  track(address: string): () => void;
+  /** Emits `change` after each snapshot replacement. */
+  readonly events: EventEmitter;
+  close(): void;
+}
+
+/** Options of {@link createEndpointSet}. */
+export interface EndpointSetOptions {
+  logger: Logger;
+  /** Identifies this router to sidecars. */
+  watcherId: string;
+  now?: () => number;
+  /** First reconnect delay; doubles up to 5 s. */
+  reconnectBaseMs?: number;
+  staleAfterMs?: number;
+  channelOptions?: grpc.ChannelOptions;
+  credentials?: grpc.ChannelCredentials;
+}
+
+interface Entry {
+  address: string;
+  client: EngineClient;
+  watch: grpc.ClientReadableStream<LoadReport__Output> | undefined;
+  report: LoadReport__Output | undefined;
+  reportAt: number;
+  connected: boolean;
+  lastError: string;
+  inFlight: number;
+  attempt: number;
+  retryTimer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/** Creates the endpoint set and starts watching `addresses`. */
+export function createEndpointSet(addresses: readonly string[], options: EndpointSetOptions): EndpointSet {
+  const now = options.now ?? Date.now;
+  const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
+  const reconnectBaseMs = options.reconnectBaseMs ?? 100;
+  const { engine } = loadProtos();
+  const entries = new Map<string, Entry>();
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  let current: EndpointSnapshot | undefined;
+
+  const invalidate = () => {
+    current = undefined;
+    events.emit('change');
+  };
+
+  const view = (e: Entry, at: number): EndpointView => {
+    const r = e.report;
+    const fresh = r !== undefined && at - e.reportAt <= staleAfterMs;
+    let reason = '';
+    if (!e.connected) reason = e.lastError || 'no load report yet';
+    else if (!fresh) reason = `no load report for ${at - e.reportAt} ms`;
+    else if (r && !r.ready) reason = r.reason || (r.draining ? 'draining' : 'not ready');
+    return {
+      address: e.address,
+      connected: e.connected,
+      model: r?.model ?? '',
+      version: r?.version ?? '',
+      ready: e.connected && fresh && r?.ready && !r.draining,
+      draining: r?.draining ?? false,
+      routerInFlight: e.inFlight,
+      report: r,
+      reason,
+    };
+  };
+
+  const build = (): EndpointSnapshot => {
+    const at = now();
+    const endpoints = [...entries.values()].map((e) => view(e, at));
+    const pools = new Map<string, EndpointView[]>();
+    for (const ep of endpoints) {
+      const key = `${ep.model}\u0000${ep.version}`;
+      const list = pools.get(key);
+      if (list) list.push(ep);
+      else pools.set(key, [ep]);
+    }
+    return {
+      endpoints,
+      pool: (model, version) => pools.get(`${model}\u0000${version}`) ?? [],
+    };
+  };
+
+  const scheduleReconnect = (e: Entry) => {
+    if (e.closed || e.retryTimer) return;
+    const delay = Math.min(5_000, reconnectBaseMs * 2 ** Math.min(e.attempt, 6));
+    e.attempt++;
+    // Jitter spreads reconnects of many routers after a sidecar restart.
+    e.retryTimer = setTimeout(
+      () => {
+        e.retryTimer = undefined;
+        startWatch(e);
+      },
+      delay / 2 + (Math.random() * delay) / 2,
+    );
+    e.retryTimer.unref();
+  };
+
+  const startWatch = (e: Entry) => {
+    if (e.closed) return;
+    const call = e.client.WatchLoad({ watcherId: options.watcherId });
+    e.watch = call;
+    call.on('data', (r: LoadReport__Output) => {
+      if (e.watch !== call) return;
+      e.report = r;
+      e.reportAt = now();
+      e.attempt = 0;
+      if (!e.connected) {
+        e.connected = true;
+        options.logger.info('endpoint connected', {
+          endpoint: e.address,
+          model: r.model,
+          version: r.version,
+        });
+      }
+      invalidate();
+    });
+    const down = (why: string) => {
+      if (e.watch !== call) return;
+      e.watch = undefined;
+      if (e.connected) options.logger.warn('endpoint load stream lost', { endpoint: e.address, reason: why });
+      e.connected = false;
+      e.lastError = `load stream to ${e.address} down: ${why}`;
+      invalidate();
+      scheduleReconnect(e);
+    };
+    call.on('error', (err: grpc.ServiceError) => down(err.details || err.message));
+    call.on('end', () => down('stream ended'));
+  };
+
+  const add = (address: string) => {
+    const client = new engine.Engine(address, options.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 20_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      ...options.channelOptions,
+    }) as unknown as EngineClient;
+    const e: Entry = {
+      address,
+      client,
+      watch: undefined,
+      report: undefined,
+      reportAt: 0,
+      connected: false,
+      lastError: '',
+      inFlight: 0,
+      attempt: 0,
+      retryTimer: undefined,
+      closed: false,
+    };
+    entries.set(address, e);
+    startWatch(e);
+  };
+
+  const remove = (e: Entry) => {
+    e.closed = true;
+    if (e.retryTimer) clearTimeout(e.retryTimer);
+    e.watch?.cancel();
+    e.watch = undefined;
+    e.client.close();
+    entries.delete(e.address);
+  };
+
+  for (const a of new Set(addresses)) add(a);
+
+  // Staleness is a function of time: refresh the snapshot periodically even
+  // when no report arrives, so a silent endpoint drops out.
+  const staleTimer = setInterval(
+    () => {
+      if (current && [...entries.values()].some((e) => e.connected && now() - e.reportAt > staleAfterMs))
+        invalidate();
+    },
+    Math.max(50, Math.floor(staleAfterMs / 4)),
+  );
+  staleTimer.unref();
+
+  return {
+    events,
+    snapshot() {
+      current ??= build();
+      return current;
+    },
+    client: (address) => entries.get(address)?.client,
+    setAddresses(next) {
+      const want = new Set(next);
+      for (const e of [...entries.values()]) if (!want.has(e.address)) remove(e);
+      for (const a of want) if (!entries.has(a)) add(a);
+      invalidate();
+    },
+    track(address) {
+      const e = entries.get(address);
+      if (!e) return () => {};
+      e.inFlight++;
+      current = undefined;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        e.inFlight--;
+        current = undefined;
+      };
+    },
+    close() {
+      clearInterval(staleTimer);
+      for (const e of [...entries.values()]) remove(e);
+    },
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * HTTP client for an OpenAI-compatible engine (vLLM, SGLang, llama.cpp or the
+ * simulator) on the pod's loopback: keep-alive connection pool, streaming SSE
+ * completions, health, models and metrics. Aborting the signal destroys the
+ * HTTP request, which makes vLLM abort the sequence and free its KV cache.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
+import {
+  errors,
+  fromEngineErrorObject,
+  fromHttpStatus,
+  fromSocketError,
+  MeshError,
+} from '../common/errors.js';
+import { type EngineUsage, type OpenAiRequest, parseStreamChunk } from './openai.js';
+import { createSseParser } from './sse.js';
+
+/** One event of a streamed completion. */
+export interface EngineEvent {
+  /** Generated text (may be empty on the final event). */
+  text: string;
+  /** Set on the final event only: `stop`, `length` or an engine-specific reason. */
+  finishReason?: string;
+  /** Set on the final event only, when the engine reported usage. */
+  usage?: EngineUsage;
+}
+
+/** Per-call options. */
+export interface EngineCallOptions {
+  signal?: AbortSignal;
+  /** Extra HTTP headers, e.g. `traceparent`, `x-request-id`. */
+  headers?: Record<string, string>;
+}
+
+/** A model the engine serves, from `GET /v1/models`. */
+export interface EngineModel {
+  id: string;
+  maxModelLen?: number;
+}
+
+/** A client for one engine. */
+export interface EngineClient {
+  /** The engine's base URL, for messages. */
+  readonly url: string;
+  /**
+   * Streams one completion. Text events are yielded as they arrive; the last
+   * event carries `finishReason` and `usage` (and any text of the last token).
+   * Throws a {@link MeshError} on HTTP errors, in-band errors, and streams that
+   * end without a finish.
+   */
+  stream(req: OpenAiRequest, options?: EngineCallOptions): AsyncGenerator<EngineEvent>;
+  /** True when `GET /health` answers 200. */
+  health(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<boolean>;
+  /** `GET /v1/models`. */
+  models(options?: { timeoutMs?: number }): Promise<EngineModel[]>;
+  /** `GET /metrics` as text. */
+  metrics(options?: { timeoutMs?: number }): Promise<string>;
+  /** Closes pooled connections. */
+  close(): void;
+}
+
+/** Options of {@link createEngineClient}. */
+export interface EngineClientOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8000`. */
+  url: string;
+  /** Maximum pooled sockets (concurrent streams); default 1024. */
+  maxSockets?: number;
+  /** Optional `Authorization: Bearer` key for engines started with --api-key. */
+  apiKey?: string;
+}
+
+/** Creates a pooled HTTP client for one engine. */
+export function createEngineClient(options: EngineClientOptions): EngineClient {
+  const base = new URL(options.url);
+  const transport = base.protocol === 'https:' ? https : http;
+  const agent = new transport.Agent({
+    keepAlive: true,
+    maxSockets: options.maxSockets ?? 1024,
+    maxFreeSockets: 64,
+    scheduling: 'lifo',
+  });
+  const label = base.host;
+  const authHeaders: Record<string, string> = options.apiKey
+    ? { authorization: `Bearer ${options.apiKey}` }
+    : {};
+
+  const request = (
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<http.IncomingMessage> =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(errors.cancelled(`request to engine at ${label} cancelled`));
+        return;
+      }
+      const req = transport.request(
+        {
+          protocol: base.protocol,
+          hostname: base.hostname,
+          port: base.port,
+          method,
+          path: base.pathname.replace(/\/$/, '') + path,
+          agent,
+          headers: {
+            ...authHeaders,
+            ...headers,
+            ...(body === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+          },
+        },
+        (res) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (signal) {
+            // From here on an abort destroys the response (and so the request).
+            const abortRes = () => res.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+            if (signal.aborted) abortRes();
+            else signal.addEventListener('abort', abortRes, { once: true });
+            res.once('close', () => signal.removeEventListener('abort', abortRes));
+          }
+          resolve(res);
+        },
+      );
+      const onAbort = () => req.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.once('error', (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err instanceof MeshError ? err : fromSocketError(err, label));
+      });
+      req.end(body);
+    });
+
+  const readBody = async (res: http.IncomingMessage): Promise<string> => {
+    const parts: Buffer[] = [];
+    for await (const part of res) parts.push(part as Buffer);
+    return Buffer.concat(parts).toString('utf8');
+  };
+
+  const simpleGet = async (path: string, timeoutMs: number, signal?: AbortSignal) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const res = await request('GET', path, { accept: '*/*' }, undefined, combined);
+    try {
+      return { status: res.statusCode ?? 0, body: await readBody(res), headers: res.headers };
+    } catch (err) {
+      throw MeshError.from(err, `engine at ${label}`);
+    }
+  };
+
+  return {
+    url: base.origin,
+    async *stream(req, callOptions = {}) {
+      const body = JSON.stringify(req.body);
+      const res = await request(
+        'POST',
+        req.path,
+        { accept: 'text/event-stream', ...callOptions.headers },
+        body,
+        callOptions.signal,
+      );
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        let text = '';
+        try {
+          text = await readBody(res);
+        } catch {
+          // The status alone still says what happened.
+        }
+        throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
+      }
+
+      const parser = createSseParser();
+      const decoder = new StringDecoder('utf8');
+      let finishReason: string | undefined;
+      let usage: EngineUsage | undefined;
+      let pendingText = '';
+      let done = false;
+      const handle = function* (data: string): Generator<EngineEvent> {
+        if (data.trim() === '[DONE]') {
+          done = true;
+          return;
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(data);
+        } catch {
+          throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
+        }
+        if (typeof json === 'object' && json !== null && 'error' in json) {
+          throw fromEngineErrorObject(json, label);
+        }
+        const chunk = parseStreamChunk(json);
+        if (!chunk) return;
+        if (chunk.usage) usage = chunk.usage;
+        if (finishReason !== undefined) {
+          // Text after the finish chunk is unusual but must not be lost.
+          pendingText += chunk.text;
+          return;
+        }
+        if (chunk.finishReason !== undefined) {
+          // Hold the finish chunk until usage (vLLM sends it right after), so
+          // the last text, finish reason and usage travel as one chunk.
+          finishReason = chunk.finishReason;
+          pendingText += chunk.text;
+          return;
+        }
+        if (chunk.text) yield { text: chunk.text };
+      };
+
+      try {
+        for await (const part of res) {
+          for (const ev of parser.push(decoder.write(part as Buffer))) {
+            yield* handle(ev.data);
+            if (done) break;
+          }
+          if (done) break;
+        }
+        if (!done) for (const ev of parser.push(decoder.end()).concat(parser.flush())) yield* handle(ev.data);
+      } catch (err) {
+        if (err instanceof MeshError) throw err;
+        throw MeshError.from(err, `engine at ${label}`);
+      } finally {
+        // Ends the HTTP exchange whether we finished, failed or were abandoned
+        // by the consumer (generator return): an unfinished response is
+        // destroyed, which vLLM sees as a client disconnect and aborts.
+        if (!res.complete) res.destroy();
+      }
+      if (finishReason === undefined) {
+        throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
+      }
+      const last: EngineEvent = { text: pendingText, finishReason };
+      if (usage) last.usage = usage;
+      yield last;
+    },
+
+    async health(opts = {}) {
+      try {
+        const r = await simpleGet('/health', opts.timeoutMs ?? 2000, opts.signal);
+        return r.status === 200;
+      } catch {
+        return false;
+      }
+    },
+
+    async models(opts = {}) {
+      const r = await simpleGet('/v1/models', opts.timeoutMs ?? 2000);
+      if (r.status !== 200) throw fromHttpStatus(r.status, r.body, label);
+      const parsed = JSON.parse(r.body) as { data?: Array<{ id?: unknown; max_model_len?: unknown }> };
+      return (parsed.data ?? [])
+        .filter((m) => typeof m.id === 'string')
+        .map((m) => {
+          const model: EngineModel = { id: m.id as string };
+          if (typeof m.max_model_len === 'number') model.maxModelLen = m.max_model_len;
+          return model;
+        });
+    },
+
+    async metrics(opts = {}) {
+      const r = await simpleGet('/metrics', opts.timeoutMs ?? 2000);
+      if (r.status !== 200) throw fromHttpStatus(r.status, r.body, label);
+      return r.body;
+    },
+
+    close() {
+      agent.destroy();
+    },
+  };
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
