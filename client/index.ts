@@ -16,7 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { MeshError, Status } from '../common/errors.js';
 import type { ChatMessage } from '../common/generated/llmmesh/v1/ChatMessage.js';
-import type { FinishReason } from '../common/generated/llmmesh/v1/FinishReason.js';
+import type { FinishReason__Output as FinishReason } from '../common/generated/llmmesh/v1/FinishReason.js';
 import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest } from '../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { GenerateResponse__Output } from '../common/generated/llmmesh/v1/GenerateResponse.js';

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { type MeshError, Status } from '../common/errors.js';
+import { fixture } from '../test/helpers/fixtures.js';
+import { replaySse, startHttpServer } from '../test/helpers/http-server.js';
+import { createEngineClient, type EngineEvent } from './engine-client.js';
+import type { OpenAiRequest } from './openai.js';
+
+const completion: OpenAiRequest = {
+  path: '/v1/completions',
+  body: { model: 'm', prompt: 'San Francisco is a', stream: true },
+};
+const chat: OpenAiRequest = {
+  path: '/v1/chat/completions',
+  body: { model: 'm', messages: [], stream: true },
+};
+
+async function collect(it: AsyncIterable<EngineEvent>): Promise<EngineEvent[]> {
+  const out: EngineEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+}
+
+describe('engine client against recorded engine output', () => {
+  const closers: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const c of closers) await c();
+  });
+
+  it('streams a real vLLM completions capture: text in order, finish on the last event', async () => {
+    const server = await startHttpServer((_req, res) =>
+      replaySse(res, fixture('vllm-completions-stream.sse')),
+    );
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const events = await collect(client.stream(completion));
+    assert.equal(events.map((e) => e.text).join(''), ' city in the state of California,');
+    assert.equal(events.at(-1)?.finishReason, 'length');
+    assert.equal(events.filter((e) => e.finishReason).length, 1);
+    const sent = JSON.parse(server.requests[0]?.body ?? '{}');
+    assert.equal(server.requests[0]?.path, '/v1/completions');
+    assert.equal(sent.prompt, 'San Francisco is a');
+  });
+
+  it('streams a real llama.cpp chat capture with usage on the finish chunk', async () => {
+    const server = await startHttpServer((_req, res) => replaySse(res, fixture('llamacpp-chat-stream.sse')));
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const events = await collect(client.stream(chat));
+    const last = events.at(-1);
+    assert.equal(last?.finishReason, 'length');
+    assert.ok(last?.usage && last.usage.completionTokens > 0, 'usage from the finish chunk');
+    assert.ok(events.map((e) => e.text).join('').length > 0);
+  });
+
+  it('turns an in-band SGLang error into INVALID_ARGUMENT with the engine message', async () => {
+    const server = await startHttpServer((_req, res) => replaySse(res, fixture('sglang-stream-error.sse')));
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    await assert.rejects(collect(client.stream(chat)), (err: MeshError) => {
+      assert.equal(err.code, Status.INVALID_ARGUMENT);
+      assert.match(err.message, /maximum context length of 196608 tokens/);
+      return true;
+    });
+  });
+
+  for (const [name, status] of [
+    ['vllm-error.json', 400],
+    ['vllm-error-legacy.json', 400],
+  ] as const) {
+    it(`maps HTTP ${status} with ${name} to INVALID_ARGUMENT keeping vLLM's message`, async () => {
+      const body = fixture(name);
+      const server = await startHttpServer((_req, res) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      const client = createEngineClient({ url: server.url });
+      closers.push(() => client.close(), server.close);
+      const expected = JSON.parse(body).error?.message ?? JSON.parse(body).message;
+      await assert.rejects(collect(client.stream(completion)), (err: MeshError) => {
+        assert.equal(err.code, Status.INVALID_ARGUMENT);
+        assert.equal(err.message, expected);
+        return true;
+      });
+    });
+  }
+
+  it('maps 429 to RESOURCE_EXHAUSTED with the Retry-After as pushback, and 503 to UNAVAILABLE', async () => {
+    let status = 429;
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(status, status === 429 ? { 'retry-after': '2' } : {});
+      res.end(JSON.stringify({ error: { message: 'busy', type: 'x', param: null, code: status } }));
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    await assert.rejects(collect(client.stream(completion)), (err: MeshError) => {
+      assert.equal(err.code, Status.RESOURCE_EXHAUSTED);
+      assert.equal(err.retryPushbackMs, 2000);
+      return true;
+    });
+    status = 503;
+    await assert.rejects(collect(client.stream(completion)), (err: MeshError) => {
+      assert.equal(err.code, Status.UNAVAILABLE);
+      assert.match(err.message, new RegExp(`engine at ${server.host} answered 503: busy`));
+      return true;
+    });
+  });
+
+  it('reports an unreachable engine as UNAVAILABLE naming the address', async () => {
+    const port = await closedPort();
+    const client = createEngineClient({ url: `http://127.0.0.1:${port}` });
+    closers.push(() => client.close());
+    await assert.rejects(collect(client.stream(completion)), (err: MeshError) => {
+      assert.equal(err.code, Status.UNAVAILABLE);
+      assert.match(err.message, new RegExp(`engine at 127\\.0\\.0\\.1:${port} unreachable: ECONNREFUSED`));
+      return true;
+    });
+    assert.equal(await client.health(), false);
+  });
+
+  it('fails a stream that ends without a finish as UNAVAILABLE', async () => {
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    await assert.rejects(collect(client.stream(completion)), (err: MeshError) => {
+      assert.equal(err.code, Status.UNAVAILABLE);
+      assert.match(err.message, /closed the stream before finishing/);
+      return true;
+    });
+  });
+
+  it('aborting the signal closes the HTTP request the engine is serving', async () => {
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
+      // ...and never finishes, like a long generation.
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const controller = new AbortController();
+    const stream = client.stream(completion, { signal: controller.signal });
+    const first = await stream.next();
+    assert.equal(first.value?.text, 'a');
+    controller.abort();
+    await assert.rejects(stream.next(), (err: MeshError) => err.code === Status.CANCELLED);
+    await server.aborted; // the engine saw the client go away
+  });
+
+  it('reuses one pooled connection for sequential requests', async () => {
+    const sockets = new Set<string>();
+    const server = await startHttpServer((req, res) => {
+      sockets.add(`${req.socket.remotePort}`);
+      replaySse(res, fixture('vllm-completions-stream.sse'));
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    for (let i = 0; i < 5; i++) await collect(client.stream(completion));
+    assert.equal(sockets.size, 1);
+  });
+});
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
