@@ -3,7 +3,6 @@
 // present) it runs the sources directly, so there is nothing to build first;
 // in an installed package or container image it runs the compiled `dist/`.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -13,15 +12,14 @@ const built = join(root, 'dist', 'cli', 'main.js');
 
 let entry = built;
 if (existsSync(source)) {
-  let tsxApi;
+  let tsx;
   try {
-    tsxApi = createRequire(import.meta.url).resolve('tsx/esm/api');
+    tsx = await import('tsx/esm/api');
   } catch {
-    tsxApi = undefined;
+    tsx = undefined; // not a development install: fall back to dist/
   }
-  if (tsxApi) {
-    const { register } = await import(pathToFileURL(tsxApi).href);
-    register();
+  if (tsx) {
+    tsx.register();
     entry = source;
   }
 }

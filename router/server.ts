@@ -158,16 +158,27 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const upstreamReq = { ...req, requestId };
 
     let snap = endpoints.snapshot();
-    const choice: VersionChoice = chooseVersion(
-      {
-        model: req.model,
-        pinnedVersion: req.routing?.version || undefined,
-        sessionKey: req.routing?.sessionKey || undefined,
-      },
-      model,
-      (v) => snap.pool(req.model, v).some(usable),
-      random,
-    );
+    let choice: VersionChoice;
+    try {
+      choice = chooseVersion(
+        {
+          model: req.model,
+          pinnedVersion: req.routing?.version || undefined,
+          sessionKey: req.routing?.sessionKey || undefined,
+        },
+        model,
+        (v) => snap.pool(req.model, v).some(usable),
+        random,
+      );
+    } catch (err) {
+      if (!(err instanceof MeshError) || err.code !== Status.UNAVAILABLE) throw err;
+      // Say why each endpoint of the model cannot serve, so the caller (and the
+      // on-call engineer) sees "engine at 10.0.0.7:8000 unreachable", not just "no endpoint".
+      const why = Object.keys(model.versions)
+        .flatMap((v) => snap.pool(req.model, v).map((e) => `${e.address} (${v}): ${e.reason || 'busy'}`))
+        .join('; ');
+      throw errors.unavailable(why ? `${err.message}: ${why}` : `${err.message}: no endpoint serves it`);
+    }
     metrics.versionChoices.inc({ model: req.model, model_version: choice.version, reason: choice.reason });
     if (choice.fallbackFrom) {
       log.warn('version fallback', {

@@ -67,7 +67,7 @@ export function watchConfigFile<T>(options: ConfigWatchOptions<T>): ConfigWatch 
     // Directory events cover editors that replace the file and ConfigMap
     // symlink swaps (..data → new timestamped dir), which file watches miss.
     watchers.push(
-      watch(dirname(options.path), { persistent: false }, (_event, name) => {
+      watch(dirname(options.path), (_event, name) => {
         if (!name || name === file || name.startsWith('..')) schedule();
       }),
     );
@@ -75,7 +75,7 @@ export function watchConfigFile<T>(options: ConfigWatchOptions<T>): ConfigWatch 
     options.onError(err);
   }
   try {
-    watchers.push(watch(options.path, { persistent: false }, schedule));
+    watchers.push(watch(options.path, schedule));
   } catch {
     // The directory watch still works.
   }

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createSimpleCostModel } from './cost-model.js';
+import { createEngine, type EngineObserver, type EngineOptions, type EngineOutput } from './engine.js';
+import { createKvCacheManager } from './kv-cache.js';
+import { createManualClock, type ManualClock } from './manual-clock.js';
+
+function setup(overrides: Partial<EngineOptions> & { numBlocks?: number } = {}) {
+  const clock = createManualClock();
+  const events: string[] = [];
+  const observer: EngineObserver = {
+    onPrefixCacheQuery: (q, h) => events.push(`query:${q}:${h}`),
+    onPreemption: () => events.push('preempt'),
+  };
+  const engine = createEngine({
+    clock,
+    kvCache: createKvCacheManager({ numBlocks: overrides.numBlocks ?? 1000, blockSize: 16 }),
+    costModel: createSimpleCostModel({
+      timeToFirstTokenMs: 20,
+      interTokenLatencyMs: 10,
+      prefillTimePerTokenMs: 0,
+    }),
+    maxNumSeqs: 8,
+    maxNumBatchedTokens: 8192,
+    timeScale: 1,
+    observer,
+    ...overrides,
+  });
+  return { clock, engine, events };
+}
+
+interface Recorded {
+  outputs: EngineOutput[];
+  times: number[];
+}
+
+function submit(
+  engine: ReturnType<typeof createEngine>,
+  clock: ManualClock,
+  id: string,
+  promptLength: number,
+  maxTokens: number,
+  checkStop?: (tokenId: number) => boolean,
+) {
+  const recorded: Recorded = { outputs: [], times: [] };
+  const handle = engine.submit(
+    {
+      id,
+      promptTokenIds: Array.from({ length: promptLength }, (_, i) => 1000 + i),
+      maxTokens,
+      nextToken: (index) => 5000 + index,
+      ...(checkStop ? { checkStop } : {}),
+    },
+    {
+      onToken(output) {
+        recorded.outputs.push(output);
+        recorded.times.push(clock.now());
+      },
+    },
+  );
+  return { handle, recorded };
+}
+
+describe('engine', () => {
+  it('emits the first token after one prefill step and the rest one decode step apart', () => {
+    const { clock, engine } = setup();
+    const { recorded } = submit(engine, clock, 'a', 10, 4);
+    clock.runAll();
+    assert.deepEqual(recorded.times, [20, 30, 40, 50]);
+    assert.deepEqual(
+      recorded.outputs.map((o) => o.tokenId),
+      [5000, 5001, 5002, 5003],
+    );
+    assert.deepEqual(
+      recorded.outputs.map((o) => o.finishReason),
+      [null, null, null, 'length'],
+    );
+    assert.deepEqual(engine.snapshot(), { running: 0, waiting: 0, kvCacheUsage: 0, numPreemptions: 0 });
+  });
+
+  it('batches concurrent requests into shared steps', () => {
+    const { clock, engine } = setup();
+    const a = submit(engine, clock, 'a', 10, 3);
+    const b = submit(engine, clock, 'b', 10, 3);
+    clock.runAll();
+    assert.deepEqual(a.recorded.times, [20, 30, 40]);
+    assert.deepEqual(b.recorded.times, [20, 30, 40]);
+  });
+
+  it('keeps requests beyond maxNumSeqs waiting', () => {
+    const { clock, engine } = setup({ maxNumSeqs: 2 });
+    const subs = ['a', 'b', 'c'].map((id) => submit(engine, clock, id, 10, 2));
+    clock.advance(0);
+    assert.equal(engine.snapshot().running, 2);
+    assert.equal(engine.snapshot().waiting, 1);
+    clock.runAll();
+    for (const s of subs) assert.equal(s.recorded.outputs.length, 2);
+    // The third request starts when the first two are done (after 30 ms), then prefills.
+    assert.deepEqual(subs[2]!.recorded.times, [50, 60]);
+  });
+
+  it('prefills long prompts in chunks of the token budget', () => {
+    const { clock, engine } = setup({ maxNumBatchedTokens: 16 });
+    const { recorded } = submit(engine, clock, 'a', 40, 1);
+    clock.runAll();
+    // 16 + 16 + 8 tokens: three prefill steps before the first token.
+    assert.deepEqual(recorded.times, [60]);
+  });
+
+  it('serves a repeated prompt prefix from the cache, all but the last block', () => {
+    const { clock, engine, events } = setup();
+    submit(engine, clock, 'a', 64, 2);
+    clock.runAll();
+    const { recorded } = submit(engine, clock, 'b', 64, 2);
+    clock.runAll();
+    assert.deepEqual(events, ['query:64:0', 'query:64:48']);
+    assert.equal(recorded.outputs[0]?.numCachedTokens, 48);
+  });
+
+  it('preempts the newest request when blocks run out and still completes both', () => {
+    // 4 blocks of 16 tokens; each request grows to 16 + 40 tokens = 4 blocks.
+    const { clock, engine, events } = setup({ numBlocks: 4 });
+    const a = submit(engine, clock, 'a', 16, 40);
+    const b = submit(engine, clock, 'b', 16, 40);
+    clock.runAll();
+    assert.equal(a.recorded.outputs.length, 40);
+    assert.equal(b.recorded.outputs.length, 40);
+    assert.deepEqual(
+      b.recorded.outputs.map((o) => o.tokenId),
+      Array.from({ length: 40 }, (_, i) => 5000 + i),
+    );
+    assert.ok(engine.snapshot().numPreemptions >= 1);
+    assert.ok(events.includes('preempt'));
+    assert.equal(engine.snapshot().kvCacheUsage, 0);
+  });
+
+  it('ends a request early when checkStop says so', () => {
+    const { clock, engine } = setup();
+    const { recorded } = submit(engine, clock, 'a', 10, 100, (tokenId) => tokenId === 5002);
+    clock.runAll();
+    assert.equal(recorded.outputs.length, 3);
+    assert.equal(recorded.outputs[2]?.finishReason, 'stop');
+  });
+
+  it('stops generating for an aborted request and frees its blocks', () => {
+    const { clock, engine } = setup();
+    const { handle, recorded } = submit(engine, clock, 'a', 40, 100);
+    clock.advance(45);
+    assert.equal(recorded.outputs.length, 3);
+    assert.ok(engine.snapshot().kvCacheUsage > 0);
+    handle.abort();
+    clock.runAll();
+    assert.equal(recorded.outputs.length, 3);
+    assert.deepEqual(engine.snapshot(), { running: 0, waiting: 0, kvCacheUsage: 0, numPreemptions: 0 });
+    assert.equal(clock.pending(), 0);
+  });
+
+  it('aborts everything on shutdown and refuses new work', () => {
+    const { clock, engine } = setup();
+    submit(engine, clock, 'a', 10, 100);
+    clock.advance(25);
+    engine.shutdown();
+    assert.equal(clock.pending(), 0);
+    assert.equal(engine.snapshot().running, 0);
+    assert.throws(() => submit(engine, clock, 'b', 10, 1));
+  });
+
+  it('rejects a request that can never fit in the KV cache', () => {
+    const { clock, engine } = setup({ numBlocks: 2 });
+    assert.throws(() => submit(engine, clock, 'a', 20, 20), /KV blocks/);
+  });
+});

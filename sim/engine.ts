@@ -1,0 +1,389 @@
+/**
+ * The simulated inference engine: a scheduler in the shape of vLLM V1's. Every
+ * request has tokens (prompt, then output) and a count of tokens whose KV is
+ * computed. Each step gives every running request the tokens it still lacks
+ * (one, when decoding), within a per-step token budget, admits waiting
+ * requests first-come first-served while `maxNumSeqs` and the KV cache allow,
+ * and preempts the most recent running request when a running one needs a
+ * block and none is free. A request whose tokens are all computed at the end of
+ * a step samples its next token. How long a step takes is the cost model's
+ * business; when each token is emitted follows from that alone.
+ */
+import type { CancelTimer, SimClock } from './clock.js';
+import type { StepBatch, StepCostModel } from './cost-model.js';
+import { extendBlockHashes, type KvCacheManager } from './kv-cache.js';
+import type { TokenSource } from './text-generator.js';
+
+/** Why a request ended. */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** Steps later than this behind their planned time restart the schedule from now instead of catching up. */
+const MAX_CATCH_UP_MS = 100;
+
+/** A request as the engine needs it. */
+export interface EngineRequestSpec {
+  /** Unique id (vLLM's engine request id). */
+  id: string;
+  promptTokenIds: readonly number[];
+  /** Output tokens at most; at least 1. */
+  maxTokens: number;
+  /** The token to emit at each output position. */
+  nextToken: TokenSource;
+  /**
+   * Sees each sampled token before the engine decides whether the request is
+   * finished; returning true ends it with `stop` (stop strings live here).
+   */
+  checkStop?: (tokenId: number) => boolean;
+}
+
+/** One emitted token. */
+export interface EngineOutput {
+  tokenId: number;
+  /** Position in the output, from 0. */
+  index: number;
+  /** Set on the request's last token. */
+  finishReason: Exclude<FinishReason, 'abort'> | null;
+  /** Prompt tokens found in the prefix cache when the request was first scheduled. */
+  numCachedTokens: number;
+}
+
+/** Receives a request's tokens. Not called for aborts: the aborting caller knows. */
+export interface EngineListener {
+  onToken(output: EngineOutput): void;
+}
+
+/** A submitted request. */
+export interface EngineHandle {
+  readonly id: string;
+  /** Stops the request and frees its KV blocks. Does nothing once it finished. */
+  abort(): void;
+}
+
+/** Timestamps and sizes of a finished request, for metrics. Times are clock milliseconds. */
+export interface FinishedRequestStats {
+  finishReason: FinishReason;
+  promptTokens: number;
+  generationTokens: number;
+  maxTokens: number;
+  arrivalMs: number;
+  /** First time the request was scheduled; absent if it never left the queue. */
+  scheduledMs: number | undefined;
+  firstTokenMs: number | undefined;
+  lastTokenMs: number | undefined;
+  finishedMs: number;
+}
+
+/** Hooks for metrics; every one is optional. */
+export interface EngineObserver {
+  /** A request was scheduled for the first time and looked up `queriedTokens` in the prefix cache. */
+  onPrefixCacheQuery?(queriedTokens: number, hitTokens: number): void;
+  onPreemption?(): void;
+  /** A step finished having computed `scheduledTokens` tokens. */
+  onStep?(scheduledTokens: number, batch: StepBatch): void;
+  /** A request emitted its first token. */
+  onFirstToken?(promptTokens: number, timeToFirstTokenMs: number): void;
+  /** A request emitted a token after its first. */
+  onNextToken?(interTokenLatencyMs: number): void;
+  onRequestFinished?(stats: FinishedRequestStats): void;
+}
+
+/** Options of {@link createEngine}. */
+export interface EngineOptions {
+  clock: SimClock;
+  kvCache: KvCacheManager;
+  costModel: StepCostModel;
+  /** Requests running at once at most (vLLM's `max_num_seqs`). */
+  maxNumSeqs: number;
+  /** Tokens computed per step at most (vLLM's `max_num_batched_tokens`); prompts beyond it are prefilled in chunks. */
+  maxNumBatchedTokens: number;
+  /** Multiplies every step's duration; 0 runs steps back to back, yielding to the event loop between them. */
+  timeScale: number;
+  observer?: EngineObserver;
+}
+
+/** The engine's load at one instant. */
+export interface EngineSnapshot {
+  running: number;
+  waiting: number;
+  /** Fraction of KV blocks held by requests. */
+  kvCacheUsage: number;
+  numPreemptions: number;
+}
+
+/** A simulated inference engine. */
+export interface Engine {
+  /** Queues a request; tokens arrive on `listener` asynchronously. Request ids must be unique among live requests. */
+  submit(spec: EngineRequestSpec, listener: EngineListener): EngineHandle;
+  snapshot(): EngineSnapshot;
+  /** Drops every request (as aborted) and stops all timers. */
+  shutdown(): void;
+}
+
+interface Sequence {
+  spec: EngineRequestSpec;
+  listener: EngineListener;
+  tokens: number[];
+  promptLength: number;
+  numOutput: number;
+  numComputed: number;
+  blocks: number[];
+  blockHashes: number[];
+  numCommittedBlocks: number;
+  status: 'waiting' | 'running' | 'finished';
+  everScheduled: boolean;
+  numCachedTokens: number;
+  arrivalMs: number;
+  scheduledMs: number | undefined;
+  firstTokenMs: number | undefined;
+  lastTokenMs: number | undefined;
+}
+
+interface ScheduledWork {
+  seq: Sequence;
+  numNewTokens: number;
+}
+
+/** Creates an engine. */
+export function createEngine(options: EngineOptions): Engine {
+  const { clock, kvCache, costModel, maxNumSeqs, maxNumBatchedTokens, timeScale, observer = {} } = options;
+  const blockSize = kvCache.blockSize;
+  if (!(timeScale >= 0)) throw new RangeError(`timeScale must be >= 0, got ${timeScale}`);
+
+  const waiting: Sequence[] = [];
+  const running: Sequence[] = [];
+  let numPreemptions = 0;
+  let timer: CancelTimer | undefined;
+  // True while a step's timer is pending (the step is "on the GPU").
+  let stepInFlight = false;
+  // When the last step ended on the simulated timeline; steps run back to back from there.
+  let lastStepEndMs: number | undefined;
+  let stopped = false;
+
+  const finish = (seq: Sequence, reason: FinishReason) => {
+    if (seq.status === 'running') running.splice(running.indexOf(seq), 1);
+    else if (seq.status === 'waiting') waiting.splice(waiting.indexOf(seq), 1);
+    seq.status = 'finished';
+    kvCache.free(seq.blocks);
+    observer.onRequestFinished?.({
+      finishReason: reason,
+      promptTokens: seq.promptLength,
+      generationTokens: seq.numOutput,
+      maxTokens: seq.spec.maxTokens,
+      arrivalMs: seq.arrivalMs,
+      scheduledMs: seq.scheduledMs,
+      firstTokenMs: seq.firstTokenMs,
+      lastTokenMs: seq.lastTokenMs,
+      finishedMs: clock.now(),
+    });
+  };
+
+  const preempt = (seq: Sequence) => {
+    running.splice(running.indexOf(seq), 1);
+    kvCache.free(seq.blocks);
+    seq.numComputed = 0;
+    seq.numCommittedBlocks = 0;
+    seq.status = 'waiting';
+    waiting.unshift(seq);
+    numPreemptions++;
+    observer.onPreemption?.();
+  };
+
+  const addToBatch = (batch: StepBatch, seq: Sequence, numNew: number) => {
+    const decoding = seq.numOutput > 0 && numNew === 1 && seq.numComputed === seq.tokens.length - 1;
+    if (decoding) {
+      batch.decodeRequests++;
+      batch.decodeContextTokens += seq.numComputed;
+    } else {
+      batch.prefillRequests++;
+      batch.prefillTokens += numNew;
+      // Σ positions numComputed .. numComputed+numNew-1.
+      batch.prefillAttentionPositions += numNew * seq.numComputed + (numNew * (numNew - 1)) / 2;
+    }
+  };
+
+  const schedule = (): ScheduledWork[] => {
+    const work: ScheduledWork[] = [];
+    const batch: StepBatch = {
+      prefillRequests: 0,
+      prefillTokens: 0,
+      prefillAttentionPositions: 0,
+      decodeRequests: 0,
+      decodeContextTokens: 0,
+    };
+    let budget = maxNumBatchedTokens;
+    let preempted = false;
+
+    // Running requests first, in admission order.
+    for (let i = 0; i < running.length && budget > 0; i++) {
+      const seq = running[i]!;
+      const numNew = Math.min(seq.tokens.length - seq.numComputed, budget);
+      let allocated = kvCache.allocate(seq.blocks, seq.numComputed + numNew);
+      while (!allocated) {
+        const victim = running[running.length - 1]!;
+        preempt(victim);
+        preempted = true;
+        if (victim === seq) break;
+        allocated = kvCache.allocate(seq.blocks, seq.numComputed + numNew);
+      }
+      if (!allocated) break;
+      work.push({ seq, numNewTokens: numNew });
+      addToBatch(batch, seq, numNew);
+      budget -= numNew;
+    }
+
+    // Then waiting requests, unless this step had to preempt (as vLLM does).
+    const now = clock.now();
+    while (!preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
+      const seq = waiting[0]!;
+      // At most all tokens but the last can come from the cache: the last must be computed to sample.
+      const cachedPrefix = kvCache.findCachedPrefix(
+        seq.blockHashes,
+        Math.floor((seq.tokens.length - 1) / blockSize),
+      );
+      const cachedTokens = cachedPrefix.length * blockSize;
+      const numNew = Math.min(seq.tokens.length - cachedTokens, budget);
+      if (!kvCache.allocate(seq.blocks, cachedTokens + numNew, cachedPrefix)) break;
+      waiting.shift();
+      running.push(seq);
+      seq.status = 'running';
+      seq.numComputed = cachedTokens;
+      seq.numCommittedBlocks = cachedPrefix.length;
+      if (!seq.everScheduled) {
+        seq.everScheduled = true;
+        seq.scheduledMs = now;
+        seq.numCachedTokens = cachedTokens;
+        observer.onPrefixCacheQuery?.(seq.tokens.length, cachedTokens);
+      }
+      work.push({ seq, numNewTokens: numNew });
+      addToBatch(batch, seq, numNew);
+      budget -= numNew;
+    }
+
+    if (work.length > 0) startStep(work, batch);
+    return work;
+  };
+
+  const startStep = (work: ScheduledWork[], batch: StepBatch) => {
+    const now = clock.now();
+    // Back to back with the previous step when the timer merely fired late; from now after a gap.
+    const behind = lastStepEndMs === undefined ? Number.POSITIVE_INFINITY : now - lastStepEndMs;
+    const start = behind >= 0 && behind <= MAX_CATCH_UP_MS ? (lastStepEndMs as number) : now;
+    const end = start + costModel(batch) * timeScale;
+    lastStepEndMs = end;
+    stepInFlight = true;
+    timer = clock.schedule(end - now, () => completeStep(work, batch));
+  };
+
+  const completeStep = (work: ScheduledWork[], batch: StepBatch) => {
+    timer = undefined;
+    stepInFlight = false;
+    const now = clock.now();
+    let scheduledTokens = 0;
+    for (const { seq, numNewTokens } of work) {
+      scheduledTokens += numNewTokens;
+      // Aborted while its step ran: the result is dropped, as vLLM drops it.
+      if (seq.status !== 'running') continue;
+      seq.numComputed += numNewTokens;
+      commitFullBlocks(seq);
+      if (seq.numComputed < seq.tokens.length) continue; // a prefill chunk, more to come
+      emitToken(seq, now);
+    }
+    observer.onStep?.(scheduledTokens, batch);
+    if (stopped) return;
+    if (running.length > 0 || waiting.length > 0) {
+      if (schedule().length === 0) lastStepEndMs = undefined;
+    } else {
+      lastStepEndMs = undefined;
+    }
+  };
+
+  const commitFullBlocks = (seq: Sequence) => {
+    const full = Math.min(Math.floor(seq.numComputed / blockSize), seq.blockHashes.length);
+    for (let i = seq.numCommittedBlocks; i < full; i++) kvCache.commit(seq.blocks[i]!, seq.blockHashes[i]!);
+    seq.numCommittedBlocks = Math.max(seq.numCommittedBlocks, full);
+  };
+
+  const emitToken = (seq: Sequence, now: number) => {
+    const index = seq.numOutput;
+    const tokenId = seq.spec.nextToken(index);
+    seq.tokens.push(tokenId);
+    seq.numOutput++;
+    extendBlockHashes(seq.blockHashes, seq.tokens, blockSize);
+    if (seq.firstTokenMs === undefined) {
+      seq.firstTokenMs = now;
+      observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
+    } else {
+      observer.onNextToken?.(now - (seq.lastTokenMs ?? now));
+    }
+    seq.lastTokenMs = now;
+    const stop = seq.spec.checkStop?.(tokenId) ?? false;
+    const finishReason = stop ? 'stop' : seq.numOutput >= seq.spec.maxTokens ? 'length' : null;
+    if (finishReason) finish(seq, finishReason);
+    seq.listener.onToken({ tokenId, index, finishReason, numCachedTokens: seq.numCachedTokens });
+  };
+
+  const kick = () => {
+    if (stopped || stepInFlight || timer) return;
+    // Start on the next turn of the event loop, so requests arriving together share a step.
+    timer = clock.schedule(0, () => {
+      timer = undefined;
+      if (!stepInFlight && schedule().length === 0) lastStepEndMs = undefined;
+    });
+  };
+
+  return {
+    submit(spec, listener) {
+      if (stopped) throw new Error('engine is shut down');
+      if (!(spec.maxTokens >= 1)) throw new RangeError(`maxTokens must be >= 1, got ${spec.maxTokens}`);
+      if (spec.promptTokenIds.length === 0) throw new RangeError('the prompt must have at least one token');
+      // A request that could not fit in an otherwise empty cache would wait forever.
+      if (Math.ceil((spec.promptTokenIds.length + spec.maxTokens) / blockSize) > kvCache.numBlocks) {
+        throw new RangeError(
+          `request ${spec.id} needs more KV blocks than the cache has (${kvCache.numBlocks})`,
+        );
+      }
+      const tokens = [...spec.promptTokenIds];
+      const blockHashes: number[] = [];
+      extendBlockHashes(blockHashes, tokens, blockSize);
+      const seq: Sequence = {
+        spec,
+        listener,
+        tokens,
+        promptLength: tokens.length,
+        numOutput: 0,
+        numComputed: 0,
+        blocks: [],
+        blockHashes,
+        numCommittedBlocks: 0,
+        status: 'waiting',
+        everScheduled: false,
+        numCachedTokens: 0,
+        arrivalMs: clock.now(),
+        scheduledMs: undefined,
+        firstTokenMs: undefined,
+        lastTokenMs: undefined,
+      };
+      waiting.push(seq);
+      kick();
+      return {
+        id: spec.id,
+        abort: () => {
+          if (seq.status !== 'finished') finish(seq, 'abort');
+        },
+      };
+    },
+    snapshot: () => ({
+      running: running.length,
+      waiting: waiting.length,
+      kvCacheUsage: kvCache.usage(),
+      numPreemptions,
+    }),
+    shutdown() {
+      stopped = true;
+      timer?.();
+      timer = undefined;
+      stepInFlight = false;
+      for (const seq of [...running, ...waiting]) finish(seq, 'abort');
+    },
+  };
+}
