@@ -14,6 +14,7 @@ import type { ListModelsResponse as _llmmesh_v1_ListModelsResponse, ListModelsRe
 import type { LoadReport as _llmmesh_v1_LoadReport, LoadReport__Output as _llmmesh_v1_LoadReport__Output } from './llmmesh/v1/LoadReport.js';
 import type { Model as _llmmesh_v1_Model, Model__Output as _llmmesh_v1_Model__Output } from './llmmesh/v1/Model.js';
 import type { ModelVersion as _llmmesh_v1_ModelVersion, ModelVersion__Output as _llmmesh_v1_ModelVersion__Output } from './llmmesh/v1/ModelVersion.js';
+import type { PrefixIndexUpdate as _llmmesh_v1_PrefixIndexUpdate, PrefixIndexUpdate__Output as _llmmesh_v1_PrefixIndexUpdate__Output } from './llmmesh/v1/PrefixIndexUpdate.js';
 import type { RoutingHints as _llmmesh_v1_RoutingHints, RoutingHints__Output as _llmmesh_v1_RoutingHints__Output } from './llmmesh/v1/RoutingHints.js';
 import type { SamplingParams as _llmmesh_v1_SamplingParams, SamplingParams__Output as _llmmesh_v1_SamplingParams__Output } from './llmmesh/v1/SamplingParams.js';
 import type { Usage as _llmmesh_v1_Usage, Usage__Output as _llmmesh_v1_Usage__Output } from './llmmesh/v1/Usage.js';
@@ -46,6 +47,7 @@ export interface ProtoGrpcType {
       LoadReport: MessageTypeDefinition<_llmmesh_v1_LoadReport, _llmmesh_v1_LoadReport__Output>
       Model: MessageTypeDefinition<_llmmesh_v1_Model, _llmmesh_v1_Model__Output>
       ModelVersion: MessageTypeDefinition<_llmmesh_v1_ModelVersion, _llmmesh_v1_ModelVersion__Output>
+      PrefixIndexUpdate: MessageTypeDefinition<_llmmesh_v1_PrefixIndexUpdate, _llmmesh_v1_PrefixIndexUpdate__Output>
       Priority: EnumTypeDefinition
       RoutingHints: MessageTypeDefinition<_llmmesh_v1_RoutingHints, _llmmesh_v1_RoutingHints__Output>
       SamplingParams: MessageTypeDefinition<_llmmesh_v1_SamplingParams, _llmmesh_v1_SamplingParams__Output>

@@ -2,6 +2,7 @@
 
 import type { EngineMetrics as _llmmesh_v1_EngineMetrics, EngineMetrics__Output as _llmmesh_v1_EngineMetrics__Output } from '../../llmmesh/v1/EngineMetrics.js';
 import type { Capacity as _llmmesh_v1_Capacity, Capacity__Output as _llmmesh_v1_Capacity__Output } from '../../llmmesh/v1/Capacity.js';
+import type { PrefixIndexUpdate as _llmmesh_v1_PrefixIndexUpdate, PrefixIndexUpdate__Output as _llmmesh_v1_PrefixIndexUpdate__Output } from '../../llmmesh/v1/PrefixIndexUpdate.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -49,6 +50,10 @@ export interface LoadReport {
    * The engine's own model name (vLLM --served-model-name).
    */
   'servedModelName'?: (string);
+  /**
+   * Changes to the pod's prefix index since the previous report on this stream.
+   */
+  'prefixIndex'?: (_llmmesh_v1_PrefixIndexUpdate | null);
 }
 
 /**
@@ -96,4 +101,8 @@ export interface LoadReport__Output {
    * The engine's own model name (vLLM --served-model-name).
    */
   'servedModelName': (string);
+  /**
+   * Changes to the pod's prefix index since the previous report on this stream.
+   */
+  'prefixIndex': (_llmmesh_v1_PrefixIndexUpdate__Output | null);
 }
