@@ -1,0 +1,184 @@
+/**
+ * Per-tenant rate limits: requests per second and tokens per minute, as token
+ * buckets. Shared by every router replica through Redis (one atomic script
+ * per decision, Redis's own clock); when Redis is unreachable each replica
+ * falls back to a local bucket with the limit divided by the replica count.
+ *
+ * Prompt tokens are taken at admission (the request is refused when the
+ * bucket cannot cover them); output tokens are charged as they stream and may
+ * drive the bucket negative, so a tenant overshoots by at most the output of
+ * the requests it has in flight.
+ */
+import type { Redis } from 'ioredis';
+import { MeshError, Status } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+
+/** What a decision needs to know about the limits. */
+export interface TenantLimits {
+  requestsPerSecond?: number;
+  tokensPerMinute?: number;
+}
+
+/** A rate limiter shared by all tenants of one router. */
+export interface RateLimiter {
+  /**
+   * Admits one request of `tenant` with `promptTokens`; throws
+   * RESOURCE_EXHAUSTED with a retry pushback when over a limit.
+   */
+  admit(tenant: string, limits: TenantLimits, promptTokens: number): Promise<void>;
+  /** Charges streamed output tokens (never refuses). */
+  charge(tenant: string, limits: TenantLimits, tokens: number): void;
+  /** True while decisions are local because Redis is unreachable. */
+  readonly degraded: boolean;
+}
+
+/** Options of {@link createRateLimiter}. */
+export interface RateLimiterOptions {
+  /** Shared store; without it limits are per replica. */
+  redis?: Redis;
+  /** Replicas sharing the limits: the local fallback enforces limit / replicas. */
+  replicas?: number;
+  keyPrefix?: string;
+  /** How long a Redis decision may take before the local bucket decides. */
+  redisTimeoutMs?: number;
+  now?: () => number;
+  logger?: Logger;
+  /** Called when the limiter switches between Redis and local decisions. */
+  onDegradedChange?: (degraded: boolean) => void;
+}
+
+const SCRIPT = `
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local force = ARGV[4] == '1'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(v[1])
+local ts = tonumber(v[2])
+if tokens == nil then tokens = cap; ts = now end
+tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+local ok = 0
+if force or tokens >= amount then
+  tokens = tokens - amount
+  ok = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate) + 60000)
+return {ok, tostring(tokens)}
+`;
+
+interface Bucket {
+  tokens: number;
+  ts: number;
+}
+
+/** Creates a rate limiter. */
+export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
+  const now = options.now ?? Date.now;
+  const replicas = Math.max(1, options.replicas ?? 1);
+  const prefix = options.keyPrefix ?? 'llmmesh:ratelimit:';
+  const timeoutMs = options.redisTimeoutMs ?? 50;
+  const local = new Map<string, Bucket>();
+  let degraded = !options.redis;
+
+  const setDegraded = (d: boolean) => {
+    if (d === degraded || !options.redis) return;
+    degraded = d;
+    options.logger?.warn(
+      d ? 'rate limits fall back to per-replica buckets' : 'rate limits shared through Redis again',
+    );
+    options.onDegradedChange?.(d);
+  };
+
+  const localTake = (key: string, cap: number, ratePerMs: number, amount: number, force: boolean) => {
+    const at = now();
+    const b = local.get(key) ?? { tokens: cap, ts: at };
+    b.tokens = Math.min(cap, b.tokens + Math.max(0, at - b.ts) * ratePerMs);
+    b.ts = at;
+    let ok = false;
+    if (force || b.tokens >= amount) {
+      b.tokens -= amount;
+      ok = true;
+    }
+    local.set(key, b);
+    return { ok, tokens: b.tokens };
+  };
+
+  const take = async (
+    key: string,
+    capacity: number,
+    ratePerMs: number,
+    amount: number,
+    force: boolean,
+  ): Promise<{ ok: boolean; tokens: number; ratePerMs: number }> => {
+    const redis = options.redis;
+    if (redis && redis.status === 'ready') {
+      try {
+        const result = (await withTimeout(
+          redis.eval(SCRIPT, 1, prefix + key, capacity, ratePerMs, amount, force ? '1' : '0'),
+          timeoutMs,
+        )) as [number, string];
+        setDegraded(false);
+        return { ok: result[0] === 1, tokens: Number(result[1]), ratePerMs };
+      } catch {
+        setDegraded(true);
+      }
+    } else if (redis) {
+      setDegraded(true);
+    }
+    const cap = capacity / replicas;
+    const rate = ratePerMs / replicas;
+    const r = localTake(key, cap, rate, amount, force);
+    return { ...r, ratePerMs: rate };
+  };
+
+  const refuse = (what: string, tenant: string, deficit: number, ratePerMs: number): never => {
+    const pushback = Math.max(1, Math.ceil(deficit / ratePerMs));
+    throw new MeshError(Status.RESOURCE_EXHAUSTED, `tenant "${tenant}" is over its ${what} limit`, {
+      retryPushbackMs: pushback,
+    });
+  };
+
+  return {
+    get degraded() {
+      return degraded;
+    },
+    async admit(tenant, limits, promptTokens) {
+      if (limits.requestsPerSecond && limits.requestsPerSecond > 0) {
+        const rps = limits.requestsPerSecond;
+        const r = await take(`${tenant}:rps`, rps, rps / 1000, 1, false);
+        if (!r.ok) refuse('requests_per_second', tenant, 1 - r.tokens, r.ratePerMs);
+      }
+      if (limits.tokensPerMinute && limits.tokensPerMinute > 0) {
+        const tpm = limits.tokensPerMinute;
+        // A prompt larger than the whole budget can never pass: charge what fits.
+        const amount = Math.min(promptTokens, tpm);
+        const r = await take(`${tenant}:tpm`, tpm, tpm / 60_000, amount, false);
+        if (!r.ok) refuse('tokens_per_minute', tenant, amount - r.tokens, r.ratePerMs);
+      }
+    },
+    charge(tenant, limits, tokens) {
+      if (!limits.tokensPerMinute || tokens <= 0) return;
+      const tpm = limits.tokensPerMinute;
+      void take(`${tenant}:tpm`, tpm, tpm / 60_000, tokens, true).catch(() => {});
+    },
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
