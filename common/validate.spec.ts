@@ -4,7 +4,9 @@ import { type MeshError, Status } from './errors.js';
 import type { GenerateRequest__Output } from './generated/llmmesh/v1/GenerateRequest.js';
 import { estimatePromptTokens, validateGenerateRequest } from './validate.js';
 
-const base = (): GenerateRequest__Output => ({
+const base = (): GenerateRequest__Output & {
+  sampling: NonNullable<GenerateRequest__Output['sampling']>;
+} => ({
   model: 'm',
   prompt: 'hello',
   messages: [],
@@ -13,7 +15,7 @@ const base = (): GenerateRequest__Output => ({
   requestId: '',
 });
 
-function rejects(mutate: (r: GenerateRequest__Output) => void, field: RegExp): void {
+function rejects(mutate: (r: ReturnType<typeof base>) => void, field: RegExp): void {
   const r = base();
   mutate(r);
   assert.throws(
@@ -33,13 +35,19 @@ describe('request validation', () => {
   it('accepts a plain request', () => validateGenerateRequest(base()));
 
   it('rejects each bad field with a message naming it, the limit and the value', () => {
-    rejects((r) => (r.model = ''), /^model: is required/);
-    rejects((r) => (r.prompt = ''), /^prompt: set prompt or messages/);
+    rejects((r) => {
+      r.model = '';
+    }, /^model: is required/);
+    rejects((r) => {
+      r.prompt = '';
+    }, /^prompt: set prompt or messages/);
     rejects(
       (r) => (r.messages = [{ role: 'user', content: 'x' }]),
       /^prompt: set prompt or messages, not both/,
     );
-    rejects((r) => (r.prompt = 'x'.repeat(101)), /^prompt: 101 characters exceeds the limit of 100/);
+    rejects((r) => {
+      r.prompt = 'x'.repeat(101);
+    }, /^prompt: 101 characters exceeds the limit of 100/);
     rejects((r) => {
       r.prompt = '';
       r.messages = Array.from({ length: 4 }, () => ({ role: 'user', content: 'x' }));
@@ -52,15 +60,24 @@ describe('request validation', () => {
       r.prompt = '';
       r.messages = [{ role: 'root', content: 'x' }];
     }, /^messages\[0\]\.role: unknown role "root"/);
-    rejects((r) => r.sampling && (r.sampling.temperature = Number.NaN), /^sampling\.temperature: .*got NaN/);
-    rejects((r) => r.sampling && (r.sampling.temperature = -1), /^sampling\.temperature/);
-    rejects((r) => r.sampling && (r.sampling.topP = 0), /^sampling\.top_p/);
-    rejects(
-      (r) => r.sampling && (r.sampling.stop = ['a', 'b', 'c']),
-      /^sampling\.stop: 3 stop strings exceeds the limit of 2/,
-    );
-    rejects((r) => r.sampling && (r.sampling.stop = ['']), /^sampling\.stop\[0\]: is empty/);
-    rejects((r) => (r.requestId = 'x'.repeat(11)), /^request_id: 11 characters exceeds the limit of 10/);
+    rejects((r) => {
+      r.sampling.temperature = Number.NaN;
+    }, /^sampling\.temperature: .*got NaN/);
+    rejects((r) => {
+      r.sampling.temperature = -1;
+    }, /^sampling\.temperature/);
+    rejects((r) => {
+      r.sampling.topP = 0;
+    }, /^sampling\.top_p/);
+    rejects((r) => {
+      r.sampling.stop = ['a', 'b', 'c'];
+    }, /^sampling\.stop: 3 stop strings exceeds the limit of 2/);
+    rejects((r) => {
+      r.sampling.stop = [''];
+    }, /^sampling\.stop\[0\]: is empty/);
+    rejects((r) => {
+      r.requestId = 'x'.repeat(11);
+    }, /^request_id: 11 characters exceeds the limit of 10/);
   });
 
   it('estimates prompt tokens at about four characters each', () => {
