@@ -3,16 +3,40 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_PRESET_NAME, SIM_PRESETS } from '../sim/presets.js';
 
 const port = z.number().int('must be a whole number').min(1, 'must be 1-65535').max(65535, 'must be 1-65535');
 
-const simSchema = z.strictObject({
-  inter_token_latency_ms: z.number().min(0).default(10),
-  time_to_first_token_ms: z.number().min(0).default(20),
-  max_model_len: z.number().int().min(16).default(8192),
-  max_num_seqs: z.number().int().min(1).default(256),
-  load_delay_ms: z.number().min(0).default(0),
-  time_scale: z.number().min(0).default(1),
+// Options of each simulated engine, named as `llmmesh sim` flags (snake_case); see sim/README.md.
+const simFields = {
+  preset: z.enum(Object.keys(SIM_PRESETS) as [string, ...string[]]),
+  time_scale: z.number().min(0),
+  max_model_len: z.number().int().min(16),
+  max_num_seqs: z.number().int().min(1),
+  max_num_batched_tokens: z.number().int().min(1),
+  block_size: z.number().int().min(1),
+  num_gpu_blocks_override: z.number().int().min(1),
+  load_delay_ms: z.number().min(0),
+  // Fixed latencies replace the preset's fitted step model.
+  inter_token_latency_ms: z.number().min(0),
+  time_to_first_token_ms: z.number().min(0),
+  faults: z.strictObject({
+    error_rate: z.number().min(0).max(1).optional(),
+    error_status: z.union([z.literal(429), z.literal(500), z.literal(503)]).optional(),
+    stall_after_tokens: z.number().int().min(0).optional(),
+    crash_after_tokens: z.number().int().min(0).optional(),
+    slow_factor: z.number().positive().optional(),
+    health_status: z.union([z.literal(200), z.literal(503)]).optional(),
+  }),
+};
+// Per pod: only what the pod sets, so the mesh-wide values fill the rest.
+const simOverridesSchema = z.strictObject(simFields).partial();
+const simSchema = simOverridesSchema.extend({
+  preset: simFields.preset.default(DEFAULT_PRESET_NAME),
+  time_scale: simFields.time_scale.default(1),
+  max_model_len: simFields.max_model_len.default(8192),
+  max_num_seqs: simFields.max_num_seqs.default(256),
+  load_delay_ms: simFields.load_delay_ms.default(0),
 });
 
 const meshSchema = z
@@ -31,7 +55,7 @@ const meshSchema = z
           version: z.string().min(1),
           engine_port: port,
           sidecar_port: port,
-          sim: simSchema.partial().optional(),
+          sim: simOverridesSchema.optional(),
         }),
       )
       .min(1, 'needs at least one pod'),

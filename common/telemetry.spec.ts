@@ -3,7 +3,8 @@ import { after, describe, it } from 'node:test';
 import { Metadata } from '@grpc/grpc-js';
 import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
-import { contextFromMetadata, propagationFor, startTelemetry, tracingConfigured } from './telemetry.js';
+import { startTelemetry, tracingConfigured } from './telemetry.js';
+import { contextFromMetadata, propagationFor } from './trace-propagation.js';
 
 describe('telemetry', () => {
   it('is off unless an exporter is configured, and still continues trace ids when off', () => {

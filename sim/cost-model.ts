@@ -51,3 +51,47 @@ export function createSimpleCostModel(options: SimpleCostModelOptions): StepCost
     return batch.decodeRequests > 0 ? interTokenLatencyMs : 0;
   };
 }
+
+/**
+ * Constants of the linear step-cost model fitted to published vLLM
+ * measurements (see `presets.ts` for the values and their sources):
+ *
+ *     step_ms = base + prefill·P + attention·A/1e6 + decode·B + context·C/1000
+ *
+ * with P the step's uncached prefill tokens, A the sum of their positions in
+ * their prompts (cached prefix included: the quadratic attention of prefill),
+ * B the decoding sequences and C their total context in tokens.
+ */
+export interface StepCostConstants {
+  /** Fixed cost of any step: launch, sampling, scheduler (ms). */
+  baseMs: number;
+  /** Per prefill token computed (ms): the GEMMs of prefill. */
+  prefillMsPerToken: number;
+  /** Per million prefill token-positions (ms): prefill attention, quadratic in the prompt. */
+  attentionMsPerMillionPositions: number;
+  /** Per decoding sequence (ms): the GEMM work one more row of the batch adds. */
+  decodeMsPerSequence: number;
+  /** Per thousand tokens of decode context (ms): reading the KV cache. */
+  contextMsPerThousandTokens: number;
+}
+
+/** The cost model of a preset: {@link StepCostConstants} applied to a step. An empty step costs nothing. */
+export function createStepCostModel(constants: StepCostConstants): StepCostModel {
+  const {
+    baseMs,
+    prefillMsPerToken,
+    attentionMsPerMillionPositions,
+    decodeMsPerSequence,
+    contextMsPerThousandTokens,
+  } = constants;
+  return (batch) => {
+    if (batch.prefillRequests === 0 && batch.decodeRequests === 0) return 0;
+    return (
+      baseMs +
+      prefillMsPerToken * batch.prefillTokens +
+      (attentionMsPerMillionPositions * batch.prefillAttentionPositions) / 1e6 +
+      decodeMsPerSequence * batch.decodeRequests +
+      (contextMsPerThousandTokens * batch.decodeContextTokens) / 1000
+    );
+  };
+}

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createSimpleCostModel } from './cost-model.js';
-import { createEngine, type EngineObserver, type EngineOptions, type EngineOutput } from './engine.js';
+import {
+  createEngine,
+  type EngineObserver,
+  type EngineOptions,
+  type EngineOutput,
+  MAX_STEPS_PER_TURN,
+} from './engine.js';
 import { createKvCacheManager } from './kv-cache.js';
 import { createManualClock, type ManualClock } from './manual-clock.js';
 
@@ -168,5 +174,42 @@ describe('engine', () => {
   it('rejects a request that can never fit in the KV cache', () => {
     const { clock, engine } = setup({ numBlocks: 2 });
     assert.throws(() => submit(engine, clock, 'a', 20, 20), /KV blocks/);
+  });
+
+  it('stretches steps by the step time factor, read at each step', () => {
+    let factor = 1;
+    const { clock, engine } = setup({ stepTimeFactor: () => factor });
+    const { recorded } = submit(engine, clock, 'a', 10, 4);
+    clock.advance(30);
+    factor = 3;
+    clock.runAll();
+    // The step that started at 30 keeps its 10 ms; the one starting at 40 is the first at 3x.
+    assert.deepEqual(recorded.times, [20, 30, 40, 70]);
+  });
+
+  it('runs steps that are already due back to back in one turn, a bounded number of them', () => {
+    const base = createManualClock();
+    const perTurn: number[] = [];
+    let emitted = 0;
+    // Each timer callback is one turn of the event loop: count the tokens each one emits.
+    const clock: ManualClock = {
+      ...base,
+      schedule: (delayMs, fn) =>
+        base.schedule(delayMs, () => {
+          const before = emitted;
+          fn();
+          perTurn.push(emitted - before);
+        }),
+    };
+    const { engine } = setup({ clock, timeScale: 0 });
+    const total = 3 * MAX_STEPS_PER_TURN;
+    engine.submit(
+      { id: 'a', promptTokenIds: [1, 2, 3], maxTokens: total, nextToken: (i) => 5000 + i },
+      { onToken: () => emitted++ },
+    );
+    base.runAll();
+    assert.equal(emitted, total);
+    assert.ok(Math.max(...perTurn) === MAX_STEPS_PER_TURN, `tokens per turn: ${perTurn}`);
+    assert.ok(perTurn.length >= 3, `tokens per turn: ${perTurn}`);
   });
 });

@@ -44,6 +44,13 @@ export function modelLoading(): SimHttpError {
   return apiError(503, 'ServiceUnavailableError', 'The model is still loading, try again later.');
 }
 
+/** The answer to a request picked by the injected error rate (`/sim/faults`). */
+export function injectedFault(status: 429 | 500 | 503): SimHttpError {
+  const type =
+    status === 429 ? 'RateLimitError' : status === 503 ? 'ServiceUnavailableError' : 'InternalServerError';
+  return apiError(status, type, `Simulated fault: this request was answered with HTTP ${status}.`);
+}
+
 /** FastAPI's 404 for a path no route matches. */
 export function routeNotFound(): SimHttpError {
   return new SimHttpError(404, { detail: 'Not Found' }, 'Not Found');

@@ -210,3 +210,22 @@ export function chatResponse(
     kv_transfer_params: null,
   };
 }
+
+/**
+ * A fast serialiser for the content chunks of one stream: `build` is called
+ * once with a marker text, and each later call splices the JSON-encoded text
+ * into the serialised result, so a token costs one small `JSON.stringify`
+ * instead of building and serialising the whole chunk. The output is exactly
+ * `JSON.stringify(build(text))`.
+ */
+export function createChunkSerializer(build: (text: string) => object): (text: string) => string {
+  const marker = '\u0000llmmesh-text\u0000';
+  const json = JSON.stringify(build(marker));
+  const encoded = JSON.stringify(marker);
+  const at = json.indexOf(encoded);
+  // The marker cannot come from a client (NUL never reaches ids or names in practice); if it did, stay exact.
+  if (at === -1 || json.lastIndexOf(encoded) !== at) return (text) => JSON.stringify(build(text));
+  const before = json.slice(0, at);
+  const after = json.slice(at + encoded.length);
+  return (text) => before + JSON.stringify(text) + after;
+}

@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Engine, FinishReason } from './engine.js';
+import type { SimFaults } from './faults.js';
 import type { GenerationRequest } from './openai-request.js';
 import {
   chatContentChunk,
@@ -13,6 +14,7 @@ import {
   chatRoleChunk,
   completionChunk,
   completionResponse,
+  createChunkSerializer,
   type Finish,
   type ResponseIdentity,
   type UsageCounts,
@@ -37,6 +39,14 @@ export interface ServeGenerationOptions {
   /** Extra response headers. */
   headers: Readonly<Record<string, string>>;
   res: ServerResponse;
+  /** The faults in force, read at every token. */
+  faults(): Readonly<SimFaults>;
+  /** True once the simulator crashed: nothing more is written. */
+  isCrashed(): boolean;
+  /** This request emitted `crash_after_tokens` tokens and is not finished: the simulator must crash. */
+  onCrashPoint(afterTokens: number): void;
+  /** This request reached `stall_after_tokens`: its engine request was dropped and its response stays open. */
+  onStall(afterTokens: number): void;
   /** Called once when the request ends: finished (`stop`/`length`) or `abort` (the client left). */
   onEnd(reason: FinishReason): void;
 }
@@ -52,6 +62,7 @@ export function serveGeneration(options: ServeGenerationOptions): void {
   const chat = request.endpoint === 'chat';
   let stopReason: string | null = null;
   let ended = false;
+  let stalled = false;
   const end = (reason: FinishReason) => {
     if (ended) return;
     ended = true;
@@ -65,6 +76,15 @@ export function serveGeneration(options: ServeGenerationOptions): void {
   const send = (chunk: object) => {
     if (!res.destroyed) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
   };
+  // Most chunks of a stream differ only in their text: serialise the rest once.
+  const contentChunkJson =
+    request.stream && !request.continuousUsageStats
+      ? createChunkSerializer((text) =>
+          chat
+            ? chatContentChunk(identity, text, null, undefined)
+            : completionChunk(identity, text, null, undefined),
+        )
+      : undefined;
 
   const handle = engine.submit(
     {
@@ -85,6 +105,18 @@ export function serveGeneration(options: ServeGenerationOptions): void {
     },
     {
       onToken({ index, finishReason, numCachedTokens }) {
+        if (stalled || options.isCrashed()) return;
+        const faults = options.faults();
+        if (faults.stallAfterTokens !== null && index >= faults.stallAfterTokens) {
+          // Stop emitting, keep the connection: the client sees a stream that just goes quiet.
+          stalled = true;
+          handle.abort();
+          options.onStall(index);
+          return;
+        }
+        if (!finishReason && faults.crashAfterTokens !== null && index + 1 >= faults.crashAfterTokens) {
+          options.onCrashPoint(index + 1);
+        }
         const finish: Finish | null = finishReason ? { finishReason, stopReason } : null;
         const tokens = index + 1;
         if (request.stream) {
@@ -92,11 +124,15 @@ export function serveGeneration(options: ServeGenerationOptions): void {
           if (chat && index === 0)
             send(chatRoleChunk(identity, request.continuousUsageStats ? usage(0, 0) : undefined));
           const delta = output.takeDelta(finish !== null);
-          send(
-            chat
-              ? chatContentChunk(identity, delta, finish, continuous)
-              : completionChunk(identity, delta, finish, continuous),
-          );
+          if (contentChunkJson && !finish) {
+            if (!res.destroyed) res.write(`data: ${contentChunkJson(delta)}\n\n`);
+          } else {
+            send(
+              chat
+                ? chatContentChunk(identity, delta, finish, continuous)
+                : completionChunk(identity, delta, finish, continuous),
+            );
+          }
           if (!finish) return;
           if (request.includeUsage) {
             send(

@@ -2,72 +2,105 @@
  * A vLLM-compatible simulator: an HTTP server a client cannot tell from vLLM's
  * OpenAI-compatible server by its API (same routes, bodies, SSE framing, error
  * JSON and `vllm:` metrics), backed by a simulated engine whose timing comes
- * from a scheduler model instead of a GPU. It is the embedded default engine
- * for tests, the local mesh and benchmarks.
+ * from a scheduler model instead of a GPU, calibrated per preset on published
+ * vLLM measurements, and with faults to inject on demand (`/sim/faults`). It
+ * is the embedded default engine for tests, the local mesh and benchmarks.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { contextFromHeaders } from '../common/trace-propagation.js';
 import { createSystemClock, type SimClock } from './clock.js';
-import { createSimpleCostModel, type StepCostModel } from './cost-model.js';
+import type { StepCostModel } from './cost-model.js';
 import { createEngine, type FinishReason } from './engine.js';
-import { apiError, methodNotAllowed, modelLoading, routeNotFound, SimHttpError } from './errors.js';
+import {
+  apiError,
+  injectedFault,
+  methodNotAllowed,
+  modelLoading,
+  routeNotFound,
+  SimHttpError,
+} from './errors.js';
+import { createFaultState, faultsToJson, parseFaultsPatch, type SimFaults } from './faults.js';
 import { readJsonBody, sendJson, sendText } from './http-io.js';
-import { createKvCacheManager, DEFAULT_BLOCK_SIZE } from './kv-cache.js';
+import { createKvCacheManager } from './kv-cache.js';
 import {
   type Endpoint,
   parseGenerationRequest,
   parseTokenizeRequest,
   type RequestContext,
 } from './openai-request.js';
+import { DEFAULT_PRESET_NAME } from './presets.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { serveGeneration } from './serve-generation.js';
+import { DEFAULT_MAX_MODEL_LEN, resolveSimConfig } from './sim-config.js';
 import { createTextGenerator } from './text-generator.js';
 import { createTokenizer } from './tokenizer.js';
 import { createVllmMetrics } from './vllm-metrics.js';
 
-/** Defaults of {@link SimOptions}. */
+/** Defaults of {@link SimOptions} that do not come from the preset. */
 export const SIM_DEFAULTS = {
-  maxModelLen: 8192,
-  maxNumSeqs: 256,
-  /** vLLM's default per-step token budget for the API server on large GPUs. */
-  maxNumBatchedTokens: 8192,
+  preset: DEFAULT_PRESET_NAME,
+  maxModelLen: DEFAULT_MAX_MODEL_LEN,
   loadDelayMs: 0,
-  interTokenLatencyMs: 10,
-  timeToFirstTokenMs: 20,
-  /** ≈ the fitted prefill cost of an 8B model on one H100 (0.023 ms/token). */
-  prefillTimePerTokenMs: 0.02,
   timeScale: 1,
-  /** ≈ the KV capacity of an 8B model on one H100 at 0.9 GPU memory utilisation. */
-  numGpuBlocks: 26_300,
   version: '0.11.0',
 } as const;
 
-/** Options of {@link createSimServer}; engine options are named after vLLM's flags. */
+/** What a simulated crash passes to {@link SimOptions.onCrash}. */
+export interface SimCrashInfo {
+  /** The response id of the stream that reached `crash_after_tokens`. */
+  id: string;
+  /** Tokens that stream had emitted. */
+  afterTokens: number;
+}
+
+/**
+ * Options of {@link createSimServer}; engine options are named after vLLM's
+ * flags. Values not given come from the preset.
+ */
 export interface SimOptions {
   /** vLLM `--served-model-name`; callers set the default `llama-3-8b-chat`. */
   servedModelName: string;
-  /** vLLM `--model`: reported as `root` by `/v1/models` (default: the served name). */
+  /**
+   * Tracer for the engine-side span of each request, continuing the caller's
+   * `traceparent` as vLLM does with tracing on (default: the API's tracer,
+   * a no-op unless an SDK is started).
+   */
+  tracer?: Tracer;
+  /** Model and hardware the engine behaves like (default `llama-3.1-8b-h100`; see `presets.ts`). */
+  preset?: string;
+  /** vLLM `--model`: reported as `root` by `/v1/models` (default: the preset's model). */
   model?: string;
-  /** Context length (default 8192). */
+  /** Context length, vLLM `--max-model-len` (default 8192; the presets' models allow 131072). */
   maxModelLen?: number;
-  /** Requests running at once; the rest wait (default 256). */
+  /** Requests running at once, the rest wait; vLLM `--max-num-seqs` (default: the preset's, 1024). */
   maxNumSeqs?: number;
-  /** Tokens computed per engine step; longer prompts are prefilled in chunks (default 8192). */
+  /** Tokens computed per engine step, longer prompts are prefilled in chunks; vLLM `--max-num-batched-tokens` (default: the preset's, 8192). */
   maxNumBatchedTokens?: number;
-  /** Simulated model load: `/health` answers 503 until it elapsed from `listen()` (default 0). */
-  loadDelayMs?: number;
-  /** Duration of a decode step, i.e. the time per output token of a lone request (default 10). */
+  /** Tokens per KV block, vLLM `--block-size` (default 16). */
+  blockSize?: number;
+  /** KV cache size in blocks, vLLM `--num-gpu-blocks-override` (default: the preset's capacity ÷ block size); must hold one `maxModelLen` request. */
+  numGpuBlocks?: number;
+  /**
+   * Simulated model load: `/health` answers 503 until it elapsed from
+   * `listen()` (default 0; `'preset'` takes the preset's measured load time).
+   */
+  loadDelayMs?: number | 'preset';
+  /**
+   * Fixed decode step duration, i.e. the time per output token whatever the
+   * batch. Giving any of the three fixed latencies replaces the preset's
+   * fitted step model with a fixed one (the others from the preset's lone-request values).
+   */
   interTokenLatencyMs?: number;
-  /** Base duration of a step that prefills, i.e. the TTFT of a lone short request (default 20). */
+  /** Fixed base duration of a step that prefills, i.e. the TTFT of a lone short request. */
   timeToFirstTokenMs?: number;
-  /** Added prefill time per uncached prompt token (default 0.02). */
+  /** Fixed added prefill time per uncached prompt token. */
   prefillTimePerTokenMs?: number;
   /** Multiplies every simulated delay, the load delay included; 0 runs as fast as possible (default 1). */
   timeScale?: number;
-  /** KV cache size in blocks of 16 tokens (default 26,300); must hold one `maxModelLen` request. */
-  numGpuBlocks?: number;
   /** Automatic prefix caching (default true, as in vLLM V1). */
   enablePrefixCaching?: boolean;
   /**
@@ -76,8 +109,18 @@ export interface SimOptions {
    * prefix cache (default true, so the mesh can report cached tokens).
    */
   enablePromptTokensDetails?: boolean;
-  /** Replaces the step cost model built from the latency options. */
+  /** Replaces the step cost model. */
   costModel?: StepCostModel;
+  /** Faults in force from the start (default none); `/sim/faults` changes them at run time. */
+  faults?: Partial<SimFaults>;
+  /** Injectable randomness in [0, 1) for the injected error rate (default `Math.random`). */
+  faultRandom?: () => number;
+  /**
+   * Called when a stream reaches `crash_after_tokens`, after the server
+   * dropped every connection and stopped listening. Default: `process.exit(1)`,
+   * a real crash; tests pass their own.
+   */
+  onCrash?: (info: SimCrashInfo) => void;
   /** Injectable clock (ms). Overrides `clock.now` when both are given. */
   now?: () => number;
   /** Injectable clock and timers (default: the system clock). */
@@ -106,14 +149,30 @@ export interface RequestAbortEvent {
   id: string;
 }
 
+/** Payload of the `request-error` event: a generation request answered with an injected error. */
+export interface RequestErrorEvent {
+  path: string;
+  status: number;
+}
+
+/** Payload of the `request-stall` event: a stream stopped emitting (`stall_after_tokens`). */
+export interface RequestStallEvent {
+  id: string;
+  afterTokens: number;
+}
+
 /** Request counters and the engine's queue. */
 export interface SimStats {
   /** Generation requests accepted (validated and submitted to the engine). */
   started: number;
   /** Generation requests answered completely. */
   finished: number;
-  /** Generation requests whose client went away first. */
+  /** Generation requests whose client went away first (stalled ones included, once their client left). */
   aborted: number;
+  /** Generation requests answered with an injected error. */
+  failed: number;
+  /** Streams stopped by `stall_after_tokens`. */
+  stalled: number;
   running: number;
   waiting: number;
 }
@@ -134,7 +193,9 @@ export interface SimServer {
   close(): Promise<void>;
   /**
    * Emits `request-start` ({@link RequestStartEvent}), `request-end`
-   * ({@link RequestEndEvent}) and `request-abort` ({@link RequestAbortEvent}).
+   * ({@link RequestEndEvent}), `request-abort` ({@link RequestAbortEvent}),
+   * and for injected faults `request-error` ({@link RequestErrorEvent}),
+   * `request-stall` ({@link RequestStallEvent}) and `crash` ({@link SimCrashInfo}).
    */
   readonly events: EventEmitter;
   /** A snapshot of the counters, taken on each read. */
@@ -145,6 +206,7 @@ type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 
 /** Creates a simulator; nothing listens until {@link SimServer.listen}. */
 export function createSimServer(options: SimOptions): SimServer {
+  const tracer = options.tracer ?? trace.getTracer('llmmesh-sim');
   const config = { ...SIM_DEFAULTS, ...withoutUndefined(options), servedModelName: options.servedModelName };
   const baseClock = options.clock ?? createSystemClock();
   const clock: SimClock = options.now ? { now: options.now, schedule: baseClock.schedule } : baseClock;
@@ -156,68 +218,128 @@ export function createSimServer(options: SimOptions): SimServer {
   const nowSeconds = () => Math.floor(clock.now() / 1000);
 
   if (!(config.timeScale >= 0)) throw new RangeError(`timeScale must be >= 0, got ${config.timeScale}`);
-  if (config.numGpuBlocks * DEFAULT_BLOCK_SIZE < config.maxModelLen) {
-    throw new RangeError(
-      `numGpuBlocks (${config.numGpuBlocks}) × ${DEFAULT_BLOCK_SIZE} tokens cannot hold one request of maxModelLen ${config.maxModelLen}`,
-    );
-  }
+  const settings = resolveSimConfig(config);
+  const loadDelayMs = config.loadDelayMs === 'preset' ? settings.preset.loadDelayMs : config.loadDelayMs;
+  if (!(loadDelayMs >= 0)) throw new RangeError(`loadDelayMs must be >= 0, got ${loadDelayMs}`);
+  const faults = createFaultState(options.faults);
+  const faultRandom = options.faultRandom ?? Math.random;
+  const onCrash = options.onCrash ?? (() => process.exit(1));
 
   const tokenizer = createTokenizer();
   const generator = createTextGenerator(tokenizer);
   const kvCache = createKvCacheManager({
-    numBlocks: config.numGpuBlocks,
-    blockSize: DEFAULT_BLOCK_SIZE,
+    numBlocks: settings.numGpuBlocks,
+    blockSize: settings.blockSize,
     enablePrefixCaching: config.enablePrefixCaching ?? true,
   });
   const metrics = createVllmMetrics({
     modelName: config.servedModelName,
-    maxModelLen: config.maxModelLen,
-    numGpuBlocks: config.numGpuBlocks,
-    blockSize: DEFAULT_BLOCK_SIZE,
+    maxModelLen: settings.maxModelLen,
+    numGpuBlocks: settings.numGpuBlocks,
+    numGpuBlocksOverride: settings.numGpuBlocksOverridden ? settings.numGpuBlocks : undefined,
+    blockSize: settings.blockSize,
     enablePrefixCaching: kvCache.enablePrefixCaching,
     createdSeconds: clock.now() / 1000,
   });
   const engine = createEngine({
     clock,
     kvCache,
-    costModel:
-      config.costModel ??
-      createSimpleCostModel({
-        timeToFirstTokenMs: config.timeToFirstTokenMs,
-        interTokenLatencyMs: config.interTokenLatencyMs,
-        prefillTimePerTokenMs: config.prefillTimePerTokenMs,
-      }),
-    maxNumSeqs: config.maxNumSeqs,
-    maxNumBatchedTokens: config.maxNumBatchedTokens,
+    costModel: settings.costModel,
+    maxNumSeqs: settings.maxNumSeqs,
+    maxNumBatchedTokens: settings.maxNumBatchedTokens,
     timeScale: config.timeScale,
+    stepTimeFactor: () => faults.get().slowFactor,
     observer: metrics.observer,
   });
   const requestContext: RequestContext = {
     servedModelName: config.servedModelName,
-    maxModelLen: config.maxModelLen,
+    maxModelLen: settings.maxModelLen,
     tokenizer,
   };
   const promptTokensDetails = config.enablePromptTokensDetails ?? true;
-  const rootModel = config.model ?? config.servedModelName;
+  const rootModel = config.model ?? settings.preset.model;
   const commonHeaders = { server: 'uvicorn' };
 
   const events = new EventEmitter();
-  const counts = { started: 0, finished: 0, aborted: 0 };
+  const counts = { started: 0, finished: 0, aborted: 0, failed: 0, stalled: 0 };
   let loadEndsAtMs: number | undefined;
   let closing: Promise<void> | undefined;
+  let crashed = false;
   const loaded = () => loadEndsAtMs !== undefined && clock.now() >= loadEndsAtMs;
 
-  const health: RouteHandler = (_req, res) => {
-    sendText(res, loaded() ? 200 : 503, '', undefined, commonHeaders);
+  // A crash drops everything at once, as a dying process does; the callback then ends the process.
+  const crash = (info: SimCrashInfo) => {
+    if (crashed) return;
+    crashed = true;
+    // Let the tokens already written leave first: the stream ends right after its last token.
+    setImmediate(() => {
+      engine.shutdown();
+      server.close();
+      server.closeAllConnections();
+      events.emit('crash', info);
+      onCrash(info);
+    });
   };
+
+  const health: RouteHandler = (_req, res) => {
+    const status = faults.get().healthStatus ?? (loaded() ? 200 : 503);
+    sendText(res, status, '', undefined, commonHeaders);
+  };
+
+  const faultRoutes = new Map<string, RouteHandler>([
+    ['GET', (_req, res) => sendJson(res, 200, faultsToJson(faults.get()), commonHeaders)],
+    [
+      'POST',
+      async (req, res) => {
+        const patch = parseFaultsPatch(await readJsonBody(req));
+        sendJson(res, 200, faultsToJson(faults.merge(patch)), commonHeaders);
+      },
+    ],
+    ['DELETE', (_req, res) => sendJson(res, 200, faultsToJson(faults.reset()), commonHeaders)],
+  ]);
 
   const generate =
     (endpoint: Endpoint, path: string): RouteHandler =>
     async (req, res) => {
-      const body = await readJsonBody(req);
-      if (closing) throw apiError(503, 'ServiceUnavailableError', 'The server is shutting down.');
-      if (!loaded()) throw modelLoading();
-      const request = parseGenerationRequest(endpoint, body, requestContext);
+      const parent = contextFromHeaders(req.headers);
+      const span = tracer.startSpan(
+        `POST ${path}`,
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            'http.request.method': 'POST',
+            'url.path': path,
+            'gen_ai.system': 'vllm',
+            'gen_ai.operation.name': endpoint === 'chat' ? 'chat' : 'text_completion',
+            'gen_ai.request.model': config.servedModelName,
+          },
+        },
+        parent,
+      );
+      let request: ReturnType<typeof parseGenerationRequest>;
+      try {
+        const body = await readJsonBody(req);
+        if (closing) throw apiError(503, 'ServiceUnavailableError', 'The server is shutting down.');
+        if (!loaded()) throw modelLoading();
+        request = parseGenerationRequest(endpoint, body, requestContext);
+        const fault = faults.get();
+        if (fault.errorRate > 0 && faultRandom() < fault.errorRate) {
+          counts.failed++;
+          events.emit('request-error', { path, status: fault.errorStatus } satisfies RequestErrorEvent);
+          throw injectedFault(fault.errorStatus);
+        }
+      } catch (err) {
+        const status = err instanceof SimHttpError ? err.status : 500;
+        span.setAttribute('http.response.status_code', status);
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: err instanceof Error ? err.message : String(err),
+        });
+        span.end();
+        throw err;
+      }
+      span.setAttribute('gen_ai.request.max_tokens', request.maxTokens);
+      span.setAttribute('gen_ai.usage.input_tokens', request.promptTokenIds.length);
       const header = req.headers['x-request-id'];
       const baseId =
         (typeof header === 'string' && header !== '' ? header : undefined) ??
@@ -235,7 +357,19 @@ export function createSimServer(options: SimOptions): SimServer {
         promptTokensDetails,
         headers: commonHeaders,
         res,
+        faults: faults.get,
+        isCrashed: () => crashed,
+        onCrashPoint(afterTokens) {
+          crash({ id, afterTokens });
+        },
+        onStall(afterTokens) {
+          counts.stalled++;
+          events.emit('request-stall', { id, afterTokens } satisfies RequestStallEvent);
+        },
         onEnd(reason: FinishReason) {
+          span.setAttribute('gen_ai.response.finish_reasons', [reason]);
+          span.setAttribute('http.response.status_code', 200);
+          span.end();
           if (reason === 'abort') {
             counts.aborted++;
             events.emit('request-abort', { id } satisfies RequestAbortEvent);
@@ -262,7 +396,7 @@ export function createSimServer(options: SimOptions): SimServer {
             owned_by: 'vllm',
             root: rootModel,
             parent: null,
-            max_model_len: config.maxModelLen,
+            max_model_len: settings.maxModelLen,
             permission: [
               {
                 id: `modelperm-${randomHex()}`,
@@ -293,7 +427,7 @@ export function createSimServer(options: SimOptions): SimServer {
       200,
       {
         count: parsed.promptTokenIds.length,
-        max_model_len: config.maxModelLen,
+        max_model_len: settings.maxModelLen,
         tokens: parsed.promptTokenIds,
         token_strs: parsed.returnTokenStrs ? parsed.pieces : null,
       },
@@ -318,6 +452,7 @@ export function createSimServer(options: SimOptions): SimServer {
     ['/tokenize', new Map([['POST', tokenize]])],
     ['/v1/completions', new Map([['POST', generate('completions', '/v1/completions')]])],
     ['/v1/chat/completions', new Map([['POST', generate('chat', '/v1/chat/completions')]])],
+    ['/sim/faults', faultRoutes],
     [
       '/metrics',
       new Map([
@@ -340,6 +475,11 @@ export function createSimServer(options: SimOptions): SimServer {
   };
 
   const server = createServer((req, res) => {
+    // A crashed process answers nothing.
+    if (crashed) {
+      req.socket.destroy();
+      return;
+    }
     dispatch(req, res).catch((err: unknown) => {
       const error =
         err instanceof SimHttpError
@@ -358,7 +498,7 @@ export function createSimServer(options: SimOptions): SimServer {
         server.once('error', onError);
         server.listen(port, host, () => {
           server.off('error', onError);
-          loadEndsAtMs = clock.now() + config.loadDelayMs * config.timeScale;
+          loadEndsAtMs = clock.now() + loadDelayMs * config.timeScale;
           const address = server.address() as AddressInfo;
           const urlHost = address.address.includes(':') ? `[${address.address}]` : address.address;
           resolve({ port: address.port, host: address.address, url: `http://${urlHost}:${address.port}` });

@@ -35,6 +35,8 @@ export interface VllmMetricsOptions {
   modelName: string;
   maxModelLen: number;
   numGpuBlocks: number;
+  /** Set when the block count was given (vLLM's `--num-gpu-blocks-override`). */
+  numGpuBlocksOverride?: number | undefined;
   blockSize: number;
   enablePrefixCaching: boolean;
   gpuMemoryUtilization?: number;
@@ -271,7 +273,8 @@ function cacheConfigLabels(options: VllmMetricsOptions): Labels {
     mamba_ssm_cache_dtype: 'auto',
     num_cpu_blocks: 'None',
     num_gpu_blocks: String(options.numGpuBlocks),
-    num_gpu_blocks_override: 'None',
+    num_gpu_blocks_override:
+      options.numGpuBlocksOverride === undefined ? 'None' : String(options.numGpuBlocksOverride),
     prefix_caching_hash_algo: 'sha256',
     sliding_window: 'None',
     swap_space: '4.0',

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createSimpleCostModel } from './cost-model.js';
+import {
+  createSeededRandom,
+  median,
+  poissonArrivals,
+  runWorkload,
+  summarizeWorkload,
+  uniquePrompt,
+} from './workload.js';
+
+// 20 ms per prefill step, 10 ms per decode step, whatever the batch.
+const fixed = createSimpleCostModel({
+  timeToFirstTokenMs: 20,
+  interTokenLatencyMs: 10,
+  prefillTimePerTokenMs: 0,
+});
+
+describe('workload replay', () => {
+  it('measures TTFT, TPOT and throughput in simulated time', () => {
+    const result = runWorkload({ costModel: fixed, requests: [{ promptTokens: 100, outputTokens: 11 }] });
+    const summary = summarizeWorkload(result);
+    assert.equal(summary.meanTtftMs, 20);
+    assert.equal(summary.meanTpotMs, 10);
+    assert.equal(summary.medianItlMs, 10);
+    assert.equal(result.durationMs, 120);
+    assert.equal(summary.outputTokensPerS, 11 / 0.12);
+  });
+
+  it('keeps N requests in flight in a closed loop', () => {
+    const requests = Array.from({ length: 6 }, () => ({ promptTokens: 10, outputTokens: 5 }));
+    const result = runWorkload({ costModel: fixed, requests, concurrency: 2 });
+    // Three waves of two: each wave 20 + 4 × 10 ms.
+    assert.equal(result.durationMs, 3 * 60);
+    assert.deepEqual(
+      result.requests.map((r) => r.arrivalMs),
+      [0, 0, 60, 60, 120, 120],
+    );
+  });
+
+  it('sends open-loop requests at their arrival times', () => {
+    const result = runWorkload({
+      costModel: fixed,
+      requests: [
+        { arrivalMs: 0, promptTokens: 10, outputTokens: 1 },
+        { arrivalMs: 500, promptTokens: 10, outputTokens: 1 },
+      ],
+    });
+    assert.deepEqual(
+      result.requests.map((r) => [r.arrivalMs, r.firstTokenMs]),
+      [
+        [0, 20],
+        [500, 520],
+      ],
+    );
+  });
+
+  it('builds prompts that share no block, and Poisson arrivals at the asked rate', () => {
+    assert.notDeepEqual(uniquePrompt(1, 32).slice(0, 16), uniquePrompt(2, 32).slice(0, 16));
+    const arrivals = poissonArrivals(4000, 8, createSeededRandom(1));
+    const rate = arrivals.length / (arrivals.at(-1)! / 1000);
+    assert.ok(Math.abs(rate - 8) < 0.5, `rate ${rate}`);
+    assert.deepEqual(
+      poissonArrivals(5, 8, createSeededRandom(1)),
+      poissonArrivals(5, 8, createSeededRandom(1)),
+    );
+    assert.equal(median([3, 1, 2, 10]), 2.5);
+  });
+});

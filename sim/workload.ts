@@ -1,0 +1,229 @@
+/**
+ * Replays a benchmark workload against the simulated engine on a manual
+ * clock, the way `vllm bench serve` drives a server: requests arrive at given
+ * times (open loop, e.g. a Poisson rate) or are kept N in flight (closed loop,
+ * `--max-concurrency N`). The result has the numbers vLLM's benchmark prints
+ * (TTFT, TPOT, ITL, throughput), in simulated time, so calibration checks and
+ * capacity estimates are deterministic and take no wall time.
+ */
+import type { StepCostModel } from './cost-model.js';
+import { createStepCostModel } from './cost-model.js';
+import { createEngine, type EngineObserver } from './engine.js';
+import { createKvCacheManager, DEFAULT_BLOCK_SIZE } from './kv-cache.js';
+import { createManualClock } from './manual-clock.js';
+import { getPreset, type SimPreset } from './presets.js';
+
+/** One request of a workload. */
+export interface WorkloadRequest {
+  /** Arrival time in ms (open loop only; default 0). */
+  arrivalMs?: number;
+  promptTokens: number;
+  /** Output tokens; the request always runs to this length (`ignore_eos`). */
+  outputTokens: number;
+  /** The prompt's token ids; by default a prompt that shares no block with any other request. */
+  promptTokenIds?: readonly number[];
+}
+
+/** Options of {@link runWorkload}. */
+export interface WorkloadOptions {
+  /** The engine's preset (default: the default preset). */
+  preset?: SimPreset;
+  requests: readonly WorkloadRequest[];
+  /** Closed loop: this many requests in flight, the next sent when one finishes. Absent: open loop. */
+  concurrency?: number;
+  maxNumSeqs?: number;
+  maxNumBatchedTokens?: number;
+  numGpuBlocks?: number;
+  blockSize?: number;
+  enablePrefixCaching?: boolean;
+  /** Replaces the preset's cost model. */
+  costModel?: StepCostModel;
+}
+
+/** Timings of one finished request, in simulated ms. */
+export interface RequestResult {
+  arrivalMs: number;
+  firstTokenMs: number;
+  finishMs: number;
+  promptTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+}
+
+/** What a replay measured. */
+export interface WorkloadResult {
+  requests: RequestResult[];
+  /** Every inter-token gap of every request (ms). */
+  interTokenLatenciesMs: number[];
+  /** From the first arrival to the last token (ms). */
+  durationMs: number;
+  numPreemptions: number;
+  /** Engine steps run. */
+  steps: number;
+}
+
+/** Unique per-request token ids start here, above any vocabulary, so prompts never share a block by chance. */
+const UNIQUE_TOKEN_BASE = 1_000_000;
+
+/** Runs `options.requests` to completion on a fresh engine and manual clock. */
+export function runWorkload(options: WorkloadOptions): WorkloadResult {
+  const preset = options.preset ?? getPreset();
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const clock = createManualClock(0);
+  let steps = 0;
+  const interTokenLatenciesMs: number[] = [];
+  const observer: EngineObserver = {
+    onStep: () => {
+      steps++;
+    },
+    onNextToken: (ms) => {
+      interTokenLatenciesMs.push(ms);
+    },
+  };
+  const engine = createEngine({
+    clock,
+    kvCache: createKvCacheManager({
+      numBlocks: options.numGpuBlocks ?? Math.floor(preset.kvCacheTokens / blockSize),
+      blockSize,
+      enablePrefixCaching: options.enablePrefixCaching ?? true,
+    }),
+    costModel: options.costModel ?? createStepCostModel(preset.stepCost),
+    maxNumSeqs: options.maxNumSeqs ?? preset.maxNumSeqs,
+    maxNumBatchedTokens: options.maxNumBatchedTokens ?? preset.maxNumBatchedTokens,
+    timeScale: 1,
+    observer,
+  });
+
+  const results: RequestResult[] = [];
+  let next = 0;
+  const submit = (index: number) => {
+    const spec = options.requests[index]!;
+    const arrivalMs = clock.now();
+    let firstTokenMs = Number.NaN;
+    let cachedTokens = 0;
+    engine.submit(
+      {
+        id: `req-${index}`,
+        promptTokenIds: spec.promptTokenIds ?? uniquePrompt(index, spec.promptTokens),
+        maxTokens: spec.outputTokens,
+        nextToken: (i) => UNIQUE_TOKEN_BASE / 2 + i,
+      },
+      {
+        onToken(output) {
+          if (output.index === 0) {
+            firstTokenMs = clock.now();
+            cachedTokens = output.numCachedTokens;
+          }
+          if (output.finishReason === null) return;
+          results.push({
+            arrivalMs,
+            firstTokenMs,
+            finishMs: clock.now(),
+            promptTokens: spec.promptTokenIds?.length ?? spec.promptTokens,
+            outputTokens: output.index + 1,
+            cachedTokens,
+          });
+          if (options.concurrency !== undefined && next < options.requests.length) submit(next++);
+        },
+      },
+    );
+  };
+
+  if (options.concurrency !== undefined) {
+    while (next < Math.min(options.concurrency, options.requests.length)) submit(next++);
+  } else {
+    options.requests.forEach((r, i) => {
+      clock.schedule(r.arrivalMs ?? 0, () => submit(i));
+    });
+  }
+  clock.runAll(100_000_000);
+  const { numPreemptions } = engine.snapshot();
+  engine.shutdown();
+  if (results.length !== options.requests.length) {
+    throw new Error(`workload ended with ${results.length} of ${options.requests.length} requests finished`);
+  }
+  const start = Math.min(
+    ...options.requests.map((r) => (options.concurrency === undefined ? (r.arrivalMs ?? 0) : 0)),
+  );
+  const end = Math.max(...results.map((r) => r.finishMs));
+  return { requests: results, interTokenLatenciesMs, durationMs: end - start, numPreemptions, steps };
+}
+
+/** A prompt of `length` tokens whose first token is unique to `index`, so it shares no block with another. */
+export function uniquePrompt(index: number, length: number): number[] {
+  const ids = new Array<number>(length);
+  ids[0] = UNIQUE_TOKEN_BASE + index;
+  for (let i = 1; i < length; i++) ids[i] = 256 + (i % 100_000);
+  return ids;
+}
+
+/** The summary `vllm bench serve` prints, from a {@link WorkloadResult}. */
+export interface WorkloadSummary {
+  requestsPerS: number;
+  outputTokensPerS: number;
+  promptTokensPerS: number;
+  meanTtftMs: number;
+  medianTtftMs: number;
+  /** Mean over requests of (latency − TTFT) / (output tokens − 1). */
+  meanTpotMs: number;
+  medianTpotMs: number;
+  meanItlMs: number;
+  medianItlMs: number;
+}
+
+/** Summarises a replay the way vLLM's benchmark does. */
+export function summarizeWorkload(result: WorkloadResult): WorkloadSummary {
+  const seconds = result.durationMs / 1000;
+  const ttfts = result.requests.map((r) => r.firstTokenMs - r.arrivalMs);
+  const tpots = result.requests
+    .filter((r) => r.outputTokens > 1)
+    .map((r) => (r.finishMs - r.firstTokenMs) / (r.outputTokens - 1));
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  return {
+    requestsPerS: result.requests.length / seconds,
+    outputTokensPerS: sum(result.requests.map((r) => r.outputTokens)) / seconds,
+    promptTokensPerS: sum(result.requests.map((r) => r.promptTokens)) / seconds,
+    meanTtftMs: mean(ttfts),
+    medianTtftMs: median(ttfts),
+    meanTpotMs: mean(tpots),
+    medianTpotMs: median(tpots),
+    meanItlMs: mean(result.interTokenLatenciesMs),
+    medianItlMs: median(result.interTokenLatenciesMs),
+  };
+}
+
+/** Arithmetic mean (NaN for no values). */
+export function mean(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** Median, numpy-style (mean of the middle two for an even count; NaN for no values). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A seeded pseudo-random source in [0, 1) (mulberry32): same seed, same sequence. */
+export function createSeededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Arrival times (ms) of `count` requests at `ratePerS` on average, Poisson as in `vllm bench serve --request-rate`. */
+export function poissonArrivals(count: number, ratePerS: number, random: () => number): number[] {
+  const times: number[] = [];
+  let t = 0;
+  for (let i = 0; i < count; i++) {
+    times.push(t);
+    t += (-Math.log(1 - random()) / ratePerS) * 1000;
+  }
+  return times;
+}
