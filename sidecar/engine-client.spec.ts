@@ -161,6 +161,24 @@ describe('engine client against recorded engine output', () => {
     for (let i = 0; i < 5; i++) await collect(client.stream(completion));
     assert.equal(sockets.size, 1);
   });
+
+  it("learns max_num_seqs from vLLM's /server_info, SGLang's /get_server_info, or not at all", async () => {
+    const answers: Record<string, string> = {};
+    const server = await startHttpServer((req, res) => {
+      const body = answers[(req.url ?? '').split('?')[0] ?? ''];
+      if (body) res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    assert.equal(await client.maxNumSeqs(), undefined, 'llama.cpp, or vLLM without dev mode');
+    answers['/get_server_info'] = '{"max_running_requests":128,"max_total_num_tokens":500000}';
+    assert.equal(await client.maxNumSeqs(), 128);
+    answers['/server_info'] = '{"vllm_config":{"scheduler_config":{"max_num_seqs":64}}}';
+    assert.equal(await client.maxNumSeqs(), 64, 'vLLM first');
+    answers['/server_info'] = '{"vllm_config":"model=... max_num_seqs=64"}';
+    assert.equal(await client.maxNumSeqs(), 128, 'the text form is not parsed');
+  });
 });
 
 async function closedPort(): Promise<number> {

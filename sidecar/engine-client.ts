@@ -57,6 +57,13 @@ export interface EngineClient {
   models(options?: { timeoutMs?: number }): Promise<EngineModel[]>;
   /** `GET /metrics` as text. */
   metrics(options?: { timeoutMs?: number }): Promise<string>;
+  /**
+   * The engine's concurrent-sequence limit where the engine tells it: vLLM's
+   * `GET /server_info?config_format=json` (`vllm_config.scheduler_config.max_num_seqs`,
+   * served with `VLLM_SERVER_DEV_MODE=1`) or SGLang's `GET /get_server_info`
+   * (`max_running_requests`). Undefined when neither answers.
+   */
+  maxNumSeqs(options?: { timeoutMs?: number }): Promise<number | undefined>;
   /** Closes pooled connections. */
   close(): void;
 }
@@ -264,6 +271,27 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
       const r = await simpleGet('/metrics', opts.timeoutMs ?? 2000);
       if (r.status !== 200) throw fromHttpStatus(r.status, r.body, label);
       return r.body;
+    },
+
+    async maxNumSeqs(opts = {}) {
+      const timeoutMs = opts.timeoutMs ?? 2000;
+      const readJson = async (path: string): Promise<unknown> => {
+        try {
+          const r = await simpleGet(path, timeoutMs);
+          return r.status === 200 ? JSON.parse(r.body) : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      const positive = (v: unknown) =>
+        typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+      const vllm = (await readJson('/server_info?config_format=json')) as {
+        vllm_config?: { scheduler_config?: { max_num_seqs?: unknown } };
+      } | null;
+      const fromVllm = positive(vllm?.vllm_config?.scheduler_config?.max_num_seqs);
+      if (fromVllm) return fromVllm;
+      const sglang = (await readJson('/get_server_info')) as { max_running_requests?: unknown } | null;
+      return positive(sglang?.max_running_requests);
     },
 
     close() {

@@ -1,33 +1,44 @@
 /**
  * The sidecar: runs beside the engine in every inference pod, serves
  * `llmmesh.v1.Engine` to routers, forwards requests to the engine's
- * OpenAI-compatible HTTP API, and pushes the pod's load to every router that
- * watches it.
+ * OpenAI-compatible HTTP API through admission and the response cache, and
+ * pushes the pod's load and prefix index to every router that watches it.
+ * Optional: an admin HTTP server (metrics, probes) and Redis (shared L2 cache,
+ * discovery registration); without Redis everything works in memory.
  */
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter } from 'node:events';
+import { hostname, networkInterfaces } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
-import { errors, MeshError, Status } from '../common/errors.js';
+import type { Redis } from 'ioredis';
+import { formatHostPort, parseHostPort } from '../common/address.js';
 import type { EngineHandlers } from '../common/generated/llmmesh/v1/Engine.js';
-import type { GenerateChunk } from '../common/generated/llmmesh/v1/GenerateChunk.js';
-import type { GenerateRequest__Output } from '../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { LoadReport } from '../common/generated/llmmesh/v1/LoadReport.js';
 import type { WatchLoadRequest__Output } from '../common/generated/llmmesh/v1/WatchLoadRequest.js';
-import { finishReasonToProto, usageToProto } from '../common/grpc-mapping.js';
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { ENGINE_SERVICE, loadProtos } from '../common/proto.js';
-import { validateGenerateRequest } from '../common/validate.js';
+import { adminDisabled, type SidecarAdminServer, startSidecarAdmin } from './admin-server.js';
 import { type Admission, createAdmission } from './admission.js';
+import { createResponseCache, type ResponseCache } from './cache/response-cache.js';
 import { createEngineClient } from './engine-client.js';
-import { parseEngineMetrics, type ScrapedEngineMetrics } from './engine-metrics.js';
-import { toOpenAiRequest } from './openai.js';
+import { createGenerateHandler, type GenerateHandler } from './generate.js';
+import { createEngineProber, DEFAULT_PROBE_INTERVAL_MS } from './load/engine-prober.js';
+import { createLoadReporter, DEFAULT_REPORT_INTERVAL_MS } from './load/load-reporter.js';
+import {
+  createPrefixIndex,
+  DEFAULT_CHARS_PER_TOKEN,
+  type PrefixIndex,
+  prefixIndexCapacity,
+} from './load/prefix-index.js';
+import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
+import { createRedisConnection, redactUrl } from './redis-connection.js';
+import { createRegistration, type Registration } from './registration.js';
 
-/** Default interval between load reports when nothing changes (DESIGN §1). */
-export const DEFAULT_REPORT_INTERVAL_MS = 250;
-/** Default interval between engine probes (`/health`, `/metrics`). */
-export const DEFAULT_PROBE_INTERVAL_MS = 1000;
-/** Default in-flight limit before the engine's capacity is known. */
+export { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_REPORT_INTERVAL_MS };
+/** Default in-flight limit when neither the options nor the engine give one. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Default drain grace period: fits Kubernetes' default terminationGracePeriodSeconds (30 s). */
+export const DEFAULT_DRAIN_GRACE_MS = 25_000;
 
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
@@ -39,13 +50,52 @@ export interface SidecarOptions {
   model?: string;
   /** Model version announced to routers. */
   version: string;
+  /** Load reports at least this often (default 250 ms). */
   reportIntervalMs?: number;
+  /** Engine probes (`/health`, `/metrics`) this often (default 500 ms). */
   probeIntervalMs?: number;
-  /** Requests in flight to the engine before the sidecar queues (≈ vLLM max_num_seqs). */
+  /**
+   * Requests in flight to the engine before the sidecar queues (≈ vLLM
+   * max_num_seqs). Default: the engine's own limit when it publishes it, else 256.
+   */
   maxInFlight?: number;
+  /** Requests that may wait for admission; beyond, RESOURCE_EXHAUSTED (default 1024). */
+  maxQueue?: number;
+  /** `grpc-retry-pushback-ms` sent when the queue is full (default 500). */
+  queuePushbackMs?: number;
   /** API key for the engine (vLLM --api-key). */
   engineApiKey?: string;
   logger?: Logger;
+  /** Admin HTTP address (`host:port`), or false / `off` for none (default none). */
+  admin?: string | false;
+  /** Redis URL: shared L2 response cache and discovery registration. */
+  redis?: string;
+  /** Response cache of deterministic requests (default true). */
+  responseCache?: boolean;
+  /** Response cache TTL, both tiers (default 10 min). */
+  cacheTtlMs?: number;
+  /** L1 bound in bytes; 0 disables L1 (default 64 MiB). */
+  cacheL1MaxBytes?: number;
+  /** Redis key prefix of the response cache (default `llmmesh:cache:`). */
+  cacheKeyPrefix?: string;
+  /** Bound of each Redis command on the request path (default 50 ms). */
+  redisTimeoutMs?: number;
+  /** Register for `redis` discovery when `redis` is set (default true). */
+  register?: boolean;
+  /** Address announced in the registration (default: the listen address, with a wildcard host replaced by this host's address). */
+  advertiseAddress?: string;
+  /** Discovery key prefix (default `llmmesh:endpoints:`). */
+  discoveryPrefix?: string;
+  /** Registration TTL (default 10 s). */
+  registrationTtlMs?: number;
+  /** Registration heartbeat (default 3 s). */
+  heartbeatMs?: number;
+  /** Fixed prefix-index capacity in blocks (default: derived from the engine's KV capacity). */
+  prefixIndexBlocks?: number;
+  /** Characters per token when deriving the prefix-index capacity (default 4). */
+  prefixIndexCharsPerToken?: number;
+  /** Clock for cache TTLs (default `Date.now`). */
+  now?: () => number;
 }
 
 /** A running sidecar. */
@@ -53,13 +103,26 @@ export interface Sidecar {
   /** `host:port` routers dial. */
   readonly address: string;
   readonly port: number;
-  /** The current load report. */
+  /** The admin server's base URL, when it runs. */
+  readonly adminUrl: string | undefined;
+  /** The current load report (gauges; no prefix index). */
   report(): LoadReport;
-  /** Emits `report` (LoadReport) whenever the state changes. */
-  readonly events: EventEmitter;
   /**
-   * Drains: reports `draining`, refuses new work with UNAVAILABLE, lets
-   * in-flight streams finish for up to `graceMs`, then stops.
+   * Emits `report` (LoadReport, without the prefix index) with every report
+   * published; `cache` ({ result, key }) for every call's cache result;
+   * `cache-stored` ({ key, tier }) after a response was stored; `redis`
+   * (boolean) when the Redis connection comes up or goes down.
+   */
+  readonly events: EventEmitter;
+  readonly metrics: SidecarMetrics;
+  readonly prefixIndex: PrefixIndex;
+  /** The response cache, when enabled. */
+  readonly cache: ResponseCache | undefined;
+  /** The discovery registration, when Redis is configured. */
+  readonly registration: Registration | undefined;
+  /**
+   * Drains: reports `draining`, refuses new streams with UNAVAILABLE, lets
+   * in-flight streams finish for up to `graceMs`, deregisters, then stops.
    */
   drain(graceMs?: number): Promise<void>;
   /** Stops at once (cancels in-flight streams). */
@@ -72,187 +135,168 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const engine = createEngineClient({ url: options.engineUrl, apiKey: options.engineApiKey });
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  const reportIntervalMs = options.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS;
-  const probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+  const charsPerToken = options.prefixIndexCharsPerToken ?? DEFAULT_CHARS_PER_TOKEN;
 
-  const state = {
-    model: options.model ?? '',
-    servedModelName: '',
-    ready: false,
-    draining: false,
-    reason: 'engine not probed yet',
-    metrics: {} as ScrapedEngineMetrics,
-    maxModelLen: 0,
-    sequence: 0,
-  };
+  let draining = false;
   let grpcServer: RunningGrpcServer | undefined;
-  let changeScheduled = false;
+  let model = options.model ?? '';
 
-  const buildReport = (): LoadReport => ({
-    model: state.model,
-    version: options.version,
-    servedModelName: state.servedModelName,
-    ready: state.ready && !state.draining,
-    draining: state.draining,
-    inFlight: admission.inFlight,
-    queued: admission.queued,
-    reason: state.ready ? (state.draining ? 'draining' : '') : state.reason,
-    sequence: ++state.sequence,
-    engine: {
-      numRequestsRunning: state.metrics.numRequestsRunning ?? 0,
-      numRequestsWaiting: state.metrics.numRequestsWaiting ?? 0,
-      kvCacheUsagePerc: state.metrics.kvCacheUsagePerc ?? 0,
+  const prefixIndex = createPrefixIndex(
+    options.prefixIndexBlocks !== undefined ? { capacity: options.prefixIndexBlocks } : {},
+  );
+  // Filled in below; the closures that read them run only after construction.
+  let reporterRef: { changed(): void } | undefined;
+  const changed = () => reporterRef?.changed();
+
+  const admission: Admission = createAdmission(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, changed, {
+    maxQueue: options.maxQueue,
+    queuePushbackMs: options.queuePushbackMs,
+  });
+
+  let redis: Redis | undefined;
+  let registration: Registration | undefined;
+  let cache: ResponseCache | undefined;
+  let handler: GenerateHandler | undefined;
+
+  const metrics = createSidecarMetrics(
+    { model, model_version: options.version },
+    {
+      queued: () => admission.queued,
+      inFlight: () => admission.inFlight,
+      activeStreams: () => handler?.active ?? 0,
+      ready: () => prober.state.ready && !draining,
+      draining: () => draining,
+      l1Entries: () => cache?.l1Entries ?? 0,
+      l1Bytes: () => cache?.l1Bytes ?? 0,
+      l2Up: () => (cache && cache.l2State !== 'off' ? (cache.l2State === 'up' ? 1 : 0) : undefined),
+      prefixIndexBlocks: () => prefixIndex.size,
+      prefixIndexCapacity: () => prefixIndex.capacity,
+      watchers: () => reporter.watcherCount,
     },
-    capacity: {
-      maxNumSeqs: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-      numGpuBlocks: state.metrics.numGpuBlocks ?? 0,
-      blockSize: state.metrics.blockSize ?? 0,
-      maxModelLen: state.maxModelLen,
+  );
+
+  const prober = createEngineProber({
+    engine,
+    intervalMs: options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
+    logger: log,
+    onReadyChange(ready) {
+      grpcServer?.setHealth(ENGINE_SERVICE, ready && !draining ? 'SERVING' : 'NOT_SERVING');
+    },
+    onChange(state) {
+      if (!model && state.servedModelName) {
+        model = state.servedModelName;
+        metrics.setModel({ model, model_version: options.version });
+        void registration?.beat();
+      }
+      if (options.maxInFlight === undefined && state.maxNumSeqs !== undefined) {
+        admission.setLimit(state.maxNumSeqs);
+      }
+      if (options.prefixIndexBlocks === undefined && state.metrics.numGpuBlocks && state.metrics.blockSize) {
+        prefixIndex.setCapacity(
+          prefixIndexCapacity(state.metrics.numGpuBlocks, state.metrics.blockSize, charsPerToken),
+        );
+      }
+      changed();
     },
   });
 
-  // Many state changes in one tick (a burst of requests) become one report.
-  const changed = () => {
-    if (changeScheduled) return;
-    changeScheduled = true;
-    setImmediate(() => {
-      changeScheduled = false;
-      events.emit('report', buildReport());
+  const reporter = createLoadReporter({
+    intervalMs: options.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS,
+    prefixIndex,
+    onReport: (r) => events.emit('report', r),
+    build: () => {
+      const s = prober.state;
+      return {
+        model,
+        version: options.version,
+        servedModelName: s.servedModelName,
+        ready: s.ready && !draining,
+        draining,
+        inFlight: admission.inFlight,
+        queued: admission.queued,
+        reason: draining ? 'draining' : s.ready ? '' : s.reason,
+        engine: {
+          numRequestsRunning: s.metrics.numRequestsRunning ?? 0,
+          numRequestsWaiting: s.metrics.numRequestsWaiting ?? 0,
+          kvCacheUsagePerc: s.metrics.kvCacheUsagePerc ?? 0,
+        },
+        capacity: {
+          maxNumSeqs: admission.limit,
+          numGpuBlocks: s.metrics.numGpuBlocks ?? 0,
+          blockSize: s.metrics.blockSize ?? 0,
+          maxModelLen: s.maxModelLen,
+        },
+      };
+    },
+  });
+  reporterRef = reporter;
+
+  if (options.redis) {
+    redis = createRedisConnection({
+      url: options.redis,
+      commandTimeoutMs: options.redisTimeoutMs,
+      logger: log,
+      onState(up) {
+        events.emit('redis', up);
+        if (up) void registration?.beat();
+      },
     });
-  };
-  const admission: Admission = createAdmission(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, changed);
+  }
+  if (options.responseCache ?? true) {
+    cache = createResponseCache({
+      ttlMs: options.cacheTtlMs,
+      l1MaxBytes: options.cacheL1MaxBytes,
+      keyPrefix: options.cacheKeyPrefix,
+      l2TimeoutMs: options.redisTimeoutMs,
+      redis,
+      now: options.now,
+      logger: log,
+    });
+    cache.events.on('stored', (e) => events.emit('cache-stored', e));
+    cache.events.on('l2-error', (e: { op: string }) => metrics.l2Errors.inc({ op: e.op }));
+  }
 
-  const setReady = (ready: boolean, reason: string) => {
-    if (state.ready === ready && state.reason === reason) return;
-    const wasReady = state.ready;
-    state.ready = ready;
-    state.reason = reason;
-    if (ready !== wasReady) {
-      log.info(ready ? 'engine ready' : 'engine not ready', { engine: engine.url, reason });
-      grpcServer?.setHealth(ENGINE_SERVICE, ready && !state.draining ? 'SERVING' : 'NOT_SERVING');
-    }
-    changed();
-  };
-
-  // One probe loop per sidecar, however many routers watch.
-  let probing = false;
-  const probe = async () => {
-    if (probing) return;
-    probing = true;
-    try {
-      const healthy = await engine.health({ timeoutMs: Math.max(500, probeIntervalMs) });
-      if (!healthy) {
-        setReady(false, `engine at ${engine.url} /health is not 200 (loading or down)`);
-        return;
-      }
-      if (!state.servedModelName) {
-        const models = await engine.models();
-        const first = models[0];
-        if (!first) {
-          setReady(false, `engine at ${engine.url} serves no model`);
-          return;
-        }
-        state.servedModelName = first.id;
-        state.maxModelLen = first.maxModelLen ?? 0;
-        if (!state.model) state.model = first.id;
-      }
-      try {
-        const before = JSON.stringify(state.metrics);
-        state.metrics = parseEngineMetrics(await engine.metrics());
-        if (JSON.stringify(state.metrics) !== before) changed();
-      } catch (err) {
-        // Metrics are optional (some engines have none); readiness is /health.
-        log.debug('metrics scrape failed', { err });
-      }
-      setReady(true, '');
-    } catch (err) {
-      setReady(false, MeshError.from(err, `engine at ${engine.url}`).message);
-    } finally {
-      probing = false;
-    }
-  };
-  const probeTimer = setInterval(() => void probe(), probeIntervalMs);
-  const reportTimer = setInterval(() => events.emit('report', buildReport()), reportIntervalMs);
+  handler = createGenerateHandler({
+    version: options.version,
+    model: () => model,
+    servedModelName: () => prober.state.servedModelName,
+    refusal: () => {
+      if (draining) return { reason: 'draining', message: `sidecar for ${engine.url} is draining` };
+      if (!prober.state.ready) return { reason: 'not_ready', message: prober.state.reason };
+      return undefined;
+    },
+    engine,
+    admission,
+    prefixIndex,
+    cache,
+    metrics,
+    logger: log,
+  });
+  handler.events.on('cache', (e) => events.emit('cache', e));
+  const generate = handler;
 
   const handlers: EngineHandlers = {
     GenerateStream(call) {
-      void generate(call);
+      void generate.handle(call);
     },
     WatchLoad(call) {
       watch(call);
     },
   };
 
-  const watchers = new Set<grpc.ServerWritableStream<WatchLoadRequest__Output, LoadReport>>();
   const watch = (call: grpc.ServerWritableStream<WatchLoadRequest__Output, LoadReport>) => {
-    watchers.add(call);
-    const send = (r: LoadReport) => {
-      // A slow watcher gets the newest report, never an unbounded backlog.
-      if (call.writableLength === 0) call.write(r);
-    };
-    events.on('report', send);
-    const stop = () => {
-      events.off('report', send);
-      watchers.delete(call);
-    };
-    call.once('cancelled', stop);
-    call.once('close', stop);
-    call.once('error', stop);
-    call.write(buildReport());
+    const remove = reporter.addWatcher(call);
+    log.debug('load watcher connected', { watcher: call.request.watcherId, watchers: reporter.watcherCount });
+    call.once('cancelled', remove);
+    call.once('close', remove);
+    call.once('error', remove);
   };
 
-  const generate = async (call: grpc.ServerWritableStream<GenerateRequest__Output, GenerateChunk>) => {
-    const controller = new AbortController();
-    const onCancel = () => controller.abort();
-    call.once('cancelled', onCancel);
-    let release: (() => void) | undefined;
-    try {
-      const req = call.request;
-      validateGenerateRequest(req);
-      if (state.model && req.model !== state.model) {
-        throw errors.notFound(`model "${req.model}" is not served here (this pod serves "${state.model}")`);
-      }
-      if (state.draining) throw errors.unavailable(`sidecar for ${engine.url} is draining`);
-      if (!state.ready) throw errors.unavailable(state.reason);
-      release = await admission.acquire(controller.signal);
-
-      const headers: Record<string, string> = {};
-      const requestId = req.requestId || String(call.metadata.get('x-request-id')[0] ?? '');
-      if (requestId) headers['x-request-id'] = requestId;
-      const traceparent = call.metadata.get('traceparent')[0];
-      if (traceparent) headers.traceparent = String(traceparent);
-
-      let first = true;
-      for await (const ev of engine.stream(toOpenAiRequest(req, state.servedModelName), {
-        signal: controller.signal,
-        headers,
-      })) {
-        const chunk: GenerateChunk = { text: ev.text };
-        if (first) {
-          chunk.modelVersion = options.version;
-          first = false;
-        }
-        if (ev.finishReason !== undefined) {
-          chunk.finishReason = finishReasonToProto(ev.finishReason);
-          chunk.usage = usageToProto(ev.usage);
-        }
-        if (!call.write(chunk)) {
-          await Promise.race([once(call, 'drain'), once(controller.signal, 'abort')]);
-        }
-        if (controller.signal.aborted) return;
-      }
-      call.end();
-    } catch (err) {
-      if (controller.signal.aborted) return; // the caller is gone; nobody to tell
-      const e = MeshError.from(err, `engine at ${engine.url}`);
-      if (e.code !== Status.INVALID_ARGUMENT && e.code !== Status.NOT_FOUND) {
-        log.warn('generate failed', { code: e.codeName, err: e.message });
-      }
-      call.emit('error', e.toStatusObject());
-    } finally {
-      call.off('cancelled', onCancel);
-      release?.();
-    }
+  const stopBackground = async () => {
+    prober.stop();
+    reporter.close();
+    await registration?.stop();
+    redis?.disconnect();
   };
 
   const protos = loadProtos();
@@ -263,54 +307,131 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       reflect: [ENGINE_SERVICE],
     });
   } catch (err) {
-    clearInterval(probeTimer);
-    clearInterval(reportTimer);
+    await stopBackground();
     engine.close();
     throw err;
   }
   grpcServer.setHealth('', 'SERVING');
-  grpcServer.setHealth(ENGINE_SERVICE, 'NOT_SERVING');
-  void probe();
+  grpcServer.setHealth(ENGINE_SERVICE, prober.state.ready ? 'SERVING' : 'NOT_SERVING');
+  const server = grpcServer;
+
+  let admin: SidecarAdminServer | undefined;
+  if (!adminDisabled(options.admin)) {
+    try {
+      admin = await startSidecarAdmin(options.admin as string, {
+        metrics: async () => ({
+          contentType: metrics.registry.contentType,
+          body: await metrics.registry.metrics(),
+        }),
+        readiness: () => ({
+          ready: prober.state.ready && !draining,
+          reason: draining ? 'draining' : prober.state.reason,
+        }),
+        status: () => ({ ...reporter.current(), prefixIndexBlocks: prefixIndex.size }),
+      });
+    } catch (err) {
+      await server.shutdown(0);
+      await stopBackground();
+      engine.close();
+      throw err;
+    }
+  }
+
+  if (redis && (options.register ?? true)) {
+    registration = createRegistration({
+      redis,
+      address: options.advertiseAddress ?? advertisedAddress(options.listen, server.port),
+      identity: () => ({ model, version: options.version }),
+      prefix: options.discoveryPrefix,
+      ttlMs: options.registrationTtlMs,
+      heartbeatMs: options.heartbeatMs,
+      logger: log,
+    });
+  }
+
   log.info('sidecar listening', {
-    address: grpcServer.address,
+    address: server.address,
     engine: engine.url,
     version: options.version,
+    admin: admin?.url,
+    redis: options.redis ? redactUrl(options.redis) : undefined,
   });
 
-  const stopTimers = () => {
-    clearInterval(probeTimer);
-    clearInterval(reportTimer);
+  let closing: Promise<void> | undefined;
+  // close() during a drain cuts the grace period short.
+  let force: () => void = () => {};
+  const forced = new Promise<true>((resolve) => {
+    force = () => resolve(true);
+  });
+  const finish = async (graceMs: number) => {
+    // Load watchers are endless streams: end them so shutdown need not wait.
+    reporter.endAll();
+    await registration?.stop();
+    await server.shutdown(graceMs);
+    await stopBackground();
+    await admin?.close();
+    engine.close();
   };
-  const server = grpcServer;
+
   return {
     address: server.address,
     port: server.port,
+    adminUrl: admin?.url,
     events,
-    report: buildReport,
-    async drain(graceMs = 30_000) {
-      if (!state.draining) {
-        state.draining = true;
+    metrics,
+    prefixIndex,
+    cache,
+    get registration() {
+      return registration;
+    },
+    report: () => reporter.current(),
+    drain(graceMs = DEFAULT_DRAIN_GRACE_MS) {
+      closing ??= (async () => {
+        draining = true;
         server.setHealth(ENGINE_SERVICE, 'NOT_SERVING');
         log.info('draining', { inFlight: admission.inFlight, queued: admission.queued, graceMs });
-        events.emit('report', buildReport());
-      }
-      const deadline = Date.now() + graceMs;
-      while (admission.inFlight + admission.queued > 0 && Date.now() < deadline) {
-        const wait = new AbortController();
-        const timer = setTimeout(() => wait.abort(), deadline - Date.now());
-        await once(events, 'report', { signal: wait.signal }).catch(() => {});
+        reporter.publish();
+        const deadline = Date.now() + graceMs;
+        let timer: NodeJS.Timeout | undefined;
+        const cut = await Promise.race([
+          generate.idle().then(() => false),
+          forced,
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(true), graceMs);
+          }),
+        ]);
         clearTimeout(timer);
-      }
-      // Load watchers are endless streams: end them so shutdown need not wait.
-      for (const w of watchers) w.end();
-      await server.shutdown(Math.max(0, deadline - Date.now()));
-      stopTimers();
-      engine.close();
+        if (cut) {
+          log.warn('drain grace period over; cancelling what is left', { active: generate.active });
+        }
+        await finish(cut ? 0 : Math.max(0, deadline - Date.now()));
+        log.info('drained');
+      })();
+      return closing;
     },
-    async close() {
-      stopTimers();
-      await server.shutdown(0);
-      engine.close();
+    close() {
+      force();
+      closing ??= (async () => {
+        draining = true;
+        await finish(0);
+      })();
+      return closing;
     },
   };
+}
+
+/**
+ * The address to announce for `listen` bound on `port`: a wildcard host
+ * (`0.0.0.0`, `::`) is replaced by this host's first non-internal IPv4
+ * address (the pod IP in Kubernetes), or its hostname.
+ */
+export function advertisedAddress(listen: string, port: number): string {
+  const { host } = parseHostPort(listen, 'listen');
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') return formatHostPort(host, port);
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family === 'IPv4' && !a.internal) return formatHostPort(a.address, port);
+    }
+  }
+  return formatHostPort(hostname(), port);
 }

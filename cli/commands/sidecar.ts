@@ -1,14 +1,23 @@
 /** `llmmesh sidecar`: runs the sidecar of one inference pod. */
 import { createLogger } from '../../common/log.js';
-import { startSidecar } from '../../sidecar/server.js';
+import { adminDisabled } from '../../sidecar/admin-server.js';
+import { DEFAULT_DRAIN_GRACE_MS, startSidecar } from '../../sidecar/server.js';
 import { untilStopped } from '../lifecycle.js';
-import { type CommandSpec, helpText, num, parseOptions, str } from '../options.js';
+import {
+  type CommandSpec,
+  helpText,
+  num,
+  type ParsedOptions,
+  parseOptions,
+  str,
+  UsageError,
+} from '../options.js';
 
 export const sidecarCommand: CommandSpec = {
   name: 'sidecar',
   summary:
     "Run a sidecar: serves llmmesh.v1.Engine to routers and forwards to the pod's engine over OpenAI HTTP/SSE.",
-  usage: 'llmmesh sidecar --engine-url URL --listen ADDR [--model NAME --version V]',
+  usage: 'llmmesh sidecar --engine-url URL --listen ADDR [--model NAME --version V] [--redis URL]',
   options: {
     'engine-url': {
       type: 'string',
@@ -36,19 +45,57 @@ export const sidecarCommand: CommandSpec = {
       valueName: 'V',
       description: 'Model version announced to routers',
     },
+    admin: {
+      type: 'string',
+      env: 'LLMMESH_ADMIN',
+      default: '0.0.0.0:9091',
+      valueName: 'ADDR',
+      description:
+        'Admin HTTP address: /metrics, /healthz, /readyz, /status (all interfaces, for Prometheus and kubelet probes; "off" disables)',
+    },
+    redis: {
+      type: 'string',
+      env: 'LLMMESH_REDIS_URL',
+      valueName: 'URL',
+      description:
+        'Redis (redis://host:6379): shared L2 response cache and registration for redis discovery; optional',
+    },
     'max-in-flight': {
       type: 'string',
       env: 'LLMMESH_MAX_IN_FLIGHT',
-      default: '256',
+      default: 'auto',
       valueName: 'N',
-      description: 'Requests in flight to the engine before the sidecar queues (≈ vLLM --max-num-seqs)',
+      description:
+        "Requests in flight to the engine before the sidecar queues; auto = the engine's max_num_seqs when it publishes it, else 256",
+    },
+    'max-queue': {
+      type: 'string',
+      env: 'LLMMESH_MAX_QUEUE',
+      default: '1024',
+      valueName: 'N',
+      description: 'Requests that may wait in the sidecar; beyond, RESOURCE_EXHAUSTED with a retry pushback',
+    },
+    'queue-pushback-ms': {
+      type: 'string',
+      env: 'LLMMESH_QUEUE_PUSHBACK_MS',
+      default: '500',
+      valueName: 'MS',
+      description: 'grpc-retry-pushback-ms sent when the queue is full',
     },
     'probe-interval-ms': {
       type: 'string',
       env: 'LLMMESH_PROBE_INTERVAL_MS',
-      default: '1000',
+      default: '500',
       valueName: 'MS',
-      description: "Interval of the engine's /health and /metrics probes",
+      description:
+        "Interval of the engine's /health and /metrics scrape (one loop however many routers watch)",
+    },
+    'report-interval-ms': {
+      type: 'string',
+      env: 'LLMMESH_REPORT_INTERVAL_MS',
+      default: '250',
+      valueName: 'MS',
+      description: 'Load reports go out on every change and at least this often',
     },
     'engine-api-key': {
       type: 'string',
@@ -59,12 +106,90 @@ export const sidecarCommand: CommandSpec = {
     'drain-grace-ms': {
       type: 'string',
       env: 'LLMMESH_DRAIN_GRACE_MS',
-      default: '30000',
+      default: String(DEFAULT_DRAIN_GRACE_MS),
       valueName: 'MS',
-      description: 'On SIGTERM, how long in-flight streams may finish',
+      description:
+        'On SIGTERM, how long in-flight streams may finish (keep below terminationGracePeriodSeconds)',
+    },
+    'response-cache': {
+      type: 'string',
+      env: 'LLMMESH_RESPONSE_CACHE',
+      default: 'on',
+      valueName: 'on|off',
+      description: 'Cache answers to deterministic requests (temperature 0 or a seed)',
+    },
+    'cache-ttl-ms': {
+      type: 'string',
+      env: 'LLMMESH_CACHE_TTL_MS',
+      default: '600000',
+      valueName: 'MS',
+      description: 'Lifetime of a cached answer (memory and Redis)',
+    },
+    'cache-max-bytes': {
+      type: 'string',
+      env: 'LLMMESH_CACHE_MAX_BYTES',
+      default: String(64 * 1024 * 1024),
+      valueName: 'BYTES',
+      description: 'Bound of the in-memory (L1) response cache; 0 keeps Redis only',
+    },
+    'cache-key-prefix': {
+      type: 'string',
+      env: 'LLMMESH_CACHE_KEY_PREFIX',
+      default: 'llmmesh:cache:',
+      valueName: 'PREFIX',
+      description: 'Redis key prefix of the response cache (pods sharing it must agree)',
+    },
+    'redis-timeout-ms': {
+      type: 'string',
+      env: 'LLMMESH_REDIS_TIMEOUT_MS',
+      default: '50',
+      valueName: 'MS',
+      description: 'Bound of each Redis command; a slow Redis is skipped, never waited for',
+    },
+    advertise: {
+      type: 'string',
+      env: 'LLMMESH_ADVERTISE',
+      valueName: 'ADDR',
+      description:
+        "Address registered for redis discovery (default: the listen address; a wildcard host becomes this host's IP)",
+    },
+    'discovery-prefix': {
+      type: 'string',
+      env: 'LLMMESH_DISCOVERY_PREFIX',
+      default: 'llmmesh:endpoints:',
+      valueName: 'PREFIX',
+      description: 'Redis key prefix of discovery registrations (routers must agree)',
+    },
+    'registration-ttl-ms': {
+      type: 'string',
+      env: 'LLMMESH_REGISTRATION_TTL_MS',
+      default: '10000',
+      valueName: 'MS',
+      description: 'TTL of the registration key; a dead sidecar disappears within it',
+    },
+    'heartbeat-ms': {
+      type: 'string',
+      env: 'LLMMESH_HEARTBEAT_MS',
+      default: '3000',
+      valueName: 'MS',
+      description: 'Registration refresh interval',
+    },
+    'prefix-index-blocks': {
+      type: 'string',
+      env: 'LLMMESH_PREFIX_INDEX_BLOCKS',
+      valueName: 'N',
+      description:
+        "Fixed prefix-index size in 64-character blocks (default: from the engine's KV capacity, blocks × block size × 4 chars per token / 64)",
     },
   },
 };
+
+function onOff(values: ParsedOptions, name: string): boolean {
+  const v = str(values, name, sidecarCommand)?.toLowerCase() ?? 'on';
+  if (['on', 'true', 'yes', '1'].includes(v)) return true;
+  if (['off', 'false', 'no', '0'].includes(v)) return false;
+  throw new UsageError(`sidecar: --${name} must be on or off, got "${v}"`);
+}
 
 /** Runs the command; returns the exit code. */
 export async function runSidecar(argv: string[]): Promise<number> {
@@ -73,22 +198,51 @@ export async function runSidecar(argv: string[]): Promise<number> {
     process.stdout.write(helpText(sidecarCommand));
     return 0;
   }
-  const engineUrl = str(values, 'engine-url', sidecarCommand, true) as string;
+  const spec = sidecarCommand;
+  const engineUrl = str(values, 'engine-url', spec, true) as string;
+  const maxInFlightRaw = str(values, 'max-in-flight', spec);
+  const maxInFlight =
+    maxInFlightRaw === undefined || maxInFlightRaw === 'auto'
+      ? undefined
+      : num(values, 'max-in-flight', spec, { min: 1, integer: true });
+  const admin = str(values, 'admin', spec);
   const log = createLogger('sidecar');
   const sidecar = await startSidecar({
     engineUrl,
-    listen: str(values, 'listen', sidecarCommand, true) as string,
-    model: str(values, 'model', sidecarCommand),
-    version: str(values, 'version', sidecarCommand, true) as string,
-    maxInFlight: num(values, 'max-in-flight', sidecarCommand, { min: 1, integer: true }),
-    probeIntervalMs: num(values, 'probe-interval-ms', sidecarCommand, { min: 10, integer: true }),
-    engineApiKey: str(values, 'engine-api-key', sidecarCommand),
+    listen: str(values, 'listen', spec, true) as string,
+    model: str(values, 'model', spec),
+    version: str(values, 'version', spec, true) as string,
+    maxInFlight,
+    maxQueue: num(values, 'max-queue', spec, { min: 0, integer: true }),
+    queuePushbackMs: num(values, 'queue-pushback-ms', spec, { min: 0, integer: true }),
+    probeIntervalMs: num(values, 'probe-interval-ms', spec, { min: 10, integer: true }),
+    reportIntervalMs: num(values, 'report-interval-ms', spec, { min: 10, integer: true }),
+    engineApiKey: str(values, 'engine-api-key', spec),
+    admin: adminDisabled(admin) ? false : admin,
+    redis: str(values, 'redis', spec),
+    responseCache: onOff(values, 'response-cache'),
+    cacheTtlMs: num(values, 'cache-ttl-ms', spec, { min: 1, integer: true }),
+    cacheL1MaxBytes: num(values, 'cache-max-bytes', spec, { min: 0, integer: true }),
+    cacheKeyPrefix: str(values, 'cache-key-prefix', spec),
+    redisTimeoutMs: num(values, 'redis-timeout-ms', spec, { min: 1, integer: true }),
+    advertiseAddress: str(values, 'advertise', spec),
+    discoveryPrefix: str(values, 'discovery-prefix', spec),
+    registrationTtlMs: num(values, 'registration-ttl-ms', spec, { min: 100, integer: true }),
+    heartbeatMs: num(values, 'heartbeat-ms', spec, { min: 10, integer: true }),
+    prefixIndexBlocks: num(values, 'prefix-index-blocks', spec, { min: 1, integer: true }),
     logger: log,
   });
-  const grace = num(values, 'drain-grace-ms', sidecarCommand, { min: 0, integer: true }) ?? 30_000;
-  process.stdout.write(`llmmesh sidecar listening on ${sidecar.address}, engine ${engineUrl}\n`);
+  const grace = num(values, 'drain-grace-ms', spec, { min: 0, integer: true }) ?? DEFAULT_DRAIN_GRACE_MS;
+  process.stdout.write(
+    `llmmesh sidecar listening on ${sidecar.address}, engine ${engineUrl}` +
+      (sidecar.adminUrl ? `, admin ${sidecar.adminUrl}` : '') +
+      '\n',
+  );
+  sidecar.registration?.events.once('registered', () => {
+    process.stdout.write(`llmmesh sidecar registered for redis discovery as ${sidecar.registration?.key}\n`);
+  });
   await untilStopped('sidecar', async (reason) => {
-    log.info('draining', { reason, graceMs: grace });
+    log.info('stopping', { reason, graceMs: grace });
     await sidecar.drain(grace);
   });
   return 0;

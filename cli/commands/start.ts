@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseHostPort } from '../../common/address.js';
 import { loadMeshConfig, type MeshConfig } from '../mesh-config.js';
 import { type CommandSpec, helpText, parseOptions, str } from '../options.js';
+import { simArgsFromMesh } from './sim.js';
 
 export const startCommand: CommandSpec = {
   name: 'start',
@@ -142,18 +143,7 @@ export async function runStart(argv: string[]): Promise<number> {
       String(pod.engine_port),
       '--served-model-name',
       pod.model,
-      '--max-model-len',
-      String(s.max_model_len),
-      '--max-num-seqs',
-      String(s.max_num_seqs),
-      '--inter-token-latency-ms',
-      String(s.inter_token_latency_ms),
-      '--time-to-first-token-ms',
-      String(s.time_to_first_token_ms),
-      '--load-delay-ms',
-      String(s.load_delay_ms),
-      '--time-scale',
-      String(s.time_scale),
+      ...simArgsFromMesh(s),
     ]);
     spawnChild(`sidecar-${i + 1}`, [
       'sidecar',
@@ -167,6 +157,12 @@ export async function runStart(argv: string[]): Promise<number> {
       pod.version,
       '--max-in-flight',
       String(s.max_num_seqs),
+      // Each sidecar's admin server on a free port (printed in its log line), so pods never collide.
+      '--admin',
+      `${host}:0`,
+      // Finish draining before the launcher's 10 s SIGKILL.
+      '--drain-grace-ms',
+      '8000',
     ]);
   });
   const sidecars = mesh.pods.map((p) => `${host}:${p.sidecar_port}`);

@@ -1,0 +1,179 @@
+/**
+ * The sidecar's one probe loop against its engine, however many routers
+ * watch: `GET /health` (readiness), `GET /v1/models` (served name, context
+ * length) when the engine becomes ready, `GET /metrics` (scheduler gauges and
+ * KV capacity) every interval, and the engine's `max_num_seqs` once, where the
+ * engine tells it. A failed probe turns the state not ready at once, so the
+ * next load report says so.
+ */
+import { MeshError, Status } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { EngineClient } from '../engine-client.js';
+import { parseEngineMetrics, type ScrapedEngineMetrics } from '../engine-metrics.js';
+
+/** Default interval between engine probes (`/health`, `/metrics`). */
+export const DEFAULT_PROBE_INTERVAL_MS = 500;
+
+/** Shortest probe timeout, whatever the interval. */
+export const MIN_PROBE_TIMEOUT_MS = 1_000;
+
+/** What the prober knows about the engine. */
+export interface EngineState {
+  /** `/health` answered 200 and the last scrape worked. */
+  ready: boolean;
+  /** Why not, when not ready. */
+  reason: string;
+  /** The engine's model name (`/v1/models`), empty until first seen. */
+  servedModelName: string;
+  /** Context length from `/v1/models`, 0 when unknown. */
+  maxModelLen: number;
+  /** Gauges and capacity from the last successful scrape. */
+  metrics: ScrapedEngineMetrics;
+  /** The engine's concurrent-sequence limit, when it publishes it. */
+  maxNumSeqs: number | undefined;
+  /** False once the engine answered 404 on `/metrics` (e.g. llama.cpp without --metrics). */
+  metricsSupported: boolean;
+}
+
+/** The probe loop. */
+export interface EngineProber {
+  readonly state: Readonly<EngineState>;
+  /** Runs one probe now (a probe already running is not duplicated). */
+  probe(): Promise<void>;
+  /** Stops the loop. */
+  stop(): void;
+}
+
+/** Options of {@link createEngineProber}. */
+export interface EngineProberOptions {
+  engine: EngineClient;
+  /** Default {@link DEFAULT_PROBE_INTERVAL_MS}. */
+  intervalMs?: number;
+  /** Called whenever any part of the state changed. */
+  onChange(state: Readonly<EngineState>): void;
+  /** Called when readiness flips. */
+  onReadyChange?(ready: boolean, reason: string): void;
+  logger: Logger;
+}
+
+/** Creates the prober and starts its loop (the first probe runs at once). */
+export function createEngineProber(options: EngineProberOptions): EngineProber {
+  const { engine, logger: log } = options;
+  const intervalMs = options.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+  // A dead engine (connection refused) shows at the next probe. A hung one
+  // (accepts, never answers) shows once a probe times out: after one interval,
+  // but never less than a second, so a busy engine whose /metrics is slow
+  // under load (vLLM renders it in Python) does not flap.
+  const timeoutMs = Math.max(MIN_PROBE_TIMEOUT_MS, intervalMs);
+  const state: EngineState = {
+    ready: false,
+    reason: 'engine not probed yet',
+    servedModelName: '',
+    maxModelLen: 0,
+    metrics: {},
+    maxNumSeqs: undefined,
+    metricsSupported: true,
+  };
+  let learnedSeqs = false;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  const setReady = (ready: boolean, reason: string) => {
+    if (state.ready === ready && state.reason === reason) return;
+    const flipped = state.ready !== ready;
+    state.ready = ready;
+    state.reason = reason;
+    if (flipped) {
+      log.info(ready ? 'engine ready' : 'engine not ready', { engine: engine.url, reason });
+      options.onReadyChange?.(ready, reason);
+    }
+    options.onChange(state);
+  };
+
+  const probeOnce = async () => {
+    const healthy = await engine.health({ timeoutMs });
+    if (stopped) return;
+    if (!healthy) {
+      setReady(false, `engine at ${engine.url} /health is not 200 (loading, down or not answering)`);
+      return;
+    }
+    if (!state.ready || !state.servedModelName) {
+      // (Re)read the model on every transition to ready: a restarted engine may serve another.
+      const models = await engine.models({ timeoutMs });
+      const first = models[0];
+      if (!first) {
+        setReady(false, `engine at ${engine.url} serves no model`);
+        return;
+      }
+      if (first.id !== state.servedModelName || (first.maxModelLen ?? 0) !== state.maxModelLen) {
+        state.servedModelName = first.id;
+        state.maxModelLen = first.maxModelLen ?? 0;
+        options.onChange(state);
+      }
+    }
+    if (!learnedSeqs) {
+      learnedSeqs = true;
+      const seqs = await engine.maxNumSeqs({ timeoutMs });
+      if (seqs !== undefined) {
+        state.maxNumSeqs = seqs;
+        log.info('engine max_num_seqs learned', { engine: engine.url, maxNumSeqs: seqs });
+        options.onChange(state);
+      }
+    }
+    if (state.metricsSupported) {
+      try {
+        const next = parseEngineMetrics(await engine.metrics({ timeoutMs }));
+        if (!sameMetrics(next, state.metrics)) {
+          state.metrics = next;
+          options.onChange(state);
+        }
+      } catch (err) {
+        const e = MeshError.from(err, `engine at ${engine.url}`);
+        if (e.code === Status.NOT_FOUND) {
+          state.metricsSupported = false;
+          log.info('engine has no /metrics; load reports carry the sidecar counts only', {
+            engine: engine.url,
+          });
+        } else {
+          setReady(false, `metrics scrape of engine at ${engine.url} failed: ${e.message}`);
+          return;
+        }
+      }
+    }
+    setReady(true, '');
+  };
+
+  const probe = (): Promise<void> => {
+    running ??= probeOnce()
+      .catch((err: unknown) => {
+        if (!stopped) setReady(false, MeshError.from(err, `engine at ${engine.url}`).message);
+      })
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+
+  const timer = setInterval(() => void probe(), intervalMs);
+  timer.unref();
+  void probe();
+
+  return {
+    state,
+    probe,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+function sameMetrics(a: ScrapedEngineMetrics, b: ScrapedEngineMetrics): boolean {
+  return (
+    a.numRequestsRunning === b.numRequestsRunning &&
+    a.numRequestsWaiting === b.numRequestsWaiting &&
+    a.kvCacheUsagePerc === b.kvCacheUsagePerc &&
+    a.blockSize === b.blockSize &&
+    a.numGpuBlocks === b.numGpuBlocks
+  );
+}
