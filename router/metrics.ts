@@ -6,7 +6,14 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets (seconds) for LLM requests: from 5 ms to 10 minutes. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1];
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Plugin time buckets (seconds): 1 µs to 10 ms. */
+const PLUGIN_BUCKETS = [1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2];
+const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Breaker states as gauge values. */
+export const BREAKER_STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /** All router metrics. */
 export interface RouterMetrics {
@@ -14,12 +21,29 @@ export interface RouterMetrics {
   readonly requests: Counter<'model' | 'model_version' | 'status'>;
   readonly latency: Histogram<'model' | 'model_version'>;
   readonly ttft: Histogram<'model' | 'model_version'>;
+  readonly itl: Histogram<'model' | 'model_version'>;
   readonly tokens: Counter<'model' | 'model_version'>;
   readonly inFlight: Gauge<'model'>;
   readonly attempts: Counter<'endpoint' | 'outcome'>;
   readonly versionChoices: Counter<'model' | 'model_version' | 'reason'>;
+  readonly versionFallbacks: Counter<'model' | 'from' | 'to'>;
   readonly routeWeight: Gauge<'model' | 'model_version'>;
+  readonly routeConfiguredShare: Gauge<'model' | 'model_version'>;
+  readonly routeObservedShare: Gauge<'model' | 'model_version'>;
   readonly endpointsReady: Gauge<'model' | 'model_version'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configLastReloadSuccess: Gauge;
+  readonly configLastReloadTime: Gauge;
+  readonly breakerState: Gauge<'endpoint'>;
+  readonly breakerTransitions: Counter<'endpoint' | 'to'>;
+  readonly retries: Counter<'model'>;
+  readonly retryBudgetExhausted: Counter<'model'>;
+  readonly pluginDuration: Histogram<'profile' | 'plugin'>;
+  readonly scheduleDuration: Histogram<'profile'>;
+  readonly admissionQueue: Gauge;
+  readonly admissionWait: Histogram;
+  readonly shed: Counter<'reason'>;
+  readonly queueDepth: Gauge<'endpoint' | 'model' | 'model_version'>;
 }
 
 /** Creates the metrics on a new registry. */
@@ -48,6 +72,13 @@ export function createRouterMetrics(): RouterMetrics {
       buckets: TTFT_BUCKETS,
       registers,
     }),
+    itl: new Histogram({
+      name: 'llm_inter_token_latency_seconds',
+      help: 'Time between consecutive chunks of a stream, as sent to the client.',
+      labelNames: ['model', 'model_version'],
+      buckets: ITL_BUCKETS,
+      registers,
+    }),
     tokens: new Counter({
       name: 'llm_tokens_generated_total',
       help: 'Completion tokens streamed to clients (from engine usage).',
@@ -62,7 +93,7 @@ export function createRouterMetrics(): RouterMetrics {
     }),
     attempts: new Counter({
       name: 'llm_router_upstream_attempts_total',
-      help: 'Upstream attempts by endpoint and outcome (ok, retried, failed).',
+      help: 'Upstream attempts by endpoint and outcome (ok, retried, failed, breaker_open).',
       labelNames: ['endpoint', 'outcome'],
       registers,
     }),
@@ -72,9 +103,27 @@ export function createRouterMetrics(): RouterMetrics {
       labelNames: ['model', 'model_version', 'reason'],
       registers,
     }),
+    versionFallbacks: new Counter({
+      name: 'llm_router_version_fallbacks_total',
+      help: 'Requests sent to another version because the chosen one had no usable endpoint.',
+      labelNames: ['model', 'from', 'to'],
+      registers,
+    }),
     routeWeight: new Gauge({
       name: 'llm_route_weight',
       help: 'Configured canary weight of each model version.',
+      labelNames: ['model', 'model_version'],
+      registers,
+    }),
+    routeConfiguredShare: new Gauge({
+      name: 'llm_route_configured_share',
+      help: "Configured share (0..1) of each version in its model's traffic.",
+      labelNames: ['model', 'model_version'],
+      registers,
+    }),
+    routeObservedShare: new Gauge({
+      name: 'llm_route_observed_share',
+      help: "Observed share (0..1) of each version in its model's recent traffic (last minute).",
       labelNames: ['model', 'model_version'],
       registers,
     }),
@@ -82,6 +131,83 @@ export function createRouterMetrics(): RouterMetrics {
       name: 'llm_router_endpoints_ready',
       help: 'Ready endpoints per model version.',
       labelNames: ['model', 'model_version'],
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'llm_router_config_reloads_total',
+      help: 'Config reloads by result (applied, rejected, unchanged).',
+      labelNames: ['result'],
+      registers,
+    }),
+    configLastReloadSuccess: new Gauge({
+      name: 'llm_router_config_last_reload_successful',
+      help: '1 when the last config reload was applied, 0 when it was rejected.',
+      registers,
+    }),
+    configLastReloadTime: new Gauge({
+      name: 'llm_router_config_last_reload_timestamp_seconds',
+      help: 'When the config was last (re)loaded, valid or not.',
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: 'llm_router_breaker_state',
+      help: 'Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['endpoint'],
+      registers,
+    }),
+    breakerTransitions: new Counter({
+      name: 'llm_router_breaker_transitions_total',
+      help: 'Circuit breaker state changes per endpoint, by new state.',
+      labelNames: ['endpoint', 'to'],
+      registers,
+    }),
+    retries: new Counter({
+      name: 'llm_router_retries_total',
+      help: 'Upstream attempts after the first (always before the first chunk).',
+      labelNames: ['model'],
+      registers,
+    }),
+    retryBudgetExhausted: new Counter({
+      name: 'llm_router_retry_budget_exhausted_total',
+      help: 'Retries not made because the retry budget was spent.',
+      labelNames: ['model'],
+      registers,
+    }),
+    pluginDuration: new Histogram({
+      name: 'llm_router_scheduler_plugin_duration_seconds',
+      help: 'Time per scheduling plugin run (filter, scorer, picker).',
+      labelNames: ['profile', 'plugin'],
+      buckets: PLUGIN_BUCKETS,
+      registers,
+    }),
+    scheduleDuration: new Histogram({
+      name: 'llm_router_schedule_duration_seconds',
+      help: 'Time per scheduling decision (all plugins).',
+      labelNames: ['profile'],
+      buckets: PLUGIN_BUCKETS,
+      registers,
+    }),
+    admissionQueue: new Gauge({
+      name: 'llm_router_admission_queue_length',
+      help: 'Requests waiting for admission (router concurrency limit or saturated pool).',
+      registers,
+    }),
+    admissionWait: new Histogram({
+      name: 'llm_router_admission_wait_seconds',
+      help: 'Time requests waited in the admission queue.',
+      buckets: QUEUE_BUCKETS,
+      registers,
+    }),
+    shed: new Counter({
+      name: 'llm_router_shed_total',
+      help: 'Requests shed with RESOURCE_EXHAUSTED, by reason (queue_full, queue_timeout).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'llm_queue_depth',
+      help: 'Requests waiting at each endpoint (sidecar queue + engine waiting), as last reported.',
+      labelNames: ['endpoint', 'model', 'model_version'],
       registers,
     }),
   };

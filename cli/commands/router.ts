@@ -1,7 +1,6 @@
 /** `llmmesh router`: runs one router. */
 import { createLogger } from '../../common/log.js';
 import { ConfigError, loadRouterConfigFile } from '../../router/config/load.js';
-import { watchConfigFile } from '../../router/config/watch.js';
 import { startRouter } from '../../router/server.js';
 import { untilStopped } from '../lifecycle.js';
 import { type CommandSpec, helpText, parseOptions, str, UsageError } from '../options.js';
@@ -92,27 +91,18 @@ export async function runRouter(argv: string[]): Promise<number> {
   }
 
   const log = createLogger('router');
-  const router = await startRouter({ config: load(), logger: log });
-  const watcher = watchConfigFile({
-    path,
-    load,
-    onReload: (config) => {
-      router.applyConfig(config);
-      log.info('config reloaded', { path });
-    },
-    onError: (err) =>
-      log.error('config rejected; keeping the last good config', {
-        path,
-        err: String((err as Error).message ?? err),
-      }),
+  // The router watches the file (and its directory, for ConfigMap symlink
+  // swaps) and keeps the last good config when an edit is invalid.
+  const router = await startRouter({ config: load(), logger: log, watch: { path, load } });
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: re-reading the config', { path });
+    router.reloadConfig();
   });
-  process.on('SIGHUP', () => watcher.reload());
   process.stdout.write(
     `llmmesh router listening on ${router.address}${router.adminUrl ? `, admin ${router.adminUrl}` : ''}\n`,
   );
   await untilStopped('router', async (reason) => {
     log.info('stopping', { reason, graceMs: grace });
-    watcher.close();
     await router.close(grace);
   });
   return 0;

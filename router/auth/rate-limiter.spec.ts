@@ -46,7 +46,7 @@ describe('rate limits (local buckets, injected clock)', () => {
 });
 
 describe('rate limits shared through Redis', () => {
-  const cleanups: Array<() => Promise<unknown> | void> = [];
+  const cleanups: Array<() => unknown> = [];
   after(async () => {
     for (const c of cleanups.reverse()) await c();
   });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadRouterConfigFile, parseRouterConfig } from './load.js';
+import { DEFAULT_PROFILE, defaultDeadlineMs, profileFor } from './schema.js';
 
 function problems(yaml: string): string[] {
   try {
@@ -42,6 +43,36 @@ profiles:
     });
     assert.equal(cfg.models['llama-3-8b-chat']?.versions.v2?.weight, 10);
     assert.equal(cfg.models['llama-3-8b-chat']?.fallback, true);
+  });
+
+  it('fills the defaults of breakers, retries, admission and the default profile', () => {
+    const cfg = parseRouterConfig('models: { m: { versions: { v1: { weight: 1 } } } }');
+    assert.deepEqual(cfg.breaker, {
+      error_threshold_percentage: 50,
+      volume_threshold: 5,
+      reset_timeout_ms: 10_000,
+      window_ms: 10_000,
+      max_ejection_percent: 50,
+    });
+    assert.deepEqual(cfg.upstream.retry_budget, { ratio: 0.2, min_retries: 10, window_ms: 10_000 });
+    assert.equal(cfg.upstream.first_token_timeout_ms, 60_000);
+    assert.equal(cfg.admission.saturation_queue_depth, 8);
+    assert.equal(cfg.admission.max_queue_wait_ms, 2_000);
+    assert.equal(defaultDeadlineMs(cfg, 'm'), 600_000);
+    assert.deepEqual(profileFor(cfg, 'm'), { name: 'default', profile: DEFAULT_PROFILE });
+    const withDeadline = parseRouterConfig(
+      'models: { m: { versions: { v1: { weight: 1 } }, deadline_ms: 5000 } }',
+    );
+    assert.equal(defaultDeadlineMs(withDeadline, 'm'), 5_000);
+    const redis = parseRouterConfig(
+      'discovery: { kind: redis }\nmodels: { m: { versions: { v1: { weight: 1 } } } }',
+    );
+    assert.deepEqual(redis.discovery, {
+      kind: 'redis',
+      url: 'redis://127.0.0.1:6379',
+      prefix: 'llmmesh:endpoints:',
+      interval_ms: 2_000,
+    });
   });
 
   it('needs only models', () => {
@@ -104,6 +135,41 @@ profiles:
       'models: { m: { versions: { v1: { weight: 1 } }, sticky: cookie } }',
       /^models\.m\.sticky: /,
     ],
+    [
+      'DNS discovery without a name',
+      'discovery: { kind: dns, port: 7001 }\nmodels: { m: { versions: { v1: { weight: 1 } } } }',
+      /^discovery\.name: is required$/,
+    ],
+    [
+      'Redis discovery with a bad URL',
+      'discovery: { kind: redis, url: "http://x" }\nmodels: { m: { versions: { v1: { weight: 1 } } } }',
+      /^discovery\.url: must be a redis:\/\/ or rediss:\/\/ URL$/,
+    ],
+    [
+      'unknown picker',
+      'models: { m: { versions: { v1: { weight: 1 } } } }\nprofiles: { p: { picker: fastest } }',
+      /^profiles\.p\.picker: /,
+    ],
+    [
+      'retry budget ratio above 1',
+      'models: { m: { versions: { v1: { weight: 1 } } } }\nupstream: { retry_budget: { ratio: 2 } }',
+      /^upstream\.retry_budget\.ratio: must be <= 1$/,
+    ],
+    [
+      'ejection share above 100',
+      'models: { m: { versions: { v1: { weight: 1 } } } }\nbreaker: { max_ejection_percent: 150 }',
+      /^breaker\.max_ejection_percent: /,
+    ],
+    [
+      'unknown admission field',
+      'models: { m: { versions: { v1: { weight: 1 } } } }\nadmission: { pushback: 5 }',
+      /^admission: unknown field "pushback"$/,
+    ],
+    [
+      'fractional model deadline',
+      'models: { m: { versions: { v1: { weight: 1 } }, deadline_ms: 1.5 } }',
+      /^models\.m\.deadline_ms: must be a whole number of milliseconds$/,
+    ],
     ['not a mapping', '- a\n- b', /must be a YAML mapping/],
     ['YAML syntax', 'models: {', /^YAML: /],
   ];
@@ -126,7 +192,7 @@ profiles:
       discovery: { kind: 'static', endpoints: ['[::1]:7001'] },
     });
     assert.equal(cfg.listen, '127.0.0.1:0');
-    assert.deepEqual(cfg.discovery.endpoints, ['[::1]:7001']);
+    assert.deepEqual(cfg.discovery, { kind: 'static', endpoints: ['[::1]:7001'] });
     assert.throws(() => loadRouterConfigFile(join(dir, 'missing.yaml')), /missing\.yaml/);
     writeFileSync(path, 'models: { m: { versions: { v1: { weight: -1 } } } }\n');
     assert.throws(

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseHostPort } from '../../common/address.js';
+import { DEFAULT_DISCOVERY_PREFIX } from '../../common/discovery-keys.js';
 
 const hostPort = z.string().superRefine((value, ctx) => {
   try {
@@ -14,7 +15,7 @@ const hostPort = z.string().superRefine((value, ctx) => {
 });
 
 /** Filter plugins by type name. */
-export const FILTER_TYPES = ['ready', 'not-draining', 'circuit-closed'] as const;
+export const FILTER_TYPES = ['ready', 'not-draining', 'circuit-closed', 'not-saturated'] as const;
 /** Scorer plugins by type name. */
 export const SCORER_TYPES = [
   'round-robin',
@@ -28,6 +29,8 @@ export const SCORER_TYPES = [
 export const PICKER_TYPES = ['max-score', 'p2c', 'random', 'round-robin'] as const;
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'must be letters, digits and . _ : / -');
+const ms = (min = 1) =>
+  z.number().int('must be a whole number of milliseconds').min(min, `must be >= ${min}`);
 
 const versionSchema = z.strictObject({
   /** Relative weight of this version among the model's versions; 0 takes it out of new traffic. */
@@ -44,6 +47,8 @@ const modelSchema = z
     profile: name.default('default'),
     /** Send to another version of the model when the chosen one has no usable endpoint. */
     fallback: z.boolean().default(true),
+    /** Deadline of requests that carry none; defaults to `upstream.default_timeout_ms`. */
+    deadline_ms: ms().optional(),
   })
   .refine((m) => Object.values(m.versions).some((v) => v.weight > 0), {
     message: 'at least one version needs a weight > 0',
@@ -56,16 +61,22 @@ const scorerSchema = z.strictObject({
 });
 
 const profileSchema = z.strictObject({
-  filters: z.array(z.enum(FILTER_TYPES)).default(['ready', 'not-draining', 'circuit-closed']),
+  filters: z
+    .array(z.enum(FILTER_TYPES))
+    .default(['ready', 'not-draining', 'circuit-closed', 'not-saturated']),
+  // Tuned on the simulator (bench/schedule-profiles.ts): prefix and load weighed
+  // alike keep most cache hits without queueing behind a hot prefix.
   scorers: z.array(scorerSchema).default([
-    { type: 'prefix-cache', weight: 3 },
-    { type: 'queue-depth', weight: 1 },
+    { type: 'prefix-cache', weight: 2 },
+    { type: 'session-affinity', weight: 1 },
+    { type: 'least-request', weight: 2 },
+    { type: 'queue-depth', weight: 2 },
     { type: 'kv-cache', weight: 1 },
   ]),
   picker: z.enum(PICKER_TYPES).default('max-score'),
 });
 
-/** The built-in `default` profile, used by models that name none. */
+/** The built-in `default` profile, used by models that name none (a config may redefine it). */
 export const DEFAULT_PROFILE = profileSchema.parse({});
 
 const discoverySchema = z.discriminatedUnion('kind', [
@@ -73,7 +84,68 @@ const discoverySchema = z.discriminatedUnion('kind', [
     kind: z.literal('static'),
     endpoints: z.array(hostPort).default([]),
   }),
+  z.strictObject({
+    kind: z.literal('dns'),
+    /** A name resolving to every sidecar, e.g. a Kubernetes headless Service. */
+    name: z.string().min(1, 'must not be empty'),
+    /** The sidecars' gRPC port. */
+    port: z.number().int().min(1, 'must be 1-65535').max(65535, 'must be 1-65535'),
+    interval_ms: ms(100).default(5_000),
+  }),
+  z.strictObject({
+    kind: z.literal('redis'),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+    prefix: z.string().min(1).default(DEFAULT_DISCOVERY_PREFIX),
+    interval_ms: ms(100).default(2_000),
+  }),
 ]);
+
+const retryBudgetSchema = z.strictObject({
+  /** Retries allowed as a share of requests over the window. */
+  ratio: z.number().min(0, 'must be >= 0').max(1, 'must be <= 1').default(0.2),
+  /** Retries always allowed per window, however few requests there were. */
+  min_retries: z.number().int().min(0).default(10),
+  window_ms: ms(100).default(10_000),
+});
+
+const upstreamSchema = z.strictObject({
+  /** Endpoints tried per request before the first token (1 = no retry). */
+  max_attempts: z.number().int().min(1).max(10).default(3),
+  /** Deadline of requests that carry none (and whose model sets no `deadline_ms`). */
+  default_timeout_ms: ms().default(600_000),
+  /** An endpoint that sends no first chunk within this is a failed attempt (and counts against its breaker). */
+  first_token_timeout_ms: ms().default(60_000),
+  retry_budget: retryBudgetSchema.default(retryBudgetSchema.parse({})),
+});
+
+const breakerSchema = z.strictObject({
+  /** Failure percentage over the window above which an endpoint's breaker opens. */
+  error_threshold_percentage: z.number().min(0).max(100).default(50),
+  /** Attempts in the window before the breaker may open at all. */
+  volume_threshold: z.number().int().min(0).default(5),
+  /** Time an open breaker waits before letting one probe through (half-open). */
+  reset_timeout_ms: ms().default(10_000),
+  /** Rolling window of the failure statistics. */
+  window_ms: ms(10).default(10_000),
+  /** Most endpoints of a pool that open breakers may take out of scheduling, in percent. */
+  max_ejection_percent: z.number().min(0).max(100).default(50),
+});
+
+const admissionSchema = z.strictObject({
+  /** Requests this router serves at once; more wait in the queue. */
+  max_concurrency: z.number().int().min(1).default(4096),
+  /** An endpoint whose queue (sidecar queue + engine waiting) reaches this is saturated. */
+  saturation_queue_depth: z.number().int().min(1).default(8),
+  /** Requests waiting for admission at most; beyond, new ones are shed. */
+  max_queue_length: z.number().int().min(0).default(1024),
+  /** A queued request waits at most this long, then is shed. */
+  max_queue_wait_ms: ms(0).default(2_000),
+  /** `grpc-retry-pushback-ms` sent with shed requests. */
+  pushback_ms: ms(0).default(1_000),
+});
 
 /** The whole router config. */
 export const routerConfigSchema = z
@@ -83,14 +155,9 @@ export const routerConfigSchema = z
     discovery: discoverySchema.default({ kind: 'static', endpoints: [] }),
     models: z.record(name, modelSchema).refine((m) => Object.keys(m).length > 0, 'needs at least one model'),
     profiles: z.record(name, profileSchema).default({}),
-    upstream: z
-      .strictObject({
-        /** Endpoints tried per request before the first token (1 = no retry). */
-        max_attempts: z.number().int().min(1).max(10).default(3),
-        /** Time allowed to get the first chunk from an endpoint when the client set no deadline. */
-        default_timeout_ms: z.number().int().min(1).default(600_000),
-      })
-      .default({ max_attempts: 3, default_timeout_ms: 600_000 }),
+    upstream: upstreamSchema.default(upstreamSchema.parse({})),
+    breaker: breakerSchema.default(breakerSchema.parse({})),
+    admission: admissionSchema.default(admissionSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     for (const [model, m] of Object.entries(cfg.models)) {
@@ -110,3 +177,22 @@ export type RouterConfig = z.infer<typeof routerConfigSchema>;
 export type ModelConfig = RouterConfig['models'][string];
 /** One scheduling profile. */
 export type ProfileConfig = z.infer<typeof profileSchema>;
+/** Discovery settings (a discriminated union on `kind`). */
+export type DiscoveryConfig = RouterConfig['discovery'];
+/** Circuit breaker settings. */
+export type BreakerConfig = RouterConfig['breaker'];
+/** Admission settings. */
+export type AdmissionConfig = RouterConfig['admission'];
+/** Upstream attempt settings. */
+export type UpstreamConfig = RouterConfig['upstream'];
+
+/** The profile a model uses: its named profile, else the built-in default. */
+export function profileFor(config: RouterConfig, model: string): { name: string; profile: ProfileConfig } {
+  const n = config.models[model]?.profile ?? 'default';
+  return { name: n, profile: config.profiles[n] ?? DEFAULT_PROFILE };
+}
+
+/** The deadline, in ms from now, of a request for `model` that carries none. */
+export function defaultDeadlineMs(config: RouterConfig, model: string): number {
+  return config.models[model]?.deadline_ms ?? config.upstream.default_timeout_ms;
+}

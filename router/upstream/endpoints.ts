@@ -9,9 +9,13 @@ import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos } from '../../common/proto.js';
+import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './prefix-index.js';
 
 /** A report older than this many report intervals marks the endpoint stale (not ready). */
 export const STALE_AFTER_MS = 2_000;
+
+/** Circuit breaker state of an endpoint, as scheduling sees it. */
+export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** What routing knows about one endpoint at one instant. Never mutated. */
 export interface EndpointView {
@@ -25,9 +29,21 @@ export interface EndpointView {
   readonly draining: boolean;
   /** Streams this router has open to the endpoint now. */
   readonly routerInFlight: number;
+  /**
+   * `routerInFlight` when the last report arrived: the difference is what the
+   * report cannot know yet (absent: assume nothing changed since).
+   */
+  readonly routerInFlightAtReport?: number;
   readonly report: LoadReport__Output | undefined;
   /** Why the endpoint is not ready. */
   readonly reason: string;
+  /** Its circuit breaker; `half-open` means one probe may go through now. */
+  readonly breaker: BreakerState;
+  /**
+   * The endpoint's prefix index. Updated in place as deltas arrive (copying it
+   * per report would cost more than it buys); a decision reads it synchronously.
+   */
+  readonly prefixIndex: PrefixIndexView;
 }
 
 /** An immutable snapshot of every endpoint. */
@@ -47,6 +63,8 @@ export interface EndpointSet {
   setAddresses(addresses: readonly string[]): void;
   /** Counts a stream this router opened to `address`; returns its release. */
   track(address: string): () => void;
+  /** Marks the snapshot stale, e.g. after a breaker changed state. */
+  invalidate(): void;
   /** Emits `change` after each snapshot replacement. */
   readonly events: EventEmitter;
   close(): void;
@@ -63,6 +81,8 @@ export interface EndpointSetOptions {
   staleAfterMs?: number;
   channelOptions?: grpc.ChannelOptions;
   credentials?: grpc.ChannelCredentials;
+  /** Breaker state of an endpoint (default: always closed). */
+  breakerState?: (address: string) => BreakerState;
 }
 
 interface Entry {
@@ -74,15 +94,21 @@ interface Entry {
   connected: boolean;
   lastError: string;
   inFlight: number;
+  inFlightAtReport: number;
   attempt: number;
   retryTimer: NodeJS.Timeout | undefined;
   closed: boolean;
+  prefixIndex: PrefixIndex;
+  /** The cached view and until when it stays valid (staleness is a function of time). */
+  view: EndpointView | undefined;
+  viewValidUntil: number;
 }
 
 /** Creates the endpoint set and starts watching `addresses`. */
 export function createEndpointSet(addresses: readonly string[], options: EndpointSetOptions): EndpointSet {
   const now = options.now ?? Date.now;
   const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
+  const breakerState = options.breakerState ?? (() => 'closed' as const);
   const reconnectBaseMs = options.reconnectBaseMs ?? 100;
   const { engine } = loadProtos();
   const entries = new Map<string, Entry>();
@@ -96,23 +122,35 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   };
 
   const view = (e: Entry, at: number): EndpointView => {
+    if (e.view && at <= e.viewValidUntil) return e.view;
     const r = e.report;
     const fresh = r !== undefined && at - e.reportAt <= staleAfterMs;
     let reason = '';
     if (!e.connected) reason = e.lastError || 'no load report yet';
     else if (!fresh) reason = `no load report for ${at - e.reportAt} ms`;
     else if (r && !r.ready) reason = r.reason || (r.draining ? 'draining' : 'not ready');
-    return {
+    const v: EndpointView = {
       address: e.address,
       connected: e.connected,
       model: r?.model ?? '',
       version: r?.version ?? '',
-      ready: e.connected && fresh && r?.ready && !r.draining,
+      ready: e.connected && fresh && r?.ready === true && !r.draining,
       draining: r?.draining ?? false,
       routerInFlight: e.inFlight,
+      routerInFlightAtReport: e.inFlightAtReport,
       report: r,
       reason,
+      breaker: breakerState(e.address),
+      prefixIndex: e.prefixIndex,
     };
+    e.view = v;
+    // A fresh view turns stale when the report ages out; a stale one stays stale until a report.
+    e.viewValidUntil = fresh ? e.reportAt + staleAfterMs : Number.POSITIVE_INFINITY;
+    return v;
+  };
+  const dirty = (e: Entry) => {
+    e.view = undefined;
+    current = undefined;
   };
 
   const build = (): EndpointSnapshot => {
@@ -150,11 +188,16 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     if (e.closed) return;
     const call = e.client.WatchLoad({ watcherId: options.watcherId });
     e.watch = call;
+    // Deltas are relative to what this stream sent: start from nothing.
+    e.prefixIndex.clear();
     call.on('data', (r: LoadReport__Output) => {
       if (e.watch !== call) return;
+      if (r.prefixIndex) e.prefixIndex.apply(r.prefixIndex);
       e.report = r;
       e.reportAt = now();
+      e.inFlightAtReport = e.inFlight;
       e.attempt = 0;
+      e.view = undefined;
       if (!e.connected) {
         e.connected = true;
         options.logger.info('endpoint connected', {
@@ -171,6 +214,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       if (e.connected) options.logger.warn('endpoint load stream lost', { endpoint: e.address, reason: why });
       e.connected = false;
       e.lastError = `load stream to ${e.address} down: ${why}`;
+      e.view = undefined;
       invalidate();
       scheduleReconnect(e);
     };
@@ -196,9 +240,13 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       connected: false,
       lastError: '',
       inFlight: 0,
+      inFlightAtReport: 0,
       attempt: 0,
       retryTimer: undefined,
       closed: false,
+      prefixIndex: createPrefixIndex(),
+      view: undefined,
+      viewValidUntil: 0,
     };
     entries.set(address, e);
     startWatch(e);
@@ -219,7 +267,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   // when no report arrives, so a silent endpoint drops out.
   const staleTimer = setInterval(
     () => {
-      if (current && [...entries.values()].some((e) => e.connected && now() - e.reportAt > staleAfterMs))
+      const at = now();
+      if (current && [...entries.values()].some((e) => e.view !== undefined && at > e.viewValidUntil))
         invalidate();
     },
     Math.max(50, Math.floor(staleAfterMs / 4)),
@@ -243,14 +292,18 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       const e = entries.get(address);
       if (!e) return () => {};
       e.inFlight++;
-      current = undefined;
+      dirty(e);
       let done = false;
       return () => {
         if (done) return;
         done = true;
         e.inFlight--;
-        current = undefined;
+        dirty(e);
       };
+    },
+    invalidate() {
+      for (const e of entries.values()) e.view = undefined;
+      invalidate();
     },
     close() {
       clearInterval(staleTimer);

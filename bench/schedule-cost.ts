@@ -1,0 +1,167 @@
+/**
+ * Scheduling decision time as pools grow: the default profile (filters →
+ * five weighted scorers → max-score) over 10, 100 and 1000 endpoints, each
+ * with load, KV usage and a prefix index; requests share a system prompt
+ * (held by a tenth of the pool) and carry a session key. Prints the time per
+ * decision, per endpoint and per plugin.
+ *
+ *   npm run bench:schedule [-- --iterations 20000 --json]
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
+import { DEFAULT_PROFILE } from '../router/config/schema.js';
+import { createScheduler } from '../router/scheduling/profile.js';
+import { createBuiltinRegistry } from '../router/scheduling/registry.js';
+import { createSchedulingRequest } from '../router/scheduling/request.js';
+import type { EndpointView } from '../router/upstream/endpoints.js';
+import { createPrefixIndex } from '../router/upstream/prefix-index.js';
+
+const { values } = parseArgs({
+  options: {
+    iterations: { type: 'string', default: '20000' },
+    sizes: { type: 'string', default: '10,100,1000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const iterations = Number(values.iterations);
+const sizes = String(values.sizes).split(',').map(Number);
+
+/** Deterministic randomness (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SYSTEM = 'You are the assistant of the billing team; answer with care and cite the policy. '.repeat(16);
+const systemBlocks = prefixBlockHashes(SYSTEM);
+
+function pool(n: number, random: () => number): EndpointView[] {
+  return Array.from({ length: n }, (_, i) => {
+    const index = createPrefixIndex();
+    const added = Array.from({ length: 500 }, () => Math.floor(random() * 2 ** 52));
+    if (i % 10 === 0) added.push(...systemBlocks);
+    index.apply({ reset: true, added, removed: [], blockChars: 64 });
+    const queued = Math.floor(random() * 6);
+    return {
+      address: `10.0.${Math.floor(i / 250)}.${i % 250}:7001`,
+      connected: true,
+      model: 'm',
+      version: 'v1',
+      ready: random() > 0.02,
+      draining: false,
+      routerInFlight: Math.floor(random() * 20),
+      routerInFlightAtReport: 10,
+      report: {
+        model: 'm',
+        version: 'v1',
+        ready: true,
+        draining: false,
+        inFlight: Math.floor(random() * 30),
+        queued,
+        engine: {
+          numRequestsRunning: 20,
+          numRequestsWaiting: Math.floor(random() * 3),
+          kvCacheUsagePerc: random(),
+        },
+        capacity: { maxNumSeqs: 256, numGpuBlocks: 26_300, blockSize: 16, maxModelLen: 8192 },
+        sequence: 1,
+        reason: '',
+        servedModelName: 'm',
+        prefixIndex: null,
+      },
+      reason: '',
+      breaker: random() < 0.05 ? 'open' : 'closed',
+      prefixIndex: index,
+    } satisfies EndpointView;
+  });
+}
+
+interface Row {
+  endpoints: number;
+  meanUs: number;
+  p50Us: number;
+  p99Us: number;
+  nsPerEndpoint: number;
+  pluginsUs: Record<string, number>;
+}
+
+const rows: Row[] = [];
+for (const n of sizes) {
+  const random = seeded(n);
+  const scheduler = createScheduler('default', DEFAULT_PROFILE, createBuiltinRegistry(), {
+    random,
+    saturationQueueDepth: 8,
+    maxEjectionPercent: 50,
+  });
+  const endpoints = pool(n, random);
+  const times = new Float64Array(iterations);
+  const plugins: Record<string, number> = {};
+  const exclude = new Set<string>();
+  const warmup = Math.min(2000, iterations);
+  for (let i = -warmup; i < iterations; i++) {
+    // A fresh request each time: its prompt is hashed inside the decision, as in the router.
+    const req = createSchedulingRequest(
+      {
+        model: 'm',
+        prompt: `${SYSTEM}Question ${i}: why was I charged twice?`,
+        messages: [],
+        routing: { version: '', sessionKey: `user-${i % 5000}`, priority: 'PRIORITY_UNSPECIFIED' },
+      },
+      `r${i}`,
+      'v1',
+      exclude,
+    );
+    const t0 = performance.now();
+    const d = scheduler.schedule(req, endpoints);
+    const t1 = performance.now();
+    if (i < 0) continue;
+    times[i] = t1 - t0;
+    for (const [k, v] of Object.entries(d.pluginMs)) plugins[k] = (plugins[k] ?? 0) + v;
+    if (!d.picked) throw new Error('no pick');
+  }
+  const sorted = Array.from(times).sort((a, b) => a - b);
+  const mean = sorted.reduce((s, x) => s + x, 0) / iterations;
+  rows.push({
+    endpoints: n,
+    meanUs: mean * 1000,
+    p50Us: (sorted[Math.floor(iterations * 0.5)] ?? 0) * 1000,
+    p99Us: (sorted[Math.floor(iterations * 0.99)] ?? 0) * 1000,
+    nsPerEndpoint: (mean * 1e6) / n,
+    pluginsUs: Object.fromEntries(Object.entries(plugins).map(([k, v]) => [k, (v / iterations) * 1000])),
+  });
+}
+// The prompt's block hashes are part of each decision; say how much.
+const hashT0 = performance.now();
+for (let i = 0; i < 2000; i++) prefixBlockHashes(canonicalPrompt({ prompt: `${SYSTEM}${i}`, messages: [] }));
+const hashUs = ((performance.now() - hashT0) / 2000) * 1000;
+
+if (values.json) {
+  process.stdout.write(`${JSON.stringify({ iterations, promptHashUs: hashUs, rows }, null, 2)}\n`);
+} else {
+  process.stdout.write(
+    `scheduling decision time, default profile, ${iterations} decisions per size (prompt ${SYSTEM.length + 40} chars, hashing ≈ ${hashUs.toFixed(1)} µs of each)\n`,
+  );
+  process.stdout.write('endpoints   mean µs    p50 µs    p99 µs   ns/endpoint\n');
+  for (const r of rows) {
+    process.stdout.write(
+      `${String(r.endpoints).padStart(9)} ${r.meanUs.toFixed(1).padStart(9)} ${r.p50Us.toFixed(1).padStart(9)} ${r.p99Us.toFixed(1).padStart(9)} ${r.nsPerEndpoint.toFixed(0).padStart(13)}\n`,
+    );
+  }
+  process.stdout.write('\nper plugin (mean µs):\n');
+  const keys = Object.keys(rows[0]?.pluginsUs ?? {});
+  process.stdout.write(
+    `${'plugin'.padEnd(28)}${rows.map((r) => String(r.endpoints).padStart(10)).join('')}\n`,
+  );
+  for (const k of keys) {
+    process.stdout.write(
+      `${k.padEnd(28)}${rows.map((r) => (r.pluginsUs[k] ?? 0).toFixed(2).padStart(10)).join('')}\n`,
+    );
+  }
+}

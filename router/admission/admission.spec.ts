@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { type MeshError, Status } from '../../common/errors.js';
+import { type AdmissionTimers, createAdmission } from './admission.js';
+
+const config = {
+  max_concurrency: 2,
+  saturation_queue_depth: 8,
+  max_queue_length: 3,
+  max_queue_wait_ms: 1_000,
+  pushback_ms: 250,
+};
+
+/** Manual timers: time moves only when the test says so. */
+function manualTimers() {
+  let t = 0;
+  const pending = new Map<number, { at: number; fn: () => void }>();
+  let id = 0;
+  const timers: AdmissionTimers = {
+    now: () => t,
+    setTimeout(fn, ms) {
+      const key = ++id;
+      pending.set(key, { at: t + ms, fn });
+      return key as unknown as NodeJS.Timeout;
+    },
+    clearTimeout(handle) {
+      pending.delete(handle as unknown as number);
+    },
+  };
+  const advance = (ms: number) => {
+    t += ms;
+    for (const [key, p] of [...pending].sort((a, b) => a[1].at - b[1].at)) {
+      if (p.at <= t) {
+        pending.delete(key);
+        p.fn();
+      }
+    }
+  };
+  return { timers, advance };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const ticket = (
+  priority: number,
+  over: Partial<{ saturated: () => boolean; deadline: number; signal: AbortSignal; poolKey: string }> = {},
+) => ({
+  priority,
+  poolKey: over.poolKey ?? 'm/v1',
+  saturated: over.saturated ?? (() => false),
+  deadline: over.deadline ?? Number.POSITIVE_INFINITY,
+  signal: over.signal ?? new AbortController().signal,
+});
+
+describe('admission', () => {
+  it('admits up to the concurrency limit, then queues by priority (FIFO within one)', async () => {
+    const { timers } = manualTimers();
+    const a = createAdmission(config, timers);
+    const r1 = await a.admit(ticket(2));
+    const r2 = await a.admit(ticket(2));
+    assert.equal(a.inFlight, 2);
+    const order: string[] = [];
+    const low = a.admit(ticket(1)).then((r) => {
+      order.push('low');
+      return r;
+    });
+    const normal = a.admit(ticket(2)).then((r) => {
+      order.push('normal');
+      return r;
+    });
+    const high = a.admit(ticket(3)).then((r) => {
+      order.push('high');
+      return r;
+    });
+    assert.equal(a.queued, 3);
+    r1();
+    (await high)();
+    r2();
+    (await normal)();
+    (await low)();
+    assert.deepEqual(order, ['high', 'normal', 'low']);
+    assert.equal(a.inFlight, 0);
+  });
+
+  it('sheds with RESOURCE_EXHAUSTED and a pushback when the queue is full or the wait too long', async () => {
+    const { timers, advance } = manualTimers();
+    const a = createAdmission(config, timers);
+    await a.admit(ticket(2));
+    await a.admit(ticket(2));
+    const waiting = [a.admit(ticket(2)), a.admit(ticket(2)), a.admit(ticket(2))];
+    await assert.rejects(a.admit(ticket(2)), (e: MeshError) => {
+      assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
+      assert.equal(e.retryPushbackMs, 250);
+      assert.match(e.message, /queue full/);
+      return true;
+    });
+    advance(999);
+    assert.equal(a.queued, 3);
+    advance(1);
+    for (const w of waiting)
+      await assert.rejects(
+        w,
+        (e: MeshError) => e.code === Status.RESOURCE_EXHAUSTED && /1000 ms/.test(e.message),
+      );
+    assert.equal(a.queued, 0);
+  });
+
+  it('waits no longer than the request deadline', async () => {
+    const { timers, advance } = manualTimers();
+    const a = createAdmission({ ...config, max_concurrency: 1 }, timers);
+    await a.admit(ticket(2));
+    const w = a.admit(ticket(2, { deadline: 100 }));
+    advance(100);
+    await assert.rejects(w, (e: MeshError) => e.code === Status.RESOURCE_EXHAUSTED);
+  });
+
+  it('queues while the pool is saturated and admits when it is not', async () => {
+    const { timers } = manualTimers();
+    const a = createAdmission({ ...config, max_concurrency: 100 }, timers);
+    let saturated = true;
+    const w = a.admit(ticket(2, { saturated: () => saturated }));
+    await tick();
+    assert.equal(a.queued, 1);
+    // Another pool is not held up by the saturated one.
+    const other = await a.admit(ticket(2, { poolKey: 'm/v2' }));
+    other();
+    saturated = false;
+    a.poke();
+    (await w)();
+    assert.equal(a.queued, 0);
+  });
+
+  it('a cancelled request leaves the queue', async () => {
+    const { timers } = manualTimers();
+    const a = createAdmission({ ...config, max_concurrency: 1 }, timers);
+    const r = await a.admit(ticket(2));
+    const controller = new AbortController();
+    const w = a.admit(ticket(2, { signal: controller.signal }));
+    controller.abort();
+    await assert.rejects(w, (e: MeshError) => e.code === Status.CANCELLED);
+    assert.equal(a.queued, 0);
+    r();
+    await tick();
+    assert.equal(a.inFlight, 0);
+  });
+
+  it('emits admitted with the wait time', async () => {
+    const { timers, advance } = manualTimers();
+    const a = createAdmission({ ...config, max_concurrency: 1 }, timers);
+    const r = await a.admit(ticket(2));
+    const w = a.admit(ticket(2));
+    advance(40);
+    const admitted = once(a.events, 'admitted');
+    r();
+    const [ev] = (await admitted) as [{ waitedMs: number }];
+    assert.equal(ev.waitedMs, 40);
+    (await w)();
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * A scheduling profile: filters → weighted scorers → one picker, composed
+ * from config and run over a pool's immutable snapshot. Each plugin's time is
+ * measured; the decision keeps candidates and scores for tracing.
+ */
+import { performance } from 'node:perf_hooks';
+import type { ProfileConfig } from '../config/schema.js';
+import type { EndpointView } from '../upstream/endpoints.js';
+import type { PluginRegistry } from './registry.js';
+import type {
+  CandidateTrace,
+  Filter,
+  Picker,
+  PluginDeps,
+  SchedulingDecision,
+  SchedulingRequest,
+  Scorer,
+} from './types.js';
+
+/** A profile ready to schedule. */
+export interface Scheduler {
+  readonly name: string;
+  /** True when the profile filters on breaker state (so a kept open endpoint is a deliberate, forced try). */
+  readonly filtersBreakers: boolean;
+  schedule(req: SchedulingRequest, pool: readonly EndpointView[]): SchedulingDecision;
+}
+
+/** Called with each plugin's duration (e.g. to feed a histogram). */
+export type PluginTimer = (profile: string, plugin: string, ms: number) => void;
+
+/** Builds a profile's plugins from the registry. Throws on an unknown type. */
+export function createScheduler(
+  name: string,
+  config: ProfileConfig,
+  registry: PluginRegistry,
+  deps: PluginDeps,
+  onPluginTime?: PluginTimer,
+): Scheduler {
+  const filters: Filter[] = config.filters.map((t) => registry.filter(t, deps));
+  const scorers: Array<{ scorer: Scorer; weight: number }> = config.scorers.map((s) => ({
+    scorer: registry.scorer(s.type, deps),
+    weight: s.weight,
+  }));
+  const picker: Picker = registry.picker(config.picker, deps);
+  const filterKeys = filters.map((f) => `filter/${f.type}`);
+  const scorerKeys = scorers.map((s) => `scorer/${s.scorer.type}`);
+  const pickerKey = `picker/${picker.type}`;
+
+  return {
+    name,
+    filtersBreakers: filters.some((f) => f.type === 'circuit-closed'),
+    schedule(req, pool) {
+      const started = performance.now();
+      const pluginMs: Record<string, number> = {};
+      const filtered: Array<{ type: string; remaining: number }> = [];
+      let candidates: readonly EndpointView[] = pool;
+      for (let i = 0; i < filters.length; i++) {
+        const f = filters[i] as Filter;
+        const t0 = performance.now();
+        candidates = f.filter(req, candidates);
+        const ms = performance.now() - t0;
+        pluginMs[filterKeys[i] as string] = ms;
+        onPluginTime?.(name, filterKeys[i] as string, ms);
+        filtered.push({ type: f.type, remaining: candidates.length });
+      }
+      // Retries never go back to an endpoint already tried. Applied after the
+      // filters so that shares (breaker ejection) are of the whole pool.
+      if (req.exclude.size > 0) candidates = candidates.filter((e) => !req.exclude.has(e.address));
+
+      const totals = new Float64Array(candidates.length);
+      const scoreLists: ArrayLike<number>[] = [];
+      for (let s = 0; s < scorers.length; s++) {
+        const { scorer, weight } = scorers[s] as { scorer: Scorer; weight: number };
+        const t0 = performance.now();
+        const scores = candidates.length > 0 ? scorer.score(req, candidates) : new Float64Array(0);
+        for (let i = 0; i < candidates.length; i++)
+          totals[i] = (totals[i] as number) + weight * (scores[i] as number);
+        const ms = performance.now() - t0;
+        pluginMs[scorerKeys[s] as string] = ms;
+        onPluginTime?.(name, scorerKeys[s] as string, ms);
+        scoreLists.push(scores);
+      }
+      const t0 = performance.now();
+      const index = candidates.length > 0 ? picker.pick(candidates, totals) : -1;
+      const pickMs = performance.now() - t0;
+      pluginMs[pickerKey] = pickMs;
+      onPluginTime?.(name, pickerKey, pickMs);
+      const picked = index >= 0 ? candidates[index] : undefined;
+      const totalMs = performance.now() - started;
+      const finalCandidates = candidates;
+
+      const trace = (): CandidateTrace[] =>
+        finalCandidates.map((e, i) => ({
+          address: e.address,
+          scores: Object.fromEntries(
+            scorers.map((s, k) => [s.scorer.type, (scoreLists[k] as ArrayLike<number>)[i] as number]),
+          ),
+          total: totals[i] as number,
+        }));
+      return {
+        profile: name,
+        picked,
+        poolSize: pool.length,
+        filtered,
+        pluginMs,
+        totalMs,
+        candidates: trace,
+        toJSON: () => ({
+          profile: name,
+          picked: picked?.address ?? null,
+          poolSize: pool.length,
+          filtered,
+          candidates: trace(),
+          pluginMs,
+          totalMs,
+        }),
+      };
+    },
+  };
+}

@@ -1,0 +1,35 @@
+/** Builds the scheduling view of a GenerateRequest. */
+
+import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
+import type { SchedulingRequest } from './types.js';
+
+/**
+ * A scheduling request for `req` on `version`. The prompt is hashed lazily,
+ * once per block size, exactly as common/prefix-hash.ts defines it.
+ */
+export function createSchedulingRequest(
+  req: Pick<GenerateRequest__Output, 'model' | 'prompt' | 'messages' | 'routing'>,
+  requestId: string,
+  version: string,
+  exclude: ReadonlySet<string>,
+): SchedulingRequest {
+  let text: string | undefined;
+  const memo = new Map<number, readonly number[]>();
+  return {
+    requestId,
+    model: req.model,
+    version,
+    sessionKey: req.routing?.sessionKey ?? '',
+    exclude,
+    prefixHashes(blockChars) {
+      let h = memo.get(blockChars);
+      if (!h) {
+        text ??= canonicalPrompt(req);
+        h = prefixBlockHashes(text, blockChars);
+        memo.set(blockChars, h);
+      }
+      return h;
+    },
+  };
+}

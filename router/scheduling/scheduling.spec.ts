@@ -1,0 +1,423 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
+import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
+import { DEFAULT_PROFILE, FILTER_TYPES, PICKER_TYPES, SCORER_TYPES } from '../config/schema.js';
+import type { EndpointView } from '../upstream/endpoints.js';
+import { createScheduler } from './profile.js';
+import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
+import { createSchedulingRequest } from './request.js';
+import type { PluginDeps, SchedulingRequest } from './types.js';
+
+const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({
+  random: seeded(7),
+  saturationQueueDepth: 4,
+  maxEjectionPercent: 50,
+  ...over,
+});
+const registry = createBuiltinRegistry();
+const views = (list: FakeEndpoint[]) => list.map(endpointView);
+const request = (
+  over: { prompt?: string; sessionKey?: string; exclude?: string[] } = {},
+): SchedulingRequest =>
+  createSchedulingRequest(
+    {
+      model: 'm',
+      prompt: over.prompt ?? 'hello',
+      messages: [],
+      routing: { version: '', sessionKey: over.sessionKey ?? '', priority: 'PRIORITY_UNSPECIFIED' },
+    },
+    'req-1',
+    'v1',
+    new Set(over.exclude ?? []),
+  );
+const addresses = (list: readonly EndpointView[]) => list.map((e) => e.address);
+
+describe('scheduling plugins', () => {
+  it('registers exactly the types the config schema accepts', () => {
+    const t = registry.types();
+    assert.deepEqual(t.filters.sort(), [...FILTER_TYPES].sort());
+    assert.deepEqual(t.scorers.sort(), [...SCORER_TYPES].sort());
+    assert.deepEqual(t.pickers.sort(), [...PICKER_TYPES].sort());
+  });
+
+  it('rejects non-kebab-case names, duplicates and unknown types', () => {
+    const r = createPluginRegistry();
+    assert.throws(
+      () => r.registerFilter('NotKebab', () => ({ type: 'x', filter: (_q, e) => e })),
+      /kebab-case/,
+    );
+    r.registerFilter('mine', () => ({ type: 'mine', filter: (_q, e) => e }));
+    assert.throws(() => r.registerFilter('mine', () => ({ type: 'mine', filter: (_q, e) => e })), /already/);
+    assert.throws(() => r.scorer('nope', deps()), /unknown scorer "nope"/);
+  });
+
+  const filterCases: Array<{
+    name: string;
+    type: string;
+    pool: FakeEndpoint[];
+    want: string[];
+    d?: Partial<PluginDeps>;
+  }> = [
+    {
+      name: 'ready drops not-ready',
+      type: 'ready',
+      pool: [{ address: 'a' }, { address: 'b', ready: false }],
+      want: ['a'],
+    },
+    {
+      name: 'not-draining drops draining',
+      type: 'not-draining',
+      pool: [{ address: 'a', draining: true }, { address: 'b' }],
+      want: ['b'],
+    },
+    {
+      name: 'circuit-closed drops open breakers, keeps half-open (probe)',
+      type: 'circuit-closed',
+      pool: [
+        { address: 'a', breaker: 'open' },
+        { address: 'b', breaker: 'half-open' },
+        { address: 'c' },
+        { address: 'd' },
+      ],
+      want: ['b', 'c', 'd'],
+    },
+    {
+      name: 'circuit-closed never ejects more than the cap (1 of 2 at 50%)',
+      type: 'circuit-closed',
+      pool: [
+        { address: 'a', breaker: 'open' },
+        { address: 'b', breaker: 'open' },
+      ],
+      want: ['one of a, b'],
+    },
+    {
+      name: 'circuit-closed keeps the only endpoint even when open',
+      type: 'circuit-closed',
+      pool: [{ address: 'a', breaker: 'open' }],
+      want: ['a'],
+    },
+    {
+      name: 'circuit-closed with a 100% cap ejects all',
+      type: 'circuit-closed',
+      pool: [
+        { address: 'a', breaker: 'open' },
+        { address: 'b', breaker: 'open' },
+      ],
+      want: [],
+      d: { maxEjectionPercent: 100 },
+    },
+    {
+      name: 'not-saturated drops pods whose queue reached the depth',
+      type: 'not-saturated',
+      pool: [
+        { address: 'a', queued: 3, waiting: 1, running: 256 },
+        { address: 'b', queued: 3, waiting: 5 },
+      ],
+      want: ['b'],
+    },
+    {
+      name: 'not-saturated counts this router’s excess over capacity as queue',
+      type: 'not-saturated',
+      pool: [{ address: 'a', routerInFlight: 14, maxNumSeqs: 10 }, { address: 'b' }],
+      want: ['b'],
+    },
+    {
+      name: 'not-saturated counts streams this router opened since the last report as queued',
+      type: 'not-saturated',
+      // Both pods are full (4 of 4 in flight); a has 1 queued plus 3 opened since, b 3 queued minus 2 ended.
+      pool: [
+        { address: 'a', maxNumSeqs: 4, inFlight: 4, queued: 1, routerInFlight: 5, routerInFlightAtReport: 2 },
+        { address: 'b', maxNumSeqs: 4, inFlight: 4, queued: 3, routerInFlight: 1, routerInFlightAtReport: 3 },
+      ],
+      want: ['b'],
+    },
+    {
+      name: 'not-saturated: streams opened since the report fill free places before they count as queued',
+      type: 'not-saturated',
+      pool: [
+        { address: 'a', maxNumSeqs: 16, inFlight: 2, routerInFlight: 12, routerInFlightAtReport: 2 },
+        { address: 'b', maxNumSeqs: 16, inFlight: 2, routerInFlight: 30, routerInFlightAtReport: 2 },
+      ],
+      want: ['a'],
+    },
+    {
+      name: 'not-saturated keeps all when all are saturated',
+      type: 'not-saturated',
+      pool: [
+        { address: 'a', queued: 9 },
+        { address: 'b', waiting: 5, kv: 0.99 },
+      ],
+      want: ['a', 'b'],
+    },
+  ];
+  for (const c of filterCases) {
+    it(`filter: ${c.name}`, () => {
+      const out = addresses(registry.filter(c.type, deps(c.d)).filter(request(), views(c.pool)));
+      if (c.want[0] === 'one of a, b') {
+        assert.equal(out.length, 1);
+        assert.ok(out[0] === 'a' || out[0] === 'b');
+      } else {
+        assert.deepEqual(out, c.want);
+      }
+    });
+  }
+
+  const system = 'You are a helpful assistant for the billing team. '.repeat(8); // 400 chars: 6 blocks of 64
+  const prompt = `${system}How do refunds work?`;
+  const hashes = prefixBlockHashes(canonicalPrompt({ prompt, messages: [] }));
+  const scorerCases: Array<{
+    name: string;
+    type: string;
+    pool: FakeEndpoint[];
+    want: number[];
+    req?: Parameters<typeof request>[0];
+  }> = [
+    {
+      name: 'least-request: free share of capacity (router streams, sidecar in flight and queued)',
+      type: 'least-request',
+      pool: [
+        { address: 'a', routerInFlight: 4, maxNumSeqs: 8 },
+        { address: 'b', inFlight: 2, queued: 2, maxNumSeqs: 8 },
+        { address: 'c', maxNumSeqs: 8 },
+        { address: 'd', routerInFlight: 20, maxNumSeqs: 8 },
+      ],
+      want: [0.5, 0.5, 1, 0],
+    },
+    {
+      name: 'least-request: this router’s fresher count wins over a lagging report',
+      type: 'least-request',
+      pool: [
+        { address: 'a', routerInFlight: 64, inFlight: 0 },
+        { address: 'b', inFlight: 64 },
+      ],
+      want: [0.75, 0.75],
+    },
+    {
+      name: 'queue-depth: sidecar queue plus a full engine’s waiting requests, against the saturation depth',
+      type: 'queue-depth',
+      pool: [
+        { address: 'a', queued: 2, waiting: 2, running: 256 },
+        { address: 'b', waiting: 1, kv: 0.95 },
+        { address: 'c' },
+        { address: 'd', queued: 9 },
+        // Waiting with free sequence slots and KV: requests between two engine steps, not a queue.
+        { address: 'e', waiting: 30, running: 40 },
+      ],
+      want: [0, 0.75, 1, 0, 1],
+    },
+    {
+      name: 'kv-cache: free share of the KV cache',
+      type: 'kv-cache',
+      pool: [
+        { address: 'a', kv: 0.25 },
+        { address: 'b', kv: 1 },
+      ],
+      want: [0.75, 0],
+    },
+    {
+      name: 'prefix-cache: share of the prompt blocks held as a prefix',
+      type: 'prefix-cache',
+      pool: [
+        { address: 'all', prefix: hashes },
+        { address: 'half', prefix: hashes.slice(0, 3) },
+        // Later blocks without the first do not form a prefix.
+        { address: 'gap', prefix: hashes.slice(1) },
+        { address: 'none' },
+      ],
+      req: { prompt },
+      want: [1, 0.5, 0, 0],
+    },
+    {
+      name: 'prefix-cache: hashes at the endpoint’s own block size',
+      type: 'prefix-cache',
+      pool: [
+        { address: 'a', prefix: prefixBlockHashes(prompt, 128), blockChars: 128 },
+        { address: 'b', prefix: hashes },
+      ],
+      req: { prompt },
+      want: [1, 1],
+    },
+    {
+      name: 'prefix-cache: a prompt shorter than a block scores 0',
+      type: 'prefix-cache',
+      pool: [{ address: 'a', prefix: hashes }],
+      req: { prompt: 'short' },
+      want: [0],
+    },
+    {
+      name: 'session-affinity: no key, no preference',
+      type: 'session-affinity',
+      pool: [{ address: 'a' }, { address: 'b' }],
+      want: [0, 0],
+    },
+  ];
+  for (const c of scorerCases) {
+    it(`scorer: ${c.name}`, () => {
+      const scores = registry.scorer(c.type, deps()).score(request(c.req), views(c.pool));
+      assert.deepEqual(Array.from(scores), c.want);
+    });
+  }
+
+  it('scorer: session-affinity gives a key one pod, stable, and moves only that key’s pod when it leaves', () => {
+    const scorer = registry.scorer('session-affinity', deps());
+    const pool = views(Array.from({ length: 8 }, (_, i) => ({ address: `10.0.0.${i}:7001` })));
+    const owner = (list: readonly EndpointView[], key: string) => {
+      const s = Array.from(scorer.score(request({ sessionKey: key }), list));
+      assert.equal(s.filter((x) => x === 1).length, 1);
+      assert.equal(s.filter((x) => x === 0).length, list.length - 1);
+      return list[s.indexOf(1)]?.address;
+    };
+    const keys = Array.from({ length: 400 }, (_, i) => `user-${i}`);
+    const before = keys.map((k) => owner(pool, k));
+    assert.deepEqual(
+      keys.map((k) => owner(pool, k)),
+      before,
+      'stable',
+    );
+    const counts = new Map<string, number>();
+    for (const a of before) counts.set(a ?? '', (counts.get(a ?? '') ?? 0) + 1);
+    assert.equal(counts.size, 8, 'keys spread over every pod');
+    const gone = pool[3]?.address;
+    const after = keys.map((k) =>
+      owner(
+        pool.filter((e) => e.address !== gone),
+        k,
+      ),
+    );
+    for (let i = 0; i < keys.length; i++) {
+      if (before[i] !== gone) assert.equal(after[i], before[i], 'keys of other pods stay');
+    }
+  });
+
+  it('scorer: round-robin rotates its preference', () => {
+    const scorer = registry.scorer('round-robin', deps());
+    const pool = views([{ address: 'a' }, { address: 'b' }, { address: 'c' }]);
+    const firsts = [0, 1, 2, 3].map(() => Array.from(scorer.score(request(), pool)).indexOf(1));
+    assert.deepEqual(firsts, [0, 1, 2, 0]);
+  });
+
+  it('picker: max-score takes the best and breaks ties at random', () => {
+    const picker = registry.picker('max-score', deps({ random: seeded(3) }));
+    const pool = views([{ address: 'a' }, { address: 'b' }, { address: 'c' }]);
+    assert.equal(picker.pick(pool, [0.2, 0.9, 0.5]), 1);
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 3000; i++) {
+      const k = picker.pick(pool, [1, 0.5, 1]);
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+    }
+    assert.equal(seen.get(1), undefined, 'a lower score is never picked');
+    assert.ok(
+      Math.abs((seen.get(0) ?? 0) - 1500) < 150 && Math.abs((seen.get(2) ?? 0) - 1500) < 150,
+      JSON.stringify([...seen]),
+    );
+    assert.equal(picker.pick([], []), -1);
+  });
+
+  it('picker: p2c picks the better of two random candidates', () => {
+    const picker = registry.picker('p2c', deps({ random: seeded(11) }));
+    const pool = views([{ address: 'a' }, { address: 'b' }, { address: 'c' }, { address: 'd' }]);
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 4000; i++) counts[picker.pick(pool, [0.1, 0.2, 0.3, 0.4])]!++;
+    // The worst wins no pairing; the best wins every pairing it is in (half of them).
+    assert.equal(counts[0], 0);
+    assert.ok(counts[3]! > 1800 && counts[3]! < 2200, String(counts));
+    assert.equal(picker.pick(pool.slice(0, 1), [0]), 0);
+  });
+
+  it('picker: random is uniform and round-robin cycles', () => {
+    const random = registry.picker('random', deps({ random: seeded(5) }));
+    const pool = views([{ address: 'a' }, { address: 'b' }]);
+    let zero = 0;
+    for (let i = 0; i < 2000; i++) if (random.pick(pool, [1, 0]) === 0) zero++;
+    assert.ok(Math.abs(zero - 1000) < 120, String(zero));
+    const rr = registry.picker('round-robin', deps());
+    assert.deepEqual(
+      [0, 1, 2, 3].map(() => rr.pick(pool, [0, 0])),
+      [0, 1, 0, 1],
+    );
+  });
+});
+
+describe('scheduling profiles', () => {
+  const make = (profile = DEFAULT_PROFILE, d = deps()) => createScheduler('default', profile, registry, d);
+
+  it('runs filters, weighted scorers and the picker, and keeps the decision for tracing', () => {
+    const s = make();
+    const pool = views([
+      { address: 'busy', routerInFlight: 3 },
+      { address: 'idle' },
+      { address: 'down', ready: false },
+    ]);
+    const d = s.schedule(request(), pool);
+    assert.equal(d.picked?.address, 'idle');
+    assert.equal(d.poolSize, 3);
+    assert.deepEqual(
+      d.filtered.map((f) => [f.type, f.remaining]),
+      [
+        ['ready', 2],
+        ['not-draining', 2],
+        ['circuit-closed', 2],
+        ['not-saturated', 2],
+      ],
+    );
+    const c = d.candidates();
+    assert.deepEqual(
+      c.map((x) => x.address),
+      ['busy', 'idle'],
+    );
+    assert.equal(c[1]?.scores['least-request'], 1);
+    assert.equal(c[0]?.scores['least-request'], 1 - 3 / 256);
+    assert.ok((c[1]?.total ?? 0) > (c[0]?.total ?? 0));
+    for (const key of ['filter/ready', 'scorer/prefix-cache', 'picker/max-score']) {
+      assert.equal(typeof d.pluginMs[key], 'number', key);
+    }
+    assert.ok(d.totalMs >= 0);
+    const json = JSON.parse(JSON.stringify(d)) as { picked: string; candidates: unknown[] };
+    assert.equal(json.picked, 'idle');
+    assert.equal(json.candidates.length, 2);
+  });
+
+  it('never picks an endpoint the request already tried', () => {
+    const s = make();
+    const pool = views([{ address: 'a' }, { address: 'b' }]);
+    for (let i = 0; i < 50; i++)
+      assert.equal(s.schedule(request({ exclude: ['a'] }), pool).picked?.address, 'b');
+    assert.equal(s.schedule(request({ exclude: ['a', 'b'] }), pool).picked, undefined);
+  });
+
+  const system = 'System prompt shared by a whole workload, long enough to span blocks. '.repeat(10);
+  const hashes = prefixBlockHashes(`${system}question`);
+  it('default profile: a prefix holder wins while it has room...', () => {
+    const s = make();
+    const pool = views([{ address: 'cold' }, { address: 'warm', prefix: hashes, routerInFlight: 2 }]);
+    assert.equal(s.schedule(request({ prompt: `${system}question` }), pool).picked?.address, 'warm');
+  });
+
+  it('...but affinity never piles onto a saturated pod', () => {
+    const s = make();
+    const pool = views([{ address: 'cold' }, { address: 'warm', prefix: hashes, queued: 4 }]);
+    assert.equal(s.schedule(request({ prompt: `${system}question` }), pool).picked?.address, 'cold');
+  });
+
+  it('default profile: a session keeps its pod while healthy and moves when it is not', () => {
+    const s = make();
+    const healthy = views(Array.from({ length: 5 }, (_, i) => ({ address: `p${i}` })));
+    const home = s.schedule(request({ sessionKey: 'alice' }), healthy).picked?.address;
+    for (let i = 0; i < 20; i++)
+      assert.equal(s.schedule(request({ sessionKey: 'alice' }), healthy).picked?.address, home);
+    const sick = views(Array.from({ length: 5 }, (_, i) => ({ address: `p${i}`, ready: `p${i}` !== home })));
+    assert.notEqual(s.schedule(request({ sessionKey: 'alice' }), sick).picked?.address, home);
+  });
+
+  it('reports no pick when everything is filtered out', () => {
+    const d = make().schedule(request(), views([{ address: 'a', ready: false }]));
+    assert.equal(d.picked, undefined);
+    assert.deepEqual(d.candidates(), []);
+  });
+
+  it('marks whether breakers are filtered (forced tries of kept open endpoints)', () => {
+    assert.equal(make().filtersBreakers, true);
+    assert.equal(make({ ...DEFAULT_PROFILE, filters: ['ready'] }).filtersBreakers, false);
+  });
+});

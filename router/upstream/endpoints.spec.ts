@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../common/log.js';
+import { startEngineStub } from '../../test/helpers/engine-stub.js';
+import { waitUntil } from '../../test/helpers/wait.js';
+import { createEndpointSet } from './endpoints.js';
+
+describe('endpoint set', () => {
+  it('keeps a copy of each prefix index from report deltas, and rebuilds it from scratch after a reconnect', async () => {
+    const first = await startEngineStub({ model: 'm', version: 'v1' });
+    const port = Number(first.address.split(':')[1]);
+    const set = createEndpointSet([first.address], {
+      logger: silentLogger,
+      watcherId: 'spec',
+      reconnectBaseMs: 10,
+      breakerState: () => 'half-open',
+    });
+    const view = () => set.snapshot().endpoints[0];
+    const until = (what: string, predicate: () => boolean) =>
+      waitUntil(set.events, 'change', predicate, what);
+    let second: Awaited<ReturnType<typeof startEngineStub>> | undefined;
+    try {
+      await until('connected', () => view()?.ready === true);
+      assert.equal(view()?.breaker, 'half-open', 'breaker state is part of the view');
+      first.prefix({ reset: true, added: [1, 2, 3] });
+      await until('index copied', () => view()?.prefixIndex.size === 3);
+      first.prefix({ added: [4], removed: [1] });
+      await until('delta applied', () => view()?.prefixIndex.has(4) === true);
+      assert.deepEqual(
+        [1, 2, 3, 4].map((h) => view()?.prefixIndex.has(h)),
+        [false, true, true, true],
+      );
+
+      const tracked = set.track(first.address);
+      assert.equal(view()?.routerInFlight, 1, 'in-flight counts show in the next snapshot');
+      tracked();
+      assert.equal(view()?.routerInFlight, 0);
+
+      await first.close();
+      await until('not ready once the stream is lost', () => view()?.ready === false);
+      second = await startEngineStub({ model: 'm', version: 'v1', port });
+      second.prefix({ reset: true, added: [9] });
+      await until('reconnected', () => view()?.ready === true && view()?.prefixIndex.has(9) === true);
+      assert.equal(view()?.prefixIndex.size, 1, 'nothing of the old stream survives');
+    } finally {
+      set.close();
+      await second?.close();
+    }
+  });
+});

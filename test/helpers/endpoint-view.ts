@@ -1,0 +1,78 @@
+/** In-memory endpoint views for table-driven scheduling tests. */
+import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+import type { BreakerState, EndpointView } from '../../router/upstream/endpoints.js';
+import { createPrefixIndex } from '../../router/upstream/prefix-index.js';
+
+/** What a test sets about an endpoint; everything else is a healthy idle pod. */
+export interface FakeEndpoint {
+  address: string;
+  ready?: boolean;
+  draining?: boolean;
+  breaker?: BreakerState;
+  routerInFlight?: number;
+  /** This router's in-flight count when the last report arrived (default: unchanged since). */
+  routerInFlightAtReport?: number;
+  inFlight?: number;
+  queued?: number;
+  waiting?: number;
+  running?: number;
+  kv?: number;
+  maxNumSeqs?: number;
+  /** Block hashes the endpoint's prefix index holds. */
+  prefix?: number[];
+  blockChars?: number;
+  model?: string;
+  version?: string;
+}
+
+/** Builds an immutable endpoint view. */
+export function endpointView(f: FakeEndpoint): EndpointView {
+  const index = createPrefixIndex();
+  if (f.prefix) {
+    index.apply({ reset: true, added: f.prefix, removed: [], blockChars: f.blockChars ?? 64 });
+  }
+  const report: LoadReport__Output = {
+    model: f.model ?? 'm',
+    version: f.version ?? 'v1',
+    ready: f.ready ?? true,
+    draining: f.draining ?? false,
+    inFlight: f.inFlight ?? 0,
+    queued: f.queued ?? 0,
+    engine: {
+      numRequestsRunning: f.running ?? 0,
+      numRequestsWaiting: f.waiting ?? 0,
+      kvCacheUsagePerc: f.kv ?? 0,
+    },
+    capacity: { maxNumSeqs: f.maxNumSeqs ?? 256, numGpuBlocks: 1000, blockSize: 16, maxModelLen: 8192 },
+    sequence: 1,
+    reason: '',
+    servedModelName: f.model ?? 'm',
+    prefixIndex: null,
+  };
+  return Object.freeze({
+    address: f.address,
+    connected: true,
+    model: report.model,
+    version: report.version,
+    ready: (f.ready ?? true) && !(f.draining ?? false),
+    draining: f.draining ?? false,
+    routerInFlight: f.routerInFlight ?? 0,
+    routerInFlightAtReport: f.routerInFlightAtReport ?? f.routerInFlight ?? 0,
+    report,
+    reason: '',
+    breaker: f.breaker ?? 'closed',
+    prefixIndex: index,
+  });
+}
+
+/** A seeded generator (mulberry32), so random choices are reproducible. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
