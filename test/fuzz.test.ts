@@ -115,14 +115,14 @@ describe('fuzzing a live router', () => {
     new Promise((resolve) => {
       const deadline = Date.now() + 10_000;
       if (unary) {
-        (client as unknown as { Generate: Function }).Generate(
+        (client as unknown as { Generate: (...args: unknown[]) => void }).Generate(
           req,
           new grpc.Metadata(),
           { deadline },
           (err: grpc.ServiceError | null) => resolve(err ? err.code : grpc.status.OK),
         );
       } else {
-        const s = (client as unknown as { GenerateStream: Function }).GenerateStream(
+        const s = (client as unknown as { GenerateStream: (...args: unknown[]) => unknown }).GenerateStream(
           req,
           new grpc.Metadata(),
           {
