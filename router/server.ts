@@ -677,6 +677,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
 
   /** Common bookkeeping around {@link execute} for both RPC shapes. */
   const run = async (
+    method: 'Generate' | 'GenerateStream',
     call:
       | grpc.ServerUnaryCall<GenerateRequest__Output, GenerateResponse>
       | grpc.ServerWritableStream<GenerateRequest__Output, GenerateChunk>,
@@ -685,7 +686,6 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const started = now();
     const req = call.request;
     const parentCtx = contextFromMetadata(call.metadata);
-    const method = 'write' in call ? 'GenerateStream' : 'Generate';
     const serverSpan = tracer.startSpan(
       `llmmesh.v1.Inference/${method}`,
       {
@@ -809,7 +809,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const handlers: InferenceHandlers = {
     GenerateStream(call) {
       let headersSent = false;
-      run(call, async (chunk, served) => {
+      run('GenerateStream', call, async (chunk, served) => {
         const out: GenerateChunk = { text: chunk.text };
         if (!headersSent) {
           // Headers go out with the first chunk, not before: until then the
@@ -835,7 +835,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     Generate(call, callback) {
       const response: GenerateResponse = { text: '', requestId: call.request.requestId };
       const parts: string[] = [];
-      run(call, async (chunk, served) => {
+      run('Generate', call, async (chunk, served) => {
         parts.push(chunk.text);
         if (!response.modelVersion) {
           response.modelVersion = chunk.modelVersion || served.version;

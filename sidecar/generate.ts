@@ -20,12 +20,14 @@
  */
 import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { type Context, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { errors, MeshError, Status } from '../common/errors.js';
 import type { GenerateChunk } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../common/generated/llmmesh/v1/GenerateRequest.js';
 import { finishReasonToProto, usageToProto } from '../common/grpc-mapping.js';
 import type { Logger } from '../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
+import { contextFromMetadata, propagationFor, setSpanError } from '../common/trace-propagation.js';
 import { validateGenerateRequest } from '../common/validate.js';
 import type { Admission } from './admission.js';
 import { CACHE_CONTROL_KEY, type CacheMode, cacheMode, responseCacheKey } from './cache/cache-key.js';
@@ -65,6 +67,8 @@ export interface GenerateContext {
   cache: ResponseCache | undefined;
   metrics: SidecarMetrics;
   logger: Logger;
+  /** OpenTelemetry tracer (default: the API's, a no-op unless an SDK is started). */
+  tracer?: Tracer;
 }
 
 /** The GenerateStream handler of one sidecar. */
@@ -83,6 +87,7 @@ export interface GenerateHandler {
 /** Creates the handler. */
 export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
   const { engine, admission, prefixIndex, cache, metrics, logger: log } = ctx;
+  const tracer = ctx.tracer ?? trace.getTracer('llmmesh-sidecar');
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const flights = new Map<string, Flight>();
@@ -94,6 +99,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     flight: Flight,
     headers: Record<string, string>,
     cacheKey: string | undefined,
+    span: Span,
   ) => {
     let release: (() => void) | undefined;
     try {
@@ -103,6 +109,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
         const e = MeshError.from(err);
         if (e.code === Status.RESOURCE_EXHAUSTED) metrics.shed.inc({ reason: 'queue_full' });
         flight.fail(e);
+        setSpanError(span, e.code, e.codeName, e.message);
         return;
       }
       const prompt = canonicalPrompt(req);
@@ -112,10 +119,18 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       // (measured: fewer false negatives and no more false positives).
       prefixIndex.record(prefixBlockHashes(prompt, prefixIndex.blockChars));
       let text = '';
-      for await (const ev of engine.stream(toOpenAiRequest(req, ctx.servedModelName()), {
+      const openAi = toOpenAiRequest(req, ctx.servedModelName());
+      span.updateName(`POST ${openAi.path}`);
+      span.setAttribute('url.path', openAi.path);
+      let first = true;
+      for await (const ev of engine.stream(openAi, {
         signal: flight.signal,
         headers,
       })) {
+        if (first) {
+          span.addEvent('first_token');
+          first = false;
+        }
         text += ev.text;
         const chunk: StreamChunk = { text: ev.text };
         if (ev.finishReason !== undefined) {
@@ -126,6 +141,11 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       }
       flight.finish();
       const last = flight.chunks.at(-1);
+      if (last?.usage) {
+        span.setAttribute('gen_ai.usage.input_tokens', last.usage.promptTokens);
+        span.setAttribute('gen_ai.usage.output_tokens', last.usage.completionTokens);
+      }
+      if (last?.finishReason) span.setAttribute('gen_ai.response.finish_reasons', [last.finishReason]);
       // The engine keeps the generated blocks too: a follow-up turn that
       // repeats the answer reuses them.
       const continued =
@@ -149,8 +169,10 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
         }
       }
       flight.fail(e);
+      setSpanError(span, e.code, e.codeName, e.message);
     } finally {
       release?.();
+      span.end();
     }
   };
 
@@ -158,15 +180,33 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     req: GenerateRequest__Output,
     metadata: grpc.Metadata,
     cacheKey: string | undefined,
+    spanCtx: Context,
   ): Flight => {
     const flight = createFlight();
     const headers: Record<string, string> = {};
     const requestId = req.requestId || String(metadata.get('x-request-id')[0] ?? '');
     if (requestId) headers['x-request-id'] = requestId;
-    const traceparent = metadata.get('traceparent')[0];
+    // The engine call is its own span; vLLM with tracing on continues it.
+    const span = tracer.startSpan(
+      'engine',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': 'POST',
+          'server.address': engine.url,
+          'gen_ai.system': 'vllm',
+          'gen_ai.request.model': ctx.servedModelName(),
+          'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
+        },
+      },
+      spanCtx,
+    );
+    const traceparent = span.isRecording()
+      ? propagationFor(span, spanCtx).traceparent
+      : metadata.get('traceparent')[0];
     if (traceparent) headers.traceparent = String(traceparent);
     if (cacheKey) flights.set(cacheKey, flight);
-    void runEngine(req, flight, headers, cacheKey).finally(() => {
+    void runEngine(req, flight, headers, cacheKey, span).finally(() => {
       if (cacheKey && flights.get(cacheKey) === flight) flights.delete(cacheKey);
     });
     return flight;
@@ -235,10 +275,11 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     model: string,
     metadata: grpc.Metadata,
     signal: AbortSignal,
+    spanCtx: Context,
   ): Promise<{ source: ChunkSource; result: CacheResult; key?: string; leave?: () => void }> => {
     if (mode !== 'cacheable' || !cache) {
       // With the cache off, a deterministic request is served as if bypassed.
-      const flight = startFlight(req, metadata, undefined);
+      const flight = startFlight(req, metadata, undefined, spanCtx);
       return { source: flight, result: mode === 'cacheable' ? 'bypass' : mode, leave: flight.join() };
     }
     const key = responseCacheKey(model, ctx.version, req);
@@ -258,7 +299,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       flight = running(key);
     }
     if (flight) return { source: flight, result: 'coalesced', key, leave: flight.join() };
-    const started = startFlight(req, metadata, key);
+    const started = startFlight(req, metadata, key, spanCtx);
     return { source: started, result: 'miss', key, leave: started.join() };
   };
 
@@ -271,6 +312,22 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     let result: CacheResult | 'none' = 'none';
     let leave: (() => void) | undefined;
     let status = 'OK';
+    const parentCtx = contextFromMetadata(call.metadata);
+    const span = tracer.startSpan(
+      'llmmesh.v1.Engine/GenerateStream',
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'rpc.system': 'grpc',
+          'rpc.service': 'llmmesh.v1.Engine',
+          'rpc.method': 'GenerateStream',
+          'gen_ai.request.model': call.request.model,
+          'llmmesh.version': ctx.version,
+        },
+      },
+      parentCtx,
+    );
+    const spanCtx = trace.setSpan(parentCtx, span);
     try {
       const req = call.request;
       validateGenerateRequest(req);
@@ -286,7 +343,15 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
 
       const control = call.metadata.get(CACHE_CONTROL_KEY)[0];
       const mode = cacheMode(req, control === undefined ? undefined : String(control));
-      const served = await lookup(req, mode, model || req.model, call.metadata, controller.signal);
+      const lookupSpan = tracer.startSpan('cache lookup', {}, spanCtx);
+      let served: Awaited<ReturnType<typeof lookup>>;
+      try {
+        served = await lookup(req, mode, model || req.model, call.metadata, controller.signal, spanCtx);
+        lookupSpan.setAttribute('llmmesh.cache', served.result);
+      } finally {
+        lookupSpan.end();
+      }
+      span.setAttribute('llmmesh.cache', served.result);
       result = served.result;
       leave = served.leave;
       metrics.cache.inc({ result: served.result });
@@ -306,8 +371,12 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       }
       const e = MeshError.from(err, `engine at ${engine.url}`);
       status = e.codeName;
+      setSpanError(span, e.code, e.codeName, e.message);
       call.emit('error', e.toStatusObject());
     } finally {
+      if (status === 'OK') span.setStatus({ code: SpanStatusCode.OK });
+      span.setAttribute('rpc.grpc.status_code', Status[status as keyof typeof Status] ?? 2);
+      span.end();
       call.off('cancelled', onCancel);
       leave?.();
       metrics.requests.inc({ status, cache: result });

@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname, networkInterfaces } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
+import type { Tracer } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import { formatHostPort, parseHostPort } from '../common/address.js';
 import type { EngineHandlers } from '../common/generated/llmmesh/v1/Engine.js';
@@ -44,6 +45,8 @@ export const DEFAULT_DRAIN_GRACE_MS = 25_000;
 export interface SidecarOptions {
   /** The engine's base URL, e.g. `http://127.0.0.1:8000`. */
   engineUrl: string;
+  /** OpenTelemetry tracer (default: the API's, a no-op unless an SDK is started). */
+  tracer?: Tracer;
   /** gRPC listen address, `host:port` (port 0 picks one). */
   listen: string;
   /** Logical model name announced to routers; defaults to the engine's first served model. */
@@ -271,6 +274,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     cache,
     metrics,
     logger: log,
+    tracer: options.tracer,
   });
   handler.events.on('cache', (e) => events.emit('cache', e));
   const generate = handler;

@@ -1,5 +1,6 @@
 /** `llmmesh router`: runs one router. */
 import { createLogger } from '../../common/log.js';
+import { startTelemetry } from '../../common/telemetry.js';
 import { ConfigError, loadRouterConfigFile } from '../../router/config/load.js';
 import { startRouter } from '../../router/server.js';
 import { untilStopped } from '../lifecycle.js';
@@ -93,7 +94,13 @@ export async function runRouter(argv: string[]): Promise<number> {
   const log = createLogger('router');
   // The router watches the file (and its directory, for ConfigMap symlink
   // swaps) and keeps the last good config when an edit is invalid.
-  const router = await startRouter({ config: load(), logger: log, watch: { path, load } });
+  const telemetry = startTelemetry('llmmesh-router');
+  const router = await startRouter({
+    config: load(),
+    logger: log,
+    watch: { path, load },
+    tracer: telemetry.tracer,
+  });
   process.on('SIGHUP', () => {
     log.info('SIGHUP: re-reading the config', { path });
     router.reloadConfig();
@@ -104,6 +111,7 @@ export async function runRouter(argv: string[]): Promise<number> {
   await untilStopped('router', async (reason) => {
     log.info('stopping', { reason, graceMs: grace });
     await router.close(grace);
+    await telemetry.shutdown();
   });
   return 0;
 }

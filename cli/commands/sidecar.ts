@@ -1,5 +1,6 @@
 /** `llmmesh sidecar`: runs the sidecar of one inference pod. */
 import { createLogger } from '../../common/log.js';
+import { startTelemetry } from '../../common/telemetry.js';
 import { adminDisabled } from '../../sidecar/admin-server.js';
 import { DEFAULT_DRAIN_GRACE_MS, startSidecar } from '../../sidecar/server.js';
 import { untilStopped } from '../lifecycle.js';
@@ -207,8 +208,10 @@ export async function runSidecar(argv: string[]): Promise<number> {
       : num(values, 'max-in-flight', spec, { min: 1, integer: true });
   const admin = str(values, 'admin', spec);
   const log = createLogger('sidecar');
+  const telemetry = startTelemetry('llmmesh-sidecar');
   const sidecar = await startSidecar({
     engineUrl,
+    tracer: telemetry.tracer,
     listen: str(values, 'listen', spec, true) as string,
     model: str(values, 'model', spec),
     version: str(values, 'version', spec, true) as string,
@@ -244,6 +247,7 @@ export async function runSidecar(argv: string[]): Promise<number> {
   await untilStopped('sidecar', async (reason) => {
     log.info('stopping', { reason, graceMs: grace });
     await sidecar.drain(grace);
+    await telemetry.shutdown();
   });
   return 0;
 }

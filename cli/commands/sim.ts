@@ -1,4 +1,6 @@
 /** `llmmesh sim`: runs the vLLM-compatible simulator (the engine of the local mesh). */
+
+import { startTelemetry } from '../../common/telemetry.js';
 import type { SimFaults } from '../../sim/faults.js';
 import { DEFAULT_PRESET_NAME, SIM_PRESETS } from '../../sim/presets.js';
 import { createSimServer, type SimOptions } from '../../sim/server.js';
@@ -294,9 +296,13 @@ export async function runSim(argv: string[]): Promise<number> {
     return 0;
   }
   const { port, host, options } = simConfigFromValues(values);
-  const sim = createSimServer(options);
+  const telemetry = startTelemetry('llmmesh-sim');
+  const sim = createSimServer({ ...options, tracer: telemetry.tracer });
   const bound = await sim.listen(port, host);
   process.stdout.write(`llmmesh sim serving on ${bound.url} (preset ${options.preset})\n`);
-  await untilStopped('sim', () => sim.close());
+  await untilStopped('sim', async () => {
+    await sim.close();
+    await telemetry.shutdown();
+  });
   return 0;
 }
