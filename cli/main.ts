@@ -1,5 +1,6 @@
 /** The `llmmesh` command: one executable, one subcommand per component. */
 import { ConfigError } from '../router/config/load.js';
+import { benchCommand, runBench } from './commands/bench.js';
 import { generateCommand, runGenerate } from './commands/generate.js';
 import { routerCommand, runRouter } from './commands/router.js';
 import { runSidecar, sidecarCommand } from './commands/sidecar.js';
@@ -15,6 +16,7 @@ const COMMANDS: Array<[CommandSpec, (argv: string[]) => Promise<number>]> = [
   [simCommand, runSim],
   [generateCommand, runGenerate],
   [statusCommand, runStatus],
+  [benchCommand, runBench],
 ];
 
 function usage(): string {

@@ -1,0 +1,116 @@
+/**
+ * Entry of the benchmark's helper processes, so each measured component runs
+ * in its own process (and, where `taskset` exists, on its own core):
+ *
+ *     node --import tsx bench/child.ts router|fake-engine|passthrough '<json options>'
+ *
+ * It talks to the parent over the IPC channel: `{ type: 'ready', ... }` once
+ * serving, then answers `{ id, cmd, args }` requests with `{ id, result }` or
+ * `{ id, error }`. It stops on `{ cmd: 'stop' }`, SIGTERM, or when the parent goes away.
+ */
+import { silentLogger } from '../common/log.js';
+import { validateRouterConfig } from '../router/config/load.js';
+import { startRouter } from '../router/server.js';
+import { startFakeEngine } from './fake-engine.js';
+import { startPassthroughProxy } from './passthrough-proxy.js';
+
+type Handler = (args: Record<string, unknown>) => unknown;
+
+interface Request {
+  id: number;
+  cmd: string;
+  args?: Record<string, unknown>;
+}
+
+function memory(): NodeJS.MemoryUsage {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+  return process.memoryUsage();
+}
+
+async function main(): Promise<void> {
+  const [role, json] = process.argv.slice(2);
+  const options = JSON.parse(json ?? '{}') as Record<string, unknown>;
+  const send = (m: unknown) => process.send?.(m);
+  let close: () => Promise<void> = async () => {};
+  const handlers: Record<string, Handler> = {
+    stats: () => ({ memory: memory(), cpu: process.cpuUsage() }),
+  };
+
+  if (role === 'router') {
+    const config = validateRouterConfig(options.config);
+    const router = await startRouter({ config, logger: silentLogger, admin: false });
+    const ready = () => router.endpoints.snapshot().endpoints.filter((e) => e.ready).length;
+    handlers['wait-ready'] = (args) =>
+      new Promise<number>((resolve, reject) => {
+        const n = Number(args.n ?? 1);
+        const timer = setTimeout(
+          () => {
+            router.endpoints.events.off('change', check);
+            reject(
+              new Error(`router: ${ready()} of ${n} endpoints ready after ${args.timeoutMs ?? 30_000} ms`),
+            );
+          },
+          Number(args.timeoutMs ?? 30_000),
+        );
+        function check() {
+          if (ready() < n) return;
+          clearTimeout(timer);
+          router.endpoints.events.off('change', check);
+          resolve(ready());
+        }
+        router.endpoints.events.on('change', check);
+        check();
+      });
+    handlers.stats = () => ({ memory: memory(), cpu: process.cpuUsage(), readyEndpoints: ready() });
+    close = () => router.close(0);
+    send({ type: 'ready', address: router.address });
+  } else if (role === 'fake-engine') {
+    const engine = await startFakeEngine(options as unknown as Parameters<typeof startFakeEngine>[0]);
+    handlers.stats = () => ({ memory: memory(), cpu: process.cpuUsage(), ...engine.stats() });
+    close = () => engine.close();
+    send({ type: 'ready', addresses: engine.addresses });
+  } else if (role === 'passthrough') {
+    const proxy = await startPassthroughProxy(String(options.listen), String(options.upstream));
+    close = () => proxy.close();
+    send({ type: 'ready', address: proxy.address });
+  } else {
+    throw new Error(`unknown role "${role}" (router, fake-engine, passthrough)`);
+  }
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await close().catch(() => {});
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.on('disconnect', () => void stop());
+  process.on('message', (raw) => {
+    const m = raw as Request;
+    if (m.cmd === 'stop') {
+      void stop();
+      return;
+    }
+    const h = handlers[m.cmd];
+    Promise.resolve()
+      .then(() => {
+        if (!h) throw new Error(`unknown command "${m.cmd}"`);
+        return h(m.args ?? {});
+      })
+      .then(
+        (result) => send({ id: m.id, result }),
+        (err: unknown) => send({ id: m.id, error: String((err as Error).message ?? err) }),
+      );
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench child: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
