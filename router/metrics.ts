@@ -22,6 +22,9 @@ export interface RouterMetrics {
   readonly latency: Histogram<'model' | 'model_version'>;
   readonly ttft: Histogram<'model' | 'model_version'>;
   readonly itl: Histogram<'model' | 'model_version'>;
+  readonly tenantRequests: Counter<'tenant' | 'status'>;
+  readonly tenantTokens: Counter<'tenant' | 'kind'>;
+  readonly rateLimitDegraded: Gauge;
   readonly tokens: Counter<'model' | 'model_version'>;
   readonly inFlight: Gauge<'model'>;
   readonly attempts: Counter<'endpoint' | 'outcome'>;
@@ -70,6 +73,23 @@ export function createRouterMetrics(): RouterMetrics {
       help: 'Time from request arrival to the first chunk sent to the client.',
       labelNames: ['model', 'model_version'],
       buckets: TTFT_BUCKETS,
+      registers,
+    }),
+    tenantRequests: new Counter({
+      name: 'llm_tenant_requests_total',
+      help: 'Requests by authenticated tenant and final gRPC status (auth on).',
+      labelNames: ['tenant', 'status'],
+      registers,
+    }),
+    tenantTokens: new Counter({
+      name: 'llm_tenant_tokens_total',
+      help: 'Tokens charged to tenants: prompt (estimated at admission) and output (as streamed).',
+      labelNames: ['tenant', 'kind'],
+      registers,
+    }),
+    rateLimitDegraded: new Gauge({
+      name: 'llm_rate_limit_degraded',
+      help: '1 while rate limits are enforced per replica because Redis is unreachable.',
       registers,
     }),
     itl: new Histogram({

@@ -31,6 +31,8 @@ export interface RequestTrace {
   /** Arrival time (epoch ms, the router's clock). */
   receivedAt: number;
   model: string;
+  /** The authenticated tenant, when auth is on. */
+  tenant?: string;
   /** The version decision, with `fallbackFrom` when the chosen version could not serve. */
   version: VersionChoice | undefined;
   priority: number;

@@ -27,6 +27,7 @@ import type { ListModelsResponse } from '../common/generated/llmmesh/v1/ListMode
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { INFERENCE_SERVICE, loadProtos } from '../common/proto.js';
+import { channelCredentials, serverCredentials } from '../common/tls.js';
 import {
   childContext,
   formatTraceparent,
@@ -34,9 +35,10 @@ import {
   type TraceContext,
 } from '../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../common/trace-propagation.js';
-import { validateGenerateRequest } from '../common/validate.js';
+import { estimatePromptTokens, validateGenerateRequest } from '../common/validate.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
 import { type Admission, type AdmissionTimers, createAdmission } from './admission/admission.js';
+import { type Admitted, createGate } from './auth/gate.js';
 import { ConfigError } from './config/load.js';
 import { defaultDeadlineMs, profileFor, type RouterConfig } from './config/schema.js';
 import { type ConfigWatch, watchConfigFile } from './config/watch.js';
@@ -66,6 +68,9 @@ export const VERSION_HEADER = 'x-llmmesh-version';
 export const ENDPOINT_HEADER = 'x-llmmesh-endpoint';
 /** Trailer key: the request's trace id (paste into Jaeger). */
 export const TRACE_ID_TRAILER = 'x-llmmesh-trace-id';
+/** Output tokens charged to a tenant's budget at a time while a stream runs. */
+const CHARGE_BATCH_TOKENS = 16;
+
 /** Metadata key of the request id (also sent to the engine). */
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -230,7 +235,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     logger: log,
     rotateBucketController: options.breakerRotation,
   });
+  const gate = createGate(log, (degraded) => metrics.rateLimitDegraded.set(degraded ? 1 : 0));
+  gate.prepare(config.auth);
+  const upstreamTls = config.upstream_tls;
   const endpoints = createEndpointSet([], {
+    credentials: upstreamTls
+      ? channelCredentials(
+          { caFile: upstreamTls.ca_file, certFile: upstreamTls.cert_file, keyFile: upstreamTls.key_file },
+          'upstream_tls',
+        )
+      : undefined,
+    channelOptions: upstreamTls?.server_name
+      ? { 'grpc.ssl_target_name_override': upstreamTls.server_name }
+      : undefined,
     logger: log,
     watcherId: `router-${process.pid}-${randomUUID().slice(0, 8)}`,
     now,
@@ -434,12 +451,39 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     onChunk: (chunk: GenerateChunk__Output, served: Served) => Promise<void>,
   ): Promise<Served> => {
     const trace = spans.trace;
-    validateGenerateRequest(req);
     // One config for the whole request: a reload mid-request changes nothing here.
     const cfg = config;
+    // Who is calling comes first: an unauthenticated caller learns nothing else.
+    const tenant = gate.authenticate(cfg.auth, incoming, req.model);
+    if (tenant) {
+      rt.tenant = tenant.name;
+      spans.server.setAttribute('llmmesh.tenant', tenant.name);
+    }
+    validateGenerateRequest(req, {
+      maxPromptChars: cfg.limits.max_prompt_chars,
+      maxMessages: cfg.limits.max_messages,
+      maxStopStrings: cfg.limits.max_stop_strings,
+      maxStopChars: 256,
+      maxIdChars: 256,
+    });
     const model = cfg.models[req.model];
     if (!model) {
       throw errors.notFound(`unknown model "${req.model}" (models: ${Object.keys(cfg.models).join(', ')})`);
+    }
+    const requestedMaxTokens = req.sampling?.maxTokens ?? 0;
+    if (model.max_tokens_cap !== undefined && requestedMaxTokens > model.max_tokens_cap) {
+      throw errors.invalidArgument(
+        'sampling.max_tokens',
+        `${requestedMaxTokens} exceeds the limit of ${model.max_tokens_cap} for model "${req.model}"`,
+      );
+    }
+    const promptTokens = estimatePromptTokens(req);
+    let admitted: Admitted | undefined;
+    let charged = 0;
+    let pendingCharge = 0;
+    if (tenant && cfg.auth) {
+      admitted = await gate.admit(cfg.auth, tenant, promptTokens);
+      metrics.tenantTokens.inc({ tenant: tenant.name, kind: 'prompt' }, promptTokens);
     }
     const { name: profileName } = profileFor(cfg, req.model);
     const scheduler = schedulers.get(profileName);
@@ -447,6 +491,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const requestId = req.requestId || randomUUID();
     rt.requestId = requestId;
     const upstreamReq = { ...req, requestId };
+    if (model.max_tokens_cap !== undefined && requestedMaxTokens === 0) {
+      // No max_tokens means "until the context is full" for vLLM chat: with a
+      // cap configured, ask for the cap instead.
+      upstreamReq.sampling = { ...(req.sampling ?? { stop: [] }), maxTokens: model.max_tokens_cap };
+    }
 
     const versionUsable = (v: string) => endpoints.snapshot().pool(req.model, v).some(usable);
     let choice: VersionChoice;
@@ -469,6 +518,25 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       throw errors.unavailable(why ? `${err.message}: ${why}` : `${err.message}: no endpoint serves it`);
     }
     rt.version = choice;
+    // Reject what certainly cannot fit the engine's context (as reported by the
+    // pool's sidecars) before it reaches a GPU. The prompt's token count here is
+    // a lower bound (8 characters per token); the engine checks the exact count.
+    const contextLen = Math.min(
+      ...endpoints
+        .snapshot()
+        .pool(req.model, choice.version)
+        .map((e) => e.report?.capacity?.maxModelLen || Number.POSITIVE_INFINITY),
+    );
+    const maxTokens = upstreamReq.sampling?.maxTokens ?? 0;
+    const promptChars =
+      req.messages.length > 0 ? req.messages.reduce((n, m) => n + m.content.length, 0) : req.prompt.length;
+    const promptLowerBound = Math.ceil(promptChars / 8);
+    if (Number.isFinite(contextLen) && promptLowerBound + maxTokens > contextLen) {
+      throw errors.invalidArgument(
+        'sampling.max_tokens',
+        `prompt (at least ${promptLowerBound} tokens) plus max_tokens ${maxTokens} exceeds the context length ${contextLen} of model "${req.model}" version "${choice.version}"`,
+      );
+    }
     spans.server.setAttribute('llmmesh.version', choice.version);
     spans.server.setAttribute('llmmesh.version_reason', choice.reason);
     if (choice.fallbackFrom) spans.server.setAttribute('llmmesh.fallback_from', choice.fallbackFrom);
@@ -511,7 +579,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       const sreq = createSchedulingRequest(req, requestId, choice.version, tried);
       let lastError: MeshError | undefined;
       let attempts = 0;
-      const tenant = incoming.get('x-llmmesh-tenant')[0];
+      // The tenant sidecars see is the authenticated one, never a caller's claim.
       while (attempts < cfg.upstream.max_attempts) {
         if (signal.aborted) throw errors.cancelled('client cancelled');
         if (attempts > 0) {
@@ -603,7 +671,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
             : formatTraceparent(childContext(trace)),
         );
         md.set('x-llmmesh-attempt', String(attempts + 1));
-        if (tenant) md.set('x-llmmesh-tenant', String(tenant));
+        if (tenant) md.set('x-llmmesh-tenant', tenant.name);
         const served: Served = { version: choice.version, endpoint: endpoint.address };
         try {
           await attemptOnce(
@@ -617,7 +685,32 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
             force,
             at,
             rt.receivedAt,
-            (chunk) => onChunk(chunk, served),
+            async (chunk) => {
+              if (admitted) {
+                // Output tokens are charged as they stream, in batches of
+                // CHARGE_BATCH_TOKENS chunks, and reconciled with the engine's
+                // count on the last chunk (awaited, so the budget is settled
+                // before the caller sees the end of the stream).
+                const final = chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED' && chunk.usage;
+                if (final) {
+                  const n = Math.max(0, (chunk.usage?.completionTokens ?? 0) - charged);
+                  charged += n;
+                  pendingCharge = 0;
+                  metrics.tenantTokens.inc({ tenant: admitted.tenant.name, kind: 'output' }, n);
+                  await admitted.charge(n);
+                } else if (chunk.text) {
+                  pendingCharge++;
+                  if (pendingCharge >= CHARGE_BATCH_TOKENS) {
+                    const n = pendingCharge;
+                    pendingCharge = 0;
+                    charged += n;
+                    metrics.tenantTokens.inc({ tenant: admitted.tenant.name, kind: 'output' }, n);
+                    void admitted.charge(n);
+                  }
+                }
+              }
+              return onChunk(chunk, served);
+            },
           );
           metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
           if (at.firstChunkMs !== undefined)
@@ -768,6 +861,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         },
       );
       metrics.requests.inc({ model: modelLabel, model_version: served.version, status: 'OK' });
+      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: 'OK' });
       serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
       serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
       metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
@@ -775,6 +869,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     } catch (err) {
       const e = controller.signal.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
       rt.status = e.codeName;
+      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
       setSpanError(serverSpan, e.code, e.codeName, e.message);
       metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
       const md = e.toStatusObject().metadata;
@@ -878,6 +973,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const cleanup = async () => {
     if (refreshTimer) clearTimeout(refreshTimer);
     await discovery.close();
+    gate.close();
     endpoints.close();
     breakers.close();
   };
@@ -885,6 +981,17 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const protos = loadProtos();
   try {
     grpcServer = await startGrpcServer({
+      credentials: config.tls
+        ? serverCredentials(
+            {
+              certFile: config.tls.cert_file,
+              keyFile: config.tls.key_file,
+              clientCaFile: config.tls.client_ca_file,
+            },
+            'tls',
+          )
+        : undefined,
+      serverOptions: { 'grpc.max_receive_message_length': config.limits.max_request_bytes },
       address: options.listen ?? config.listen,
       services: [{ definition: protos.inference.Inference.service, implementation: handlers }],
       reflect: [INFERENCE_SERVICE],
@@ -947,14 +1054,18 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const adminAddress = options.admin === undefined ? config.admin : options.admin;
   if (adminAddress !== false) {
     try {
-      admin = await startAdminServer(adminAddress, {
-        metrics: async () => {
-          refreshGauges();
-          return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+      admin = await startAdminServer(
+        adminAddress,
+        {
+          metrics: async () => {
+            refreshGauges();
+            return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+          },
+          status,
+          ready: () => endpoints.snapshot().endpoints.some(usable),
         },
-        status,
-        ready: () => endpoints.snapshot().endpoints.some(usable),
-      });
+        { tokenSha256: config.admin_token_sha256 },
+      );
     } catch (err) {
       await server.shutdown(0);
       await cleanup();
@@ -973,6 +1084,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     }
     config = next;
     schedulers = nextSchedulers;
+    gate.prepare(next.auth);
     breakers.configure(next.breaker);
     retryBudget.configure(next.upstream.retry_budget);
     admission.configure(next.admission);

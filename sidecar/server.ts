@@ -18,6 +18,7 @@ import type { WatchLoadRequest__Output } from '../common/generated/llmmesh/v1/Wa
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { ENGINE_SERVICE, loadProtos } from '../common/proto.js';
+import { type ServerTlsFiles, serverCredentials } from '../common/tls.js';
 import { adminDisabled, type SidecarAdminServer, startSidecarAdmin } from './admin-server.js';
 import { type Admission, createAdmission } from './admission.js';
 import { createResponseCache, type ResponseCache } from './cache/response-cache.js';
@@ -47,6 +48,8 @@ export interface SidecarOptions {
   engineUrl: string;
   /** OpenTelemetry tracer (default: the API's, a no-op unless an SDK is started). */
   tracer?: Tracer;
+  /** TLS for the Engine API; with `clientCaFile`, routers must present certificates (mTLS). */
+  tls?: ServerTlsFiles;
   /** gRPC listen address, `host:port` (port 0 picks one). */
   listen: string;
   /** Logical model name announced to routers; defaults to the engine's first served model. */
@@ -306,6 +309,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const protos = loadProtos();
   try {
     grpcServer = await startGrpcServer({
+      credentials: options.tls ? serverCredentials(options.tls, 'tls') : undefined,
       address: options.listen,
       services: [{ definition: protos.engine.Engine.service, implementation: handlers }],
       reflect: [ENGINE_SERVICE],

@@ -1,6 +1,7 @@
 /** `llmmesh sidecar`: runs the sidecar of one inference pod. */
 import { createLogger } from '../../common/log.js';
 import { startTelemetry } from '../../common/telemetry.js';
+import type { ServerTlsFiles } from '../../common/tls.js';
 import { adminDisabled } from '../../sidecar/admin-server.js';
 import { DEFAULT_DRAIN_GRACE_MS, startSidecar } from '../../sidecar/server.js';
 import { untilStopped } from '../lifecycle.js';
@@ -20,6 +21,24 @@ export const sidecarCommand: CommandSpec = {
     "Run a sidecar: serves llmmesh.v1.Engine to routers and forwards to the pod's engine over OpenAI HTTP/SSE.",
   usage: 'llmmesh sidecar --engine-url URL --listen ADDR [--model NAME --version V] [--redis URL]',
   options: {
+    'tls-cert': {
+      type: 'string',
+      env: 'LLMMESH_TLS_CERT',
+      valueName: 'FILE',
+      description: 'PEM certificate of the Engine API (TLS on when set; the file is re-read when it changes)',
+    },
+    'tls-key': {
+      type: 'string',
+      env: 'LLMMESH_TLS_KEY',
+      valueName: 'FILE',
+      description: 'PEM private key for --tls-cert',
+    },
+    'tls-client-ca': {
+      type: 'string',
+      env: 'LLMMESH_TLS_CLIENT_CA',
+      valueName: 'FILE',
+      description: 'Require router client certificates signed by this CA (mutual TLS)',
+    },
     'engine-url': {
       type: 'string',
       env: 'LLMMESH_ENGINE_URL',
@@ -212,6 +231,7 @@ export async function runSidecar(argv: string[]): Promise<number> {
   const sidecar = await startSidecar({
     engineUrl,
     tracer: telemetry.tracer,
+    tls: tlsFromFlags(values),
     listen: str(values, 'listen', spec, true) as string,
     model: str(values, 'model', spec),
     version: str(values, 'version', spec, true) as string,
@@ -250,4 +270,16 @@ export async function runSidecar(argv: string[]): Promise<number> {
     await telemetry.shutdown();
   });
   return 0;
+}
+
+function tlsFromFlags(values: ParsedOptions): ServerTlsFiles | undefined {
+  const certFile = str(values, 'tls-cert', sidecarCommand);
+  const keyFile = str(values, 'tls-key', sidecarCommand);
+  const clientCaFile = str(values, 'tls-client-ca', sidecarCommand);
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new UsageError('sidecar: --tls-client-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (!certFile || !keyFile) throw new UsageError('sidecar: --tls-cert and --tls-key go together');
+  return clientCaFile ? { certFile, keyFile, clientCaFile } : { certFile, keyFile };
 }

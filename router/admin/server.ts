@@ -2,8 +2,10 @@
  * The router's admin HTTP server: `/metrics` (Prometheus), `/status` (JSON),
  * `/healthz` (process up) and `/readyz` (at least one endpoint ready).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { parseHostPort } from '../../common/address.js';
+import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** What the admin server serves; provided by the router. */
 export interface AdminSource {
@@ -19,20 +21,49 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** Options of {@link startAdminServer}. */
+export interface AdminOptions {
+  /**
+   * SHA-256 (hex) of a token required as `Authorization: Bearer <token>` on
+   * everything but `/healthz` and `/readyz` (which probes must reach).
+   */
+  tokenSha256?: string;
+}
+
 /** Starts the admin server on `address` (`host:port`, port 0 allowed). */
-export async function startAdminServer(address: string, source: AdminSource): Promise<AdminServer> {
+export async function startAdminServer(
+  address: string,
+  source: AdminSource,
+  options: AdminOptions = {},
+): Promise<AdminServer> {
   const { host, port } = parseHostPort(address, 'admin');
+  const token = options.tokenSha256 ? Buffer.from(options.tokenSha256.toLowerCase(), 'hex') : undefined;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+    const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
       res.end(body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(405, 'text/plain', 'method not allowed\n');
       return;
     }
+    if (token && path !== '/healthz' && path !== '/readyz') {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+      const presented = createHash('sha256')
+        .update(m?.[1] ?? '')
+        .digest();
+      if (!m || !timingSafeEqual(presented, token)) {
+        send(401, 'text/plain', 'admin token required: Authorization: Bearer <token>\n', {
+          'www-authenticate': 'Bearer realm="llmmesh-admin"',
+        });
+        return;
+      }
+    }
     switch (path) {
+      case '/':
+        send(200, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
+        return;
       case '/healthz':
         send(200, 'text/plain', 'ok\n');
         return;
@@ -42,6 +73,7 @@ export async function startAdminServer(address: string, source: AdminSource): Pr
         return;
       }
       case '/status':
+      case '/status.json':
         send(200, 'application/json', `${JSON.stringify(source.status(), null, 2)}\n`);
         return;
       case '/metrics':
@@ -51,7 +83,7 @@ export async function startAdminServer(address: string, source: AdminSource): Pr
         );
         return;
       default:
-        send(404, 'text/plain', 'not found: try /status, /metrics, /healthz, /readyz\n');
+        send(404, 'text/plain', 'not found: try /, /status.json, /metrics, /healthz, /readyz\n');
     }
   });
   server.keepAliveTimeout = 5_000;

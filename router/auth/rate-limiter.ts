@@ -9,6 +9,7 @@
  * drive the bucket negative, so a tenant overshoots by at most the output of
  * the requests it has in flight.
  */
+import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { MeshError, Status } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -26,8 +27,8 @@ export interface RateLimiter {
    * RESOURCE_EXHAUSTED with a retry pushback when over a limit.
    */
   admit(tenant: string, limits: TenantLimits, promptTokens: number): Promise<void>;
-  /** Charges streamed output tokens (never refuses). */
-  charge(tenant: string, limits: TenantLimits, tokens: number): void;
+  /** Charges streamed output tokens (never refuses); resolves once recorded. */
+  charge(tenant: string, limits: TenantLimits, tokens: number): Promise<void>;
   /** True while decisions are local because Redis is unreachable. */
   readonly degraded: boolean;
 }
@@ -114,6 +115,10 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
     force: boolean,
   ): Promise<{ ok: boolean; tokens: number; ratePerMs: number }> => {
     const redis = options.redis;
+    if (redis && (redis.status === 'connecting' || redis.status === 'connect')) {
+      // Starting up: give the first connection the same short bound as a command.
+      await withTimeout(once(redis, 'ready'), timeoutMs).catch(() => {});
+    }
     if (redis && redis.status === 'ready') {
       try {
         const result = (await withTimeout(
@@ -148,7 +153,8 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
     async admit(tenant, limits, promptTokens) {
       if (limits.requestsPerSecond && limits.requestsPerSecond > 0) {
         const rps = limits.requestsPerSecond;
-        const r = await take(`${tenant}:rps`, rps, rps / 1000, 1, false);
+        // A bucket holds at least one request, so rates below 1/s still admit.
+        const r = await take(`${tenant}:rps`, Math.max(1, rps), rps / 1000, 1, false);
         if (!r.ok) refuse('requests_per_second', tenant, 1 - r.tokens, r.ratePerMs);
       }
       if (limits.tokensPerMinute && limits.tokensPerMinute > 0) {
@@ -159,10 +165,10 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
         if (!r.ok) refuse('tokens_per_minute', tenant, amount - r.tokens, r.ratePerMs);
       }
     },
-    charge(tenant, limits, tokens) {
+    async charge(tenant, limits, tokens) {
       if (!limits.tokensPerMinute || tokens <= 0) return;
       const tpm = limits.tokensPerMinute;
-      void take(`${tenant}:tpm`, tpm, tpm / 60_000, tokens, true).catch(() => {});
+      await take(`${tenant}:tpm`, tpm, tpm / 60_000, tokens, true).catch(() => {});
     },
   };
 }

@@ -49,6 +49,8 @@ const modelSchema = z
     fallback: z.boolean().default(true),
     /** Deadline of requests that carry none; defaults to `upstream.default_timeout_ms`. */
     deadline_ms: ms().optional(),
+    /** Largest `max_tokens` a request may ask for; larger values are rejected (not clamped). */
+    max_tokens_cap: z.number().int().min(1).optional(),
   })
   .refine((m) => Object.values(m.versions).some((v) => v.weight > 0), {
     message: 'at least one version needs a weight > 0',
@@ -147,6 +149,84 @@ const admissionSchema = z.strictObject({
   pushback_ms: ms(0).default(1_000),
 });
 
+const tenantSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'must be letters, digits and . _ -'),
+  /** Lowercase or uppercase hex SHA-256 of the API key (never the key itself). */
+  key_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex-digit SHA-256 of the key'),
+  /** Models the tenant may use; `*` allows every model. */
+  models: z.array(z.string().min(1)).min(1, 'list at least one model, or "*"'),
+  limits: z
+    .strictObject({
+      requests_per_second: z.number().positive('must be > 0').optional(),
+      tokens_per_minute: z.number().int().positive('must be > 0').optional(),
+    })
+    .default({}),
+});
+
+const authSchema = z
+  .strictObject({
+    tenants: z.array(tenantSchema).min(1, 'list at least one tenant (or remove auth)'),
+    /** Redis shared by router replicas for rate-limit counters; limits are per replica without it. */
+    redis: z.string().url('must be a redis:// URL').optional(),
+    /** Router replicas sharing the limits: each enforces limit / replicas while Redis is unreachable. */
+    replicas: z.number().int().min(1).default(1),
+  })
+  .superRefine((a, ctx) => {
+    const names = new Set<string>();
+    const hashes = new Set<string>();
+    a.tenants.forEach((t, i) => {
+      if (names.has(t.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'name'],
+          message: `duplicate tenant "${t.name}"`,
+        });
+      if (hashes.has(t.key_sha256.toLowerCase())) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'key_sha256'],
+          message: 'two tenants share one key',
+        });
+      }
+      names.add(t.name);
+      hashes.add(t.key_sha256.toLowerCase());
+    });
+  });
+
+const serverTlsSchema = z.strictObject({
+  cert_file: z.string().min(1),
+  key_file: z.string().min(1),
+  /** Require client certificates signed by this CA (mutual TLS). */
+  client_ca_file: z.string().min(1).optional(),
+});
+
+const upstreamTlsSchema = z
+  .strictObject({
+    /** CA that sidecar certificates chain to (system roots when absent). */
+    ca_file: z.string().min(1).optional(),
+    /** This router's client certificate and key, for sidecars that require mTLS. */
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    /** Name the sidecar certificates carry when it differs from the dialled host. */
+    server_name: z.string().min(1).optional(),
+  })
+  .refine((t) => Boolean(t.cert_file) === Boolean(t.key_file), {
+    message: 'cert_file and key_file go together',
+    path: ['cert_file'],
+  });
+
+const limitsSchema = z.strictObject({
+  /** Largest request message accepted (gRPC max receive size), bytes. */
+  max_request_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  max_prompt_chars: z.number().int().min(1).default(2_000_000),
+  max_messages: z.number().int().min(1).default(2048),
+  max_stop_strings: z.number().int().min(0).default(16),
+});
+
 /** The whole router config. */
 export const routerConfigSchema = z
   .strictObject({
@@ -158,6 +238,18 @@ export const routerConfigSchema = z
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
     breaker: breakerSchema.default(breakerSchema.parse({})),
     admission: admissionSchema.default(admissionSchema.parse({})),
+    /** Tenants, API keys and rate limits; without it the API is open (the local default). */
+    auth: authSchema.optional(),
+    /** TLS for the public API; plaintext without it. */
+    tls: serverTlsSchema.optional(),
+    /** TLS (and mTLS) from the router to sidecars; plaintext without it. */
+    upstream_tls: upstreamTlsSchema.optional(),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Admin HTTP: require `Authorization: Bearer <token>` whose SHA-256 is this (for a non-loopback admin address). */
+    admin_token_sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be a 64-hex-digit SHA-256')
+      .optional(),
   })
   .superRefine((cfg, ctx) => {
     for (const [model, m] of Object.entries(cfg.models)) {
@@ -183,6 +275,10 @@ export type DiscoveryConfig = RouterConfig['discovery'];
 export type BreakerConfig = RouterConfig['breaker'];
 /** Admission settings. */
 export type AdmissionConfig = RouterConfig['admission'];
+/** Tenants and rate limits. */
+export type AuthConfig = NonNullable<RouterConfig['auth']>;
+/** Input limits. */
+export type LimitsConfig = RouterConfig['limits'];
 /** Upstream attempt settings. */
 export type UpstreamConfig = RouterConfig['upstream'];
 
