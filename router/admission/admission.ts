@@ -110,23 +110,27 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
     w.resolve(release());
   };
 
-  // One pass admits, in priority order, what fits; at most one request per
-  // pool, since the pool's saturation is re-judged only once the admitted
-  // request shows up in its load.
+  // One pass admits, in priority order, what fits. A pool's saturation is
+  // re-judged only once admitted requests show up in its load, so one pass
+  // admits at most `saturation_queue_depth` requests per pool: a bounded
+  // overshoot that lets a burst drain in few passes instead of one per request.
   const pass = () => {
     passScheduled = false;
-    const seen = new Set<string>();
+    const granted = new Map<string, number>();
+    const blocked = new Set<string>();
+    const perPass = Math.max(1, cfg.saturation_queue_depth);
     for (const w of [...queue]) {
       if (inFlight >= cfg.max_concurrency) return;
-      if (seen.has(w.ticket.poolKey)) continue;
-      if (w.ticket.saturated()) {
-        seen.add(w.ticket.poolKey);
+      const key = w.ticket.poolKey;
+      if (blocked.has(key)) continue;
+      if ((granted.get(key) ?? 0) >= perPass || w.ticket.saturated()) {
+        blocked.add(key);
         continue;
       }
-      seen.add(w.ticket.poolKey);
+      granted.set(key, (granted.get(key) ?? 0) + 1);
       grant(w);
     }
-    if (queue.length > 0 && seen.size > 0 && inFlight < cfg.max_concurrency) {
+    if (queue.length > 0 && granted.size > 0 && inFlight < cfg.max_concurrency) {
       // Something may still fit once this pass's admissions are counted.
       const anyRunnable = queue.some((w) => !w.ticket.saturated());
       if (anyRunnable) schedulePass();
