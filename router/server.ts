@@ -9,14 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import {
-  type Context,
-  trace as otelTrace,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  type Tracer,
-} from '@opentelemetry/api';
+import { type Context, trace as otelTrace, type Span, SpanKind, type Tracer } from '@opentelemetry/api';
 import { errors, MeshError, Status } from '../common/errors.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk, GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
@@ -28,12 +21,7 @@ import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.j
 import { createLogger, type Logger } from '../common/log.js';
 import { INFERENCE_SERVICE, loadProtos } from '../common/proto.js';
 import { channelCredentials, serverCredentials } from '../common/tls.js';
-import {
-  childContext,
-  formatTraceparent,
-  parseTraceparent,
-  type TraceContext,
-} from '../common/trace-context.js';
+import { childContext, formatTraceparent, type TraceContext } from '../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../common/trace-propagation.js';
 import { estimatePromptTokens, validateGenerateRequest } from '../common/validate.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
