@@ -5,7 +5,7 @@
  * report as JSON).
  */
 import http from 'node:http';
-import { formatHostPort, parseHostPort } from '../common/address.js';
+import { listenHttp } from '../common/http-listen.js';
 
 /** What the admin server serves; provided by the sidecar. */
 export interface SidecarAdminSource {
@@ -35,7 +35,6 @@ export async function startSidecarAdmin(
   address: string,
   source: SidecarAdminSource,
 ): Promise<SidecarAdminServer> {
-  const { host, port } = parseHostPort(address, 'admin');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string) => {
@@ -68,30 +67,5 @@ export async function startSidecarAdmin(
         send(404, 'text/plain', 'not found: try /metrics, /healthz, /readyz, /status\n');
     }
   });
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          err.code === 'EADDRINUSE'
-            ? `cannot listen on ${address} (admin): address already in use`
-            : `cannot listen on ${address} (admin): ${err.message}`,
-          { cause: err },
-        ),
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  const bound = server.address();
-  const boundPort = typeof bound === 'object' && bound ? bound.port : port;
-  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return {
-    url: `http://${formatHostPort(urlHost, boundPort)}`,
-    port: boundPort,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, address, 'admin');
 }

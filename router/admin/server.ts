@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import { parseHostPort } from '../../common/address.js';
+import { listenHttp } from '../../common/http-listen.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** What the admin server serves; provided by the router. */
@@ -36,7 +36,6 @@ export async function startAdminServer(
   source: AdminSource,
   options: AdminOptions = {},
 ): Promise<AdminServer> {
-  const { host, port } = parseHostPort(address, 'admin');
   const token = options.tokenSha256 ? Buffer.from(options.tokenSha256.toLowerCase(), 'hex') : undefined;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -86,30 +85,5 @@ export async function startAdminServer(
         send(404, 'text/plain', 'not found: try /, /status.json, /metrics, /healthz, /readyz\n');
     }
   });
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          err.code === 'EADDRINUSE'
-            ? `cannot listen on ${address} (admin): address already in use`
-            : `cannot listen on ${address} (admin): ${err.message}`,
-          { cause: err },
-        ),
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  const bound = server.address();
-  const boundPort = typeof bound === 'object' && bound ? bound.port : port;
-  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  return {
-    url: `http://${urlHost}:${boundPort}`,
-    port: boundPort,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, address, 'admin');
 }
