@@ -81,6 +81,8 @@ export interface ServedBy {
   version: string;
   /** Serving endpoint (`x-llmmesh-endpoint`). */
   endpoint: string;
+  /** How the pod served it (`x-llmmesh-cache`): hit-l1, hit-l2, coalesced, miss, bypass, uncacheable; '' if unknown. */
+  cache: string;
 }
 
 /** A streaming call: iterate it for chunks. */
@@ -101,6 +103,8 @@ export interface GenerateResult {
   modelVersion: string;
   requestId: string;
   endpoint: string;
+  /** How the pod served it (`x-llmmesh-cache`). */
+  cache: string;
   traceId: string;
 }
 
@@ -165,7 +169,7 @@ export function createInferenceClient(
           reject(new MeshError(Status.CANCELLED, 'cancelled before start'));
           return;
         }
-        let servedBy: ServedBy = { version: '', endpoint: '' };
+        let servedBy: ServedBy = { version: '', endpoint: '', cache: '' };
         let traceId = '';
         let response: GenerateResponse__Output | undefined;
         let error: unknown;
@@ -192,6 +196,7 @@ export function createInferenceClient(
             modelVersion: response.modelVersion || servedBy.version,
             requestId: response.requestId,
             endpoint: servedBy.endpoint,
+            cache: servedBy.cache,
             traceId,
           });
         });
@@ -262,6 +267,7 @@ function servedFrom(m: grpc.Metadata): ServedBy {
   return {
     version: String(m.get('x-llmmesh-version')[0] ?? ''),
     endpoint: String(m.get('x-llmmesh-endpoint')[0] ?? ''),
+    cache: String(m.get('x-llmmesh-cache')[0] ?? ''),
   };
 }
 

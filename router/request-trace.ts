@@ -16,6 +16,8 @@ export interface AttemptTrace {
   /** gRPC status name of a failure. */
   code?: string;
   error?: string;
+  /** The sidecar's `x-llmmesh-cache` header, when it sent one. */
+  cache?: string;
   /** Chunks relayed to the client from this attempt. */
   chunks: number;
   /** When the attempt started, ms after the request arrived. */

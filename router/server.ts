@@ -181,7 +181,12 @@ export interface RouterStatus {
 interface Served {
   version: string;
   endpoint: string;
+  /** How the sidecar served it (its `x-llmmesh-cache` header), passed on to the client. */
+  cache?: string;
 }
+
+/** Header naming how the pod served the request: hit-l1, hit-l2, coalesced, miss, bypass, uncacheable. */
+export const CACHE_HEADER = 'x-llmmesh-cache';
 
 /** Longest delay between an endpoint change and the gauges and health that show it. */
 const GAUGE_REFRESH_MS = 100;
@@ -380,6 +385,10 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
           // Errors reach the iterator; this keeps a late one (after we stopped
           // reading) from becoming an uncaught exception.
           c.on('error', () => {});
+          c.once('metadata', (m: grpc.Metadata) => {
+            const cache = m.get(CACHE_HEADER)[0];
+            if (cache !== undefined) trace.cache = String(cache);
+          });
           signal.addEventListener('abort', onAbort, { once: true });
           const it = (c as AsyncIterable<GenerateChunk__Output>)[Symbol.asyncIterator]();
           iter = it;
@@ -697,6 +706,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
                   }
                 }
               }
+              if (at.cache !== undefined) served.cache = at.cache;
               return onChunk(chunk, served);
             },
           );
@@ -886,6 +896,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const md = new grpc.Metadata();
     md.set(VERSION_HEADER, served.version);
     md.set(ENDPOINT_HEADER, served.endpoint);
+    if (served.cache) md.set(CACHE_HEADER, served.cache);
     return md;
   };
 

@@ -74,7 +74,7 @@ describe('llmmesh start', () => {
         gen.stderr,
         /version v[12] · endpoint 127\.0\.0\.1:\d+ · finish length · tokens prompt \d+ \/ completion 12/,
       );
-      assert.match(gen.stderr, /12 chunks · trace [0-9a-f]{32}/);
+      assert.match(gen.stderr, /12 chunks · cache uncacheable · trace [0-9a-f]{32}/);
 
       const status = await runToEnd(['status', '--admin', `http://127.0.0.1:${ports[1]}`]);
       assert.equal(status.code, 0, status.stderr);

@@ -204,6 +204,23 @@ describe('data path: cancellation and deadlines', () => {
     await assert.rejects(collect(call), (err: MeshError) => err.code === Status.DEADLINE_EXCEEDED);
     await aborted;
   });
+  it('tells the client how the pod served it: a repeated deterministic request is a cache hit', async () => {
+    const input = {
+      model: MODEL,
+      prompt: 'cache me through the router',
+      sampling: { maxTokens: 8, temperature: 0 },
+    };
+    const first = await mesh.client.generate(input);
+    const second = await mesh.client.generate(input);
+    assert.equal(first.cache, 'miss');
+    assert.equal(second.cache, 'hit-l1');
+    assert.equal(second.text, first.text);
+    const stream = mesh.client.generateStream({ ...input, sampling: { maxTokens: 8 } });
+    for await (const _ of stream) {
+      // drain
+    }
+    assert.equal((await stream.servedBy).cache, 'uncacheable', 'sampling without temperature 0 or a seed');
+  });
 });
 
 describe('data path: failures', () => {

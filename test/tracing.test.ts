@@ -115,8 +115,11 @@ describe('tracing across router, sidecar and engine', () => {
     assert.match(r.traceId, /^[0-9a-f]{32}$/);
     await receiver.waitFor((all) => {
       const t = all.filter((s) => s.traceId === r.traceId);
-      return ['llmmesh-router', 'llmmesh-sidecar', 'llmmesh-sim'].every((svc) =>
-        t.some((s) => s.service === svc),
+      // Spans export in batches as they end: wait for the last one of each service.
+      return (
+        t.some((s) => s.service === 'llmmesh-router' && s.name === 'llmmesh.v1.Inference/Generate') &&
+        t.some((s) => s.service === 'llmmesh-sidecar' && s.name === 'llmmesh.v1.Engine/GenerateStream') &&
+        t.some((s) => s.service === 'llmmesh-sim')
       );
     }, 'spans of router, sidecar and sim in one trace');
     const spans = ofTrace(r.traceId);

@@ -126,7 +126,15 @@ export async function runGenerate(argv: string[]): Promise<number> {
       } else {
         process.stdout.write('\n');
         err.write(
-          summary(served.version, served.endpoint, last?.finishReason, last?.usage ?? null, traceId, chunks),
+          summary(
+            served.version,
+            served.endpoint,
+            last?.finishReason,
+            last?.usage ?? null,
+            traceId,
+            chunks,
+            served.cache,
+          ),
         );
       }
     } else {
@@ -135,7 +143,9 @@ export async function runGenerate(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify(r)}\n`);
       } else {
         process.stdout.write(`${r.text}\n`);
-        err.write(summary(r.modelVersion, r.endpoint, r.finishReason, r.usage, r.traceId));
+        err.write(
+          summary(r.modelVersion, r.endpoint, r.finishReason, r.usage, r.traceId, undefined, r.cache),
+        );
       }
     }
     return 0;
@@ -156,6 +166,7 @@ function summary(
   usage: { promptTokens: number; completionTokens: number; cachedTokens: number } | null,
   traceId: string,
   chunks?: number,
+  cache?: string,
 ): string {
   const parts = [
     `version ${version || '?'}`,
@@ -166,6 +177,7 @@ function summary(
       : 'no usage',
   ];
   if (chunks !== undefined) parts.push(`${chunks} chunks`);
+  if (cache) parts.push(`cache ${cache}`);
   if (traceId) parts.push(`trace ${traceId}`);
   return `-- ${parts.join(' · ')}\n`;
 }

@@ -53,7 +53,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   for (const e of status.endpoints) {
     const state = e.ready ? 'ready' : e.draining ? 'draining' : `NOT READY (${e.reason})`;
     out.push(
-      `  ${e.address.padEnd(22)} ${`${e.model}/${e.version}`.padEnd(26)} ${state.padEnd(10)} in-flight ${e.inFlight} queued ${e.queued} engine running ${e.engineRunning} waiting ${e.engineWaiting} kv ${(e.kvCacheUsage * 100).toFixed(0)}%`,
+      `  ${e.address.padEnd(22)} ${`${e.model}/${e.version}`.padEnd(26)} ${state.padEnd(10)} breaker ${(e.breaker ?? 'closed').padEnd(9)} in-flight ${e.inFlight} queued ${e.queued} engine running ${e.engineRunning} waiting ${e.engineWaiting} kv ${(e.kvCacheUsage * 100).toFixed(0)}%`,
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);
