@@ -190,6 +190,8 @@ export const CACHE_HEADER = 'x-llmmesh-cache';
 
 /** Longest delay between an endpoint change and the gauges and health that show it. */
 const GAUGE_REFRESH_MS = 100;
+/** Up to this many endpoints, health is refreshed on every change; above, at most every GAUGE_REFRESH_MS. */
+const EXACT_HEALTH_MAX_ENDPOINTS = 64;
 
 const PRIORITY_VALUE: Record<string, number> = {
   PRIORITY_LOW: 1,
@@ -337,9 +339,29 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   // Reports arrive often (every pod, every 250 ms at least): gauges and health
   // are refreshed at most every GAUGE_REFRESH_MS (and on every scrape).
   let refreshTimer: NodeJS.Timeout | undefined;
+  // Health needs a snapshot (O(endpoints)); refreshing it on every report is
+  // O(endpoints²) per second for a large pool. Refresh at once when the last
+  // refresh is older than GAUGE_REFRESH_MS, else once at the end of the window.
+  let healthAt = 0;
+  let healthTimer: NodeJS.Timeout | undefined;
+  const throttledHealth = () => {
+    const wait = healthAt + GAUGE_REFRESH_MS - now();
+    // Small pools (the common case) stay exact: the snapshot costs nothing there.
+    if (wait <= 0 || endpoints.size <= EXACT_HEALTH_MAX_ENDPOINTS) {
+      healthAt = now();
+      refreshHealth();
+    } else if (!healthTimer) {
+      healthTimer = setTimeout(() => {
+        healthTimer = undefined;
+        healthAt = now();
+        refreshHealth();
+      }, wait);
+      healthTimer.unref();
+    }
+  };
   endpoints.events.on('change', () => {
     admission.poke();
-    refreshHealth();
+    throttledHealth();
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = undefined;
@@ -971,6 +993,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
 
   const cleanup = async () => {
     if (refreshTimer) clearTimeout(refreshTimer);
+    if (healthTimer) clearTimeout(healthTimer);
     await discovery.close();
     gate.close();
     endpoints.close();

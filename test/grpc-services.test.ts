@@ -31,6 +31,29 @@ function check(address: string, service: string): Promise<string> {
   });
 }
 
+/** Resolves once Health.Watch reports `status` for `service` (the server pushes every change). */
+function watchUntil(address: string, service: string, status: string): Promise<void> {
+  const client = new HealthClient(address, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const call = client.makeServerStreamRequest(
+      '/grpc.health.v1.Health/Watch',
+      (x: { service: string }) => healthService.Watch!.requestSerialize(x),
+      (b: Buffer) => healthService.Watch!.responseDeserialize(b) as { status: string },
+      { service },
+      { deadline: Date.now() + 10_000 },
+    );
+    call.on('data', (res: { status: string }) => {
+      if (String(res.status) !== status) return;
+      call.cancel();
+      client.close();
+      resolve();
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) reject(err);
+    });
+  });
+}
+
 function reflectionClient(address: string) {
   const reflectionRoot = join(
     dirname(createRequire(import.meta.url).resolve('@grpc/reflection')),
@@ -114,6 +137,8 @@ describe('health and reflection', () => {
       () => mesh.router.endpoints.snapshot().endpoints.every((e) => !e.ready),
       'endpoint not ready',
     );
+    // Health follows readiness within the router's refresh window: watch for it.
+    await watchUntil(mesh.router.address, 'llmmesh.v1.Inference', 'NOT_SERVING');
     assert.equal(await check(mesh.router.address, 'llmmesh.v1.Inference'), 'NOT_SERVING');
     assert.equal(await check(mesh.router.address, ''), 'SERVING');
     assert.equal(await check(mesh.pods[0]!.sidecar.address, 'llmmesh.v1.Engine'), 'NOT_SERVING');

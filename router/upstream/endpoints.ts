@@ -57,6 +57,8 @@ export interface EndpointSnapshot {
 export interface EndpointSet {
   /** The current snapshot (replaced whenever state changes). */
   snapshot(): EndpointSnapshot;
+  /** How many endpoints are known (cheap: no snapshot is built). */
+  readonly size: number;
   /** The gRPC client of an endpoint. */
   client(address: string): EngineClient | undefined;
   /** Replaces the endpoint list (discovery); new ones are dialled, removed ones closed. */
@@ -276,6 +278,9 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   staleTimer.unref();
 
   return {
+    get size() {
+      return entries.size;
+    },
     events,
     snapshot() {
       current ??= build();
