@@ -204,7 +204,7 @@ export async function runStart(argv: string[]): Promise<number> {
   out('');
   out(`llmmesh local mesh is up (${secs} s)`);
   out(`  router   ${mesh.router.listen}   gRPC llmmesh.v1.Inference (reflection on)`);
-  out(`  admin    ${adminUrl}   /status /metrics /healthz`);
+  out(`  admin    ${adminUrl}   status page /, /status.json, /metrics`);
   out(`  routes   ${mesh.router.routes}   edit the weights; the router reloads it`);
   mesh.pods.forEach((p, i) => {
     out(
