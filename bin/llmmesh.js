@@ -28,7 +28,9 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 const { main } = await import(pathToFileURL(entry).href);
-process.exitCode = await main(process.argv.slice(2));
-// Every command has stopped its servers by now; do not let a stray handle
-// (a closing socket, a resolver timer) keep the process alive.
-setTimeout(() => process.exit(process.exitCode), 2000).unref();
+const code = await main(process.argv.slice(2));
+// Every command has stopped its servers (and flushed its spans) by now: exit
+// once stdout and stderr are flushed, so a stray handle (a pooled socket, a
+// reconnect timer) never holds a stopping mesh up.
+process.exitCode = code;
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
