@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { formatHostPort } from '../../common/address.js';
 import type { DiscoveryConfig } from '../config/schema.js';
 import type { Discovery, DiscoveryDeps } from './discovery.js';
+import { startPolling } from './poll.js';
 
 /** Resolves a name to IP addresses (v4 and v6). */
 export type DnsResolver = (name: string) => Promise<string[]>;
@@ -21,45 +22,20 @@ type DnsConfig = Extract<DiscoveryConfig, { kind: 'dns' }>;
 /** Starts polling. The first lookup runs at once. */
 export function createDnsDiscovery(config: DnsConfig, deps: DiscoveryDeps): Discovery {
   const resolve = deps.resolver ?? systemResolver;
-  let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let last: string | undefined;
-  let failing = false;
-
-  const poll = async () => {
-    try {
-      const ips = await resolve(config.name);
-      if (closed) return;
-      const addresses = [...new Set(ips)].sort().map((ip) => formatHostPort(ip, config.port));
-      if (failing) deps.logger.info('DNS discovery recovered', { name: config.name });
-      failing = false;
-      const key = addresses.join(',');
-      if (key !== last) {
-        last = key;
-        deps.logger.info('DNS discovery: endpoints changed', { name: config.name, endpoints: addresses });
-        deps.onAddresses(addresses);
-      }
-    } catch (err) {
-      if (!failing) {
-        deps.logger.warn('DNS discovery lookup failed; keeping the last endpoints', {
-          name: config.name,
-          err: (err as Error).message,
-        });
-      }
-      failing = true;
-    } finally {
-      if (!closed) {
-        timer = setTimeout(() => void poll(), config.interval_ms);
-        timer.unref();
-      }
-    }
-  };
-  void poll();
+  const stop = startPolling(
+    {
+      label: 'DNS discovery',
+      fields: { name: config.name },
+      intervalMs: config.interval_ms,
+      list: async () =>
+        [...new Set(await resolve(config.name))].sort().map((ip) => formatHostPort(ip, config.port)),
+    },
+    deps,
+  );
   return {
     kind: 'dns',
     async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
+      stop();
     },
   };
 }

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { parseRegistration } from '../../common/discovery-keys.js';
 import type { DiscoveryConfig } from '../config/schema.js';
 import type { Discovery, DiscoveryDeps } from './discovery.js';
+import { startPolling } from './poll.js';
 
 /** The Redis commands discovery uses (ioredis satisfies it; tests may fake it). */
 export interface RedisLike {
@@ -45,11 +46,6 @@ function globEscape(s: string): string {
 /** Starts polling. The first listing runs at once. */
 export function createRedisDiscovery(config: RedisConfig, deps: DiscoveryDeps): Discovery {
   const redis = (deps.redis ?? createRedisClient)(config.url);
-  let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let last: string | undefined;
-  let failing = false;
-
   const list = async (): Promise<string[]> => {
     const keys: string[] = [];
     let cursor = '0';
@@ -68,39 +64,14 @@ export function createRedisDiscovery(config: RedisConfig, deps: DiscoveryDeps): 
     return [...out].sort();
   };
 
-  const poll = async () => {
-    try {
-      const addresses = await list();
-      if (closed) return;
-      if (failing) deps.logger.info('Redis discovery recovered', { url: config.url });
-      failing = false;
-      const key = addresses.join(',');
-      if (key !== last) {
-        last = key;
-        deps.logger.info('Redis discovery: endpoints changed', { endpoints: addresses });
-        deps.onAddresses(addresses);
-      }
-    } catch (err) {
-      if (!failing) {
-        deps.logger.warn('Redis discovery failed; keeping the last endpoints', {
-          url: config.url,
-          err: (err as Error).message,
-        });
-      }
-      failing = true;
-    } finally {
-      if (!closed) {
-        timer = setTimeout(() => void poll(), config.interval_ms);
-        timer.unref();
-      }
-    }
-  };
-  void poll();
+  const stop = startPolling(
+    { label: 'Redis discovery', fields: { url: config.url }, intervalMs: config.interval_ms, list },
+    deps,
+  );
   return {
     kind: 'redis',
     async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
+      stop();
       await redis.quit().catch(() => {});
     },
   };
