@@ -4,12 +4,10 @@
  * anywhere else throws or converts through here, never invents a status.
  */
 import { Metadata, status as Status, type StatusObject } from '@grpc/grpc-js';
+import { RETRY_PUSHBACK_KEY } from './metadata.js';
 
 /** gRPC status codes, re-exported so callers need not import grpc-js. */
-export { Status };
-
-/** Metadata key for the retry delay servers suggest with RESOURCE_EXHAUSTED / UNAVAILABLE. */
-export const RETRY_PUSHBACK_KEY = 'grpc-retry-pushback-ms';
+export { RETRY_PUSHBACK_KEY, Status };
 
 /** Options of a {@link MeshError}. */
 export interface MeshErrorOptions {

@@ -13,6 +13,7 @@ const base = (): GenerateRequest__Output & {
   sampling: { maxTokens: 16, stop: [] },
   routing: { version: '', sessionKey: '', priority: 'PRIORITY_UNSPECIFIED' },
   requestId: '',
+  continuation: null,
 });
 
 function rejects(mutate: (r: ReturnType<typeof base>) => void, field: RegExp): void {

@@ -3,6 +3,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { Capacity as _llmmesh_v1_Capacity, Capacity__Output as _llmmesh_v1_Capacity__Output } from './llmmesh/v1/Capacity.js';
 import type { ChatMessage as _llmmesh_v1_ChatMessage, ChatMessage__Output as _llmmesh_v1_ChatMessage__Output } from './llmmesh/v1/ChatMessage.js';
+import type { Continuation as _llmmesh_v1_Continuation, Continuation__Output as _llmmesh_v1_Continuation__Output } from './llmmesh/v1/Continuation.js';
 import type { EngineClient as _llmmesh_v1_EngineClient, EngineDefinition as _llmmesh_v1_EngineDefinition } from './llmmesh/v1/Engine.js';
 import type { EngineMetrics as _llmmesh_v1_EngineMetrics, EngineMetrics__Output as _llmmesh_v1_EngineMetrics__Output } from './llmmesh/v1/EngineMetrics.js';
 import type { GenerateChunk as _llmmesh_v1_GenerateChunk, GenerateChunk__Output as _llmmesh_v1_GenerateChunk__Output } from './llmmesh/v1/GenerateChunk.js';
@@ -29,6 +30,7 @@ export interface ProtoGrpcType {
     v1: {
       Capacity: MessageTypeDefinition<_llmmesh_v1_Capacity, _llmmesh_v1_Capacity__Output>
       ChatMessage: MessageTypeDefinition<_llmmesh_v1_ChatMessage, _llmmesh_v1_ChatMessage__Output>
+      Continuation: MessageTypeDefinition<_llmmesh_v1_Continuation, _llmmesh_v1_Continuation__Output>
       /**
        * Engine is served by the sidecar in every inference pod.
        */

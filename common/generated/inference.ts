@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { ChatMessage as _llmmesh_v1_ChatMessage, ChatMessage__Output as _llmmesh_v1_ChatMessage__Output } from './llmmesh/v1/ChatMessage.js';
+import type { Continuation as _llmmesh_v1_Continuation, Continuation__Output as _llmmesh_v1_Continuation__Output } from './llmmesh/v1/Continuation.js';
 import type { GenerateChunk as _llmmesh_v1_GenerateChunk, GenerateChunk__Output as _llmmesh_v1_GenerateChunk__Output } from './llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest as _llmmesh_v1_GenerateRequest, GenerateRequest__Output as _llmmesh_v1_GenerateRequest__Output } from './llmmesh/v1/GenerateRequest.js';
 import type { GenerateResponse as _llmmesh_v1_GenerateResponse, GenerateResponse__Output as _llmmesh_v1_GenerateResponse__Output } from './llmmesh/v1/GenerateResponse.js';
@@ -22,6 +23,7 @@ export interface ProtoGrpcType {
   llmmesh: {
     v1: {
       ChatMessage: MessageTypeDefinition<_llmmesh_v1_ChatMessage, _llmmesh_v1_ChatMessage__Output>
+      Continuation: MessageTypeDefinition<_llmmesh_v1_Continuation, _llmmesh_v1_Continuation__Output>
       FinishReason: EnumTypeDefinition
       GenerateChunk: MessageTypeDefinition<_llmmesh_v1_GenerateChunk, _llmmesh_v1_GenerateChunk__Output>
       GenerateRequest: MessageTypeDefinition<_llmmesh_v1_GenerateRequest, _llmmesh_v1_GenerateRequest__Output>

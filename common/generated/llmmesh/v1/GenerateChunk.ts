@@ -20,6 +20,11 @@ export interface GenerateChunk {
    * Set on the first chunk.
    */
   'modelVersion'?: (string);
+  /**
+   * Token ids of this chunk's text, where the engine gives them (the Engine
+   * hop; the router does not forward them to clients).
+   */
+  'tokenIds'?: (number)[];
 }
 
 /**
@@ -39,4 +44,9 @@ export interface GenerateChunk__Output {
    * Set on the first chunk.
    */
   'modelVersion': (string);
+  /**
+   * Token ids of this chunk's text, where the engine gives them (the Engine
+   * hop; the router does not forward them to clients).
+   */
+  'tokenIds': (number)[];
 }
