@@ -40,6 +40,9 @@ export interface RouterMetrics {
   readonly breakerState: Gauge<'endpoint'>;
   readonly breakerTransitions: Counter<'endpoint' | 'to'>;
   readonly retries: Counter<'model'>;
+  readonly migrations: Counter<'model' | 'model_version' | 'reason'>;
+  /** Stream migrations per `model\u0000version`, for the status page (the counter above, readable at once). */
+  readonly migrationCounts: Map<string, number>;
   readonly retryBudgetExhausted: Counter<'model'>;
   readonly pluginDuration: Histogram<'profile' | 'plugin'>;
   readonly scheduleDuration: Histogram<'profile'>;
@@ -113,7 +116,7 @@ export function createRouterMetrics(): RouterMetrics {
     }),
     attempts: new Counter({
       name: 'llm_router_upstream_attempts_total',
-      help: 'Upstream attempts by endpoint and outcome (ok, retried, failed, breaker_open).',
+      help: 'Upstream attempts by endpoint and outcome (ok, retried, migrated, failed, cancelled, breaker_open).',
       labelNames: ['endpoint', 'outcome'],
       registers,
     }),
@@ -183,8 +186,15 @@ export function createRouterMetrics(): RouterMetrics {
     }),
     retries: new Counter({
       name: 'llm_router_retries_total',
-      help: 'Upstream attempts after the first (always before the first chunk).',
+      help: 'Upstream attempts retried on another endpoint before the first chunk.',
       labelNames: ['model'],
+      registers,
+    }),
+    migrationCounts: new Map(),
+    migrations: new Counter({
+      name: 'llm_stream_migrations_total',
+      help: 'Streams continued on another endpoint after chunks reached the client, by why the endpoint stopped (unavailable, internal, idle-timeout, handback, ...).',
+      labelNames: ['model', 'model_version', 'reason'],
       registers,
     }),
     retryBudgetExhausted: new Counter({
@@ -231,4 +241,11 @@ export function createRouterMetrics(): RouterMetrics {
       registers,
     }),
   };
+}
+
+/** Counts one stream migration in the metric and in the status page's tally. */
+export function countMigration(metrics: RouterMetrics, model: string, version: string, reason: string): void {
+  metrics.migrations.inc({ model, model_version: version, reason });
+  const key = `${model}\u0000${version}`;
+  metrics.migrationCounts.set(key, (metrics.migrationCounts.get(key) ?? 0) + 1);
 }

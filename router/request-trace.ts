@@ -12,7 +12,11 @@ export interface AttemptTrace {
   decision: SchedulingDecision;
   /** Sent although its breaker was open (the ejection cap kept it in the pool). */
   forced: boolean;
-  outcome: 'ok' | 'retried' | 'failed' | 'breaker_open';
+  outcome: 'ok' | 'retried' | 'migrated' | 'failed' | 'cancelled' | 'breaker_open';
+  /** How the failure was classified (router/request/failure-policy.ts). */
+  kind?: string;
+  /** Set on an attempt that continued a stream another endpoint started: how it was continued. */
+  continuation?: 'token_ids' | 'text';
   /** gRPC status name of a failure. */
   code?: string;
   error?: string;

@@ -3,11 +3,13 @@
  * running router process that hot-reloads its file, re-reads it on SIGHUP,
  * and rejects an invalid edit while serving on with the last good config.
  */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { RouterStatus } from '../router/status.js';
 import { startEngineStub } from './helpers/engine-stub.js';
 import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
 
@@ -95,9 +97,7 @@ describe('llmmesh router', () => {
         check();
       });
     const status = async () =>
-      (await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as {
-        models: Array<{ versions: Array<{ name: string; weight: number }> }>;
-      };
+      (await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as RouterStatus;
     const metrics = async () => (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     try {
       await router.waitForOutput('llmmesh router listening');
@@ -105,17 +105,31 @@ describe('llmmesh router', () => {
       await logged('config reloaded', 1);
       assert.equal((await status()).models[0]?.versions[0]?.weight, 50);
 
+      // SIGHUP on the file as it was loaded: said and counted as unchanged.
       router.proc.kill('SIGHUP');
-      await logged('config reloaded', 2);
-      assert.match(await metrics(), /llm_router_config_reloads_total\{result="applied"\} 2/);
+      await logged('config unchanged; nothing to reload', 1);
+      const afterHup = await metrics();
+      assert.match(afterHup, /llm_router_config_reloads_total\{result="applied"\} 1/);
+      assert.match(afterHup, /llm_router_config_reloads_total\{result="unchanged"\} 1/);
 
       writeFileSync(path, routes('"many"'));
       await logged('config rejected; keeping the last good config', 1);
       assert.match(stderr, /models\.m\.versions\.v1\.weight/);
-      assert.equal((await status()).models[0]?.versions[0]?.weight, 50, 'the last good config serves on');
+      const rejected = await status();
+      assert.equal(rejected.models[0]?.versions[0]?.weight, 50, 'the last good config serves on');
+      assert.match(rejected.config.lastRejection?.error ?? '', /models\.m\.versions\.v1\.weight/);
       const m = await metrics();
       assert.match(m, /llm_router_config_reloads_total\{result="rejected"\} 1/);
       assert.match(m, /llm_router_config_last_reload_successful 0/);
+
+      // A good edit clears the rejection.
+      writeFileSync(path, routes('70'));
+      await logged('config reloaded', 2);
+      const recovered = await status();
+      assert.equal(recovered.models[0]?.versions[0]?.weight, 70);
+      assert.equal(recovered.config.lastRejection, null);
+      assert.equal(recovered.config.lastError, '');
+      assert.ok(recovered.config.lastReloadAt > 0);
     } finally {
       router.proc.kill('SIGTERM');
       await router.exit;

@@ -75,7 +75,7 @@ describe('retries before the first token', () => {
     });
   }
 
-  it('a failure after the first token ends the stream UNAVAILABLE, saying how many tokens were delivered', async () => {
+  it('a failure after the first token moves the stream on, up to the migration limit, then ends UNAVAILABLE saying why', async () => {
     for (const s of stubs)
       s.behave = () => ({ kind: 'fail', code: Status.INTERNAL, message: 'engine crashed', afterTokens: 3 });
     const seen: GenerateChunk[] = [];
@@ -86,13 +86,30 @@ describe('retries before the first token', () => {
       })(),
       (e: MeshError) => {
         assert.equal(e.code, Status.UNAVAILABLE);
-        assert.match(e.message, /after 3 tokens were delivered/);
+        assert.match(e.message, /after 9 tokens were delivered/);
         assert.match(e.message, /engine crashed/);
+        assert.match(e.message, /migration limit \(2\) reached/);
+        assert.equal(e.message.match(/engine crashed/g)?.length, 1, 'the cause once');
         return true;
       },
     );
-    assert.equal(seen.length, 3);
-    assert.equal(h.traces.at(-1)?.attempts.length, 1, 'never retried after the first token');
+    assert.equal(seen.length, 9);
+    const t = h.traces.at(-1);
+    assert.deepEqual(
+      t?.attempts.map((a) => [a.outcome, a.continuation]),
+      [
+        ['migrated', undefined],
+        ['migrated', 'text'],
+        ['failed', 'text'],
+      ],
+    );
+    assert.equal(new Set(t?.attempts.map((a) => a.endpoint)).size, 3, 'each on another endpoint');
+    // Each continuation carried what the client had already seen.
+    const continued = stubs.flatMap((s) => s.requests).filter((r) => r.request.prompt === 'crash' && r.request.continuation);
+    assert.deepEqual(
+      continued.map((r) => r.request.continuation?.completionTokens).sort(),
+      [3, 6],
+    );
   });
 
   it('never retries a client fault', async () => {
@@ -143,7 +160,8 @@ describe('deadlines', () => {
       await h.client.generate({ model: MODEL, prompt: 'hi again' });
       const last = stubs.flatMap((s) => s.requests).at(-1);
       assert.ok(last?.deadline && last.deadline <= at + 500, `deadline ${last?.deadline} vs ${at}`);
-      // A stall runs into the deadline: DEADLINE_EXCEEDED, no retry.
+      // A stall: the first endpoint gets half the time left (it may be hung),
+      // the last one the rest; then DEADLINE_EXCEEDED, never a retry past it.
       for (const s of stubs) s.behave = () => ({ kind: 'stall' });
       await assert.rejects(
         h.client.generate({ model: MODEL, prompt: 'stall' }),
@@ -151,7 +169,13 @@ describe('deadlines', () => {
       );
       const t = h.traces.at(-1);
       assert.equal(t?.deadlineFromClient, false);
-      assert.equal(t?.attempts.length, 1);
+      assert.deepEqual(
+        t?.attempts.map((a) => [a.outcome, a.kind]),
+        [
+          ['retried', 'first-token-timeout'],
+          ['failed', 'deadline'],
+        ],
+      );
       assert.equal(t?.status, 'DEADLINE_EXCEEDED');
     } finally {
       await h.close();

@@ -25,9 +25,16 @@ export function parseRouterConfig(
 ): RouterConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
+    const lines = text.split('\n');
     throw new ConfigError(
       source,
-      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => {
+        // prettyErrors ends the first line with ":" before a code frame; name the line instead.
+        const message = (e.message.split('\n')[0] ?? '').replace(/:\s*$/, '');
+        const line = e.linePos?.[0]?.line;
+        const at = line === undefined ? undefined : lines[line - 1]?.trim();
+        return at ? `YAML: ${message}: ${JSON.stringify(at)}` : `YAML: ${message}`;
+      }),
     );
   }
   const raw: unknown = doc.toJS() ?? {};

@@ -118,8 +118,25 @@ const upstreamSchema = z.strictObject({
   max_attempts: z.number().int().min(1).max(10).default(3),
   /** Deadline of requests that carry none (and whose model sets no `deadline_ms`). */
   default_timeout_ms: ms().default(600_000),
-  /** An endpoint that sends no first chunk within this is a failed attempt (and counts against its breaker). */
+  /**
+   * An endpoint that sends no first chunk within this is a failed attempt: an
+   * endpoint fault that counts against its breaker, retried on another one.
+   */
   first_token_timeout_ms: ms().default(60_000),
+  /**
+   * Share of the time left before the request's deadline that one attempt may
+   * wait for its first chunk (when that is sooner than `first_token_timeout_ms`):
+   * a hung pod then costs half of a 5 s deadline, not all of it, and the rest
+   * goes to another endpoint. 1 waits until the deadline.
+   */
+  first_token_deadline_share: z.number().gt(0, 'must be > 0').max(1, 'must be <= 1').default(0.5),
+  /**
+   * Longest silence between two chunks of a stream before the endpoint is
+   * taken for hung: an endpoint fault, and the stream migrates.
+   */
+  idle_timeout_ms: ms(1).default(15_000),
+  /** How many times one stream may move to another endpoint after its first chunk (0: never). */
+  migration_limit: z.number().int().min(0).max(10).default(2),
   retry_budget: retryBudgetSchema.default(retryBudgetSchema.parse({})),
 });
 

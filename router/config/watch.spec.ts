@@ -83,13 +83,31 @@ describe('config hot reload', () => {
     }
   });
 
-  it('reload() re-reads on demand (SIGHUP)', () => {
+  it('reload() re-reads on demand (SIGHUP), and says so when the file is unchanged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-hup-'));
     const path = join(dir, 'routes.yaml');
     writeFileSync(path, yaml(10));
-    const { w, reloads } = watcher(path);
-    w.reload();
-    w.close();
-    assert.equal(reloads.length, 1);
+    let unchanged = 0;
+    const reloads: RouterConfig[] = [];
+    const w = watchConfigFile({
+      path,
+      load: () => loadRouterConfigFile(path),
+      onReload: (c) => reloads.push(c),
+      onError: (e) => assert.fail(String(e)),
+      onUnchanged: () => unchanged++,
+      // No event may beat reload() to the change below.
+      debounceMs: 60_000,
+    });
+    try {
+      w.reload();
+      assert.equal(reloads.length, 0);
+      assert.equal(unchanged, 1);
+      writeFileSync(path, yaml(20));
+      w.reload();
+      assert.equal(reloads.length, 1);
+      assert.equal(reloads[0]?.models.m?.versions.v2?.weight, 20);
+    } finally {
+      w.close();
+    }
   });
 });

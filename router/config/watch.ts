@@ -17,6 +17,8 @@ export interface ConfigWatchOptions<T> {
   onReload: (config: T) => void;
   /** Called when a changed file is invalid (the previous config stays). */
   onError: (err: unknown) => void;
+  /** Called when a forced re-read (SIGHUP) finds the file as it was last loaded. */
+  onUnchanged?: () => void;
   debounceMs?: number;
 }
 
@@ -41,7 +43,10 @@ export function watchConfigFile<T>(options: ConfigWatchOptions<T>): ConfigWatch 
 
   const check = (force: boolean) => {
     const d = digest();
-    if (!force && d === lastDigest) return;
+    if (d === lastDigest) {
+      if (force) options.onUnchanged?.();
+      return;
+    }
     // Remember the digest even when invalid: the same bad file is reported once.
     lastDigest = d;
     let next: T;

@@ -30,8 +30,20 @@ export interface BreakersOptions {
   rotateBucketController?: EventEmitter;
 }
 
+/** How an attempt ended, for its breaker. */
+export type AttemptOutcome = 'success' | 'endpoint-fault' | 'neutral';
+
+/** Leave to make one attempt; settle it exactly once. */
+export interface BreakerPermit {
+  settle(outcome: AttemptOutcome): void;
+}
+
 /** The per-endpoint breakers. */
 export interface Breakers {
+  /** Admits one attempt, or throws a {@link BreakerOpenError}. */
+  acquire(endpoint: string, options?: { force?: boolean }): BreakerPermit;
+  /** Counts an endpoint fault after the attempt's permit was settled (mid-stream). */
+  recordFailure(endpoint: string): void;
   /** Current state; `closed` for an endpoint never seen. */
   state(endpoint: string): BreakerState;
   /**
@@ -159,6 +171,26 @@ export function createBreakers(options: BreakersOptions): Breakers {
       const b = breakers.get(endpoint);
       return b === undefined || b.closed || b.pendingClose;
     },
+    acquire(endpoint, acquireOptions = {}) {
+      const b = get(endpoint);
+      if (!acquireOptions.force && !b.closed && !b.pendingClose) throw new BreakerOpenError(endpoint);
+      let settle: (outcome: AttemptOutcome) => void = () => {};
+      const done = new Promise<void>((resolve, reject) => {
+        settle = (outcome) => {
+          settle = () => {};
+          if (outcome === 'success') resolve();
+          else
+            reject(
+              outcome === 'neutral'
+                ? new MeshError(Status.CANCELLED, 'neutral')
+                : new MeshError(Status.UNAVAILABLE, 'fault'),
+            );
+        };
+      });
+      void this.run(endpoint, () => done, acquireOptions).catch(() => {});
+      return { settle: (outcome) => settle(outcome) };
+    },
+    recordFailure() {},
     async run(endpoint, attempt, runOptions = {}) {
       const b = get(endpoint);
       if (runOptions.force && !b.closed && !b.pendingClose) {

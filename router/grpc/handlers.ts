@@ -1,0 +1,117 @@
+/**
+ * The gRPC face of the router: `llmmesh.v1.Inference` handlers. The stream
+ * and unary adapters turn the pipeline's chunks into the wire shapes,
+ * headers and trailers; ListModels reads the config and endpoint snapshot.
+ */
+import { once } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { MeshError } from '../../common/errors.js';
+import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateResponse } from '../../common/generated/llmmesh/v1/GenerateResponse.js';
+import type { InferenceHandlers } from '../../common/generated/llmmesh/v1/Inference.js';
+import type { ListModelsResponse } from '../../common/generated/llmmesh/v1/ListModelsResponse.js';
+import { CACHE_KEY, ENDPOINT_KEY, VERSION_KEY } from '../../common/metadata.js';
+import type { Datastore } from '../datastore.js';
+import type { Served } from '../request/context.js';
+import type { RunRequest } from '../request/lifecycle.js';
+import { usable } from '../scheduling/load.js';
+import type { EndpointSet } from '../upstream/endpoints.js';
+
+/** Initial metadata of a response: version, endpoint, and how the pod served it. */
+function headerFor(served: Served): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(VERSION_KEY, served.version);
+  md.set(ENDPOINT_KEY, served.endpoint);
+  if (served.cache) md.set(CACHE_KEY, served.cache);
+  return md;
+}
+
+/** Creates the Inference handlers over the request lifecycle. */
+export function createInferenceHandlers(
+  run: RunRequest,
+  datastore: Datastore,
+  endpoints: EndpointSet,
+): InferenceHandlers {
+  return {
+    GenerateStream(call) {
+      let headersSent = false;
+      run('GenerateStream', call, async (chunk, served) => {
+        // Only what the public API carries: token ids stay on the Engine hop.
+        const out: GenerateChunk = { text: chunk.text };
+        if (!headersSent) {
+          // Headers go out with the first chunk, not before: until then the
+          // client's retry policy may still retry the call elsewhere.
+          call.sendMetadata(headerFor(served));
+          headersSent = true;
+          out.modelVersion = chunk.modelVersion || served.version;
+        }
+        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
+          out.finishReason = chunk.finishReason;
+          out.usage = chunk.usage;
+        }
+        if (!call.write(out)) await waitForDrain(call);
+      }).then(
+        ({ trailer }) => call.end(trailer),
+        (err: unknown) => {
+          if (call.cancelled) return;
+          call.emit('error', MeshError.from(err).toStatusObject());
+        },
+      );
+    },
+
+    Generate(call, callback) {
+      const response: GenerateResponse = { text: '', requestId: call.request.requestId };
+      const parts: string[] = [];
+      run('Generate', call, async (chunk, served) => {
+        parts.push(chunk.text);
+        if (!response.modelVersion) {
+          response.modelVersion = chunk.modelVersion || served.version;
+          call.sendMetadata(headerFor(served));
+        }
+        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
+          response.finishReason = chunk.finishReason;
+          response.usage = chunk.usage;
+        }
+      }).then(
+        ({ trailer }) => {
+          response.text = parts.join('');
+          callback(null, response, trailer);
+        },
+        (err: unknown) => callback(MeshError.from(err).toStatusObject()),
+      );
+    },
+
+    ListModels(_call, callback) {
+      const snap = endpoints.snapshot();
+      const response: ListModelsResponse = {
+        models: Object.entries(datastore.config().models).map(([name, m]) => ({
+          name,
+          versions: Object.entries(m.versions).map(([version, v]) => {
+            const pool = snap.pool(name, version);
+            return {
+              name: version,
+              weight: v.weight,
+              endpoints: pool.length,
+              readyEndpoints: pool.filter(usable).length,
+              maxModelLen: Math.max(0, ...pool.map((e) => e.report?.capacity?.maxModelLen ?? 0)),
+            };
+          }),
+        })),
+      };
+      callback(null, response);
+    },
+  };
+}
+
+/** Waits until the client can take more, or until it goes away (then the call is cancelled). */
+async function waitForDrain(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  if (call.cancelled) throw new Error('client went away');
+  const gone = new AbortController();
+  const onCancel = () => gone.abort();
+  call.once('cancelled', onCancel);
+  try {
+    await once(call, 'drain', { signal: gone.signal });
+  } finally {
+    call.off('cancelled', onCancel);
+  }
+}

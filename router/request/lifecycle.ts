@@ -1,0 +1,163 @@
+/**
+ * The life of one RPC around the director: its server span, its deadline
+ * (the client's, else the model's default), cancellation, the request
+ * metrics (TTFT, inter-token latency, tokens, status), the trace-id trailer,
+ * and the routing story handed to `onRequestTrace`.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { trace as otelTrace, SpanKind } from '@opentelemetry/api';
+import { errors, MeshError, Status } from '../../common/errors.js';
+import type {
+  GenerateChunk,
+  GenerateChunk__Output,
+} from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import type { GenerateResponse } from '../../common/generated/llmmesh/v1/GenerateResponse.js';
+import { TRACE_ID_KEY } from '../../common/metadata.js';
+import type { TraceContext } from '../../common/trace-context.js';
+import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
+import { defaultDeadlineMs } from '../config/schema.js';
+import type { RequestTrace } from '../request-trace.js';
+import type { ChunkSink, RouterContext, Served } from './context.js';
+import type { Director } from './director.js';
+
+const PRIORITY_VALUE: Record<string, number> = {
+  PRIORITY_LOW: 1,
+  PRIORITY_UNSPECIFIED: 2,
+  PRIORITY_NORMAL: 2,
+  PRIORITY_HIGH: 3,
+};
+
+/** The two RPC shapes that run a generation. */
+export type GenerateCall =
+  | grpc.ServerUnaryCall<GenerateRequest__Output, GenerateResponse>
+  | grpc.ServerWritableStream<GenerateRequest__Output, GenerateChunk>;
+
+/** Runs one RPC through the director, with its span, deadline and metrics. */
+export type RunRequest = (
+  method: 'Generate' | 'GenerateStream',
+  call: GenerateCall,
+  onChunk: ChunkSink,
+) => Promise<{ served: Served; trailer: grpc.Metadata }>;
+
+/** Creates the per-RPC lifecycle; `onRequestTrace` receives each finished request's story. */
+export function createLifecycle(
+  ctx: RouterContext,
+  director: Director,
+  onRequestTrace?: (trace: RequestTrace) => void,
+): RunRequest {
+  const { metrics, now, tracer, log } = ctx;
+
+  const deadlineOf = (call: GenerateCall, model: string) => {
+    const raw = call.getDeadline();
+    const client = raw instanceof Date ? raw.getTime() : Number.isFinite(raw) ? Number(raw) : undefined;
+    return { client, deadline: client ?? now() + defaultDeadlineMs(ctx.datastore.config(), model) };
+  };
+
+  return async (method, call, onChunk) => {
+    const started = now();
+    const req = call.request;
+    const parentCtx = contextFromMetadata(call.metadata);
+    const serverSpan = tracer.startSpan(
+      `llmmesh.v1.Inference/${method}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'rpc.system': 'grpc',
+          'rpc.service': 'llmmesh.v1.Inference',
+          'rpc.method': method,
+          'gen_ai.operation.name': req.messages.length > 0 ? 'chat' : 'text_completion',
+          'gen_ai.request.model': req.model,
+          'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
+        },
+      },
+      parentCtx,
+    );
+    const traceId = propagationFor(serverSpan, parentCtx).traceId;
+    const trace: TraceContext = { traceId, spanId: serverSpan.spanContext().spanId, sampled: true };
+    const trailer = new grpc.Metadata();
+    trailer.set(TRACE_ID_KEY, trace.traceId);
+    const controller = new AbortController();
+    const onCancel = () => controller.abort();
+    call.once('cancelled', onCancel);
+    const { client: clientDeadline, deadline } = deadlineOf(call, req.model);
+    const modelLabel = ctx.datastore.config().models[req.model] ? req.model : '(unknown)';
+    const rt: RequestTrace = {
+      requestId: req.requestId,
+      traceId: trace.traceId,
+      receivedAt: started,
+      model: req.model,
+      version: undefined,
+      priority: PRIORITY_VALUE[String(req.routing?.priority ?? '')] ?? 2,
+      queuedMs: 0,
+      deadline,
+      deadlineFromClient: clientDeadline !== undefined,
+      attempts: [],
+      status: 'OK',
+    };
+    metrics.inFlight.inc({ model: modelLabel });
+    let version = '';
+    let firstAt = 0;
+    let lastAt = 0;
+    let itlLabels = { model: modelLabel, model_version: '' };
+    const observe = (chunk: GenerateChunk__Output, s: Served) => {
+      const at = now();
+      if (!firstAt) {
+        firstAt = at;
+        version = s.version;
+        itlLabels = { model: modelLabel, model_version: s.version };
+        metrics.ttft.observe(itlLabels, (firstAt - started) / 1000);
+      } else {
+        metrics.itl.observe(itlLabels, (at - lastAt) / 1000);
+      }
+      lastAt = at;
+      if (chunk.usage && chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
+        serverSpan.setAttribute('gen_ai.usage.input_tokens', chunk.usage.promptTokens);
+        serverSpan.setAttribute('gen_ai.usage.output_tokens', chunk.usage.completionTokens);
+        serverSpan.setAttribute('gen_ai.response.finish_reasons', [
+          chunk.finishReason === 'FINISH_REASON_LENGTH' ? 'length' : 'stop',
+        ]);
+        metrics.tokens.inc({ model: modelLabel, model_version: s.version }, chunk.usage.completionTokens);
+      }
+    };
+    try {
+      const served = await director.execute(req, call.metadata, {
+        deadline,
+        signal: controller.signal,
+        spans: { server: serverSpan, ctx: otelTrace.setSpan(parentCtx, serverSpan), trace },
+        rt,
+        onChunk: (chunk, s) => {
+          observe(chunk, s);
+          return onChunk(chunk, s);
+        },
+      });
+      metrics.requests.inc({ model: modelLabel, model_version: served.version, status: 'OK' });
+      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: 'OK' });
+      serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
+      serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
+      metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
+      return { served, trailer };
+    } catch (err) {
+      const e = controller.signal.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
+      rt.status = e.codeName;
+      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
+      setSpanError(serverSpan, e.code, e.codeName, e.message);
+      metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
+      const md = e.toStatusObject().metadata;
+      md.merge(trailer);
+      throw new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
+    } finally {
+      call.off('cancelled', onCancel);
+      metrics.inFlight.dec({ model: modelLabel });
+      if (firstAt) serverSpan.addEvent('first_token', firstAt);
+      serverSpan.end();
+      if (onRequestTrace) {
+        try {
+          onRequestTrace(rt);
+        } catch (err) {
+          log.warn('request trace hook failed', { err });
+        }
+      }
+    }
+  };
+}

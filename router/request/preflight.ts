@@ -1,0 +1,79 @@
+/**
+ * The checks a request passes before it is routed, as pure functions of the
+ * request and the config: each throws a MeshError naming what is wrong.
+ */
+import { errors } from '../../common/errors.js';
+import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { validateGenerateRequest } from '../../common/validate.js';
+import type { ModelConfig, RouterConfig } from '../config/schema.js';
+
+/**
+ * Validates `req` against the config's limits and models; returns the
+ * model's config. Clients may not send a `continuation`: only a router sets
+ * it, on the Engine hop.
+ */
+export function checkRequest(req: GenerateRequest__Output, cfg: RouterConfig): ModelConfig {
+  validateGenerateRequest(req, {
+    maxPromptChars: cfg.limits.max_prompt_chars,
+    maxMessages: cfg.limits.max_messages,
+    maxStopStrings: cfg.limits.max_stop_strings,
+    maxStopChars: 256,
+    maxIdChars: 256,
+  });
+  if (req.continuation) {
+    throw errors.invalidArgument('continuation', 'is set by routers on the Engine hop, not by clients');
+  }
+  const model = cfg.models[req.model];
+  if (!model) {
+    throw errors.notFound(`unknown model "${req.model}" (models: ${Object.keys(cfg.models).join(', ')})`);
+  }
+  const maxTokens = req.sampling?.maxTokens ?? 0;
+  if (model.max_tokens_cap !== undefined && maxTokens > model.max_tokens_cap) {
+    throw errors.invalidArgument(
+      'sampling.max_tokens',
+      `${maxTokens} exceeds the limit of ${model.max_tokens_cap} for model "${req.model}"`,
+    );
+  }
+  return model;
+}
+
+/**
+ * The request as the Engine hop carries it: with its request id, and with
+ * the model's `max_tokens_cap` asked for when the client set no `max_tokens`
+ * (which means "until the context is full" to vLLM's chat API).
+ */
+export function upstreamRequest(
+  req: GenerateRequest__Output,
+  requestId: string,
+  model: ModelConfig,
+): GenerateRequest__Output {
+  const out: GenerateRequest__Output = { ...req, requestId, continuation: null };
+  if (model.max_tokens_cap !== undefined && (req.sampling?.maxTokens ?? 0) === 0) {
+    out.sampling = { ...(req.sampling ?? { stop: [] }), maxTokens: model.max_tokens_cap };
+  }
+  return out;
+}
+
+/**
+ * Rejects what certainly cannot fit the engine's context (the smallest
+ * `max_model_len` the version's sidecars report) before it reaches a GPU.
+ * The prompt's token count here is a lower bound (8 characters per token);
+ * the engine checks the exact count.
+ */
+export function checkContextLength(
+  req: GenerateRequest__Output,
+  maxTokens: number,
+  contextLen: number,
+  version: string,
+): void {
+  if (!Number.isFinite(contextLen)) return;
+  const promptChars =
+    req.messages.length > 0 ? req.messages.reduce((n, m) => n + m.content.length, 0) : req.prompt.length;
+  const promptLowerBound = Math.ceil(promptChars / 8);
+  if (promptLowerBound + maxTokens > contextLen) {
+    throw errors.invalidArgument(
+      'sampling.max_tokens',
+      `prompt (at least ${promptLowerBound} tokens) plus max_tokens ${maxTokens} exceeds the context length ${contextLen} of model "${req.model}" version "${version}"`,
+    );
+  }
+}

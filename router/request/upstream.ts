@@ -1,0 +1,376 @@
+/**
+ * The upstream half of a request: pick an endpoint, run an attempt, and on
+ * failure decide by the failure policy. Before the first chunk reached the
+ * client a failed attempt is retried on another endpoint (up to
+ * `max_attempts`, within the retry budget). After it the stream migrates:
+ * the generation continues on another endpoint of the same version with the
+ * output already delivered (token ids when every chunk carried them, so the
+ * continuation is exact; text otherwise), up to `migration_limit` times.
+ * The client sees one stream.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Span } from '@opentelemetry/api';
+import { errors, MeshError } from '../../common/errors.js';
+import type { Continuation } from '../../common/generated/llmmesh/v1/Continuation.js';
+import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
+import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { CACHE_KEY, REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
+import { childContext, formatTraceparent } from '../../common/trace-context.js';
+import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
+import type { UpstreamConfig } from '../config/schema.js';
+import { countMigration } from '../metrics.js';
+import type { AttemptTrace } from '../request-trace.js';
+import type { VersionChoice } from '../routing/version-split.js';
+import { usable } from '../scheduling/load.js';
+import type { Scheduler } from '../scheduling/profile.js';
+import { createSchedulingRequest } from '../scheduling/request.js';
+import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
+import { isBreakerOpen } from '../upstream/breakers.js';
+import type { EndpointView } from '../upstream/endpoints.js';
+import type { RequestScope, RouterContext, Served } from './context.js';
+import { AttemptFailure } from './failure-policy.js';
+import { recordScheduleSpan, startAttemptSpan } from './spans.js';
+
+/** A migration needs at least this much time before the deadline to be worth starting. */
+export const MIN_MIGRATION_REMAINING_MS = 200;
+
+/** One request's upstream work. */
+export interface UpstreamJob {
+  request: GenerateRequest__Output;
+  requestId: string;
+  version: VersionChoice;
+  scheduler: Scheduler;
+  upstream: UpstreamConfig;
+  /** The client's `x-llmmesh-cache` request metadata, forwarded to the sidecar. */
+  cacheControl: string | undefined;
+  /** Sees each chunk before the client does (tenant charging). */
+  observe?: (chunk: GenerateChunk__Output) => Promise<void> | undefined;
+}
+
+/** What reached the client so far, and how to continue from it. */
+class Delivered {
+  text = '';
+  tokenIds: number[] = [];
+  /** Every chunk with text carried its token ids. */
+  exact = true;
+  tokens = 0;
+  chunks = 0;
+
+  add(chunk: GenerateChunk__Output): void {
+    this.chunks++;
+    const ids = chunk.tokenIds;
+    if (ids.length > 0) {
+      for (const id of ids) this.tokenIds.push(id);
+      this.tokens += ids.length;
+    } else if (chunk.text) {
+      this.exact = false;
+      this.tokens++;
+    }
+    this.text += chunk.text;
+  }
+
+  continuation(): { value: Continuation; mode: 'token_ids' | 'text' } {
+    if (this.exact && this.tokenIds.length > 0) {
+      return {
+        value: { tokenIds: this.tokenIds, text: this.text, completionTokens: this.tokenIds.length },
+        mode: 'token_ids',
+      };
+    }
+    return { value: { tokenIds: [], text: this.text, completionTokens: this.tokens }, mode: 'text' };
+  }
+}
+
+/** Runs `job` until it completes or cannot go on; returns what served it. */
+export function runUpstream(ctx: RouterContext, scope: RequestScope, job: UpstreamJob): Promise<Served> {
+  return new UpstreamRun(ctx, scope, job).run();
+}
+
+/** What one failed attempt leads to: try again (retry or migration), or end with an error. */
+type Next = { again: true } | { again: false; error: MeshError };
+
+/** The state of one request's upstream work across its attempts. */
+class UpstreamRun {
+  private readonly tried = new Set<string>();
+  private readonly sreq;
+  private readonly delivered = new Delivered();
+  private served: Served | undefined;
+  private failuresBeforeFirst = 0;
+  private migrations = 0;
+  private handbacks = 0;
+  private lastError: MeshError | undefined;
+  /** The failure that made the stream move, while the next attempt is a continuation. */
+  private movedBy: AttemptFailure | undefined;
+
+  constructor(
+    private readonly ctx: RouterContext,
+    private readonly scope: RequestScope,
+    private readonly job: UpstreamJob,
+  ) {
+    this.sreq = createSchedulingRequest(job.request, job.requestId, job.version.version, this.tried);
+  }
+
+  async run(): Promise<Served> {
+    const { ctx, scope, job } = this;
+    const model = job.request.model;
+    const version = job.version.version;
+    for (let n = 1; ; n++) {
+      if (scope.signal.aborted) throw errors.cancelled('client cancelled');
+      const pool = ctx.endpoints.snapshot().pool(model, version);
+      const decision = job.scheduler.schedule(this.sreq, pool);
+      ctx.metrics.scheduleDuration.observe({ profile: job.scheduler.name }, decision.totalMs / 1000);
+      recordScheduleSpan(ctx.tracer, scope.spans, decision, job.version);
+      const endpoint = decision.picked;
+      if (!endpoint) throw this.noEndpoint(pool);
+      this.tried.add(endpoint.address);
+      const client = ctx.endpoints.client(endpoint.address);
+      if (!client) continue;
+      // A hung endpoint may take only part of the time left when another one could take over.
+      const spare = pool.some((e) => usable(e) && e.breaker !== 'open' && !this.tried.has(e.address));
+      const at: AttemptTrace = {
+        endpoint: endpoint.address,
+        decision,
+        forced: job.scheduler.filtersBreakers && endpoint.breaker === 'open',
+        outcome: 'ok',
+        chunks: 0,
+        startMs: ctx.now() - scope.rt.receivedAt,
+      };
+      scope.rt.attempts.push(at);
+      const next = await this.attempt(n, endpoint, client, at, spare);
+      if (next === 'done') return this.served as Served;
+      if (!next.again) throw next.error;
+    }
+  }
+
+  /** Runs one attempt on `endpoint`; 'done' when the stream completed. */
+  private async attempt(
+    n: number,
+    endpoint: EndpointView,
+    client: EngineClient,
+    at: AttemptTrace,
+    spare: boolean,
+  ): Promise<'done' | Next> {
+    const { ctx, scope, job } = this;
+    const continuation = this.delivered.chunks > 0 ? this.delivered.continuation() : undefined;
+    at.continuation = continuation?.mode;
+    const span = startAttemptSpan(ctx.tracer, scope.spans, {
+      endpoint: endpoint.address,
+      breaker: endpoint.breaker,
+      attempt: n,
+      version: job.version.version,
+      continuation: continuation?.mode,
+    });
+    const served: Served = this.served ?? { version: job.version.version, endpoint: endpoint.address };
+    try {
+      await runAttempt(
+        {
+          endpoint: endpoint.address,
+          client,
+          request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
+          metadata: this.metadata(span),
+          deadline: scope.deadline,
+          signal: scope.signal,
+          firstTokenTimeoutMs: spare
+            ? firstTokenTimeout(
+                job.upstream.first_token_timeout_ms,
+                job.upstream.first_token_deadline_share,
+                scope.deadline,
+                ctx.now(),
+              )
+            : job.upstream.first_token_timeout_ms,
+          idleTimeoutMs: job.upstream.idle_timeout_ms,
+          force: at.forced,
+          onCache: (cache) => {
+            at.cache = cache;
+            if (!this.served) served.cache = cache;
+          },
+          onFirstChunk: () => {
+            at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
+            span.addEvent('first_token');
+          },
+          onChunk: (chunk) => {
+            at.chunks++;
+            this.delivered.add(chunk);
+            this.served ??= served;
+            const charging = job.observe?.(chunk);
+            return charging
+              ? charging.then(() => scope.onChunk(chunk, served))
+              : scope.onChunk(chunk, served);
+          },
+        },
+        { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
+      );
+      ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
+      span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
+      span.end();
+      this.served ??= served;
+      return 'done';
+    } catch (err) {
+      if (isBreakerOpen(err)) {
+        // The breaker opened (or its probe was taken) since the snapshot:
+        // nothing was sent, so this is no attempt; pick again.
+        at.outcome = 'breaker_open';
+        ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'breaker_open' });
+        span.end();
+        this.lastError ??= err;
+        return { again: true };
+      }
+      const failure = upstreamFailure(err, endpoint.address);
+      at.code = failure.codeName;
+      at.error = failure.message;
+      at.kind = failure.kind;
+      setSpanError(span, failure.code, failure.codeName, failure.message);
+      span.setAttribute('llmmesh.outcome', failure.kind);
+      span.end();
+      const next =
+        this.delivered.chunks === 0 ? this.beforeFirstChunk(failure, at) : this.afterFirstChunk(failure, at);
+      ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: at.outcome });
+      return next;
+    }
+  }
+
+  /** The Engine call's metadata: request id, trace context, the client's cache control. */
+  private metadata(span: Span): grpc.Metadata {
+    const { scope, job } = this;
+    const md = new grpc.Metadata();
+    md.set(REQUEST_ID_KEY, job.requestId);
+    md.set(
+      TRACEPARENT_KEY,
+      span.isRecording()
+        ? propagationFor(span, scope.spans.ctx).traceparent
+        : formatTraceparent(childContext(scope.spans.trace)),
+    );
+    if (job.cacheControl !== undefined) md.set(CACHE_KEY, job.cacheControl);
+    return md;
+  }
+
+  /** Nothing reached the client yet: retry on another endpoint, or give up. */
+  private beforeFirstChunk(failure: AttemptFailure, at: AttemptTrace): Next {
+    const { ctx, scope, job } = this;
+    if (failure.kind === 'cancelled') {
+      at.outcome = 'cancelled';
+      return { again: false, error: errors.cancelled('client cancelled') };
+    }
+    this.failuresBeforeFirst++;
+    const retry =
+      failure.policy.retryBeforeFirstChunk && this.failuresBeforeFirst < job.upstream.max_attempts;
+    at.outcome = retry ? 'retried' : 'failed';
+    if (!retry) return { again: false, error: failure };
+    if (ctx.now() >= scope.deadline) {
+      return {
+        again: false,
+        error: errors.deadlineExceeded(`deadline passed before a retry (last error: ${failure.message})`),
+      };
+    }
+    if (!ctx.retryBudget.tryRetry()) {
+      at.outcome = 'failed';
+      ctx.metrics.retryBudgetExhausted.inc({ model: job.request.model });
+      const error = new MeshError(failure.code, `${failure.message} (not retried: retry budget exhausted)`, {
+        cause: failure,
+        retryPushbackMs: failure.retryPushbackMs,
+      });
+      return { again: false, error };
+    }
+    ctx.metrics.retries.inc({ model: job.request.model });
+    ctx.log.info('retrying on another endpoint', {
+      requestId: job.requestId,
+      endpoint: at.endpoint,
+      reason: failure.kind,
+      err: failure.message,
+    });
+    this.lastError = failure;
+    return { again: true };
+  }
+
+  /** Chunks reached the client: continue on another endpoint, or end the stream saying how far it got. */
+  private afterFirstChunk(failure: AttemptFailure, at: AttemptTrace): Next {
+    const { ctx, scope, job } = this;
+    if (failure.kind === 'cancelled') {
+      at.outcome = 'cancelled';
+      return { again: false, error: errors.cancelled('client cancelled') };
+    }
+    const why = migrationRefusal(failure, {
+      migrations: this.migrations,
+      handbacks: this.handbacks,
+      deadline: scope.deadline,
+      now: ctx.now(),
+      limit: job.upstream.migration_limit,
+    });
+    at.outcome = why ? 'failed' : 'migrated';
+    if (why === 'keep') return { again: false, error: failure };
+    if (why) return { again: false, error: notMigrated(failure, this.delivered, why) };
+    // A drain hand-back is planned, not a failure: it does not use up the limit.
+    if (failure.kind === 'handback') this.handbacks++;
+    else this.migrations++;
+    this.movedBy = failure;
+    countMigration(ctx.metrics, job.request.model, job.version.version, failure.kind);
+    ctx.log.info('migrating stream', {
+      requestId: job.requestId,
+      endpoint: at.endpoint,
+      reason: failure.kind,
+      tokens: this.delivered.tokens,
+      err: failure.message,
+    });
+    return { again: true };
+  }
+
+  /** The error when the scheduler found no endpoint to try. */
+  private noEndpoint(pool: readonly EndpointView[]): MeshError {
+    const version = this.job.version.version;
+    if (this.movedBy) {
+      return notMigrated(
+        this.movedBy,
+        this.delivered,
+        `no other endpoint of version "${version}" can take it`,
+      );
+    }
+    return this.lastError ?? errors.unavailable(noEndpointMessage(this.job.request.model, version, pool));
+  }
+}
+
+/**
+ * Why a stream that delivered chunks cannot move on after `failure`:
+ * `keep` when the failure's own status should reach the client (the client
+ * cancelled, its deadline passed, the request is at fault), a reason for the
+ * message otherwise, undefined when it may migrate.
+ */
+function migrationRefusal(
+  failure: AttemptFailure,
+  s: { migrations: number; handbacks: number; deadline: number; now: number; limit: number },
+): string | undefined {
+  if (failure.kind === 'deadline' || failure.kind === 'client-fault') return 'keep';
+  if (!failure.policy.migrateAfterFirstChunk) return 'keep';
+  if (failure.kind !== 'handback' && s.migrations >= s.limit) return `migration limit (${s.limit}) reached`;
+  // Hand-backs are bounded anyway (a draining pod takes no new work); this stops a loop.
+  if (failure.kind === 'handback' && s.handbacks >= s.limit + 8) return 'too many hand-backs';
+  if (s.deadline - s.now < MIN_MIGRATION_REMAINING_MS) return 'the deadline is too close';
+  return undefined;
+}
+
+function notMigrated(failure: AttemptFailure, delivered: Delivered, why: string): MeshError {
+  const n = delivered.tokens;
+  return errors.unavailable(
+    `${failure.message}; the stream stopped after ${n} token${n === 1 ? '' : 's'} were delivered and was not continued: ${why}`,
+    { cause: failure, safeToRetry: false },
+  );
+}
+
+/** The attempt's failure, classified, with the endpoint named once in its message. */
+function upstreamFailure(err: unknown, endpoint: string): AttemptFailure {
+  const failure = err instanceof AttemptFailure ? err : new AttemptFailure('internal', MeshError.from(err));
+  if (failure.message.includes(endpoint)) return failure;
+  const named = new MeshError(failure.code, `endpoint ${endpoint}: ${failure.message}`, {
+    cause: failure,
+    retryPushbackMs: failure.retryPushbackMs,
+    metadata: failure.metadata,
+  });
+  return new AttemptFailure(failure.kind, named);
+}
+
+function noEndpointMessage(model: string, version: string, pool: readonly EndpointView[]): string {
+  if (pool.length === 0) return `no endpoint serves model "${model}" version "${version}"`;
+  const reasons = pool
+    .map((e) => `${e.address}: ${e.reason || (e.breaker === 'open' ? 'circuit breaker open' : 'busy')}`)
+    .join('; ');
+  return `no ready endpoint for model "${model}" version "${version}" (${reasons})`;
+}

@@ -1,0 +1,132 @@
+/**
+ * One upstream attempt: one `Engine.GenerateStream` call to one endpoint,
+ * guarded by its circuit breaker, watched by a first-token timeout and an
+ * inter-chunk idle timeout, and relayed chunk by chunk. Whatever ends it
+ * early is thrown as an {@link AttemptFailure} classified by the failure
+ * policy, after the breaker has been told.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { errors } from '../../common/errors.js';
+import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
+import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { CACHE_KEY } from '../../common/metadata.js';
+import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
+import type { Breakers } from './breakers.js';
+
+/** Everything one attempt needs. */
+export interface AttemptSpec {
+  endpoint: string;
+  client: EngineClient;
+  request: GenerateRequest;
+  metadata: grpc.Metadata;
+  /** The request's absolute deadline (epoch ms). */
+  deadline: number;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  /** Longest wait for the first chunk (already bounded by the deadline share). */
+  firstTokenTimeoutMs: number;
+  /** Longest silence between chunks once the stream started. */
+  idleTimeoutMs: number;
+  /** Send even though the breaker is open (the ejection cap kept the endpoint). */
+  force: boolean;
+  /** Called for each chunk; the next upstream read waits for it (backpressure). */
+  onChunk: (chunk: GenerateChunk__Output) => Promise<void>;
+  /** Called once with the sidecar's `x-llmmesh-cache` header, if it sends one. */
+  onCache?: (value: string) => void;
+  /** Called when the first chunk arrives. */
+  onFirstChunk?: () => void;
+}
+
+/** What an attempt needs from the router. */
+export interface AttemptDeps {
+  breakers: Breakers;
+  /** Counts the stream in the endpoint's router-side load; returns the release. */
+  track: (endpoint: string) => () => void;
+  now: () => number;
+}
+
+/**
+ * Runs one attempt to completion. Resolves when the upstream stream ended
+ * with its last chunk relayed; rejects with a `BreakerOpenError` when the
+ * breaker refused it (nothing was sent), else with an {@link AttemptFailure}.
+ */
+export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<void> {
+  const { breakers, now } = deps;
+  // Throws BreakerOpenError before anything is sent.
+  const permit = breakers.acquire(spec.endpoint, { force: spec.force });
+  const release = deps.track(spec.endpoint);
+  const call = spec.client.GenerateStream(spec.request, spec.metadata, { deadline: spec.deadline });
+  // Errors reach the iterator; this keeps a late one (after we stopped
+  // reading) from becoming an uncaught exception.
+  call.on('error', () => {});
+  if (spec.onCache) {
+    const onCache = spec.onCache;
+    call.once('metadata', (m: grpc.Metadata) => {
+      const cache = m.get(CACHE_KEY)[0];
+      if (cache !== undefined) onCache(String(cache));
+    });
+  }
+  let timedOut: OutcomeKind | undefined;
+  let waitingOnClient = false;
+  let started = false;
+  const onTimer = () => {
+    // Time spent waiting for the client to read is not the endpoint's silence.
+    if (waitingOnClient) return;
+    timedOut = started ? 'idle-timeout' : 'first-token-timeout';
+    call.cancel();
+  };
+  let timer = setTimeout(onTimer, spec.firstTokenTimeoutMs);
+  const onAbort = () => call.cancel();
+  spec.signal.addEventListener('abort', onAbort, { once: true });
+  let completed = false;
+  try {
+    for await (const chunk of call as AsyncIterable<GenerateChunk__Output>) {
+      if (!started) {
+        started = true;
+        permit.settle('success');
+        clearTimeout(timer);
+        timer = setTimeout(onTimer, spec.idleTimeoutMs);
+        spec.onFirstChunk?.();
+      }
+      waitingOnClient = true;
+      await spec.onChunk(chunk);
+      waitingOnClient = false;
+      timer.refresh();
+    }
+    completed = true;
+  } catch (err) {
+    const deadlinePassed = now() >= spec.deadline;
+    // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
+    const failure =
+      timedOut && !deadlinePassed && !spec.signal.aborted
+        ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
+        : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
+    if (!started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
+    else if (failure.policy.endpointFault) breakers.recordFailure(spec.endpoint);
+    throw failure;
+  } finally {
+    clearTimeout(timer);
+    spec.signal.removeEventListener('abort', onAbort);
+    release();
+    if (!completed) call.cancel();
+  }
+  // A stream that ended cleanly without a single chunk still answered.
+  if (!started) permit.settle('success');
+}
+
+function timeoutError(spec: AttemptSpec, kind: OutcomeKind) {
+  return kind === 'first-token-timeout'
+    ? errors.unavailable(`no first token within ${spec.firstTokenTimeoutMs} ms`)
+    : errors.unavailable(`no token for ${spec.idleTimeoutMs} ms (stream stalled)`);
+}
+
+/**
+ * How long an attempt starting now may wait for its first chunk: the
+ * configured timeout, or `share` of the time left before the deadline when
+ * that is sooner, so that a hung endpoint leaves time for another one.
+ */
+export function firstTokenTimeout(timeoutMs: number, share: number, deadline: number, now: number): number {
+  const left = Math.max(0, deadline - now);
+  return Math.max(1, Math.min(timeoutMs, Math.floor(left * share)));
+}
