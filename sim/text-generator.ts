@@ -63,39 +63,13 @@ export interface TextGenerator {
   decode(tokenId: number): string;
 }
 
+// The context hash: two 32-bit multiply-xor lanes (cyrb53's inner loop), so
+// folding in one more token is O(1) and the state after a sequence depends
+// only on that sequence, however it was split into prompt and output.
 const M1 = 2654435761;
 const M2 = 1597334677;
-
-/**
- * A rolling hash of a token sequence: two 32-bit multiply-xor lanes (cyrb53's
- * inner loop), so folding in one more token is O(1) and the state after a
- * sequence depends only on that sequence, however it was split into prompt
- * and output.
- */
-class ContextHash {
-  private h1: number;
-  private h2: number;
-
-  constructor(seed: number) {
-    this.h1 = 0xdeadbeef ^ (seed >>> 0);
-    this.h2 = 0x41c6ce57 ^ Math.floor(seed / 4294967296);
-  }
-
-  push(tokenId: number): void {
-    this.h1 = Math.imul(this.h1 ^ tokenId, M1);
-    this.h2 = Math.imul(this.h2 ^ tokenId, M2);
-  }
-
-  /** Two well-mixed 32-bit draws from the current state (cyrb53's finaliser). */
-  draw(): [number, number] {
-    const { h1, h2 } = this;
-    let a = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-    a ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-    let b = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-    b ^= Math.imul(a ^ (a >>> 13), 3266489909);
-    return [a >>> 0, b >>> 0];
-  }
-}
+const F1 = 2246822507;
+const F2 = 3266489909;
 
 /** Creates a generator whose tokens are ids of `tokenizer`. */
 export function createTextGenerator(tokenizer: Tokenizer): TextGenerator {
@@ -113,11 +87,14 @@ export function createTextGenerator(tokenizer: Tokenizer): TextGenerator {
 
   return {
     start(key) {
-      const context = new ContextHash(
-        hashString(`${key.model}\u0000${key.seed === undefined ? '' : String(key.seed)}`),
-      );
+      const seed = hashString(`${key.model}\u0000${key.seed === undefined ? '' : String(key.seed)}`);
+      let h1 = 0xdeadbeef ^ (seed >>> 0);
+      let h2 = 0x41c6ce57 ^ Math.floor(seed / 4294967296);
       const prompt = key.promptTokenIds;
-      for (let i = 0; i < prompt.length; i++) context.push(prompt[i]!);
+      for (let i = 0; i < prompt.length; i++) {
+        h1 = Math.imul(h1 ^ prompt[i]!, M1);
+        h2 = Math.imul(h2 ^ prompt[i]!, M2);
+      }
       // Rules over the context, not the output position: punctuation only right after a word
       // (so never two in a row, and never first after a chat header, BOS or punctuation).
       let afterWord = prompt.length > 0 && isWord.has(prompt[prompt.length - 1]!);
@@ -125,12 +102,17 @@ export function createTextGenerator(tokenizer: Tokenizer): TextGenerator {
       return (index) => {
         if (index !== next) throw new RangeError(`output token ${index} requested, expected ${next}`);
         next++;
-        const [a, b] = context.draw();
+        // Two well-mixed draws from the context (cyrb53's finaliser).
+        let a = Math.imul(h1 ^ (h1 >>> 16), F1);
+        a ^= Math.imul(h2 ^ (h2 >>> 13), F2);
+        let b = Math.imul(h2 ^ (h2 >>> 16), F1);
+        b ^= Math.imul(a ^ (a >>> 13), F2);
         const token =
-          afterWord && a % 100 < PUNCTUATION_PERCENT
-            ? punctuationIds[b % punctuationIds.length]!
-            : wordIds[b % wordIds.length]!;
-        context.push(token);
+          afterWord && (a >>> 0) % 100 < PUNCTUATION_PERCENT
+            ? punctuationIds[(b >>> 0) % punctuationIds.length]!
+            : wordIds[(b >>> 0) % wordIds.length]!;
+        h1 = Math.imul(h1 ^ token, M1);
+        h2 = Math.imul(h2 ^ token, M2);
         afterWord = isWord.has(token);
         return token;
       };
