@@ -404,6 +404,12 @@ describe('sim continuation: prompts, templates and validation', () => {
       });
       assert.equal(noBos.body.usage.prompt_tokens, ids.length - 1);
 
+      // /detokenize spells what the tokenizer produced, special tokens included, and refuses the rest.
+      assert.equal(await detokenize(s, ids), '<|begin_of_text|>Hello there');
+      const unknown = await call(s.url, '/detokenize', { model: MODEL, tokens: [5] });
+      assert.equal(unknown.status, 400);
+      assert.equal(unknown.body.error.type, 'BadRequestError');
+
       for (const [prompt, message] of [
         [[ids, ids], /one prompt per request/],
         [['a', 'b'], /one prompt per request/],
