@@ -50,7 +50,7 @@ export class MeshError extends Error {
   static from(err: unknown, context?: string): MeshError {
     if (err instanceof MeshError) return err;
     if (isGrpcStatusError(err)) {
-      const details = err.details || err.message;
+      const details = cleanGrpcDetails(err.details || err.message);
       return new MeshError(err.code, details, {
         cause: err,
         retryPushbackMs: pushbackFrom(err.metadata),
@@ -268,4 +268,20 @@ function socketErrorCode(err: unknown): string | undefined {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * grpc-js's own status details, made fit for people: the deadline's timing
+ * breakdown (`Deadline exceeded after 5.000s,name resolution: 0.015s,...`),
+ * the load balancer's `Resolution note:` and `Last error:` wording are cut
+ * down to what happened. Messages from servers pass unchanged.
+ */
+export function cleanGrpcDetails(details: string): string {
+  const deadline = /^Deadline exceeded after ([\d.]+s)/.exec(details);
+  if (deadline) return `deadline exceeded after ${deadline[1]}`;
+  const connect =
+    /^(?:\w+: )?No connection established\. Last error: (.*?)(?:\. Resolution note: .*)?$/s.exec(details);
+  if (connect) return `connection failed: ${connect[1]}`;
+  if (details.startsWith('Received RST_STREAM with code')) return 'the stream was reset by the peer';
+  return details.replace(/\.? ?Resolution note: .*$/s, '');
 }
