@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import { DEFAULT_PROFILE, FILTER_TYPES, PICKER_TYPES, SCORER_TYPES } from '../config/schema.js';
+import {
+  DEFAULT_PROFILE,
+  FILTER_TYPES,
+  PICKER_TYPES,
+  type ProfileConfig,
+  SCORER_TYPES,
+} from '../config/schema.js';
 import type { EndpointView } from '../upstream/endpoints.js';
+import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
 import { createScheduler } from './profile.js';
 import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
@@ -359,6 +366,7 @@ describe('scheduling profiles', () => {
         ['not-draining', 2],
         ['circuit-closed', 2],
         ['not-saturated', 2],
+        ['prefer-healthy', 2],
       ],
     );
     const c = d.candidates();
@@ -420,4 +428,126 @@ describe('scheduling profiles', () => {
     assert.equal(make().filtersBreakers, true);
     assert.equal(make({ ...DEFAULT_PROFILE, filters: ['ready'] }).filtersBreakers, false);
   });
+});
+
+describe('recent failures make an endpoint worse', () => {
+  const penaltyCases: Array<{ name: string; e: Partial<FakeEndpoint>; want: number }> = [
+    { name: 'no failures', e: {}, want: 0 },
+    { name: 'a failure share alone', e: { failureRatio: 0.2 }, want: 0.2 },
+    {
+      name: 'one fault in a row outweighs a diluted share',
+      e: { failureRatio: 0.01, consecutiveFailures: 1 },
+      want: 0.5,
+    },
+    { name: 'three in a row', e: { failureRatio: 0.03, consecutiveFailures: 3 }, want: 0.75 },
+    { name: 'a share above the streak term', e: { failureRatio: 0.9, consecutiveFailures: 1 }, want: 0.9 },
+    {
+      name: 'open (kept by the ejection cap) and failing',
+      e: { breaker: 'open', failureRatio: 1, consecutiveFailures: 6 },
+      want: 1,
+    },
+    {
+      name: 'half-open: the probe must go',
+      e: { breaker: 'half-open', failureRatio: 1, consecutiveFailures: 5 },
+      want: 0,
+    },
+  ];
+  for (const c of penaltyCases) {
+    it(`penalty: ${c.name}`, () => {
+      assert.equal(failurePenalty(endpointView({ address: 'a', ...c.e })), c.want);
+    });
+  }
+
+  const preferCases: Array<{ name: string; pool: FakeEndpoint[]; want: string[] }> = [
+    {
+      name: 'drops endpoints at or above the avoid penalty while a healthier one remains',
+      pool: [
+        { address: 'a', consecutiveFailures: 1 },
+        { address: 'b', failureRatio: 0.3 },
+        { address: 'c', failureRatio: AVOID_PENALTY },
+        { address: 'd' },
+      ],
+      want: ['b', 'd'],
+    },
+    {
+      name: 'keeps every endpoint when all fail (the least bad still gets tried)',
+      pool: [
+        { address: 'a', consecutiveFailures: 1 },
+        { address: 'b', failureRatio: 1 },
+      ],
+      want: ['a', 'b'],
+    },
+    {
+      name: 'keeps a half-open endpoint for its probe',
+      pool: [{ address: 'a', breaker: 'half-open', failureRatio: 1 }, { address: 'b' }],
+      want: ['a', 'b'],
+    },
+  ];
+  for (const c of preferCases) {
+    it(`prefer-healthy: ${c.name}`, () => {
+      assert.deepEqual(addresses(preferHealthy(views(c.pool))), c.want);
+    });
+  }
+
+  it('prefer-healthy returns the same array when it drops nothing (no copy per decision)', () => {
+    const pool = views([{ address: 'a' }, { address: 'b', failureRatio: 0.2 }]);
+    assert.equal(preferHealthy(pool), pool);
+  });
+
+  // An endpoint answering 503 at once: no load, so load scorers alone rank it best.
+  const failingIdle: FakeEndpoint = { address: 'failing', consecutiveFailures: 1, failureRatio: 0.02 };
+  const busy = (address: string): FakeEndpoint => ({ address, routerInFlight: 6, inFlight: 6, kv: 0.1 });
+  const everyProfile: Array<{ name: string; profile: ProfileConfig }> = [
+    { name: 'default', profile: DEFAULT_PROFILE },
+    ...PICKER_TYPES.map((picker) => ({
+      name: `least-request + ${picker}`,
+      profile: { ...DEFAULT_PROFILE, scorers: [{ type: 'least-request' as const, weight: 1 }], picker },
+    })),
+    { name: 'no scorers', profile: { ...DEFAULT_PROFILE, scorers: [] } },
+  ];
+  for (const { name, profile } of everyProfile) {
+    it(`${name}: a fast-failing idle endpoint is not picked while a healthy one is left`, () => {
+      const s = createScheduler(name, profile, registry, deps({ random: seeded(1) }));
+      const pool = views([failingIdle, busy('b'), busy('c')]);
+      const picked = new Set<string>();
+      for (let i = 0; i < 200; i++) picked.add(s.schedule(request(), pool).picked?.address ?? '');
+      assert.equal(picked.has('failing'), false, [...picked].join());
+      // ...but a request that already tried the healthy ones still gets it.
+      assert.equal(s.schedule(request({ exclude: ['b', 'c'] }), pool).picked?.address, 'failing');
+    });
+  }
+
+  it('without its failure record the idle endpoint would win (what the penalty corrects)', () => {
+    const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+    const pool = views([{ address: 'failing' }, busy('b'), busy('c')]);
+    assert.equal(s.schedule(request(), pool).picked?.address, 'failing');
+  });
+
+  const rankCases: Array<{ name: string; pool: FakeEndpoint[]; want: string }> = [
+    {
+      name: 'a small failure share ranks an endpoint below an equally loaded healthy one',
+      pool: [
+        { address: 'flaky', failureRatio: 0.2 },
+        { address: 'fine', routerInFlight: 1 },
+      ],
+      want: 'fine',
+    },
+    {
+      name: 'a small failure share does not outweigh a cached prefix',
+      pool: [
+        { address: 'flaky-warm', failureRatio: 0.2, prefix: prefixBlockHashes(`${'x'.repeat(640)}q`) },
+        { address: 'fine-cold' },
+      ],
+      want: 'flaky-warm',
+    },
+  ];
+  for (const c of rankCases) {
+    it(`default profile: ${c.name}`, () => {
+      const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+      const d = s.schedule(request({ prompt: `${'x'.repeat(640)}q` }), views(c.pool));
+      assert.equal(d.picked?.address, c.want);
+      const flaky = d.candidates().find((x) => x.address.startsWith('flaky'));
+      assert.equal(flaky?.penalty, 0.2, 'the trace shows the penalty');
+    });
+  }
 });

@@ -287,7 +287,11 @@ export function createBreakers(options: BreakersOptions): Breakers {
     entry.breaker.open();
   };
 
-  /** An endpoint fault while closed: counted; opens on the consecutive or the error-rate rule. */
+  /**
+   * Every endpoint fault is counted (window, consecutive count, health), in
+   * any state: while open it keeps a kept-open endpoint (ejection cap) from
+   * looking healthy. The opening rules apply only to a closed breaker.
+   */
   const fault = (entry: Entry, countsAttempt: boolean) => {
     const status = entry.breaker.status as unknown as Counting;
     if (countsAttempt) status.increment('fires');
@@ -297,6 +301,7 @@ export function createBreakers(options: BreakersOptions): Breakers {
     entry.consecutive++;
     entry.faultRotation = rotations;
     healthChanged(entry);
+    if (!entry.breaker.closed) return;
     const n = config.consecutive_failures;
     if (n > 0 && entry.consecutive >= n) return open(entry, `${entry.consecutive} consecutive failures`);
     const { fires, failures } = entry.breaker.stats;
@@ -312,22 +317,21 @@ export function createBreakers(options: BreakersOptions): Breakers {
     if (wasProbe) entry.probe = undefined;
     if (outcome === 'neutral') return;
     const b = entry.breaker;
-    if (outcome === 'success') {
-      if (b.closed) {
-        (b.status as unknown as Counting).increment('fires');
-        (b.status as unknown as Counting).increment('successes');
-        if (entry.consecutive > 0) {
-          entry.consecutive = 0;
-          healthChanged(entry);
-        }
-      } else if (wasProbe || permit.forced) {
-        closeFresh(entry);
-      }
-      // Otherwise an attempt admitted before the breaker opened: the probe decides.
+    if (outcome === 'endpoint-fault') {
+      fault(entry, true);
+      if (wasProbe && b.halfOpen) open(entry, 'probe failed');
       return;
     }
-    if (b.closed) fault(entry, true);
-    else if (wasProbe && b.halfOpen) open(entry, 'probe failed');
+    if (!b.closed && (wasProbe || permit.forced)) return closeFresh(entry);
+    // A success of an attempt admitted before the breaker opened counts, but
+    // only the probe (or a forced try) closes it.
+    const status = b.status as unknown as Counting;
+    status.increment('fires');
+    status.increment('successes');
+    if (entry.consecutive > 0) {
+      entry.consecutive = 0;
+      healthChanged(entry);
+    }
   };
 
   const permit = (entry: Entry, probe: boolean, forced: boolean): BreakerPermit => {
@@ -377,9 +381,7 @@ export function createBreakers(options: BreakersOptions): Breakers {
     },
     acquire,
     recordFailure(endpoint) {
-      const entry = get(endpoint);
-      // A stream admitted before the breaker opened: the probe decides, not it.
-      if (entry.breaker.closed) fault(entry, false);
+      fault(get(endpoint), false);
     },
     health(endpoint) {
       const entry = entries.get(endpoint);
