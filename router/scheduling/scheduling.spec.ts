@@ -517,6 +517,17 @@ describe('recent failures make an endpoint worse', () => {
     });
   }
 
+  it('a one-pod pool whose breaker is open and whose attempts fail still picks its pod (to fail fast with its error)', () => {
+    for (const profile of everyProfile) {
+      const s = createScheduler(profile.name, profile.profile, registry, deps());
+      const d = s.schedule(
+        request(),
+        views([{ address: 'only', breaker: 'open', failureRatio: 1, consecutiveFailures: 7 }]),
+      );
+      assert.equal(d.picked?.address, 'only', profile.name);
+    }
+  });
+
   it('without its failure record the idle endpoint would win (what the penalty corrects)', () => {
     const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
     const pool = views([{ address: 'failing' }, busy('b'), busy('c')]);

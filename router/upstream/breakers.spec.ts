@@ -265,6 +265,11 @@ describe('endpoint circuit breakers', () => {
     assert.equal(forced.forced, true);
     forced.settle('endpoint-fault');
     assert.equal(b.state('a'), 'open');
+    assert.deepEqual(
+      b.health('a'),
+      { failureRatio: 1, consecutiveFailures: 2 },
+      'faults while open still count, so a kept-open endpoint does not look healthy',
+    );
     assert.equal(await b.run('a', ok, { force: true }), 'ok');
     assert.equal(b.state('a'), 'closed');
   });
