@@ -431,24 +431,38 @@ describe('scheduling profiles', () => {
 });
 
 describe('recent failures make an endpoint worse', () => {
+  // `routerInFlight: 1`: the penalty applies while the endpoint has an attempt in flight.
   const penaltyCases: Array<{ name: string; e: Partial<FakeEndpoint>; want: number }> = [
-    { name: 'no failures', e: {}, want: 0 },
-    { name: 'a failure share alone', e: { failureRatio: 0.2 }, want: 0.2 },
+    { name: 'no failures', e: { routerInFlight: 1 }, want: 0 },
+    { name: 'a failure share alone', e: { routerInFlight: 1, failureRatio: 0.2 }, want: 0.2 },
     {
-      name: 'one fault in a row outweighs a diluted share',
-      e: { failureRatio: 0.01, consecutiveFailures: 1 },
+      name: 'one fault in a row outweighs a share diluted by a clean history',
+      e: { routerInFlight: 1, failureRatio: 0.01, consecutiveFailures: 1 },
       want: 0.5,
     },
-    { name: 'three in a row', e: { failureRatio: 0.03, consecutiveFailures: 3 }, want: 0.75 },
-    { name: 'a share above the streak term', e: { failureRatio: 0.9, consecutiveFailures: 1 }, want: 0.9 },
     {
-      name: 'open (kept by the ejection cap) and failing',
+      name: 'three in a row',
+      e: { routerInFlight: 1, failureRatio: 0.03, consecutiveFailures: 3 },
+      want: 0.75,
+    },
+    {
+      name: 'a share above the streak term',
+      e: { routerInFlight: 1, failureRatio: 0.9, consecutiveFailures: 1 },
+      want: 0.9,
+    },
+    {
+      name: 'closed with nothing in flight: none (one attempt at a time)',
+      e: { failureRatio: 1, consecutiveFailures: 4 },
+      want: 0,
+    },
+    {
+      name: 'open (kept by the ejection cap), even with nothing in flight',
       e: { breaker: 'open', failureRatio: 1, consecutiveFailures: 6 },
       want: 1,
     },
     {
-      name: 'half-open: the probe must go',
-      e: { breaker: 'half-open', failureRatio: 1, consecutiveFailures: 5 },
+      name: 'half-open: none, the probe must go',
+      e: { breaker: 'half-open', routerInFlight: 1, failureRatio: 1, consecutiveFailures: 5 },
       want: 0,
     },
   ];
@@ -462,25 +476,30 @@ describe('recent failures make an endpoint worse', () => {
     {
       name: 'drops endpoints at or above the avoid penalty while a healthier one remains',
       pool: [
-        { address: 'a', consecutiveFailures: 1 },
-        { address: 'b', failureRatio: 0.3 },
-        { address: 'c', failureRatio: AVOID_PENALTY },
-        { address: 'd' },
+        { address: 'a', routerInFlight: 1, consecutiveFailures: 1 },
+        { address: 'b', routerInFlight: 1, failureRatio: 0.3 },
+        { address: 'c', routerInFlight: 1, failureRatio: AVOID_PENALTY },
+        { address: 'd', breaker: 'open', failureRatio: 1 },
+        { address: 'e' },
       ],
-      want: ['b', 'd'],
+      want: ['b', 'e'],
     },
     {
       name: 'keeps every endpoint when all fail (the least bad still gets tried)',
       pool: [
-        { address: 'a', consecutiveFailures: 1 },
-        { address: 'b', failureRatio: 1 },
+        { address: 'a', routerInFlight: 1, consecutiveFailures: 1 },
+        { address: 'b', breaker: 'open', failureRatio: 1 },
       ],
       want: ['a', 'b'],
     },
     {
-      name: 'keeps a half-open endpoint for its probe',
-      pool: [{ address: 'a', breaker: 'half-open', failureRatio: 1 }, { address: 'b' }],
-      want: ['a', 'b'],
+      name: 'keeps a failing endpoint with nothing in flight, and a half-open one for its probe',
+      pool: [
+        { address: 'a', failureRatio: 1, consecutiveFailures: 3 },
+        { address: 'b', breaker: 'half-open', routerInFlight: 2, failureRatio: 1 },
+        { address: 'c' },
+      ],
+      want: ['a', 'b', 'c'],
     },
   ];
   for (const c of preferCases) {
@@ -490,12 +509,17 @@ describe('recent failures make an endpoint worse', () => {
   }
 
   it('prefer-healthy returns the same array when it drops nothing (no copy per decision)', () => {
-    const pool = views([{ address: 'a' }, { address: 'b', failureRatio: 0.2 }]);
+    const pool = views([{ address: 'a' }, { address: 'b', routerInFlight: 1, failureRatio: 0.2 }]);
     assert.equal(preferHealthy(pool), pool);
   });
 
-  // An endpoint answering 503 at once: no load, so load scorers alone rank it best.
-  const failingIdle: FakeEndpoint = { address: 'failing', consecutiveFailures: 1, failureRatio: 0.02 };
+  // An endpoint answering 503 at once has almost no load: load scorers alone rank it best.
+  const failing = (routerInFlight: number): FakeEndpoint => ({
+    address: 'failing',
+    routerInFlight,
+    consecutiveFailures: 1,
+    failureRatio: 0.02,
+  });
   const busy = (address: string): FakeEndpoint => ({ address, routerInFlight: 6, inFlight: 6, kv: 0.1 });
   const everyProfile: Array<{ name: string; profile: ProfileConfig }> = [
     { name: 'default', profile: DEFAULT_PROFILE },
@@ -506,9 +530,9 @@ describe('recent failures make an endpoint worse', () => {
     { name: 'no scorers', profile: { ...DEFAULT_PROFILE, scorers: [] } },
   ];
   for (const { name, profile } of everyProfile) {
-    it(`${name}: a fast-failing idle endpoint is not picked while a healthy one is left`, () => {
+    it(`${name}: a failing endpoint with an attempt in flight gets no other while a healthy one is left`, () => {
       const s = createScheduler(name, profile, registry, deps({ random: seeded(1) }));
-      const pool = views([failingIdle, busy('b'), busy('c')]);
+      const pool = views([failing(1), busy('b'), busy('c')]);
       const picked = new Set<string>();
       for (let i = 0; i < 200; i++) picked.add(s.schedule(request(), pool).picked?.address ?? '');
       assert.equal(picked.has('failing'), false, [...picked].join());
@@ -516,6 +540,11 @@ describe('recent failures make an endpoint worse', () => {
       assert.equal(s.schedule(request({ exclude: ['b', 'c'] }), pool).picked?.address, 'failing');
     });
   }
+
+  it('a failing endpoint with nothing in flight may take the next attempt (so its breaker can judge it)', () => {
+    const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+    assert.equal(s.schedule(request(), views([failing(0), busy('b'), busy('c')])).picked?.address, 'failing');
+  });
 
   it('a one-pod pool whose breaker is open and whose attempts fail still picks its pod (to fail fast with its error)', () => {
     for (const profile of everyProfile) {
@@ -528,25 +557,34 @@ describe('recent failures make an endpoint worse', () => {
     }
   });
 
-  it('without its failure record the idle endpoint would win (what the penalty corrects)', () => {
+  it('an open endpoint kept by the ejection cap is not tried first while a healthy one is left', () => {
     const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
-    const pool = views([{ address: 'failing' }, busy('b'), busy('c')]);
-    assert.equal(s.schedule(request(), pool).picked?.address, 'failing');
+    const pool = views([
+      { address: 'open-a', breaker: 'open', failureRatio: 1, consecutiveFailures: 5 },
+      { address: 'open-b', breaker: 'open', failureRatio: 1, consecutiveFailures: 5 },
+      busy('fine'),
+    ]);
+    for (let i = 0; i < 20; i++) assert.equal(s.schedule(request(), pool).picked?.address, 'fine');
   });
 
   const rankCases: Array<{ name: string; pool: FakeEndpoint[]; want: string }> = [
     {
       name: 'a small failure share ranks an endpoint below an equally loaded healthy one',
       pool: [
-        { address: 'flaky', failureRatio: 0.2 },
-        { address: 'fine', routerInFlight: 1 },
+        { address: 'flaky', routerInFlight: 2, failureRatio: 0.2 },
+        { address: 'fine', routerInFlight: 3 },
       ],
       want: 'fine',
     },
     {
       name: 'a small failure share does not outweigh a cached prefix',
       pool: [
-        { address: 'flaky-warm', failureRatio: 0.2, prefix: prefixBlockHashes(`${'x'.repeat(640)}q`) },
+        {
+          address: 'flaky-warm',
+          routerInFlight: 1,
+          failureRatio: 0.2,
+          prefix: prefixBlockHashes(`${'x'.repeat(640)}q`),
+        },
         { address: 'fine-cold' },
       ],
       want: 'flaky-warm',
