@@ -16,7 +16,7 @@ const routes = (extra = '') => `models:
     profile: rr
 profiles:
   rr: { filters: [ready], scorers: [], picker: round-robin }
-breaker: { volume_threshold: 1000000 }
+breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
 ${extra}`;
 
 async function collect(iter: AsyncIterable<GenerateChunk>): Promise<GenerateChunk[]> {
