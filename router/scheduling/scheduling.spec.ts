@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import { silentLogger } from '../../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
 import {
@@ -9,6 +11,7 @@ import {
   type ProfileConfig,
   SCORER_TYPES,
 } from '../config/schema.js';
+import { createBreakers } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
 import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
 import { createScheduler } from './profile.js';
@@ -599,4 +602,61 @@ describe('recent failures make an endpoint worse', () => {
       assert.equal(flaky?.penalty, 0.2, 'the trace shows the penalty');
     });
   }
+
+  it('with real breakers: a pod that turns bad mid-run takes one attempt at a time and is ejected after five', () => {
+    const breakers = createBreakers({
+      config: {
+        error_threshold_percentage: 50,
+        volume_threshold: 5,
+        consecutive_failures: 5,
+        reset_timeout_ms: 10_000,
+        window_ms: 5_000,
+        max_ejection_percent: 50,
+      },
+      logger: silentLogger,
+      rotateBucketController: new EventEmitter(),
+    });
+    try {
+      const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+      const load: Record<string, number> = { bad: 0, b: 4, c: 4 };
+      const pool = () =>
+        views(
+          ['bad', 'b', 'c'].map((address) => ({
+            address,
+            routerInFlight: load[address],
+            breaker: breakers.state(address),
+            ...breakers.health(address),
+          })),
+        );
+      const history = (address: string) => {
+        for (let i = 0; i < 100; i++) breakers.acquire(address).settle('success');
+      };
+      for (const a of ['bad', 'b', 'c']) history(a);
+      // From now on `bad` answers 503 at once; each request retries elsewhere.
+      let badAttempts = 0;
+      for (let r = 0; r < 50; r++) {
+        const tried = new Set<string>();
+        for (;;) {
+          const picked = s.schedule(request({ exclude: [...tried] }), pool()).picked?.address;
+          assert.ok(picked, 'every request finds a healthy pod');
+          tried.add(picked);
+          const permit = breakers.acquire(picked, { force: breakers.state(picked) === 'open' });
+          if (picked !== 'bad') {
+            permit.settle('success');
+            break;
+          }
+          badAttempts++;
+          // Once it has failed, no other request goes there while an attempt is in flight.
+          load.bad = 1;
+          if (badAttempts > 1) assert.notEqual(s.schedule(request(), pool()).picked?.address, 'bad');
+          load.bad = 0;
+          permit.settle('endpoint-fault');
+        }
+      }
+      assert.equal(breakers.state('bad'), 'open');
+      assert.equal(badAttempts, 5, 'five failures in a row, then ejected');
+    } finally {
+      breakers.close();
+    }
+  });
 });
