@@ -78,6 +78,9 @@ function pool(n: number, random: () => number): EndpointView[] {
       },
       reason: '',
       breaker: random() < 0.05 ? 'open' : 'closed',
+      // A few pods with recent failures (by index: the random sequence stays as it was).
+      failureRatio: i % 20 === 1 ? 0.3 : 0,
+      consecutiveFailures: i % 40 === 1 ? 1 : 0,
       prefixIndex: index,
     } satisfies EndpointView;
   });

@@ -129,7 +129,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     watcherId: `router-${process.pid}-${randomUUID().slice(0, 8)}`,
     now,
     breakerState: (a) => breakers.state(a),
+    health: (a) => breakers.health(a),
   });
+  breakers.events.on('health', (address: string) => endpoints.invalidate(address));
   breakers.events.on('transition', (t: BreakerTransition) => {
     metrics.breakerState.set({ endpoint: t.endpoint }, BREAKER_STATE_VALUE[t.to]);
     metrics.breakerTransitions.inc({ endpoint: t.endpoint, to: t.to });

@@ -16,7 +16,7 @@ const routes = (extra = '') => `models:
     profile: rr
 profiles:
   rr: { filters: [ready], scorers: [], picker: round-robin }
-breaker: { volume_threshold: 1000000 }
+breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
 ${extra}`;
 
 async function collect(iter: AsyncIterable<GenerateChunk>): Promise<GenerateChunk[]> {
@@ -105,11 +105,10 @@ describe('retries before the first token', () => {
     );
     assert.equal(new Set(t?.attempts.map((a) => a.endpoint)).size, 3, 'each on another endpoint');
     // Each continuation carried what the client had already seen.
-    const continued = stubs.flatMap((s) => s.requests).filter((r) => r.request.prompt === 'crash' && r.request.continuation);
-    assert.deepEqual(
-      continued.map((r) => r.request.continuation?.completionTokens).sort(),
-      [3, 6],
-    );
+    const continued = stubs
+      .flatMap((s) => s.requests)
+      .filter((r) => r.request.prompt === 'crash' && r.request.continuation);
+    assert.deepEqual(continued.map((r) => r.request.continuation?.completionTokens).sort(), [3, 6]);
   });
 
   it('never retries a client fault', async () => {

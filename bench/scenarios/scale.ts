@@ -79,6 +79,8 @@ export function simulatedPool(n: number, seed: number, groupHashes: readonly num
       report,
       reason: '',
       breaker: 'closed',
+      failureRatio: 0,
+      consecutiveFailures: 0,
       prefixIndex: index,
     } as EndpointView;
   });

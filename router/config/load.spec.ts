@@ -50,8 +50,9 @@ profiles:
     assert.deepEqual(cfg.breaker, {
       error_threshold_percentage: 50,
       volume_threshold: 5,
+      consecutive_failures: 5,
       reset_timeout_ms: 10_000,
-      window_ms: 10_000,
+      window_ms: 5_000,
       max_ejection_percent: 50,
     });
     assert.deepEqual(cfg.upstream.retry_budget, { ratio: 0.2, min_retries: 10, window_ms: 10_000 });

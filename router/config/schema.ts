@@ -141,14 +141,29 @@ const upstreamSchema = z.strictObject({
 });
 
 const breakerSchema = z.strictObject({
-  /** Failure percentage over the window above which an endpoint's breaker opens. */
+  /**
+   * Share of endpoint faults among the attempts of the window, in percent,
+   * above which an endpoint's breaker opens. Only endpoint faults and
+   * successes count: cancellations, the client's own deadline, 429s and
+   * client faults are not attempts here.
+   */
   error_threshold_percentage: z.number().min(0).max(100).default(50),
-  /** Attempts in the window before the breaker may open at all. */
+  /** Attempts in the window before the error-rate rule may open the breaker. */
   volume_threshold: z.number().int().min(0).default(5),
+  /**
+   * Endpoint faults in a row (before or after the first chunk) that open the
+   * breaker at once, whatever the window holds (Envoy's consecutive-5xx
+   * ejection); 0 disables the rule.
+   */
+  consecutive_failures: z.number().int().min(0).default(5),
   /** Time an open breaker waits before letting one probe through (half-open). */
   reset_timeout_ms: ms().default(10_000),
-  /** Rolling window of the failure statistics. */
-  window_ms: ms(10).default(10_000),
+  /**
+   * Rolling window of the failure counts (and of the health that scheduling
+   * reads). 5 s: a pod that turns bad stands out twice as fast as in 10 s of
+   * history, and one that recovers stops being avoided as fast.
+   */
+  window_ms: ms(10).default(5_000),
   /** Most endpoints of a pool that open breakers may take out of scheduling, in percent. */
   max_ejection_percent: z.number().min(0).max(100).default(50),
 });

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ProfileConfig } from '../config/schema.js';
 import type { EndpointView } from '../upstream/endpoints.js';
+import { failurePenalty, preferHealthy } from './health.js';
 import type { PluginRegistry } from './registry.js';
 import type {
   CandidateTrace,
@@ -16,6 +17,9 @@ import type {
   SchedulingRequest,
   Scorer,
 } from './types.js';
+
+/** The `filtered` entry of the health step every profile runs after its filters. */
+export const HEALTH_STEP = 'prefer-healthy';
 
 /** A profile ready to schedule. */
 export interface Scheduler {
@@ -66,6 +70,9 @@ export function createScheduler(
       // Retries never go back to an endpoint already tried. Applied after the
       // filters so that shares (breaker ejection) are of the whole pool.
       if (req.exclude.size > 0) candidates = candidates.filter((e) => !req.exclude.has(e.address));
+      // Every profile: recent failures make an endpoint worse (see health.ts).
+      candidates = preferHealthy(candidates);
+      filtered.push({ type: HEALTH_STEP, remaining: candidates.length });
 
       const totals = new Float64Array(candidates.length);
       const scoreLists: ArrayLike<number>[] = [];
@@ -79,6 +86,10 @@ export function createScheduler(
         pluginMs[scorerKeys[s] as string] = ms;
         onPluginTime?.(name, scorerKeys[s] as string, ms);
         scoreLists.push(scores);
+      }
+      for (let i = 0; i < candidates.length; i++) {
+        const p = failurePenalty(candidates[i] as EndpointView);
+        if (p > 0) totals[i] = (totals[i] as number) * (1 - p);
       }
       const t0 = performance.now();
       const index = candidates.length > 0 ? picker.pick(candidates, totals) : -1;
@@ -95,6 +106,7 @@ export function createScheduler(
           scores: Object.fromEntries(
             scorers.map((s, k) => [s.scorer.type, (scoreLists[k] as ArrayLike<number>)[i] as number]),
           ),
+          penalty: failurePenalty(e),
           total: totals[i] as number,
         }));
       return {

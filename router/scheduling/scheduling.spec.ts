@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import { silentLogger } from '../../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import { DEFAULT_PROFILE, FILTER_TYPES, PICKER_TYPES, SCORER_TYPES } from '../config/schema.js';
+import {
+  DEFAULT_PROFILE,
+  FILTER_TYPES,
+  PICKER_TYPES,
+  type ProfileConfig,
+  SCORER_TYPES,
+} from '../config/schema.js';
+import { createBreakers } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
+import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
 import { createScheduler } from './profile.js';
 import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
@@ -359,6 +369,7 @@ describe('scheduling profiles', () => {
         ['not-draining', 2],
         ['circuit-closed', 2],
         ['not-saturated', 2],
+        ['prefer-healthy', 2],
       ],
     );
     const c = d.candidates();
@@ -419,5 +430,233 @@ describe('scheduling profiles', () => {
   it('marks whether breakers are filtered (forced tries of kept open endpoints)', () => {
     assert.equal(make().filtersBreakers, true);
     assert.equal(make({ ...DEFAULT_PROFILE, filters: ['ready'] }).filtersBreakers, false);
+  });
+});
+
+describe('recent failures make an endpoint worse', () => {
+  // `routerInFlight: 1`: the penalty applies while the endpoint has an attempt in flight.
+  const penaltyCases: Array<{ name: string; e: Partial<FakeEndpoint>; want: number }> = [
+    { name: 'no failures', e: { routerInFlight: 1 }, want: 0 },
+    { name: 'a failure share alone', e: { routerInFlight: 1, failureRatio: 0.2 }, want: 0.2 },
+    {
+      name: 'one fault in a row outweighs a share diluted by a clean history',
+      e: { routerInFlight: 1, failureRatio: 0.01, consecutiveFailures: 1 },
+      want: 0.5,
+    },
+    {
+      name: 'three in a row',
+      e: { routerInFlight: 1, failureRatio: 0.03, consecutiveFailures: 3 },
+      want: 0.75,
+    },
+    {
+      name: 'a share above the streak term',
+      e: { routerInFlight: 1, failureRatio: 0.9, consecutiveFailures: 1 },
+      want: 0.9,
+    },
+    {
+      name: 'closed with nothing in flight: none (one attempt at a time)',
+      e: { failureRatio: 1, consecutiveFailures: 4 },
+      want: 0,
+    },
+    {
+      name: 'open (kept by the ejection cap), even with nothing in flight',
+      e: { breaker: 'open', failureRatio: 1, consecutiveFailures: 6 },
+      want: 1,
+    },
+    {
+      name: 'half-open: none, the probe must go',
+      e: { breaker: 'half-open', routerInFlight: 1, failureRatio: 1, consecutiveFailures: 5 },
+      want: 0,
+    },
+  ];
+  for (const c of penaltyCases) {
+    it(`penalty: ${c.name}`, () => {
+      assert.equal(failurePenalty(endpointView({ address: 'a', ...c.e })), c.want);
+    });
+  }
+
+  const preferCases: Array<{ name: string; pool: FakeEndpoint[]; want: string[] }> = [
+    {
+      name: 'drops endpoints at or above the avoid penalty while a healthier one remains',
+      pool: [
+        { address: 'a', routerInFlight: 1, consecutiveFailures: 1 },
+        { address: 'b', routerInFlight: 1, failureRatio: 0.3 },
+        { address: 'c', routerInFlight: 1, failureRatio: AVOID_PENALTY },
+        { address: 'd', breaker: 'open', failureRatio: 1 },
+        { address: 'e' },
+      ],
+      want: ['b', 'e'],
+    },
+    {
+      name: 'keeps every endpoint when all fail (the least bad still gets tried)',
+      pool: [
+        { address: 'a', routerInFlight: 1, consecutiveFailures: 1 },
+        { address: 'b', breaker: 'open', failureRatio: 1 },
+      ],
+      want: ['a', 'b'],
+    },
+    {
+      name: 'keeps a failing endpoint with nothing in flight, and a half-open one for its probe',
+      pool: [
+        { address: 'a', failureRatio: 1, consecutiveFailures: 3 },
+        { address: 'b', breaker: 'half-open', routerInFlight: 2, failureRatio: 1 },
+        { address: 'c' },
+      ],
+      want: ['a', 'b', 'c'],
+    },
+  ];
+  for (const c of preferCases) {
+    it(`prefer-healthy: ${c.name}`, () => {
+      assert.deepEqual(addresses(preferHealthy(views(c.pool))), c.want);
+    });
+  }
+
+  it('prefer-healthy returns the same array when it drops nothing (no copy per decision)', () => {
+    const pool = views([{ address: 'a' }, { address: 'b', routerInFlight: 1, failureRatio: 0.2 }]);
+    assert.equal(preferHealthy(pool), pool);
+  });
+
+  // An endpoint answering 503 at once has almost no load: load scorers alone rank it best.
+  const failing = (routerInFlight: number): FakeEndpoint => ({
+    address: 'failing',
+    routerInFlight,
+    consecutiveFailures: 1,
+    failureRatio: 0.02,
+  });
+  const busy = (address: string): FakeEndpoint => ({ address, routerInFlight: 6, inFlight: 6, kv: 0.1 });
+  const everyProfile: Array<{ name: string; profile: ProfileConfig }> = [
+    { name: 'default', profile: DEFAULT_PROFILE },
+    ...PICKER_TYPES.map((picker) => ({
+      name: `least-request + ${picker}`,
+      profile: { ...DEFAULT_PROFILE, scorers: [{ type: 'least-request' as const, weight: 1 }], picker },
+    })),
+    { name: 'no scorers', profile: { ...DEFAULT_PROFILE, scorers: [] } },
+  ];
+  for (const { name, profile } of everyProfile) {
+    it(`${name}: a failing endpoint with an attempt in flight gets no other while a healthy one is left`, () => {
+      const s = createScheduler(name, profile, registry, deps({ random: seeded(1) }));
+      const pool = views([failing(1), busy('b'), busy('c')]);
+      const picked = new Set<string>();
+      for (let i = 0; i < 200; i++) picked.add(s.schedule(request(), pool).picked?.address ?? '');
+      assert.equal(picked.has('failing'), false, [...picked].join());
+      // ...but a request that already tried the healthy ones still gets it.
+      assert.equal(s.schedule(request({ exclude: ['b', 'c'] }), pool).picked?.address, 'failing');
+    });
+  }
+
+  it('a failing endpoint with nothing in flight may take the next attempt (so its breaker can judge it)', () => {
+    const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+    assert.equal(s.schedule(request(), views([failing(0), busy('b'), busy('c')])).picked?.address, 'failing');
+  });
+
+  it('a one-pod pool whose breaker is open and whose attempts fail still picks its pod (to fail fast with its error)', () => {
+    for (const profile of everyProfile) {
+      const s = createScheduler(profile.name, profile.profile, registry, deps());
+      const d = s.schedule(
+        request(),
+        views([{ address: 'only', breaker: 'open', failureRatio: 1, consecutiveFailures: 7 }]),
+      );
+      assert.equal(d.picked?.address, 'only', profile.name);
+    }
+  });
+
+  it('an open endpoint kept by the ejection cap is not tried first while a healthy one is left', () => {
+    const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+    const pool = views([
+      { address: 'open-a', breaker: 'open', failureRatio: 1, consecutiveFailures: 5 },
+      { address: 'open-b', breaker: 'open', failureRatio: 1, consecutiveFailures: 5 },
+      busy('fine'),
+    ]);
+    for (let i = 0; i < 20; i++) assert.equal(s.schedule(request(), pool).picked?.address, 'fine');
+  });
+
+  const rankCases: Array<{ name: string; pool: FakeEndpoint[]; want: string }> = [
+    {
+      name: 'a small failure share ranks an endpoint below an equally loaded healthy one',
+      pool: [
+        { address: 'flaky', routerInFlight: 2, failureRatio: 0.2 },
+        { address: 'fine', routerInFlight: 3 },
+      ],
+      want: 'fine',
+    },
+    {
+      name: 'a small failure share does not outweigh a cached prefix',
+      pool: [
+        {
+          address: 'flaky-warm',
+          routerInFlight: 1,
+          failureRatio: 0.2,
+          prefix: prefixBlockHashes(`${'x'.repeat(640)}q`),
+        },
+        { address: 'fine-cold' },
+      ],
+      want: 'flaky-warm',
+    },
+  ];
+  for (const c of rankCases) {
+    it(`default profile: ${c.name}`, () => {
+      const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+      const d = s.schedule(request({ prompt: `${'x'.repeat(640)}q` }), views(c.pool));
+      assert.equal(d.picked?.address, c.want);
+      const flaky = d.candidates().find((x) => x.address.startsWith('flaky'));
+      assert.equal(flaky?.penalty, 0.2, 'the trace shows the penalty');
+    });
+  }
+
+  it('with real breakers: a pod that turns bad mid-run takes one attempt at a time and is ejected after five', () => {
+    const breakers = createBreakers({
+      config: {
+        error_threshold_percentage: 50,
+        volume_threshold: 5,
+        consecutive_failures: 5,
+        reset_timeout_ms: 10_000,
+        window_ms: 5_000,
+        max_ejection_percent: 50,
+      },
+      logger: silentLogger,
+      rotateBucketController: new EventEmitter(),
+    });
+    try {
+      const s = createScheduler('default', DEFAULT_PROFILE, registry, deps());
+      const load: Record<string, number> = { bad: 0, b: 4, c: 4 };
+      const pool = () =>
+        views(
+          ['bad', 'b', 'c'].map((address) => ({
+            address,
+            routerInFlight: load[address],
+            breaker: breakers.state(address),
+            ...breakers.health(address),
+          })),
+        );
+      const history = (address: string) => {
+        for (let i = 0; i < 100; i++) breakers.acquire(address).settle('success');
+      };
+      for (const a of ['bad', 'b', 'c']) history(a);
+      // From now on `bad` answers 503 at once; each request retries elsewhere.
+      let badAttempts = 0;
+      for (let r = 0; r < 50; r++) {
+        const tried = new Set<string>();
+        for (;;) {
+          const picked = s.schedule(request({ exclude: [...tried] }), pool()).picked?.address;
+          assert.ok(picked, 'every request finds a healthy pod');
+          tried.add(picked);
+          const permit = breakers.acquire(picked, { force: breakers.state(picked) === 'open' });
+          if (picked !== 'bad') {
+            permit.settle('success');
+            break;
+          }
+          badAttempts++;
+          // Once it has failed, no other request goes there while an attempt is in flight.
+          load.bad = 1;
+          if (badAttempts > 1) assert.notEqual(s.schedule(request(), pool()).picked?.address, 'bad');
+          load.bad = 0;
+          permit.settle('endpoint-fault');
+        }
+      }
+      assert.equal(breakers.state('bad'), 'open');
+      assert.equal(badAttempts, 5, 'five failures in a row, then ejected');
+    } finally {
+      breakers.close();
+    }
   });
 });

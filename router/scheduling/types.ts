@@ -55,7 +55,9 @@ export interface CandidateTrace {
   address: string;
   /** Score by scorer type (before weighting). */
   scores: Record<string, number>;
-  /** Weighted sum. */
+  /** Failure penalty in [0, 1] (health.ts): the weighted sum was multiplied by 1 − penalty. */
+  penalty: number;
+  /** Weighted sum, after the failure penalty. */
   total: number;
 }
 
@@ -66,7 +68,7 @@ export interface SchedulingDecision {
   readonly picked: EndpointView | undefined;
   /** Endpoints in the pool before filtering. */
   readonly poolSize: number;
-  /** Endpoints left after each filter, in order. */
+  /** Endpoints left after each filter, in order, then after the health step (`prefer-healthy`). */
   readonly filtered: ReadonlyArray<{ type: string; remaining: number }>;
   /** Time per plugin (`filter/ready`, `scorer/prefix-cache`, `picker/max-score`), in ms. */
   readonly pluginMs: Readonly<Record<string, number>>;

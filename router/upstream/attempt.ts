@@ -56,7 +56,14 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   // Throws BreakerOpenError before anything is sent.
   const permit = breakers.acquire(spec.endpoint, { force: spec.force });
   const release = deps.track(spec.endpoint);
-  const call = spec.client.GenerateStream(spec.request, spec.metadata, { deadline: spec.deadline });
+  let call: grpc.ClientReadableStream<GenerateChunk__Output>;
+  try {
+    call = spec.client.GenerateStream(spec.request, spec.metadata, { deadline: spec.deadline });
+  } catch (err) {
+    permit.settle('neutral');
+    release();
+    throw classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false });
+  }
   // Errors reach the iterator; this keeps a late one (after we stopped
   // reading) from becoming an uncaught exception.
   call.on('error', () => {});
@@ -95,6 +102,8 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
       timer.refresh();
     }
     completed = true;
+    // A stream that ended cleanly without a single chunk still answered.
+    if (!started) permit.settle('success');
   } catch (err) {
     const deadlinePassed = now() >= spec.deadline;
     // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
@@ -106,13 +115,13 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
     else if (failure.policy.endpointFault) breakers.recordFailure(spec.endpoint);
     throw failure;
   } finally {
+    // Only the first settle counts: this frees a probe slot on any path not settled above.
+    permit.settle('neutral');
     clearTimeout(timer);
     spec.signal.removeEventListener('abort', onAbort);
     release();
     if (!completed) call.cancel();
   }
-  // A stream that ended cleanly without a single chunk still answered.
-  if (!started) permit.settle('success');
 }
 
 function timeoutError(spec: AttemptSpec, kind: OutcomeKind) {

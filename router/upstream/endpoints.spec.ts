@@ -8,12 +8,14 @@ import { createEndpointSet } from './endpoints.js';
 describe('endpoint set', () => {
   it('keeps a copy of each prefix index from report deltas, and rebuilds it from scratch after a reconnect', async () => {
     const first = await startEngineStub({ model: 'm', version: 'v1' });
+    let health = { failureRatio: 0, consecutiveFailures: 0 };
     const port = Number(first.address.split(':')[1]);
     const set = createEndpointSet([first.address], {
       logger: silentLogger,
       watcherId: 'spec',
       reconnectBaseMs: 10,
       breakerState: () => 'half-open',
+      health: () => health,
     });
     const view = () => set.snapshot().endpoints[0];
     const until = (what: string, predicate: () => boolean) =>
@@ -22,6 +24,12 @@ describe('endpoint set', () => {
     try {
       await until('connected', () => view()?.ready === true);
       assert.equal(view()?.breaker, 'half-open', 'breaker state is part of the view');
+      assert.equal(view()?.failureRatio, 0);
+      health = { failureRatio: 0.25, consecutiveFailures: 2 };
+      const before = set.snapshot();
+      set.invalidate(first.address);
+      assert.notEqual(set.snapshot(), before);
+      assert.deepEqual([view()?.failureRatio, view()?.consecutiveFailures], [0.25, 2]);
       first.prefix({ reset: true, added: [1, 2, 3] });
       await until('index copied', () => view()?.prefixIndex.size === 3);
       first.prefix({ added: [4], removed: [1] });

@@ -14,6 +14,8 @@ import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './pre
 /** A report older than this many report intervals marks the endpoint stale (not ready). */
 export const STALE_AFTER_MS = 2_000;
 
+const NO_FAILURES = Object.freeze({ failureRatio: 0, consecutiveFailures: 0 });
+
 /** Circuit breaker state of an endpoint, as scheduling sees it. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -39,6 +41,10 @@ export interface EndpointView {
   readonly reason: string;
   /** Its circuit breaker; `half-open` means one probe may go through now. */
   readonly breaker: BreakerState;
+  /** Share of endpoint faults among its recent attempts (0..1), from its breaker's window. */
+  readonly failureRatio: number;
+  /** Endpoint faults in a row, up to now. */
+  readonly consecutiveFailures: number;
   /**
    * The endpoint's prefix index. Updated in place as deltas arrive (copying it
    * per report would cost more than it buys); a decision reads it synchronously.
@@ -65,8 +71,11 @@ export interface EndpointSet {
   setAddresses(addresses: readonly string[]): void;
   /** Counts a stream this router opened to `address`; returns its release. */
   track(address: string): () => void;
-  /** Marks the snapshot stale, e.g. after a breaker changed state. */
-  invalidate(): void;
+  /**
+   * Marks the snapshot stale, e.g. after a breaker changed state; with an
+   * address, only that endpoint's view is rebuilt (e.g. after its health changed).
+   */
+  invalidate(address?: string): void;
   /** Emits `change` after each snapshot replacement. */
   readonly events: EventEmitter;
   close(): void;
@@ -85,6 +94,12 @@ export interface EndpointSetOptions {
   credentials?: grpc.ChannelCredentials;
   /** Breaker state of an endpoint (default: always closed). */
   breakerState?: (address: string) => BreakerState;
+  /**
+   * Recent health of an endpoint (default: no failures). Read when a view is
+   * rebuilt, so it should be cheap (the breakers cache it); call
+   * `invalidate(address)` when it changes.
+   */
+  health?: (address: string) => { readonly failureRatio: number; readonly consecutiveFailures: number };
 }
 
 interface Entry {
@@ -111,6 +126,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   const now = options.now ?? Date.now;
   const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
   const breakerState = options.breakerState ?? (() => 'closed' as const);
+  const health = options.health ?? (() => NO_FAILURES);
   const reconnectBaseMs = options.reconnectBaseMs ?? 100;
   const { engine } = loadProtos();
   const entries = new Map<string, Entry>();
@@ -131,6 +147,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     if (!e.connected) reason = e.lastError || 'no load report yet';
     else if (!fresh) reason = `no load report for ${at - e.reportAt} ms`;
     else if (r && !r.ready) reason = r.reason || (r.draining ? 'draining' : 'not ready');
+    const h = health(e.address);
     const v: EndpointView = {
       address: e.address,
       connected: e.connected,
@@ -143,6 +160,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       report: r,
       reason,
       breaker: breakerState(e.address),
+      failureRatio: h.failureRatio,
+      consecutiveFailures: h.consecutiveFailures,
       prefixIndex: e.prefixIndex,
     };
     e.view = v;
@@ -306,8 +325,14 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
         dirty(e);
       };
     },
-    invalidate() {
-      for (const e of entries.values()) e.view = undefined;
+    invalidate(address) {
+      if (address !== undefined) {
+        const e = entries.get(address);
+        if (!e) return;
+        e.view = undefined;
+      } else {
+        for (const e of entries.values()) e.view = undefined;
+      }
       invalidate();
     },
     close() {

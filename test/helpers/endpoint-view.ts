@@ -9,6 +9,9 @@ export interface FakeEndpoint {
   ready?: boolean;
   draining?: boolean;
   breaker?: BreakerState;
+  /** Share of recent attempts that failed (default 0). */
+  failureRatio?: number;
+  consecutiveFailures?: number;
   routerInFlight?: number;
   /** This router's in-flight count when the last report arrived (default: unchanged since). */
   routerInFlightAtReport?: number;
@@ -61,6 +64,8 @@ export function endpointView(f: FakeEndpoint): EndpointView {
     report,
     reason: '',
     breaker: f.breaker ?? 'closed',
+    failureRatio: f.failureRatio ?? 0,
+    consecutiveFailures: f.consecutiveFailures ?? 0,
     prefixIndex: index,
   });
 }
