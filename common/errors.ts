@@ -15,8 +15,6 @@ export interface MeshErrorOptions {
   retryPushbackMs?: number;
   /** The original error, kept for logs. */
   cause?: unknown;
-  /** True when nothing reached the engine, so a retry elsewhere cannot duplicate work. */
-  safeToRetry?: boolean;
   /** Extra trailing metadata. */
   metadata?: Metadata;
 }
@@ -25,7 +23,6 @@ export interface MeshErrorOptions {
 export class MeshError extends Error {
   readonly code: Status;
   readonly retryPushbackMs: number | undefined;
-  readonly safeToRetry: boolean;
   readonly metadata: Metadata | undefined;
 
   constructor(code: Status, message: string, options: MeshErrorOptions = {}) {
@@ -33,7 +30,6 @@ export class MeshError extends Error {
     this.name = 'MeshError';
     this.code = code;
     this.retryPushbackMs = options.retryPushbackMs;
-    this.safeToRetry = options.safeToRetry ?? false;
     this.metadata = options.metadata;
   }
 
@@ -78,12 +74,12 @@ export class MeshError extends Error {
 /** Shorthands for the statuses of DESIGN §2. */
 export const errors = {
   invalidArgument: (field: string, problem: string) =>
-    new MeshError(Status.INVALID_ARGUMENT, `${field}: ${problem}`, { safeToRetry: false }),
+    new MeshError(Status.INVALID_ARGUMENT, `${field}: ${problem}`),
   notFound: (message: string) => new MeshError(Status.NOT_FOUND, message),
   unavailable: (message: string, options?: MeshErrorOptions) =>
-    new MeshError(Status.UNAVAILABLE, message, { safeToRetry: true, ...options }),
+    new MeshError(Status.UNAVAILABLE, message, options),
   resourceExhausted: (message: string, retryPushbackMs: number) =>
-    new MeshError(Status.RESOURCE_EXHAUSTED, message, { retryPushbackMs, safeToRetry: true }),
+    new MeshError(Status.RESOURCE_EXHAUSTED, message, { retryPushbackMs }),
   deadlineExceeded: (message: string) => new MeshError(Status.DEADLINE_EXCEEDED, message),
   cancelled: (message: string) => new MeshError(Status.CANCELLED, message),
   internal: (message: string, cause?: unknown) => new MeshError(Status.INTERNAL, message, { cause }),
@@ -133,7 +129,7 @@ export function fromSocketError(err: unknown, endpoint: string): MeshError {
       ? `engine at ${endpoint} unreachable: ${code}${detail}`
       : `engine at ${endpoint} failed: ${code}${detail}`,
     // A refused connection never reached the engine; a reset mid-request may have.
-    { cause: err, safeToRetry: connectFailed },
+    { cause: err },
   );
 }
 
@@ -169,7 +165,6 @@ export function fromHttpStatus(
     case 429:
       return new MeshError(Status.RESOURCE_EXHAUSTED, message, {
         retryPushbackMs: pushback ?? 1000,
-        safeToRetry: true,
       });
     case 499:
       return new MeshError(Status.CANCELLED, message);
@@ -179,7 +174,7 @@ export function fromHttpStatus(
     case 503:
     case 504:
       // The engine refused before doing work (loading, overloaded, gateway).
-      return new MeshError(Status.UNAVAILABLE, message, { retryPushbackMs: pushback, safeToRetry: true });
+      return new MeshError(Status.UNAVAILABLE, message, { retryPushbackMs: pushback });
     default:
       if (httpStatus >= 400 && httpStatus < 500) return new MeshError(Status.INVALID_ARGUMENT, engineMessage);
       return new MeshError(Status.INTERNAL, message);

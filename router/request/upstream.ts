@@ -351,7 +351,7 @@ function notMigrated(failure: AttemptFailure, delivered: Delivered, why: string)
   const n = delivered.tokens;
   return errors.unavailable(
     `${failure.message}; the stream stopped after ${n} token${n === 1 ? '' : 's'} were delivered and was not continued: ${why}`,
-    { cause: failure, safeToRetry: false },
+    { cause: failure },
   );
 }
 

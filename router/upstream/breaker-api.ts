@@ -4,7 +4,7 @@
  * is in breakers.ts (which re-exports all of this).
  */
 import type { EventEmitter } from 'node:events';
-import { isClientFault, MeshError, Status } from '../../common/errors.js';
+import { MeshError, Status } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { BreakerConfig } from '../config/schema.js';
 import type { BreakerState } from './endpoints.js';
@@ -66,11 +66,6 @@ export interface Breakers {
   recordFailure(endpoint: string): void;
   /** Recent health for scoring (cached: cheap to call per view). */
   health(endpoint: string): EndpointHealth;
-  /**
-   * Runs `attempt` (up to its first chunk) under a permit, settled from its
-   * result by {@link outcomeOf}. Kept for callers that do not settle permits.
-   */
-  run<T>(endpoint: string, attempt: () => Promise<T>, options?: { force?: boolean }): Promise<T>;
   /** New settings, applied in place: every breaker keeps its state (a window change restarts the counts). */
   configure(config: BreakerConfig): void;
   /** Drops the breakers of endpoints not in `addresses`. */
@@ -92,27 +87,11 @@ export const WINDOW_BUCKETS = 10;
 export class BreakerOpenError extends MeshError {
   readonly breakerOpen = true;
   constructor(endpoint: string) {
-    super(Status.UNAVAILABLE, `endpoint ${endpoint}: circuit breaker open`, { safeToRetry: true });
+    super(Status.UNAVAILABLE, `endpoint ${endpoint}: circuit breaker open`);
   }
 }
 
 /** True for the rejection of an open breaker (the endpoint was not called). */
 export function isBreakerOpen(err: unknown): err is BreakerOpenError {
   return err instanceof BreakerOpenError;
-}
-
-/**
- * True when `err` says something about the endpoint's health: unreachable,
- * UNAVAILABLE, INTERNAL (engine 5xx), first-token timeout. Client faults,
- * cancellation, the client's deadline and back-pressure are not.
- */
-export function isEndpointFault(err: unknown): boolean {
-  const e = MeshError.from(err);
-  if (isClientFault(e.code)) return false;
-  return e.code !== Status.DEADLINE_EXCEEDED && e.code !== Status.RESOURCE_EXHAUSTED && e.code !== Status.OK;
-}
-
-/** The outcome of an attempt that failed with `err` before its first chunk. */
-export function outcomeOf(err: unknown): AttemptOutcome {
-  return isEndpointFault(err) ? 'endpoint-fault' : 'neutral';
 }

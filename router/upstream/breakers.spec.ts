@@ -4,14 +4,13 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { silentLogger } from '../../common/log.js';
 import type { BreakerConfig } from '../config/schema.js';
+import { classifyFailure } from '../request/failure-policy.js';
 import {
   type AttemptOutcome,
   type Breakers,
   type BreakerTransition,
   createBreakers,
   isBreakerOpen,
-  isEndpointFault,
-  outcomeOf,
   WINDOW_BUCKETS,
 } from './breakers.js';
 
@@ -23,8 +22,12 @@ const base: BreakerConfig = {
   window_ms: 10_000,
   max_ejection_percent: 50,
 };
-const fail = (code: Status) => () => Promise.reject(new MeshError(code, `failed with ${Status[code]}`));
-const ok = () => Promise.resolve('ok');
+/** What an attempt that failed with `err` before its first chunk settles, by the failure policy. */
+function outcomeOf(err: unknown, clientCancelled = false): AttemptOutcome {
+  return classifyFailure(err, { clientCancelled, deadlinePassed: false }).policy.endpointFault
+    ? 'endpoint-fault'
+    : 'neutral';
+}
 
 describe('endpoint circuit breakers', () => {
   let rotation: EventEmitter;
@@ -65,7 +68,7 @@ describe('endpoint circuit breakers', () => {
     mock.timers.reset();
   });
 
-  it('classifies endpoint faults and attempt outcomes', () => {
+  it('the failure policy decides what an attempt’s error counts as', () => {
     const cases: Array<[unknown, AttemptOutcome]> = [
       [errors.unavailable('down'), 'endpoint-fault'],
       [new MeshError(Status.INTERNAL, 'engine 500'), 'endpoint-fault'],
@@ -73,15 +76,16 @@ describe('endpoint circuit breakers', () => {
       [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'endpoint-fault'],
       [errors.invalidArgument('prompt', 'too long'), 'neutral'],
       [errors.notFound('no such model'), 'neutral'],
-      [errors.cancelled('client went away'), 'neutral'],
       [errors.deadlineExceeded('client deadline'), 'neutral'],
       [errors.resourceExhausted('429', 100), 'neutral'],
       [new MeshError(Status.PERMISSION_DENIED, 'no'), 'neutral'],
     ];
-    for (const [err, outcome] of cases) {
-      assert.equal(outcomeOf(err), outcome, String(err));
-      assert.equal(isEndpointFault(err), outcome === 'endpoint-fault', String(err));
-    }
+    for (const [err, outcome] of cases) assert.equal(outcomeOf(err), outcome, String(err));
+    assert.equal(
+      outcomeOf(errors.cancelled('client went away'), true),
+      'neutral',
+      'the client’s own cancellation is neutral',
+    );
   });
 
   it('opens on the error rate once the volume is reached, half-opens after the reset timeout', async () => {
@@ -95,7 +99,7 @@ describe('endpoint circuit breakers', () => {
       () => b.acquire('a'),
       (e) => isBreakerOpen(e) && (e as MeshError).code === Status.UNAVAILABLE,
     );
-    await assert.rejects(b.run('a', ok), isBreakerOpen);
+    assert.throws(() => b.acquire('a'), isBreakerOpen);
     assert.equal(b.probeAvailable('a'), false);
     mock.timers.tick(4_999);
     assert.equal(b.state('a'), 'open');
@@ -150,7 +154,8 @@ describe('endpoint circuit breakers', () => {
     ] as const) {
       it(`${name} neither closes nor opens it, and frees the probe for the next request`, async () => {
         halfOpen();
-        await assert.rejects(b.run('a', () => Promise.reject(err)));
+        // CANCELLED is the client's: an endpoint that cancels on its own is at fault.
+        b.acquire('a').settle(outcomeOf(err, name === 'CANCELLED'));
         assert.equal(b.state('a'), 'half-open');
         assert.equal(b.probeAvailable('a'), true);
         const next = b.acquire('a');
@@ -270,18 +275,7 @@ describe('endpoint circuit breakers', () => {
       { failureRatio: 1, consecutiveFailures: 2 },
       'faults while open still count, so a kept-open endpoint does not look healthy',
     );
-    assert.equal(await b.run('a', ok, { force: true }), 'ok');
-    assert.equal(b.state('a'), 'closed');
-  });
-
-  it('run() settles from the attempt’s result', async () => {
-    halfOpen();
-    await assert.rejects(b.run('a', fail(Status.CANCELLED)));
-    assert.equal(b.state('a'), 'half-open');
-    await assert.rejects(b.run('a', fail(Status.UNAVAILABLE)));
-    assert.equal(b.state('a'), 'open');
-    mock.timers.tick(base.reset_timeout_ms);
-    assert.equal(await b.run('a', ok), 'ok');
+    b.acquire('a', { force: true }).settle('success');
     assert.equal(b.state('a'), 'closed');
   });
 

@@ -27,7 +27,6 @@ import {
   type BreakersOptions,
   type BreakerTransition,
   type EndpointHealth,
-  outcomeOf,
   WINDOW_BUCKETS,
 } from './breaker-api.js';
 import type { BreakerState } from './endpoints.js';
@@ -300,17 +299,6 @@ export function createBreakers(options: BreakersOptions): Breakers {
           : Object.freeze({ failureRatio, consecutiveFailures: consecutive });
       entry.healthRotation = rotations;
       return entry.health;
-    },
-    async run(endpoint, attempt, runOptions) {
-      const p = acquire(endpoint, runOptions);
-      try {
-        const result = await attempt();
-        p.settle('success');
-        return result;
-      } catch (err) {
-        p.settle(outcomeOf(err));
-        throw err;
-      }
     },
     configure(next) {
       const windowChanged = next.window_ms !== config.window_ms;
