@@ -128,7 +128,6 @@ export function fromSocketError(err: unknown, endpoint: string): MeshError {
     connectFailed
       ? `engine at ${endpoint} unreachable: ${code}${detail}`
       : `engine at ${endpoint} failed: ${code}${detail}`,
-    // A refused connection never reached the engine; a reset mid-request may have.
     { cause: err },
   );
 }
