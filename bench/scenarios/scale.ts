@@ -27,7 +27,7 @@ import type { EndpointView } from '../../router/upstream/endpoints.js';
 import { createPrefixIndex } from '../../router/upstream/prefix-index.js';
 import { HOLD_PROMPT } from '../fake-engine.js';
 import { createProcessGroup } from '../processes.js';
-import { createRandom } from '../random.js';
+import { createRandom } from '../../common/random.js';
 import { type BenchReport, createReport, fmt } from '../report.js';
 import { createLatencyHistogram } from '../stats.js';
 import { createTargetClient } from '../targets.js';
