@@ -21,6 +21,8 @@ import { createSseParser } from './sse.js';
 export interface EngineEvent {
   /** Generated text (may be empty on the final event). */
   text: string;
+  /** Token ids of `text`, when the engine gives them. */
+  tokenIds?: number[];
   /** Set on the final event only: `stop`, `length` or an engine-specific reason. */
   finishReason?: string;
   /** Set on the final event only, when the engine reported usage. */
@@ -51,6 +53,12 @@ export interface EngineClient {
    * end without a finish.
    */
   stream(req: OpenAiRequest, options?: EngineCallOptions): AsyncGenerator<EngineEvent>;
+  /**
+   * `POST /tokenize` (vLLM, the simulator): the token ids of a prompt as the
+   * engine renders it. Throws a {@link MeshError} when the engine has no such
+   * endpoint (NOT_FOUND) or refuses the body.
+   */
+  tokenize(body: Record<string, unknown>, options?: EngineCallOptions): Promise<number[]>;
   /** True when `GET /health` answers 200. */
   health(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<boolean>;
   /** `GET /v1/models`. */
@@ -186,6 +194,7 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
       let finishReason: string | undefined;
       let usage: EngineUsage | undefined;
       let pendingText = '';
+      let pendingIds: number[] | undefined;
       let done = false;
       const handle = function* (data: string): Generator<EngineEvent> {
         if (data.trim() === '[DONE]') {
@@ -204,19 +213,21 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
         const chunk = parseStreamChunk(json);
         if (!chunk) return;
         if (chunk.usage) usage = chunk.usage;
-        if (finishReason !== undefined) {
-          // Text after the finish chunk is unusual but must not be lost.
-          pendingText += chunk.text;
-          return;
-        }
-        if (chunk.finishReason !== undefined) {
+        if (finishReason !== undefined || chunk.finishReason !== undefined) {
           // Hold the finish chunk until usage (vLLM sends it right after), so
-          // the last text, finish reason and usage travel as one chunk.
-          finishReason = chunk.finishReason;
+          // the last text, finish reason and usage travel as one chunk. Text
+          // after the finish chunk is unusual but must not be lost.
+          finishReason ??= chunk.finishReason;
           pendingText += chunk.text;
+          if (chunk.tokenIds?.length) pendingIds = [...(pendingIds ?? []), ...chunk.tokenIds];
           return;
         }
-        if (chunk.text) yield { text: chunk.text };
+        // A token may decode to no text yet (part of a character): its id still counts.
+        if (chunk.text || chunk.tokenIds?.length) {
+          const ev: EngineEvent = { text: chunk.text };
+          if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
+          yield ev;
+        }
       };
 
       try {
@@ -241,8 +252,37 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
         throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
       }
       const last: EngineEvent = { text: pendingText, finishReason };
+      if (pendingIds) last.tokenIds = pendingIds;
       if (usage) last.usage = usage;
       yield last;
+    },
+
+    async tokenize(body, callOptions = {}) {
+      const res = await request(
+        'POST',
+        '/tokenize',
+        { accept: 'application/json', ...callOptions.headers },
+        JSON.stringify(body),
+        callOptions.signal,
+      );
+      let text: string;
+      try {
+        text = await readBody(res);
+      } catch (err) {
+        throw MeshError.from(err, `engine at ${label}`);
+      }
+      const status = res.statusCode ?? 0;
+      if (status !== 200) throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
+      let tokens: unknown;
+      try {
+        tokens = (JSON.parse(text) as { tokens?: unknown }).tokens;
+      } catch {
+        tokens = undefined;
+      }
+      if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'number' && Number.isInteger(t))) {
+        throw errors.internal(`engine at ${label} answered /tokenize without token ids`);
+      }
+      return tokens as number[];
     },
 
     async health(opts = {}) {
