@@ -64,6 +64,9 @@ export async function startAdminHttp(
   options: AdminHttpOptions = {},
   name = 'admin',
 ): Promise<AdminHttpServer> {
+  if (options.tokenSha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.tokenSha256)) {
+    throw new Error(`${name} token: expected the token's SHA-256 as 64 hex digits`);
+  }
   const token = options.tokenSha256 ? Buffer.from(options.tokenSha256.toLowerCase(), 'hex') : undefined;
   const open = new Set(options.openPaths ?? PROBE_PATHS);
   const notFound = `not found: try ${Object.keys(routes).join(', ')}\n`;
