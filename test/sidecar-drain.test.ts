@@ -2,6 +2,8 @@
  * Drain as Kubernetes does it: `llmmesh sidecar` as a real process gets
  * SIGTERM while a long stream runs. It reports draining, refuses new streams
  * with UNAVAILABLE, lets the stream finish, deregisters from Redis and exits 0.
+ * A stream that cannot finish within the grace period is handed back to the
+ * router (UNAVAILABLE with `x-llmmesh-handback: draining`), never cancelled.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -10,8 +12,8 @@ import type { Redis } from 'ioredis';
 import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { Status } from '../common/errors.js';
-import { silentLogger } from '../common/log.js';
-import { startSidecar } from '../sidecar/server.js';
+import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
+import { HANDBACK_KEY } from '../common/metadata.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
 import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
@@ -128,7 +130,7 @@ describe('sidecar drain', () => {
     const help = await runToEnd(['sidecar', '--help']);
     assert.equal(help.code, 0);
     for (const [name, o] of Object.entries(sidecarCommand.options)) {
-      assert.match(o.env ?? '', /^LLMMESH_[A-Z_]+$/, `--${name} has an environment variable`);
+      assert.match(o.env ?? '', /^LLMMESH_[A-Z][A-Z0-9_]*$/, `--${name} has an environment variable`);
       assert.ok(
         help.stdout.includes(`--${name}`) && help.stdout.includes(`env ${o.env}`),
         `--${name} in --help`,
@@ -145,35 +147,71 @@ describe('sidecar drain', () => {
     assert.match(bad.stderr, /--response-cache must be on or off/);
   });
 
-  it('a stream longer than the grace period is cancelled, and the engine request with it', async () => {
-    const sidecar = await startSidecar({
-      engineUrl: simUrl,
-      listen: '127.0.0.1:0',
-      model: MODEL,
-      version: 'v1',
-      probeIntervalMs: 50,
-      logger: silentLogger,
-    });
-    const client = createSidecarClient(sidecar.address);
+  it('SIGTERM with a short grace: a stream that cannot finish is handed back, not cancelled, and its engine request aborted', async () => {
+    const [port] = await freePorts(1);
+    const address = `127.0.0.1:${port}`;
+    const proc = runCommand([
+      'sidecar',
+      '--engine-url',
+      simUrl,
+      '--listen',
+      address,
+      '--admin',
+      'off',
+      '--model',
+      MODEL,
+      '--version',
+      'v1',
+      '--probe-interval-ms',
+      '50',
+      '--drain-grace-ms',
+      '1000',
+      '--drain-handback-ms',
+      '300',
+    ]);
+    const client = createSidecarClient(address);
     try {
-      await nextEvent(sidecar.events, 'report', (r: { ready: boolean }) => r.ready);
+      await proc.waitForOutput(`llmmesh sidecar listening on ${address}`);
+      const w = watchLoad(client);
+      await w.until((r) => r.ready, 'ready');
       let firstChunk!: () => void;
       const streaming = new Promise<void>((r) => {
         firstChunk = r;
       });
+      const chunks: GenerateChunk__Output[] = [];
+      // 8000 tokens at 5 ms each: far longer than the grace period.
       const endless = generate(
         client,
         { model: MODEL, prompt: 'never ending', sampling: { maxTokens: 8000, temperature: 0.5 } },
-        { onChunk: () => firstChunk() },
+        {
+          onChunk: (c) => {
+            chunks.push(c);
+            firstChunk();
+          },
+        },
       );
       await streaming;
       const aborted = nextEvent(sim.events, 'request-abort');
-      await sidecar.drain(100);
-      await assert.rejects(endless, (err: grpc.ServiceError) => err.code !== Status.OK);
+      proc.proc.kill('SIGTERM');
+      await w.until((r) => r.draining, 'draining');
+
+      const err = await endless.then(
+        () => assert.fail('the stream cannot have finished'),
+        (e: grpc.ServiceError) => e,
+      );
+      assert.equal(err.code, Status.UNAVAILABLE, err.message);
+      assert.deepEqual(err.metadata.get(HANDBACK_KEY), ['draining']);
+      const m = /^pod draining: stream handed back after (\d+) tokens$/.exec(err.details);
+      assert.ok(m, err.details);
+      const withIds = chunks.some((c) => c.tokenIds.length > 0);
+      const delivered = withIds ? chunks.reduce((n, c) => n + c.tokenIds.length, 0) : chunks.length;
+      assert.equal(Number(m[1]), delivered, 'the message counts what the client received');
+      assert.ok(delivered > 1 && delivered < 8000);
       await aborted;
+      assert.equal(await proc.exit, 0, proc.stderr());
     } finally {
       client.close();
-      await sidecar.close();
+      if (proc.proc.exitCode === null) proc.proc.kill('SIGKILL');
     }
   });
 });
