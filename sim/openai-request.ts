@@ -7,7 +7,7 @@
 import { renderChatTemplate, type TemplateMessage } from './chat-template.js';
 import { badRequest, modelNotFound } from './errors.js';
 import { pythonFloatRepr } from './prometheus.js';
-import type { Tokenizer } from './tokenizer.js';
+import { type Tokenizer, VOCAB_SIZE } from './tokenizer.js';
 
 /** Which OpenAI endpoint a request came to. */
 export type Endpoint = 'completions' | 'chat';
@@ -39,6 +39,8 @@ export interface GenerationRequest {
   continuousUsageStats: boolean;
   /** The body's `request_id`, if any. */
   requestId: string | undefined;
+  /** `return_token_ids` (vLLM >= 0.10.2): responses carry prompt and output token ids. */
+  returnTokenIds: boolean;
 }
 
 /** A validated `/tokenize` request. */
@@ -70,6 +72,8 @@ export function parseGenerationRequest(
   const minTokens = optionalInt(body, 'min_tokens') ?? 0;
   const includeStopStrInOutput = optionalBool(body, 'include_stop_str_in_output') ?? false;
   const requestId = optionalString(body, 'request_id');
+  const returnTokenIds = optionalBool(body, 'return_token_ids') ?? false;
+  if (endpoint === 'chat') checkGenerationPrompt(body);
   let requestedMaxTokens: number | undefined;
   if (endpoint === 'chat') {
     requestedMaxTokens = optionalInt(body, 'max_completion_tokens') || optionalInt(body, 'max_tokens');
@@ -92,6 +96,7 @@ export function parseGenerationRequest(
     requestedMaxTokens,
     context.maxModelLen,
   );
+  checkVocabulary(promptTokenIds);
 
   if (maxTokens < 1) throw badRequest(`max_tokens must be at least 1, got ${maxTokens}.`);
   if (n < 1) throw badRequest(`n must be at least 1, got ${n}.`);
@@ -122,14 +127,21 @@ export function parseGenerationRequest(
     includeUsage,
     continuousUsageStats,
     requestId,
+    returnTokenIds,
   };
 }
 
-/** Parses a `/tokenize` body: `{model?, prompt}` or `{model?, messages}`. */
+/**
+ * Parses a `/tokenize` body: `{model?, prompt, add_special_tokens?}` (BOS by
+ * default, as `/v1/completions` feeds the engine) or `{model?, messages,
+ * add_generation_prompt?, continue_final_message?, add_special_tokens?}` (the
+ * ids `/v1/chat/completions` feeds the engine for the same fields).
+ */
 export function parseTokenizeRequest(raw: unknown, context: RequestContext): TokenizeRequest {
   const body = asObject(raw);
-  checkModel(body, context);
   const returnTokenStrs = optionalBool(body, 'return_token_strs') ?? false;
+  if (body.messages !== undefined) checkGenerationPrompt(body);
+  checkModel(body, context);
   if (body.messages !== undefined) {
     const text = renderChatText(body);
     const encoded = context.tokenizer.encodeWithPieces(text, {
@@ -144,6 +156,35 @@ export function parseTokenizeRequest(raw: unknown, context: RequestContext): Tok
     addSpecialTokens: optionalBool(body, 'add_special_tokens') ?? true,
   });
   return { promptTokenIds: encoded.ids, pieces: encoded.pieces, returnTokenStrs };
+}
+
+/** A `/detokenize` body: `{model?, tokens}`. */
+export function parseDetokenizeRequest(raw: unknown, context: RequestContext): number[] {
+  const body = asObject(raw);
+  checkModel(body, context);
+  const tokens = body.tokens;
+  if (tokens === undefined || tokens === null) throw badRequest('tokens: Field required');
+  if (!Array.isArray(tokens) || !tokens.every(isTokenId)) {
+    throw badRequest('tokens: Input should be a valid list of integers');
+  }
+  checkVocabulary(tokens as number[]);
+  return tokens as number[];
+}
+
+// vLLM's request validator, run before anything else looks at the body.
+function checkGenerationPrompt(body: Body): void {
+  if (body.continue_final_message === true && body.add_generation_prompt === true) {
+    throw badRequest(
+      'Value error, Cannot set both `continue_final_message` and `add_generation_prompt` to True.',
+    );
+  }
+}
+
+// vLLM's input processor refuses ids beyond the tokenizer's largest.
+function checkVocabulary(tokenIds: readonly number[]): void {
+  let max = -1;
+  for (const id of tokenIds) if (id > max) max = id;
+  if (max >= VOCAB_SIZE) throw badRequest(`Token id ${max} is out of vocabulary`);
 }
 
 function checkModel(body: Body, context: RequestContext): void {
@@ -202,13 +243,22 @@ function completionPromptTokens(body: Body, tokenizer: Tokenizer): number[] {
     prompt === '' ||
     (Array.isArray(prompt) && prompt.length === 0);
   if (empty) throw badRequest('Either prompt or prompt_embeds must be provided and non-empty.');
-  if (typeof prompt === 'string') return tokenizer.encode(prompt, { addSpecialTokens: true });
+  // Text gets BOS unless `add_special_tokens: false`; token ids go to the engine as given.
+  const addSpecialTokens = optionalBool(body, 'add_special_tokens') ?? true;
+  if (typeof prompt === 'string') return tokenizer.encode(prompt, { addSpecialTokens });
   if (Array.isArray(prompt)) {
     if (prompt.every(isTokenId)) return [...(prompt as number[])];
-    if (prompt.length > 1) throw badRequest('this server accepts one prompt per request');
+    if (prompt.length > 1 && (prompt.every((p) => typeof p === 'string') || prompt.every(Array.isArray))) {
+      // vLLM answers a batch with one choice per prompt; this server serves one prompt per request.
+      throw badRequest('this server accepts one prompt per request');
+    }
     const only = prompt[0];
-    if (typeof only === 'string' && only !== '') return tokenizer.encode(only, { addSpecialTokens: true });
-    if (Array.isArray(only) && only.length > 0 && only.every(isTokenId)) return [...(only as number[])];
+    if (prompt.length === 1 && typeof only === 'string' && only !== '') {
+      return tokenizer.encode(only, { addSpecialTokens });
+    }
+    if (prompt.length === 1 && Array.isArray(only) && only.length > 0 && only.every(isTokenId)) {
+      return [...(only as number[])];
+    }
   }
   throw badRequest('prompt: Input should be a valid string, a list of strings, or a list of token ids');
 }

@@ -14,6 +14,23 @@ describe('chunk serializer', () => {
     }
   });
 
+  it('splices token ids too when the chunk carries them (return_token_ids)', () => {
+    const completion = createChunkSerializer((t, ids) =>
+      completionChunk(identity, t, null, undefined, { prompt: null, output: ids }),
+    );
+    const chat = createChunkSerializer((t, ids) => chatContentChunk(identity, t, null, undefined, ids));
+    for (const ids of [[42], [1, 128009], []]) {
+      const parsed = JSON.parse(completion(' word', ids));
+      assert.deepEqual(parsed.choices[0].token_ids, ids);
+      assert.equal(parsed.choices[0].prompt_token_ids, null);
+      assert.equal(
+        completion(' word', ids),
+        JSON.stringify(completionChunk(identity, ' word', null, undefined, { prompt: null, output: ids })),
+      );
+      assert.equal(chat('"x"', ids), JSON.stringify(chatContentChunk(identity, '"x"', null, undefined, ids)));
+    }
+  });
+
   it('stays exact when the identity itself contains the marker', () => {
     const odd = { ...identity, id: 'cmpl-\u0000llmmesh-text\u0000' };
     const serialize = createChunkSerializer((t) => completionChunk(odd, t, null, undefined));

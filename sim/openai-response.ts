@@ -54,12 +54,27 @@ function continuousUsage(counts: UsageCounts, withNulls: boolean): object {
   return usageInfo({ ...counts, cachedTokens: 0 }, false, withNulls);
 }
 
-/** One `/v1/completions` stream chunk. */
+/**
+ * Token ids a response carries with `return_token_ids` (vLLM >= 0.10.2);
+ * both null without it.
+ */
+export interface ReturnedTokenIds {
+  /** The prompt's ids: on the first chunk of a stream, or in the whole body. */
+  prompt: readonly number[] | null;
+  /** The output ids: those new in this chunk, or the whole output. */
+  output: readonly number[] | null;
+}
+
+/** No token ids: a request without `return_token_ids`. */
+export const NO_TOKEN_IDS: ReturnedTokenIds = { prompt: null, output: null };
+
+/** One `/v1/completions` stream chunk; token ids go in the choice. */
 export function completionChunk(
   identity: ResponseIdentity,
   text: string,
   finish: Finish | null,
   usage: UsageCounts | undefined,
+  tokenIds: ReturnedTokenIds = NO_TOKEN_IDS,
 ): object {
   return {
     id: identity.id,
@@ -73,8 +88,8 @@ export function completionChunk(
         logprobs: null,
         finish_reason: finish?.finishReason ?? null,
         stop_reason: finish?.stopReason ?? null,
-        prompt_token_ids: null,
-        token_ids: null,
+        prompt_token_ids: tokenIds.prompt,
+        token_ids: tokenIds.output,
       },
     ],
     usage: usage ? continuousUsage(usage, true) : null,
@@ -98,13 +113,14 @@ export function usageChunk(
   };
 }
 
-/** The non-streaming `/v1/completions` body. */
+/** The non-streaming `/v1/completions` body; token ids go in the choice. */
 export function completionResponse(
   identity: ResponseIdentity,
   text: string,
   finish: Finish,
   usage: UsageCounts,
   promptTokensDetails: boolean,
+  tokenIds: ReturnedTokenIds = NO_TOKEN_IDS,
 ): object {
   return {
     id: identity.id,
@@ -118,9 +134,9 @@ export function completionResponse(
         logprobs: null,
         finish_reason: finish.finishReason,
         stop_reason: finish.stopReason,
-        token_ids: null,
+        token_ids: tokenIds.output,
         prompt_logprobs: null,
-        prompt_token_ids: null,
+        prompt_token_ids: tokenIds.prompt,
       },
     ],
     service_tier: null,
@@ -130,8 +146,12 @@ export function completionResponse(
   };
 }
 
-/** The first chat chunk: the assistant role with empty content. */
-export function chatRoleChunk(identity: ResponseIdentity, usage: UsageCounts | undefined): object {
+/** The first chat chunk: the assistant role with empty content, and the prompt's ids at the top level. */
+export function chatRoleChunk(
+  identity: ResponseIdentity,
+  usage: UsageCounts | undefined,
+  promptTokenIds: readonly number[] | null = null,
+): object {
   const chunk: Record<string, unknown> = {
     id: identity.id,
     object: 'chat.completion.chunk',
@@ -140,16 +160,20 @@ export function chatRoleChunk(identity: ResponseIdentity, usage: UsageCounts | u
     choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
   };
   if (usage) chunk.usage = continuousUsage(usage, false);
-  chunk.prompt_token_ids = null;
+  chunk.prompt_token_ids = promptTokenIds;
   return chunk;
 }
 
-/** A chat content chunk; with `finish`, the last one, carrying the finish and stop reasons. */
+/**
+ * A chat content chunk; with `finish`, the last one, carrying the finish and
+ * stop reasons. `tokenIds` are the ids new in this chunk (`return_token_ids`).
+ */
 export function chatContentChunk(
   identity: ResponseIdentity,
   content: string,
   finish: Finish | null,
   usage: UsageCounts | undefined,
+  tokenIds: readonly number[] | null = null,
 ): object {
   const choice: Record<string, unknown> = {
     index: 0,
@@ -158,7 +182,7 @@ export function chatContentChunk(
     finish_reason: finish?.finishReason ?? null,
   };
   if (finish) choice.stop_reason = finish.stopReason;
-  choice.token_ids = null;
+  choice.token_ids = tokenIds;
   const chunk: Record<string, unknown> = {
     id: identity.id,
     object: 'chat.completion.chunk',
@@ -170,13 +194,14 @@ export function chatContentChunk(
   return chunk;
 }
 
-/** The non-streaming `/v1/chat/completions` body. */
+/** The non-streaming `/v1/chat/completions` body: output ids in the choice, prompt ids at the top level. */
 export function chatResponse(
   identity: ResponseIdentity,
   content: string,
   finish: Finish,
   usage: UsageCounts,
   promptTokensDetails: boolean,
+  tokenIds: ReturnedTokenIds = NO_TOKEN_IDS,
 ): object {
   return {
     id: identity.id,
@@ -199,33 +224,56 @@ export function chatResponse(
         logprobs: null,
         finish_reason: finish.finishReason,
         stop_reason: finish.stopReason,
-        token_ids: null,
+        token_ids: tokenIds.output,
       },
     ],
     service_tier: null,
     system_fingerprint: null,
     usage: usageInfo(usage, promptTokensDetails, true),
     prompt_logprobs: null,
-    prompt_token_ids: null,
+    prompt_token_ids: tokenIds.prompt,
     kv_transfer_params: null,
   };
 }
 
 /**
  * A fast serialiser for the content chunks of one stream: `build` is called
- * once with a marker text, and each later call splices the JSON-encoded text
- * into the serialised result, so a token costs one small `JSON.stringify`
- * instead of building and serialising the whole chunk. The output is exactly
- * `JSON.stringify(build(text))`.
+ * once with marker values for the text and the token ids, and each later call
+ * splices the JSON-encoded values into the serialised result, so a token costs
+ * one small `JSON.stringify` instead of building and serialising the whole
+ * chunk. The output is exactly `JSON.stringify(build(text, tokenIds))`; a
+ * `build` that ignores `tokenIds` gets no splice for them.
  */
-export function createChunkSerializer(build: (text: string) => object): (text: string) => string {
-  const marker = '\u0000llmmesh-text\u0000';
-  const json = JSON.stringify(build(marker));
-  const encoded = JSON.stringify(marker);
-  const at = json.indexOf(encoded);
-  // The marker cannot come from a client (NUL never reaches ids or names in practice); if it did, stay exact.
-  if (at === -1 || json.lastIndexOf(encoded) !== at) return (text) => JSON.stringify(build(text));
-  const before = json.slice(0, at);
-  const after = json.slice(at + encoded.length);
-  return (text) => before + JSON.stringify(text) + after;
+export function createChunkSerializer(
+  build: (text: string, tokenIds: readonly number[] | null) => object,
+): (text: string, tokenIds?: readonly number[] | null) => string {
+  const textMarker = '\u0000llmmesh-text\u0000';
+  const idsMarker = '\u0000llmmesh-ids\u0000';
+  // The ids marker is a string standing in for an array: only its serialised form matters.
+  const json = JSON.stringify(build(textMarker, idsMarker as unknown as number[]));
+  const slow = (text: string, tokenIds: readonly number[] | null = null) =>
+    JSON.stringify(build(text, tokenIds));
+  const textAt = uniqueIndex(json, JSON.stringify(textMarker));
+  // The markers cannot come from a client (NUL never reaches ids or names in practice); if one did, stay exact.
+  if (textAt === -1) return slow;
+  const idsAt = uniqueIndex(json, JSON.stringify(idsMarker));
+  const textEnd = textAt + JSON.stringify(textMarker).length;
+  if (idsAt === -1) {
+    if (json.includes(idsMarker)) return slow;
+    const before = json.slice(0, textAt);
+    const after = json.slice(textEnd);
+    return (text) => before + JSON.stringify(text) + after;
+  }
+  const idsEnd = idsAt + JSON.stringify(idsMarker).length;
+  if (idsAt < textEnd) return slow; // ids before text: not a shape vLLM sends, stay exact
+  const before = json.slice(0, textAt);
+  const between = json.slice(textEnd, idsAt);
+  const after = json.slice(idsEnd);
+  return (text, tokenIds = null) =>
+    before + JSON.stringify(text) + between + JSON.stringify(tokenIds) + after;
+}
+
+function uniqueIndex(text: string, part: string): number {
+  const at = text.indexOf(part);
+  return at !== -1 && text.lastIndexOf(part) === at ? at : -1;
 }

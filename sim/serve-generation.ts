@@ -16,7 +16,9 @@ import {
   completionResponse,
   createChunkSerializer,
   type Finish,
+  NO_TOKEN_IDS,
   type ResponseIdentity,
+  type ReturnedTokenIds,
   type UsageCounts,
   usageChunk,
 } from './openai-response.js';
@@ -60,6 +62,9 @@ export function serveGeneration(options: ServeGenerationOptions): void {
     minTokens: request.minTokens,
   });
   const chat = request.endpoint === 'chat';
+  const returnTokenIds = request.returnTokenIds;
+  // The whole output's ids, for a non-streaming body with `return_token_ids`.
+  const outputIds: number[] = [];
   let stopReason: string | null = null;
   let ended = false;
   let stalled = false;
@@ -76,13 +81,21 @@ export function serveGeneration(options: ServeGenerationOptions): void {
   const send = (chunk: object) => {
     if (!res.destroyed) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
   };
-  // Most chunks of a stream differ only in their text: serialise the rest once.
+  // Completion streams carry the prompt's ids on the first chunk's choice, chat streams on the role chunk.
+  const streamIds = (index: number, tokenId: number): ReturnedTokenIds =>
+    returnTokenIds
+      ? { prompt: index === 0 && !chat ? request.promptTokenIds : null, output: [tokenId] }
+      : NO_TOKEN_IDS;
+  // Most chunks of a stream differ only in their text (and token id): serialise the rest once.
   const contentChunkJson =
     request.stream && !request.continuousUsageStats
-      ? createChunkSerializer((text) =>
+      ? createChunkSerializer((text, ids) =>
           chat
-            ? chatContentChunk(identity, text, null, undefined)
-            : completionChunk(identity, text, null, undefined),
+            ? chatContentChunk(identity, text, null, undefined, returnTokenIds ? ids : null)
+            : completionChunk(identity, text, null, undefined, {
+                prompt: null,
+                output: returnTokenIds ? ids : null,
+              }),
         )
       : undefined;
 
@@ -104,7 +117,7 @@ export function serveGeneration(options: ServeGenerationOptions): void {
       },
     },
     {
-      onToken({ index, finishReason, numCachedTokens }) {
+      onToken({ tokenId, index, finishReason, numCachedTokens }) {
         if (stalled || options.isCrashed()) return;
         const faults = options.faults();
         if (faults.stallAfterTokens !== null && index >= faults.stallAfterTokens) {
@@ -121,16 +134,24 @@ export function serveGeneration(options: ServeGenerationOptions): void {
         const tokens = index + 1;
         if (request.stream) {
           const continuous = request.continuousUsageStats ? usage(tokens, 0) : undefined;
-          if (chat && index === 0)
-            send(chatRoleChunk(identity, request.continuousUsageStats ? usage(0, 0) : undefined));
+          if (chat && index === 0) {
+            send(
+              chatRoleChunk(
+                identity,
+                request.continuousUsageStats ? usage(0, 0) : undefined,
+                returnTokenIds ? request.promptTokenIds : null,
+              ),
+            );
+          }
           const delta = output.takeDelta(finish !== null);
-          if (contentChunkJson && !finish) {
-            if (!res.destroyed) res.write(`data: ${contentChunkJson(delta)}\n\n`);
+          const ids = streamIds(index, tokenId);
+          if (contentChunkJson && !finish && ids.prompt === null) {
+            if (!res.destroyed) res.write(`data: ${contentChunkJson(delta, ids.output)}\n\n`);
           } else {
             send(
               chat
-                ? chatContentChunk(identity, delta, finish, continuous)
-                : completionChunk(identity, delta, finish, continuous),
+                ? chatContentChunk(identity, delta, finish, continuous, ids.output)
+                : completionChunk(identity, delta, finish, continuous, ids),
             );
           }
           if (!finish) return;
@@ -146,11 +167,15 @@ export function serveGeneration(options: ServeGenerationOptions): void {
           }
           if (!res.destroyed) res.end('data: [DONE]\n\n');
         } else {
+          if (returnTokenIds) outputIds.push(tokenId);
           if (!finish) return;
           const counts = usage(tokens, numCachedTokens);
+          const ids: ReturnedTokenIds = returnTokenIds
+            ? { prompt: request.promptTokenIds, output: outputIds }
+            : NO_TOKEN_IDS;
           const body = chat
-            ? chatResponse(identity, output.text, finish, counts, options.promptTokensDetails)
-            : completionResponse(identity, output.text, finish, counts, options.promptTokensDetails);
+            ? chatResponse(identity, output.text, finish, counts, options.promptTokensDetails, ids)
+            : completionResponse(identity, output.text, finish, counts, options.promptTokensDetails, ids);
           const text = JSON.stringify(body);
           if (!res.destroyed) {
             res.writeHead(200, {

@@ -28,6 +28,7 @@ import { readJsonBody, sendJson, sendText } from './http-io.js';
 import { createKvCacheManager } from './kv-cache.js';
 import {
   type Endpoint,
+  parseDetokenizeRequest,
   parseGenerationRequest,
   parseTokenizeRequest,
   type RequestContext,
@@ -435,6 +436,24 @@ export function createSimServer(options: SimOptions): SimServer {
     );
   };
 
+  const detokenize: RouteHandler = async (req, res) => {
+    const tokens = parseDetokenizeRequest(await readJsonBody(req), requestContext);
+    let prompt = '';
+    for (const id of tokens) {
+      const piece = tokenizer.spell(id);
+      if (piece === undefined) {
+        // A real tokenizer spells every id; this one only those it has produced.
+        throw apiError(
+          400,
+          'BadRequestError',
+          `Token id ${id} was never produced by the simulator's tokenizer`,
+        );
+      }
+      prompt += piece;
+    }
+    sendJson(res, 200, { prompt }, commonHeaders);
+  };
+
   const routes = new Map<string, Map<string, RouteHandler>>([
     ['/health', new Map([['GET', health]])],
     [
@@ -450,6 +469,7 @@ export function createSimServer(options: SimOptions): SimServer {
     ],
     ['/v1/models', new Map([['GET', models]])],
     ['/tokenize', new Map([['POST', tokenize]])],
+    ['/detokenize', new Map([['POST', detokenize]])],
     ['/v1/completions', new Map([['POST', generate('completions', '/v1/completions')]])],
     ['/v1/chat/completions', new Map([['POST', generate('chat', '/v1/chat/completions')]])],
     ['/sim/faults', faultRoutes],

@@ -1,11 +1,17 @@
 /**
- * Deterministic "sampling": the text a request gets is a pure function of a
- * seed derived from the request (model, prompt tokens, sampling seed) and the
- * token position. Tokens are words with a leading space, with the occasional
- * comma or full stop, so streams look like text and every token is one piece of
- * the simulator's tokenizer (generated text tokenizes back to the same ids).
+ * Deterministic greedy "sampling" that behaves like an autoregressive model:
+ * each output token is a pure function of everything before it (model,
+ * sampling seed, prompt token ids, then the output token ids so far). So a
+ * request whose prompt is another request's prompt followed by the first k
+ * tokens of its output continues with exactly that output's token k+1 onwards,
+ * which is what resuming a stream on another engine relies on. The context is
+ * folded into a rolling hash, one step per token, so a token costs O(1)
+ * whatever the context length. Tokens are words with a leading space, with the
+ * occasional comma or full stop, so streams look like text and every token is
+ * one piece of the simulator's tokenizer (generated text tokenizes back to the
+ * same ids).
  */
-import { hashInts, hashString } from './hash.js';
+import { hashString } from './hash.js';
 import type { Tokenizer } from './tokenizer.js';
 
 // Short common words: every entry is a single token of the tokenizer.
@@ -31,18 +37,22 @@ const WORDS = (
   .filter((w, i, all) => all.indexOf(w) === i);
 
 const PUNCTUATION = [',', '.'];
-/** Percent of positions (after a word) that carry punctuation instead of a word. */
+/** Percent of positions right after a word that carry punctuation instead of a word. */
 const PUNCTUATION_PERCENT = 9;
 
 /** What makes one request's output: the same key, the same tokens. */
 export interface GenerationKey {
   model: string;
+  /** The whole context the output follows: a continuation passes the prompt plus the output so far. */
   promptTokenIds: readonly number[];
   /** The request's `seed`; absent seeds behave like one fixed seed. */
   seed: number | undefined;
 }
 
-/** The token ids of one request's output, by position. */
+/**
+ * The token ids of one request's output. Called with 0, 1, 2, … in order,
+ * once per position (each token depends on the ones before it).
+ */
 export type TokenSource = (index: number) => number;
 
 /** Produces deterministic output tokens and their text. */
@@ -52,6 +62,14 @@ export interface TextGenerator {
   /** Text of a token id this generator produced ('' for ids it does not know). */
   decode(tokenId: number): string;
 }
+
+// The context hash: two 32-bit multiply-xor lanes (cyrb53's inner loop), so
+// folding in one more token is O(1) and the state after a sequence depends
+// only on that sequence, however it was split into prompt and output.
+const M1 = 2654435761;
+const M2 = 1597334677;
+const F1 = 2246822507;
+const F2 = 3266489909;
 
 /** Creates a generator whose tokens are ids of `tokenizer`. */
 export function createTextGenerator(tokenizer: Tokenizer): TextGenerator {
@@ -65,21 +83,38 @@ export function createTextGenerator(tokenizer: Tokenizer): TextGenerator {
   };
   const punctuationIds = PUNCTUATION.flatMap(register);
   const wordIds = WORDS.flatMap((w) => register(` ${w}`));
+  const isWord = new Set(wordIds);
 
   return {
     start(key) {
-      const seed = hashInts(
-        key.promptTokenIds,
-        hashString(`${key.model}\u0000${key.seed === undefined ? '' : String(key.seed)}`),
-      );
-      const draw = (index: number, salt: number) => hashInts([index, salt], seed);
-      const wantsPunctuation = (index: number) => index > 0 && draw(index, 1) % 100 < PUNCTUATION_PERCENT;
+      const seed = hashString(`${key.model}\u0000${key.seed === undefined ? '' : String(key.seed)}`);
+      let h1 = 0xdeadbeef ^ (seed >>> 0);
+      let h2 = 0x41c6ce57 ^ Math.floor(seed / 4294967296);
+      const prompt = key.promptTokenIds;
+      for (let i = 0; i < prompt.length; i++) {
+        h1 = Math.imul(h1 ^ prompt[i]!, M1);
+        h2 = Math.imul(h2 ^ prompt[i]!, M2);
+      }
+      // Rules over the context, not the output position: punctuation only right after a word
+      // (so never two in a row, and never first after a chat header, BOS or punctuation).
+      let afterWord = prompt.length > 0 && isWord.has(prompt[prompt.length - 1]!);
+      let next = 0;
       return (index) => {
-        // Never two punctuation tokens in a row, and never one first.
-        if (wantsPunctuation(index) && !wantsPunctuation(index - 1)) {
-          return punctuationIds[draw(index, 2) % punctuationIds.length]!;
-        }
-        return wordIds[draw(index, 3) % wordIds.length]!;
+        if (index !== next) throw new RangeError(`output token ${index} requested, expected ${next}`);
+        next++;
+        // Two well-mixed draws from the context (cyrb53's finaliser).
+        let a = Math.imul(h1 ^ (h1 >>> 16), F1);
+        a ^= Math.imul(h2 ^ (h2 >>> 13), F2);
+        let b = Math.imul(h2 ^ (h2 >>> 16), F1);
+        b ^= Math.imul(a ^ (a >>> 13), F2);
+        const token =
+          afterWord && (a >>> 0) % 100 < PUNCTUATION_PERCENT
+            ? punctuationIds[(b >>> 0) % punctuationIds.length]!
+            : wordIds[(b >>> 0) % wordIds.length]!;
+        h1 = Math.imul(h1 ^ token, M1);
+        h2 = Math.imul(h2 ^ token, M2);
+        afterWord = isWord.has(token);
+        return token;
       };
     },
     decode: (tokenId) => texts.get(tokenId) ?? '',

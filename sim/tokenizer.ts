@@ -27,6 +27,8 @@ export const VOCAB_SIZE = 128256;
 /** Pieces longer than this many characters (after a leading space) are cut into chunks. */
 const MAX_PIECE_CHARS = 10;
 const FIRST_ORDINARY_ID = 256;
+/** Pieces remembered for {@link Tokenizer.spell}; beyond this many, new ones are not. */
+const MAX_REMEMBERED_PIECES = 1 << 16;
 const ORDINARY_ID_SPAN = 128000 - FIRST_ORDINARY_ID;
 
 const PRETOKENIZE = / ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
@@ -56,12 +58,26 @@ export interface Tokenizer {
   encodeWithPieces(text: string, options?: EncodeOptions): EncodedText;
   /** The id of one piece (a special token or an ordinary piece). */
   pieceId(piece: string): number;
+  /**
+   * The text of an id: a special token, or a piece this tokenizer produced
+   * (hashing is one-way, so ids it never produced have no known text).
+   */
+  spell(tokenId: number): string | undefined;
 }
 
-/** Creates the simulator's tokenizer. It is stateless; one instance may serve everything. */
+const SPECIAL_TEXT = new Map(Object.entries(SPECIAL_TOKENS).map(([text, id]) => [id, text]));
+
+/**
+ * Creates the simulator's tokenizer. Its ids depend on the text alone; the
+ * only state is a bounded memory of pieces seen, for {@link Tokenizer.spell}.
+ */
 export function createTokenizer(): Tokenizer {
+  const remembered = new Map<number, string>();
   const pieceId = (piece: string): number =>
     SPECIAL_TOKENS[piece] ?? FIRST_ORDINARY_ID + (hashString(piece) % ORDINARY_ID_SPAN);
+  const remember = (id: number, piece: string) => {
+    if (remembered.size < MAX_REMEMBERED_PIECES && !remembered.has(id)) remembered.set(id, piece);
+  };
 
   const encodeWithPieces = (text: string, options: EncodeOptions = {}): EncodedText => {
     const pieces: string[] = [];
@@ -74,13 +90,20 @@ export function createTokenizer(): Tokenizer {
       }
       for (const match of part.matchAll(PRETOKENIZE)) pushChunks(pieces, match[0]);
     }
-    return { ids: pieces.map(pieceId), pieces };
+    const ids = pieces.map(pieceId);
+    for (let i = 0; i < ids.length; i++) remember(ids[i]!, pieces[i]!);
+    return { ids, pieces };
   };
 
   return {
     encode: (text, options) => encodeWithPieces(text, options).ids,
     encodeWithPieces,
-    pieceId,
+    pieceId(piece) {
+      const id = pieceId(piece);
+      remember(id, piece);
+      return id;
+    },
+    spell: (tokenId) => SPECIAL_TEXT.get(tokenId) ?? remembered.get(tokenId),
   };
 }
 
