@@ -1,11 +1,12 @@
 /**
  * Drain as Kubernetes does it: `llmmesh sidecar` as a real process gets
- * SIGTERM while a long stream runs. It reports draining, refuses new streams
+ * SIGTERM while a long stream runs (its admin port behind a token). It reports draining, refuses new streams
  * with UNAVAILABLE, lets the stream finish, deregisters from Redis and exits 0.
  * A stream that cannot finish within the grace period is handed back to the
  * router (UNAVAILABLE with `x-llmmesh-handback: draining`), never cancelled.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
@@ -20,6 +21,9 @@ import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from './helpers/redis.js';
 import { createSidecarClient, generate, watchLoad } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
+
+const ADMIN_TOKEN = 'sidecar-admin-secret';
+const ADMIN_TOKEN_SHA256 = createHash('sha256').update(ADMIN_TOKEN).digest('hex');
 
 describe('sidecar drain', () => {
   const prefix = uniquePrefix('sidecar-drain');
@@ -63,7 +67,7 @@ describe('sidecar drain', () => {
         '--heartbeat-ms',
         '100',
       ],
-      { LLMMESH_REDIS_URL: SHARED_REDIS_URL },
+      { LLMMESH_REDIS_URL: SHARED_REDIS_URL, LLMMESH_ADMIN_TOKEN_SHA256: ADMIN_TOKEN_SHA256 },
     );
     const client = createSidecarClient(address);
     try {
@@ -71,6 +75,16 @@ describe('sidecar drain', () => {
       assert.match(proc.stdout(), new RegExp(`admin http://127\\.0\\.0\\.1:${adminPort}`));
       const w = watchLoad(client);
       await w.until((r) => r.ready, 'ready');
+
+      // The admin token guards all but the probes.
+      const adminBase = `http://127.0.0.1:${adminPort}`;
+      assert.equal((await fetch(`${adminBase}/readyz`)).status, 200);
+      assert.equal((await fetch(`${adminBase}/status`)).status, 401);
+      const status = await fetch(`${adminBase}/status`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(status.status, 200);
+      assert.equal(((await status.json()) as { version: string }).version, 'v3');
 
       // Registered for redis discovery.
       const key = registrationKey(address, `${prefix}endpoints:`);
