@@ -96,6 +96,16 @@ interface ActiveCall {
   handback?: string;
 }
 
+/**
+ * The status of a handed-back call: `UNAVAILABLE`, a message naming the
+ * reason and the tokens delivered, and the trailer `x-llmmesh-handback`.
+ */
+export function handBackError(reason: string, tokens: number): MeshError {
+  const metadata = new grpc.Metadata();
+  metadata.set(HANDBACK_KEY, reason);
+  return errors.unavailable(`pod ${reason}: stream handed back after ${tokens} tokens`, { metadata });
+}
+
 /** Creates the handler. */
 export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
   const { engine, metrics } = ctx;
@@ -117,13 +127,6 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     }),
   );
   const calls = new Set<ActiveCall>();
-
-  const handBackError = (reason: string, tokens: number) => {
-    const metadata = new grpc.Metadata();
-    metadata.set(HANDBACK_KEY, reason);
-    const what = reason === 'draining' ? 'pod draining' : `pod ${reason}`;
-    return errors.unavailable(`${what}: stream handed back after ${tokens} tokens`, { metadata });
-  };
 
   const handle = async (call: GenerateCall) => {
     const startedAt = performance.now();
