@@ -14,7 +14,9 @@ import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { Status } from '../common/errors.js';
 import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
+import { silentLogger } from '../common/log.js';
 import { HANDBACK_KEY } from '../common/metadata.js';
+import { startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
 import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
@@ -226,6 +228,54 @@ describe('sidecar drain', () => {
     } finally {
       client.close();
       if (proc.proc.exitCode === null) proc.proc.kill('SIGKILL');
+    }
+  });
+
+  it('drain(): coalesced followers of one engine call are all handed back, and the engine call aborted once', async () => {
+    const sidecar = await startSidecar({
+      engineUrl: simUrl,
+      listen: '127.0.0.1:0',
+      model: MODEL,
+      version: 'v1',
+      probeIntervalMs: 50,
+      drainHandbackMs: 100,
+      logger: silentLogger,
+    });
+    const client = createSidecarClient(sidecar.address);
+    try {
+      await nextEvent(sidecar.events, 'report', (r: { ready: boolean }) => r.ready);
+      // Deterministic and identical: the second call joins the first one's engine call.
+      const req = {
+        model: MODEL,
+        prompt: 'the same long answer',
+        sampling: { maxTokens: 8000, temperature: 0 },
+      };
+      const started = nextEvent(sidecar.events, 'cache', (e: { result: string }) => e.result === 'coalesced');
+      let firstChunk!: () => void;
+      const streaming = new Promise<void>((r) => {
+        firstChunk = r;
+      });
+      let engineCalls = 0;
+      const onStart = () => engineCalls++;
+      sim.events.on('request-start', onStart);
+      const calls = [generate(client, req, { onChunk: () => firstChunk() }), generate(client, req)];
+      const outcomes = Promise.allSettled(calls);
+      await started;
+      await streaming;
+      const aborted = nextEvent(sim.events, 'request-abort');
+      await sidecar.drain(1000);
+      sim.events.off('request-start', onStart);
+      for (const o of await outcomes) {
+        assert.equal(o.status, 'rejected');
+        const err = (o as PromiseRejectedResult).reason as grpc.ServiceError;
+        assert.equal(err.code, Status.UNAVAILABLE);
+        assert.deepEqual(err.metadata.get(HANDBACK_KEY), ['draining']);
+      }
+      await aborted;
+      assert.equal(engineCalls, 1, 'one engine call for both');
+    } finally {
+      client.close();
+      await sidecar.close();
     }
   });
 });
