@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Status } from '../common/errors.js';
-import { createRandom, deriveSeed, exponentialGapMs } from './random.js';
+import { createRandom, deriveSeed, exponentialGapMs } from '../common/random.js';
 import { createStatsCollector, type RequestRecord, type RunStats } from './stats.js';
 import { type BenchTarget, createTargetClient, type TargetClient, toGenerateRequest } from './targets.js';
 import type { Workload } from './workloads.js';

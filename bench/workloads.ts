@@ -8,7 +8,7 @@
  * Llama-3-style tokenizers (and exactly one for the simulator's), so lengths
  * given in words are lengths in tokens.
  */
-import { createRandom, deriveSeed } from './random.js';
+import { createRandom, deriveSeed } from '../common/random.js';
 
 /** The workload kinds `llmmesh bench --workload` accepts. */
 export const WORKLOAD_KINDS = ['fixed', 'shared-prefix', 'multi-turn', 'long-prompt'] as const;

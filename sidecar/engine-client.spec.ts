@@ -162,6 +162,59 @@ describe('engine client against recorded engine output', () => {
     assert.equal(sockets.size, 1);
   });
 
+  it('carries token ids with their text, ids of text-less tokens included, and none from a capture without them', async () => {
+    const chunk = (text: string, ids: number[] | null, finish: string | null = null) =>
+      `data: ${JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish, token_ids: ids }] })}\n\n`;
+    const body = `${chunk(' caf', [3])}${chunk('', [4])}${chunk('é', [5])}${chunk('.', [6], 'stop')}data: [DONE]\n\n`;
+    const server = await startHttpServer((_req, res) => replaySse(res, body));
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const events = await collect(client.stream(completion));
+    assert.deepEqual(
+      events.map((e) => [e.text, e.tokenIds]),
+      [
+        [' caf', [3]],
+        ['', [4]],
+        ['é', [5]],
+        ['.', [6]],
+      ],
+    );
+    const noIds = await startHttpServer((_req, res) => replaySse(res, fixture('vllm-chat-stream.sse')));
+    const plain = createEngineClient({ url: noIds.url });
+    closers.push(() => plain.close(), noIds.close);
+    const chatEvents = await collect(plain.stream(chat));
+    assert.ok(chatEvents.length > 3);
+    assert.ok(chatEvents.every((e) => e.tokenIds === undefined));
+  });
+
+  it('tokenizes through /tokenize, and says NOT_FOUND for an engine without it', async () => {
+    let supported = true;
+    const server = await startHttpServer((_req, res) => {
+      if (supported)
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('{"count":3,"max_model_len":8192,"tokens":[1,15043,3186]}');
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    assert.deepEqual(
+      await client.tokenize({ model: 'm', prompt: 'Hello world', add_special_tokens: true }),
+      [1, 15043, 3186],
+    );
+    assert.equal(server.requests[0]?.path, '/tokenize');
+    assert.deepEqual(JSON.parse(server.requests[0]?.body ?? '{}'), {
+      model: 'm',
+      prompt: 'Hello world',
+      add_special_tokens: true,
+    });
+    supported = false;
+    await assert.rejects(
+      client.tokenize({ model: 'm', prompt: 'x' }),
+      (e: MeshError) => e.code === Status.NOT_FOUND,
+    );
+  });
+
   it("learns max_num_seqs from vLLM's /server_info, SGLang's /get_server_info, or not at all", async () => {
     const answers: Record<string, string> = {};
     const server = await startHttpServer((req, res) => {

@@ -21,6 +21,8 @@ import { createSseParser } from './sse.js';
 export interface EngineEvent {
   /** Generated text (may be empty on the final event). */
   text: string;
+  /** Token ids of `text`, when the engine gives them. */
+  tokenIds?: number[];
   /** Set on the final event only: `stop`, `length` or an engine-specific reason. */
   finishReason?: string;
   /** Set on the final event only, when the engine reported usage. */
@@ -51,6 +53,12 @@ export interface EngineClient {
    * end without a finish.
    */
   stream(req: OpenAiRequest, options?: EngineCallOptions): AsyncGenerator<EngineEvent>;
+  /**
+   * `POST /tokenize` (vLLM, the simulator): the token ids of a prompt as the
+   * engine renders it. Throws a {@link MeshError} when the engine has no such
+   * endpoint (NOT_FOUND) or refuses the body.
+   */
+  tokenize(body: Record<string, unknown>, options?: EngineCallOptions): Promise<number[]>;
   /** True when `GET /health` answers 200. */
   health(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<boolean>;
   /** `GET /v1/models`. */
@@ -93,54 +101,14 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
     ? { authorization: `Bearer ${options.apiKey}` }
     : {};
 
+  const conn: Connection = { base, transport, agent, label, authHeaders };
   const request = (
     method: string,
     path: string,
     headers: Record<string, string>,
     body: string | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<http.IncomingMessage> =>
-    new Promise((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(errors.cancelled(`request to engine at ${label} cancelled`));
-        return;
-      }
-      const req = transport.request(
-        {
-          protocol: base.protocol,
-          hostname: base.hostname,
-          port: base.port,
-          method,
-          path: base.pathname.replace(/\/$/, '') + path,
-          agent,
-          headers: {
-            ...authHeaders,
-            ...headers,
-            ...(body === undefined
-              ? {}
-              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
-          },
-        },
-        (res) => {
-          signal?.removeEventListener('abort', onAbort);
-          if (signal) {
-            // From here on an abort destroys the response (and so the request).
-            const abortRes = () => res.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
-            if (signal.aborted) abortRes();
-            else signal.addEventListener('abort', abortRes, { once: true });
-            res.once('close', () => signal.removeEventListener('abort', abortRes));
-          }
-          resolve(res);
-        },
-      );
-      const onAbort = () => req.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.once('error', (err) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(err instanceof MeshError ? err : fromSocketError(err, label));
-      });
-      req.end(body);
-    });
+  ) => send(conn, method, path, headers, body, signal);
 
   const readBody = async (res: http.IncomingMessage): Promise<string> => {
     const parts: Buffer[] = [];
@@ -181,68 +149,35 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
         throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
       }
 
-      const parser = createSseParser();
-      const decoder = new StringDecoder('utf8');
-      let finishReason: string | undefined;
-      let usage: EngineUsage | undefined;
-      let pendingText = '';
-      let done = false;
-      const handle = function* (data: string): Generator<EngineEvent> {
-        if (data.trim() === '[DONE]') {
-          done = true;
-          return;
-        }
-        let json: unknown;
-        try {
-          json = JSON.parse(data);
-        } catch {
-          throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
-        }
-        if (typeof json === 'object' && json !== null && 'error' in json) {
-          throw fromEngineErrorObject(json, label);
-        }
-        const chunk = parseStreamChunk(json);
-        if (!chunk) return;
-        if (chunk.usage) usage = chunk.usage;
-        if (finishReason !== undefined) {
-          // Text after the finish chunk is unusual but must not be lost.
-          pendingText += chunk.text;
-          return;
-        }
-        if (chunk.finishReason !== undefined) {
-          // Hold the finish chunk until usage (vLLM sends it right after), so
-          // the last text, finish reason and usage travel as one chunk.
-          finishReason = chunk.finishReason;
-          pendingText += chunk.text;
-          return;
-        }
-        if (chunk.text) yield { text: chunk.text };
-      };
+      yield* streamEvents(res, label);
+    },
 
+    async tokenize(body, callOptions = {}) {
+      const res = await request(
+        'POST',
+        '/tokenize',
+        { accept: 'application/json', ...callOptions.headers },
+        JSON.stringify(body),
+        callOptions.signal,
+      );
+      let text: string;
       try {
-        for await (const part of res) {
-          for (const ev of parser.push(decoder.write(part as Buffer))) {
-            yield* handle(ev.data);
-            if (done) break;
-          }
-          if (done) break;
-        }
-        if (!done) for (const ev of parser.push(decoder.end()).concat(parser.flush())) yield* handle(ev.data);
+        text = await readBody(res);
       } catch (err) {
-        if (err instanceof MeshError) throw err;
         throw MeshError.from(err, `engine at ${label}`);
-      } finally {
-        // Ends the HTTP exchange whether we finished, failed or were abandoned
-        // by the consumer (generator return): an unfinished response is
-        // destroyed, which vLLM sees as a client disconnect and aborts.
-        if (!res.complete) res.destroy();
       }
-      if (finishReason === undefined) {
-        throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
+      const status = res.statusCode ?? 0;
+      if (status !== 200) throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
+      let tokens: unknown;
+      try {
+        tokens = (JSON.parse(text) as { tokens?: unknown }).tokens;
+      } catch {
+        tokens = undefined;
       }
-      const last: EngineEvent = { text: pendingText, finishReason };
-      if (usage) last.usage = usage;
-      yield last;
+      if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'number' && Number.isInteger(t))) {
+        throw errors.internal(`engine at ${label} answered /tokenize without token ids`);
+      }
+      return tokens as number[];
     },
 
     async health(opts = {}) {
@@ -298,6 +233,146 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
       agent.destroy();
     },
   };
+}
+
+/**
+ * The events of one streamed completion response: text as it arrives, then
+ * one last event with the finish reason and usage (and any text or ids that
+ * came with or after the finish). Throws on in-band errors, malformed events
+ * and streams that end without a finish.
+ */
+async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGenerator<EngineEvent> {
+  const parser = createSseParser();
+  const decoder = new StringDecoder('utf8');
+  let finishReason: string | undefined;
+  let usage: EngineUsage | undefined;
+  let pendingText = '';
+  let pendingIds: number[] | undefined;
+  let done = false;
+  const handle = function* (data: string): Generator<EngineEvent> {
+    if (data.trim() === '[DONE]') {
+      done = true;
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
+    }
+    if (typeof json === 'object' && json !== null && 'error' in json) {
+      throw fromEngineErrorObject(json, label);
+    }
+    const chunk = parseStreamChunk(json);
+    if (!chunk) return;
+    if (chunk.usage) usage = chunk.usage;
+    if (finishReason !== undefined || chunk.finishReason !== undefined) {
+      // Hold the finish chunk until usage (vLLM sends it right after), so
+      // the last text, finish reason and usage travel as one chunk. Text
+      // after the finish chunk is unusual but must not be lost.
+      finishReason ??= chunk.finishReason;
+      pendingText += chunk.text;
+      if (chunk.tokenIds?.length) pendingIds = [...(pendingIds ?? []), ...chunk.tokenIds];
+      return;
+    }
+    // A token may decode to no text yet (part of a character): its id still counts.
+    if (chunk.text || chunk.tokenIds?.length) {
+      const ev: EngineEvent = { text: chunk.text };
+      if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
+      yield ev;
+    }
+  };
+
+  try {
+    for await (const part of res) {
+      for (const ev of parser.push(decoder.write(part as Buffer))) {
+        yield* handle(ev.data);
+        if (done) break;
+      }
+      if (done) break;
+    }
+    if (!done) for (const ev of parser.push(decoder.end()).concat(parser.flush())) yield* handle(ev.data);
+  } catch (err) {
+    if (err instanceof MeshError) throw err;
+    throw MeshError.from(err, `engine at ${label}`);
+  } finally {
+    // Ends the HTTP exchange whether we finished, failed or were abandoned
+    // by the consumer (generator return): an unfinished response is
+    // destroyed, which vLLM sees as a client disconnect and aborts.
+    if (!res.complete) res.destroy();
+  }
+  if (finishReason === undefined) {
+    throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
+  }
+  const last: EngineEvent = { text: pendingText, finishReason };
+  if (pendingIds) last.tokenIds = pendingIds;
+  if (usage) last.usage = usage;
+  yield last;
+}
+
+/** One engine's HTTP connection pool and identity. */
+interface Connection {
+  base: URL;
+  transport: typeof http | typeof https;
+  agent: http.Agent;
+  label: string;
+  authHeaders: Record<string, string>;
+}
+
+/**
+ * Sends one request; resolves with the response once its headers arrive.
+ * Aborting `signal` destroys the request (or, later, the response).
+ */
+function send(
+  conn: Connection,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<http.IncomingMessage> {
+  const { base, transport, agent, label, authHeaders } = conn;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(errors.cancelled(`request to engine at ${label} cancelled`));
+      return;
+    }
+    const req = transport.request(
+      {
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port,
+        method,
+        path: base.pathname.replace(/\/$/, '') + path,
+        agent,
+        headers: {
+          ...authHeaders,
+          ...headers,
+          ...(body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+        },
+      },
+      (res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (signal) {
+          // From here on an abort destroys the response (and so the request).
+          const abortRes = () => res.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+          if (signal.aborted) abortRes();
+          else signal.addEventListener('abort', abortRes, { once: true });
+          res.once('close', () => signal.removeEventListener('abort', abortRes));
+        }
+        resolve(res);
+      },
+    );
+    const onAbort = () => req.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.once('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(err instanceof MeshError ? err : fromSocketError(err, label));
+    });
+    req.end(body);
+  });
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { silentLogger } from '../common/log.js';
+import { createRedisConnection } from '../common/redis.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../test/helpers/redis.js';
-import { createRedisConnection } from './redis-connection.js';
 import { createRegistration } from './registration.js';
 
 describe('redis registration', () => {

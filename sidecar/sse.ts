@@ -1,8 +1,9 @@
 /**
- * An incremental parser for `text/event-stream` (the WHATWG server-sent events
- * format) as OpenAI-compatible engines send it: bytes in, complete events out,
- * whatever the TCP segmentation.
+ * Server-sent events (`text/event-stream`) as OpenAI-compatible engines send
+ * them, parsed by `eventsource-parser` (the WHATWG algorithm): text in,
+ * complete events out, whatever the TCP segmentation.
  */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
 /** One server-sent event. */
 export interface SseEvent {
@@ -22,60 +23,39 @@ export interface SseParser {
 
 /** Creates an SSE parser. */
 export function createSseParser(): SseParser {
-  let buffer = '';
-  let data: string[] = [];
-  let event = '';
-
-  const dispatch = (out: SseEvent[]) => {
-    if (data.length > 0) out.push({ event: event || 'message', data: data.join('\n') });
-    data = [];
-    event = '';
+  let out: SseEvent[] = [];
+  const parser = createParser({
+    onEvent(message: EventSourceMessage) {
+      const event = message.event || 'message';
+      // Some engines (and logs of them) drop the blank line between events,
+      // so two complete JSON documents arrive as one multi-line event: split
+      // them rather than fail on a JSON parse. Genuine multi-line data stays whole.
+      if (message.data.includes('\n')) {
+        const lines = message.data.split('\n');
+        if (lines.every(looksComplete)) {
+          for (const data of lines) out.push({ event, data });
+          return;
+        }
+      }
+      out.push({ event, data: message.data });
+    },
+  });
+  const take = () => {
+    const events = out;
+    out = [];
+    return events;
   };
-
-  const line = (text: string, out: SseEvent[]) => {
-    if (text === '') {
-      dispatch(out);
-      return;
-    }
-    if (text.startsWith(':')) return; // comment / keep-alive
-    const colon = text.indexOf(':');
-    const field = colon < 0 ? text : text.slice(0, colon);
-    let value = colon < 0 ? '' : text.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') {
-      // Some engines (and hand-made logs) omit the blank line between events:
-      // a new `data:` line that is itself a complete JSON document or [DONE]
-      // after a complete one starts a new event.
-      if (data.length > 0 && looksComplete(data[data.length - 1] ?? '') && looksComplete(value))
-        dispatch(out);
-      data.push(value);
-    } else if (field === 'event') {
-      event = value;
-    }
-  };
-
   return {
     push(chunk) {
-      buffer += chunk;
-      const out: SseEvent[] = [];
-      let start = 0;
-      for (;;) {
-        const nl = buffer.indexOf('\n', start);
-        if (nl < 0) break;
-        let end = nl;
-        if (end > start && buffer.charCodeAt(end - 1) === 13) end--;
-        line(buffer.slice(start, end), out);
-        start = nl + 1;
-      }
-      buffer = buffer.slice(start);
-      return out;
+      parser.feed(chunk);
+      return take();
     },
     flush() {
-      const out: SseEvent[] = [];
-      if (buffer.length > 0) line(buffer, out);
-      buffer = '';
-      dispatch(out);
-      return out;
+      // A blank line ends whatever the stream left open: an unterminated
+      // line, or an event without its terminating blank line.
+      parser.feed('\n\n');
+      parser.reset();
+      return take();
     },
   };
 }

@@ -1,16 +1,21 @@
 /**
  * Drain as Kubernetes does it: `llmmesh sidecar` as a real process gets
- * SIGTERM while a long stream runs. It reports draining, refuses new streams
+ * SIGTERM while a long stream runs (its admin port behind a token). It reports draining, refuses new streams
  * with UNAVAILABLE, lets the stream finish, deregisters from Redis and exits 0.
+ * A stream that cannot finish within the grace period is handed back to the
+ * router (UNAVAILABLE with `x-llmmesh-handback: draining`), never cancelled.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { Status } from '../common/errors.js';
+import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import { silentLogger } from '../common/log.js';
+import { HANDBACK_KEY } from '../common/metadata.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
@@ -18,6 +23,9 @@ import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from './helpers/redis.js';
 import { createSidecarClient, generate, watchLoad } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
+
+const ADMIN_TOKEN = 'sidecar-admin-secret';
+const ADMIN_TOKEN_SHA256 = createHash('sha256').update(ADMIN_TOKEN).digest('hex');
 
 describe('sidecar drain', () => {
   const prefix = uniquePrefix('sidecar-drain');
@@ -61,7 +69,7 @@ describe('sidecar drain', () => {
         '--heartbeat-ms',
         '100',
       ],
-      { LLMMESH_REDIS_URL: SHARED_REDIS_URL },
+      { LLMMESH_REDIS_URL: SHARED_REDIS_URL, LLMMESH_ADMIN_TOKEN_SHA256: ADMIN_TOKEN_SHA256 },
     );
     const client = createSidecarClient(address);
     try {
@@ -69,6 +77,16 @@ describe('sidecar drain', () => {
       assert.match(proc.stdout(), new RegExp(`admin http://127\\.0\\.0\\.1:${adminPort}`));
       const w = watchLoad(client);
       await w.until((r) => r.ready, 'ready');
+
+      // The admin token guards all but the probes.
+      const adminBase = `http://127.0.0.1:${adminPort}`;
+      assert.equal((await fetch(`${adminBase}/readyz`)).status, 200);
+      assert.equal((await fetch(`${adminBase}/status`)).status, 401);
+      const status = await fetch(`${adminBase}/status`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(status.status, 200);
+      assert.equal(((await status.json()) as { version: string }).version, 'v3');
 
       // Registered for redis discovery.
       const key = registrationKey(address, `${prefix}endpoints:`);
@@ -128,7 +146,7 @@ describe('sidecar drain', () => {
     const help = await runToEnd(['sidecar', '--help']);
     assert.equal(help.code, 0);
     for (const [name, o] of Object.entries(sidecarCommand.options)) {
-      assert.match(o.env ?? '', /^LLMMESH_[A-Z_]+$/, `--${name} has an environment variable`);
+      assert.match(o.env ?? '', /^LLMMESH_[A-Z][A-Z0-9_]*$/, `--${name} has an environment variable`);
       assert.ok(
         help.stdout.includes(`--${name}`) && help.stdout.includes(`env ${o.env}`),
         `--${name} in --help`,
@@ -145,32 +163,116 @@ describe('sidecar drain', () => {
     assert.match(bad.stderr, /--response-cache must be on or off/);
   });
 
-  it('a stream longer than the grace period is cancelled, and the engine request with it', async () => {
+  it('SIGTERM with a short grace: a stream that cannot finish is handed back, not cancelled, and its engine request aborted', async () => {
+    const [port] = await freePorts(1);
+    const address = `127.0.0.1:${port}`;
+    const proc = runCommand([
+      'sidecar',
+      '--engine-url',
+      simUrl,
+      '--listen',
+      address,
+      '--admin',
+      'off',
+      '--model',
+      MODEL,
+      '--version',
+      'v1',
+      '--probe-interval-ms',
+      '50',
+      '--drain-grace-ms',
+      '1000',
+      '--drain-handback-ms',
+      '300',
+    ]);
+    const client = createSidecarClient(address);
+    try {
+      await proc.waitForOutput(`llmmesh sidecar listening on ${address}`);
+      const w = watchLoad(client);
+      await w.until((r) => r.ready, 'ready');
+      let firstChunk!: () => void;
+      const streaming = new Promise<void>((r) => {
+        firstChunk = r;
+      });
+      const chunks: GenerateChunk__Output[] = [];
+      // 8000 tokens at 5 ms each: far longer than the grace period.
+      const endless = generate(
+        client,
+        { model: MODEL, prompt: 'never ending', sampling: { maxTokens: 8000, temperature: 0.5 } },
+        {
+          onChunk: (c) => {
+            chunks.push(c);
+            firstChunk();
+          },
+        },
+      );
+      await streaming;
+      const aborted = nextEvent(sim.events, 'request-abort');
+      proc.proc.kill('SIGTERM');
+      await w.until((r) => r.draining, 'draining');
+
+      const err = await endless.then(
+        () => assert.fail('the stream cannot have finished'),
+        (e: grpc.ServiceError) => e,
+      );
+      assert.equal(err.code, Status.UNAVAILABLE, err.message);
+      assert.deepEqual(err.metadata.get(HANDBACK_KEY), ['draining']);
+      const m = /^pod draining: stream handed back after (\d+) tokens$/.exec(err.details);
+      assert.ok(m, err.details);
+      const withIds = chunks.some((c) => c.tokenIds.length > 0);
+      const delivered = withIds ? chunks.reduce((n, c) => n + c.tokenIds.length, 0) : chunks.length;
+      assert.equal(Number(m[1]), delivered, 'the message counts what the client received');
+      assert.ok(delivered > 1 && delivered < 8000);
+      await aborted;
+      assert.equal(await proc.exit, 0, proc.stderr());
+    } finally {
+      client.close();
+      if (proc.proc.exitCode === null) proc.proc.kill('SIGKILL');
+    }
+  });
+
+  it('drain(): coalesced followers of one engine call are all handed back, and the engine call aborted once', async () => {
     const sidecar = await startSidecar({
       engineUrl: simUrl,
       listen: '127.0.0.1:0',
       model: MODEL,
       version: 'v1',
       probeIntervalMs: 50,
+      drainHandbackMs: 100,
       logger: silentLogger,
     });
     const client = createSidecarClient(sidecar.address);
     try {
       await nextEvent(sidecar.events, 'report', (r: { ready: boolean }) => r.ready);
+      // Deterministic and identical: the second call joins the first one's engine call.
+      const req = {
+        model: MODEL,
+        prompt: 'the same long answer',
+        sampling: { maxTokens: 8000, temperature: 0 },
+      };
+      const started = nextEvent(sidecar.events, 'cache', (e: { result: string }) => e.result === 'coalesced');
       let firstChunk!: () => void;
       const streaming = new Promise<void>((r) => {
         firstChunk = r;
       });
-      const endless = generate(
-        client,
-        { model: MODEL, prompt: 'never ending', sampling: { maxTokens: 8000, temperature: 0.5 } },
-        { onChunk: () => firstChunk() },
-      );
+      let engineCalls = 0;
+      const onStart = () => engineCalls++;
+      sim.events.on('request-start', onStart);
+      const calls = [generate(client, req, { onChunk: () => firstChunk() }), generate(client, req)];
+      const outcomes = Promise.allSettled(calls);
+      await started;
       await streaming;
       const aborted = nextEvent(sim.events, 'request-abort');
-      await sidecar.drain(100);
-      await assert.rejects(endless, (err: grpc.ServiceError) => err.code !== Status.OK);
+      await sidecar.drain(1000);
+      sim.events.off('request-start', onStart);
+      for (const o of await outcomes) {
+        assert.equal(o.status, 'rejected');
+        const err = (o as PromiseRejectedResult).reason as grpc.ServiceError;
+        assert.equal(err.code, Status.UNAVAILABLE);
+        assert.deepEqual(err.metadata.get(HANDBACK_KEY), ['draining']);
+      }
       await aborted;
+      assert.equal(engineCalls, 1, 'one engine call for both');
     } finally {
       client.close();
       await sidecar.close();

@@ -3,7 +3,7 @@ import { createLogger } from '../../common/log.js';
 import { startTelemetry } from '../../common/telemetry.js';
 import type { ServerTlsFiles } from '../../common/tls.js';
 import { adminDisabled } from '../../sidecar/admin-server.js';
-import { DEFAULT_DRAIN_GRACE_MS, startSidecar } from '../../sidecar/server.js';
+import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_HANDBACK_MS, startSidecar } from '../../sidecar/server.js';
 import { untilStopped } from '../lifecycle.js';
 import {
   type CommandSpec,
@@ -73,6 +73,13 @@ export const sidecarCommand: CommandSpec = {
       description:
         'Admin HTTP address: /metrics, /healthz, /readyz, /status (all interfaces, for Prometheus and kubelet probes; "off" disables)',
     },
+    'admin-token-sha256': {
+      type: 'string',
+      env: 'LLMMESH_ADMIN_TOKEN_SHA256',
+      valueName: 'HEX',
+      description:
+        'Require Authorization: Bearer <token> whose SHA-256 is HEX on the admin port, except /healthz and /readyz',
+    },
     redis: {
       type: 'string',
       env: 'LLMMESH_REDIS_URL',
@@ -130,6 +137,14 @@ export const sidecarCommand: CommandSpec = {
       valueName: 'MS',
       description:
         'On SIGTERM, how long in-flight streams may finish (keep below terminationGracePeriodSeconds)',
+    },
+    'drain-handback-ms': {
+      type: 'string',
+      env: 'LLMMESH_DRAIN_HANDBACK_MS',
+      default: String(DEFAULT_DRAIN_HANDBACK_MS),
+      valueName: 'MS',
+      description:
+        'Streams still running this long before the drain grace ends are handed back to the router, which continues them on another pod (at most half the grace)',
     },
     'response-cache': {
       type: 'string',
@@ -242,6 +257,7 @@ export async function runSidecar(argv: string[]): Promise<number> {
     reportIntervalMs: num(values, 'report-interval-ms', spec, { min: 10, integer: true }),
     engineApiKey: str(values, 'engine-api-key', spec),
     admin: adminDisabled(admin) ? false : admin,
+    adminTokenSha256: str(values, 'admin-token-sha256', spec),
     redis: str(values, 'redis', spec),
     responseCache: onOff(values, 'response-cache'),
     cacheTtlMs: num(values, 'cache-ttl-ms', spec, { min: 1, integer: true }),
@@ -253,6 +269,7 @@ export async function runSidecar(argv: string[]): Promise<number> {
     registrationTtlMs: num(values, 'registration-ttl-ms', spec, { min: 100, integer: true }),
     heartbeatMs: num(values, 'heartbeat-ms', spec, { min: 10, integer: true }),
     prefixIndexBlocks: num(values, 'prefix-index-blocks', spec, { min: 1, integer: true }),
+    drainHandbackMs: num(values, 'drain-handback-ms', spec, { min: 0, integer: true }),
     logger: log,
   });
   const grace = num(values, 'drain-grace-ms', spec, { min: 0, integer: true }) ?? DEFAULT_DRAIN_GRACE_MS;

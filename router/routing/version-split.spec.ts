@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type MeshError, Status } from '../../common/errors.js';
+import { createRandom as seeded } from '../../common/random.js';
 import type { ModelConfig } from '../config/schema.js';
 import { chooseVersion, rendezvousOrder } from './version-split.js';
-
-/** A seeded generator (mulberry32), so weighted choices are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const model = (weights: Record<string, number>, extra: Partial<ModelConfig> = {}): ModelConfig => ({
   versions: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, { weight: w }])),

@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { silentLogger } from '../../common/log.js';
+import { createRedisConnection } from '../../common/redis.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js';
-import { createRedisConnection } from '../redis-connection.js';
 import { createResponseCache, decodeEntry, encodeEntry } from './response-cache.js';
 
 const answer = (text: string) => ({

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../common/log.js';
-import { DEFAULT_REDIS_TIMEOUT_MS } from '../redis-connection.js';
+import { DEFAULT_REDIS_TIMEOUT_MS } from '../../common/redis.js';
 
 /** Default lifetime of a cached response. */
 export const DEFAULT_CACHE_TTL_MS = 10 * 60_000;

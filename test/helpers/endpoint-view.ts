@@ -1,5 +1,6 @@
 /** In-memory endpoint views for table-driven scheduling tests. */
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+import { createRandom } from '../../common/random.js';
 import type { BreakerState, EndpointView } from '../../router/upstream/endpoints.js';
 import { createPrefixIndex } from '../../router/upstream/prefix-index.js';
 
@@ -70,14 +71,5 @@ export function endpointView(f: FakeEndpoint): EndpointView {
   });
 }
 
-/** A seeded generator (mulberry32), so random choices are reproducible. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so random choices are reproducible. */
+export const seeded: (seed: number) => () => number = createRandom;

@@ -1,27 +1,37 @@
 /**
- * The sidecar's Redis connection (response cache L2 and discovery
- * registration). Redis is optional and must never hold a request up: commands
- * fail at once while disconnected (no offline queue, no retries), each command
- * is bounded by a short timeout, and the client reconnects in the background
- * with capped backoff.
+ * The one way llmmesh connects to Redis (response cache L2, discovery
+ * registration and lookup, shared rate limits). Redis is optional and must
+ * never hold a request up, so the connection fails fast: commands fail at
+ * once while disconnected (no offline queue, no retries), each command may be
+ * bounded by a timeout, and the client reconnects in the background with
+ * capped exponential backoff. Errors are logged once per distinct message,
+ * never thrown as unhandled `error` events.
  */
 import { Redis } from 'ioredis';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './log.js';
 
-/** Default bound of one Redis command on the request path. */
+/** Bound of one Redis command on a request path (the sidecar's response cache). */
 export const DEFAULT_REDIS_TIMEOUT_MS = 50;
 /** Longest wait between reconnect attempts. */
 export const MAX_REDIS_RECONNECT_MS = 2_000;
+/** Bound of the TCP connect. */
+export const REDIS_CONNECT_TIMEOUT_MS = 1_000;
 
 /** Options of {@link createRedisConnection}. */
 export interface RedisConnectionOptions {
   /** `redis://[:password@]host:port[/db]`. */
   url: string;
-  /** Bound of every command (default {@link DEFAULT_REDIS_TIMEOUT_MS}). */
+  /** Bound of every command; none when absent (the caller bounds its own calls). */
   commandTimeoutMs?: number;
-  logger: Logger;
+  /** Where connection changes are logged (default: nowhere). */
+  logger?: Logger;
   /** Called when the connection becomes usable (`true`) or is lost (`false`). */
   onState?(up: boolean): void;
+}
+
+/** The delay before reconnect attempt `times` (1-based): 100 ms doubling, capped. */
+export function reconnectDelayMs(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 6), MAX_REDIS_RECONNECT_MS);
 }
 
 /** Connects (in the background) and returns the client at once. */
@@ -30,9 +40,9 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   const redis = new Redis(options.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
-    connectTimeout: 1_000,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), MAX_REDIS_RECONNECT_MS),
+    ...(options.commandTimeoutMs !== undefined ? { commandTimeout: options.commandTimeoutMs } : {}),
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+    retryStrategy: reconnectDelayMs,
     lazyConnect: false,
   });
   let up = false;
@@ -40,13 +50,13 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   redis.on('ready', () => {
     up = true;
     lastError = '';
-    log.info('redis connected', { redis: redactUrl(options.url) });
+    log?.info('redis connected', { redis: redactUrl(options.url) });
     options.onState?.(true);
   });
   redis.on('close', () => {
     if (!up) return;
     up = false;
-    log.warn('redis connection lost; serving from memory until it returns', {
+    log?.warn('redis connection lost; serving from memory until it returns', {
       redis: redactUrl(options.url),
     });
     options.onState?.(false);
@@ -55,7 +65,7 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
     // Reconnect attempts repeat the same error; log each distinct one once.
     if (err.message === lastError) return;
     lastError = err.message;
-    log.debug('redis error', { redis: redactUrl(options.url), err: err.message });
+    log?.debug('redis error', { redis: redactUrl(options.url), err: err.message });
   });
   return redis;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type MeshError, Status } from '../common/errors.js';
+import { type MeshError, Status } from '../../common/errors.js';
 import { completedSource, createFlight } from './flight.js';
 
 describe('flight', () => {

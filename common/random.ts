@@ -1,4 +1,7 @@
-/** Seeded randomness for reproducible workloads and arrival times. */
+/**
+ * Seeded randomness: the one pseudo-random generator of the project, for
+ * reproducible workloads, arrival times and tests of random choices.
+ */
 
 /** A pseudo-random source in [0, 1): the same seed gives the same sequence (mulberry32). */
 export function createRandom(seed: number): () => number {

@@ -5,12 +5,14 @@
  * chunks so far and then the live ones at its own pace. The engine call is
  * aborted only when every follower has gone.
  */
-import { MeshError } from '../common/errors.js';
-import type { EngineUsage } from './openai.js';
+import { MeshError } from '../../common/errors.js';
+import type { EngineUsage } from '../openai.js';
 
 /** One chunk as the engine produced it. */
 export interface StreamChunk {
   text: string;
+  /** Token ids of `text`, when the engine gave them. */
+  tokenIds?: number[];
   /** Set on the last chunk only. */
   finishReason?: string;
   /** Set on the last chunk only, when the engine reported usage. */

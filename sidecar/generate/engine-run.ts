@@ -1,0 +1,198 @@
+/**
+ * One run of a request on the engine: admission, the engine span, the
+ * OpenAI request (continuations included: exact from token ids, or from
+ * text), the prefix index, and the chunks fed to a {@link Flight} that any
+ * number of callers follow. A finished deterministic answer is stored in the
+ * response cache when a cache key is given.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { type Context, type Span, SpanKind, type Tracer } from '@opentelemetry/api';
+import { MeshError, Status } from '../../common/errors.js';
+import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import type { Logger } from '../../common/log.js';
+import { REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
+import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
+import type { Admission } from '../admission.js';
+import type { ResponseCache } from '../cache/response-cache.js';
+import type { EngineClient } from '../engine-client.js';
+import type { PrefixIndex } from '../load/prefix-index.js';
+import type { SidecarMetrics } from '../metrics.js';
+import {
+  type ContinuationMode,
+  continuationMode,
+  continuedUsage,
+  type OpenAiRequest,
+  tokenizeBody,
+  toOpenAiRequest,
+} from '../openai.js';
+import { createFlight, type Flight, type StreamChunk } from './flight.js';
+
+/** What an engine run needs from the sidecar. */
+export interface EngineRunDeps {
+  engine: EngineClient;
+  admission: Admission;
+  prefixIndex: PrefixIndex;
+  cache: ResponseCache | undefined;
+  metrics: SidecarMetrics;
+  logger: Logger;
+  tracer: Tracer;
+  /** The engine's own model name. */
+  servedModelName(): string;
+}
+
+/** A started run. */
+export interface EngineRun {
+  flight: Flight;
+  /** Settles when the run is over (whatever its outcome). */
+  done: Promise<void>;
+}
+
+/** Starts runs of requests on the engine. */
+export type EngineRunner = (
+  req: GenerateRequest__Output,
+  metadata: grpc.Metadata,
+  cacheKey: string | undefined,
+  spanCtx: Context,
+) => EngineRun;
+
+/** Creates the runner. */
+export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
+  const { engine, admission, prefixIndex, cache, metrics, logger: log } = deps;
+
+  /**
+   * The OpenAI request for `req`: for an exact continuation, the prompt's ids
+   * come from the engine's `/tokenize`; an engine without it continues from
+   * the text instead.
+   */
+  const buildRequest = async (
+    req: GenerateRequest__Output,
+    signal: AbortSignal,
+    headers: Record<string, string>,
+  ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined }> => {
+    const served = deps.servedModelName();
+    const mode = continuationMode(req);
+    if (mode !== 'token_ids') return { openAi: toOpenAiRequest(req, served), mode };
+    try {
+      const promptIds = await engine.tokenize(tokenizeBody(req, served), { signal, headers });
+      return { openAi: toOpenAiRequest(req, served, promptIds), mode };
+    } catch (err) {
+      const e = MeshError.from(err, `engine at ${engine.url}`);
+      if (signal.aborted || e.code !== Status.NOT_FOUND) throw e;
+      log.warn('engine has no /tokenize; continuing from text', { err: e.message });
+      return { openAi: toOpenAiRequest(req, served), mode: 'text' };
+    }
+  };
+
+  /** Runs `req` on the engine, feeding `flight`; stores the answer under `cacheKey` when given. */
+  const run = async (
+    req: GenerateRequest__Output,
+    flight: Flight,
+    headers: Record<string, string>,
+    cacheKey: string | undefined,
+    span: Span,
+  ) => {
+    let release: (() => void) | undefined;
+    try {
+      try {
+        release = await admission.acquire(flight.signal);
+      } catch (err) {
+        const e = MeshError.from(err);
+        if (e.code === Status.RESOURCE_EXHAUSTED) metrics.shed.inc({ reason: 'queue_full' });
+        flight.fail(e);
+        setSpanError(span, e.code, e.codeName, e.message);
+        return;
+      }
+      const prompt = canonicalPrompt(req);
+      // Recorded when the request goes to the engine, not at its first token:
+      // the engine touches the prompt's blocks when it schedules it, and a
+      // router deciding meanwhile should already send the same prefix here
+      // (measured: fewer false negatives and no more false positives).
+      prefixIndex.record(prefixBlockHashes(prompt, prefixIndex.blockChars));
+      const { openAi, mode } = await buildRequest(req, flight.signal, headers);
+      if (mode) span.setAttribute('llmmesh.continuation', mode);
+      span.updateName(`POST ${openAi.path}`);
+      span.setAttribute('url.path', openAi.path);
+      let text = req.continuation?.text ?? '';
+      let first = true;
+      for await (const ev of engine.stream(openAi, { signal: flight.signal, headers })) {
+        if (first) {
+          span.addEvent('first_token');
+          first = false;
+        }
+        text += ev.text;
+        const chunk: StreamChunk = { text: ev.text };
+        if (ev.tokenIds) chunk.tokenIds = ev.tokenIds;
+        if (ev.finishReason !== undefined) {
+          chunk.finishReason = ev.finishReason;
+          if (ev.usage) {
+            chunk.usage =
+              req.continuation && mode ? continuedUsage(ev.usage, req.continuation, mode) : ev.usage;
+          }
+        }
+        flight.push(chunk);
+      }
+      flight.finish();
+      const last = flight.chunks.at(-1);
+      if (last?.usage) {
+        span.setAttribute('gen_ai.usage.input_tokens', last.usage.promptTokens);
+        span.setAttribute('gen_ai.usage.output_tokens', last.usage.completionTokens);
+      }
+      if (last?.finishReason) span.setAttribute('gen_ai.response.finish_reasons', [last.finishReason]);
+      // The engine keeps the generated blocks too: a follow-up turn that
+      // repeats the answer reuses them.
+      const continued =
+        req.messages.length > 0
+          ? canonicalPrompt({ prompt: '', messages: [...req.messages, { role: 'assistant', content: text }] })
+          : prompt + text;
+      prefixIndex.record(prefixBlockHashes(continued, prefixIndex.blockChars));
+      if (cacheKey && cache && last && (last.finishReason === 'stop' || last.finishReason === 'length')) {
+        cache.store(cacheKey, {
+          texts: flight.chunks.map((c) => c.text),
+          finishReason: last.finishReason,
+          usage: last.usage ?? { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
+        });
+      }
+    } catch (err) {
+      const e = MeshError.from(err, `engine at ${engine.url}`);
+      if (!flight.signal.aborted) {
+        metrics.engineErrors.inc({ code: e.codeName });
+        if (e.code !== Status.INVALID_ARGUMENT && e.code !== Status.NOT_FOUND) {
+          log.warn('engine call failed', { code: e.codeName, err: e.message });
+        }
+      }
+      flight.fail(e);
+      setSpanError(span, e.code, e.codeName, e.message);
+    } finally {
+      release?.();
+      span.end();
+    }
+  };
+
+  return (req, metadata, cacheKey, spanCtx) => {
+    const flight = createFlight();
+    const headers: Record<string, string> = {};
+    const requestId = req.requestId || String(metadata.get(REQUEST_ID_KEY)[0] ?? '');
+    if (requestId) headers[REQUEST_ID_KEY] = requestId;
+    // The engine call is its own span; vLLM with tracing on continues it.
+    const span = deps.tracer.startSpan(
+      'engine',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': 'POST',
+          'server.address': engine.url,
+          'gen_ai.system': 'vllm',
+          'gen_ai.request.model': deps.servedModelName(),
+          'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
+        },
+      },
+      spanCtx,
+    );
+    const traceparent = span.isRecording()
+      ? propagationFor(span, spanCtx).traceparent
+      : metadata.get(TRACEPARENT_KEY)[0];
+    if (traceparent) headers[TRACEPARENT_KEY] = String(traceparent);
+    return { flight, done: run(req, flight, headers, cacheKey, span) };
+  };
+}
