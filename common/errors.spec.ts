@@ -42,4 +42,11 @@ describe('gRPC status details for people', () => {
     const message = 'endpoint 10.0.0.7:7001: engine at 127.0.0.1:8000 answered 503: loading';
     assert.equal(MeshError.from(grpcError(Status.UNAVAILABLE, message)).message, message);
   });
+
+  it('names the engine once in a socket error', () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const e = MeshError.from(reset, 'engine at 127.0.0.1:8000');
+    assert.equal(e.code, Status.UNAVAILABLE);
+    assert.equal(e.message, 'engine at 127.0.0.1:8000 failed: ECONNRESET (socket hang up)');
+  });
 });

@@ -117,17 +117,18 @@ const SOCKET_UNAVAILABLE = new Set([
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
-/** Maps a Node socket / HTTP client error talking to `endpoint` to UNAVAILABLE. */
-export function fromSocketError(err: unknown, endpoint: string): MeshError {
+/**
+ * Maps a Node socket / HTTP client error to UNAVAILABLE. `peer` names what
+ * was being talked to, e.g. `engine at 127.0.0.1:8000`.
+ */
+export function fromSocketError(err: unknown, peer: string): MeshError {
   const code = socketErrorCode(err) ?? 'unknown socket error';
   const detail =
     err instanceof Error && err.message && !err.message.includes(code) ? ` (${err.message})` : '';
   const connectFailed = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
   return new MeshError(
     Status.UNAVAILABLE,
-    connectFailed
-      ? `engine at ${endpoint} unreachable: ${code}${detail}`
-      : `engine at ${endpoint} failed: ${code}${detail}`,
+    connectFailed ? `${peer} unreachable: ${code}${detail}` : `${peer} failed: ${code}${detail}`,
     { cause: err },
   );
 }

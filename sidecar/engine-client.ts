@@ -369,7 +369,7 @@ function send(
     signal?.addEventListener('abort', onAbort, { once: true });
     req.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(err instanceof MeshError ? err : fromSocketError(err, label));
+      reject(err instanceof MeshError ? err : fromSocketError(err, `engine at ${label}`));
     });
     req.end(body);
   });

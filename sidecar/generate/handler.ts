@@ -165,7 +165,12 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       const refusal = ctx.refusal();
       if (refusal) {
         metrics.shed.inc({ reason: refusal.reason });
-        throw errors.unavailable(refusal.message);
+        // A draining pod is not failing: the trailer tells the router to go
+        // elsewhere without holding it against this pod.
+        if (refusal.reason !== 'draining') throw errors.unavailable(refusal.message);
+        const metadata = new grpc.Metadata();
+        metadata.set(HANDBACK_KEY, refusal.reason);
+        throw errors.unavailable(refusal.message, { metadata });
       }
       const continuation = continuationMode(req);
       if (continuation) span.setAttribute('llmmesh.continuation', continuation);

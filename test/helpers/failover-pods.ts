@@ -1,0 +1,165 @@
+/**
+ * Pods for failover tests: a real simulator each (its faults set over HTTP,
+ * `POST /sim/faults`) and a sidecar that is either in this process or a real
+ * `llmmesh sidecar` process, for the pods a test kills with real signals.
+ * A router in this process sits in front of them.
+ */
+import { EventEmitter } from 'node:events';
+import { createInferenceClient, type InferenceClient } from '../../client/index.js';
+import { silentLogger } from '../../common/log.js';
+import { validateRouterConfig } from '../../router/config/load.js';
+import type { RequestTrace } from '../../router/request-trace.js';
+import { type Router, startRouter } from '../../router/server.js';
+import { type Sidecar, startSidecar } from '../../sidecar/server.js';
+import { createSimServer, type SimOptions, type SimServer } from '../../sim/server.js';
+import { MODEL } from './mesh.js';
+import { freePorts, type RunningCommand, runCommand } from './processes.js';
+import { waitUntil } from './wait.js';
+
+/** One pod: a simulator and its sidecar. */
+export interface FailoverPod {
+  sim: SimServer;
+  /** The sidecar's `host:port`. */
+  address: string;
+  /** The sidecar process, for pods started with one. */
+  process: RunningCommand | undefined;
+  /** Sends the simulator's fault settings (`POST /sim/faults`). */
+  faults(body: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startFailoverPods}. */
+export interface FailoverPodOptions {
+  sim?: Partial<SimOptions>;
+  /** Indexes of the pods whose sidecar runs as a process (the others run here). */
+  processSidecars?: readonly number[];
+  /** Flags of sidecar processes (e.g. `--drain-grace-ms 700`). */
+  sidecarArgs?: string[];
+}
+
+/** Starts `n` pods of MODEL version v1, with the response cache off (tests compare engine output). */
+export async function startFailoverPods(n: number, options: FailoverPodOptions = {}): Promise<FailoverPod[]> {
+  const asProcess = new Set(options.processSidecars ?? []);
+  const ports = await freePorts(asProcess.size * 2);
+  return Promise.all(
+    Array.from({ length: n }, async (_, i): Promise<FailoverPod> => {
+      // A crash (`crash_after_tokens`) drops every connection and stops
+      // listening, as a dying engine does, but leaves this test process alive.
+      const sim = createSimServer({
+        servedModelName: MODEL,
+        timeScale: 0,
+        onCrash: () => {},
+        ...options.sim,
+      });
+      const { url } = await sim.listen(0, '127.0.0.1');
+      const faults = async (body: Record<string, unknown>) => {
+        const res = await fetch(`${url}/sim/faults`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        if (!res.ok) throw new Error(`faults: ${res.status} ${await res.text()}`);
+      };
+      if (!asProcess.has(i)) {
+        const sidecar: Sidecar = await startSidecar({
+          engineUrl: url,
+          listen: '127.0.0.1:0',
+          model: MODEL,
+          version: 'v1',
+          probeIntervalMs: 100,
+          responseCache: false,
+          admin: false,
+          logger: silentLogger,
+        });
+        return {
+          sim,
+          address: sidecar.address,
+          process: undefined,
+          faults,
+          async close() {
+            await sidecar.close();
+            await sim.close();
+          },
+        };
+      }
+      const [port, adminPort] = ports.splice(0, 2) as [number, number];
+      const address = `127.0.0.1:${port}`;
+      const proc = runCommand([
+        'sidecar',
+        ...['--engine-url', url, '--listen', address, '--admin', `127.0.0.1:${adminPort}`],
+        ...['--model', MODEL, '--version', 'v1', '--probe-interval-ms', '100', '--response-cache', 'off'],
+        ...(options.sidecarArgs ?? []),
+      ]);
+      await proc.waitForOutput('llmmesh sidecar listening');
+      return {
+        sim,
+        address,
+        process: proc,
+        faults,
+        async close() {
+          if (proc.proc.exitCode === null && proc.proc.signalCode === null) proc.proc.kill('SIGKILL');
+          await proc.exit;
+          await sim.close();
+        },
+      };
+    }),
+  );
+}
+
+/** Stops every pod. */
+export async function stopFailoverPods(pods: readonly FailoverPod[]): Promise<void> {
+  await Promise.all(pods.map((p) => p.close()));
+}
+
+/** A router in this process in front of the pods, with its request traces. */
+export interface FrontRouter {
+  router: Router;
+  client: InferenceClient;
+  traces: RequestTrace[];
+  /** Emits `trace` for each finished request. */
+  events: EventEmitter;
+  waitReady(n: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts a router over `addresses` with extra config (`upstream`, `breaker`, ...). */
+export async function startFrontRouter(
+  addresses: readonly string[],
+  extra: Record<string, unknown> = {},
+): Promise<FrontRouter> {
+  const traces: RequestTrace[] = [];
+  const events = new EventEmitter();
+  const router = await startRouter({
+    config: validateRouterConfig({
+      listen: '127.0.0.1:0',
+      discovery: { kind: 'static', endpoints: [...addresses] },
+      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
+      ...extra,
+    }),
+    admin: false,
+    logger: silentLogger,
+    onRequestTrace: (t) => {
+      traces.push(t);
+      events.emit('trace', t);
+    },
+  });
+  const client = createInferenceClient(router.address, { maxAttempts: 1 });
+  return {
+    router,
+    client,
+    traces,
+    events,
+    waitReady: (n, timeoutMs = 20_000) =>
+      waitUntil(
+        router.endpoints.events,
+        'change',
+        () => router.endpoints.snapshot().endpoints.filter((e) => e.ready).length >= n,
+        `${n} ready endpoints`,
+        timeoutMs,
+      ),
+    async close() {
+      client.close();
+      await router.close(0);
+    },
+  };
+}

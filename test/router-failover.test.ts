@@ -1,0 +1,310 @@
+/**
+ * Streams survive failing pods: real simulators and sidecars (processes
+ * where a test sends real signals) and the simulator's fault injection, a real router in front. Every
+ * stream must end complete, with text byte-identical to an undisturbed run.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
+import { createSimServer, type SimServer } from '../sim/server.js';
+import {
+  type FailoverPod,
+  type FrontRouter,
+  startFailoverPods,
+  startFrontRouter,
+  stopFailoverPods,
+} from './helpers/failover-pods.js';
+import { MODEL } from './helpers/mesh.js';
+
+/** The undisturbed text of each prompt, from a simulator of its own. */
+async function referenceTexts(prompts: readonly string[], maxTokens: number): Promise<string[]> {
+  const sim: SimServer = createSimServer({ servedModelName: MODEL, timeScale: 0 });
+  const { url } = await sim.listen(0, '127.0.0.1');
+  try {
+    return await Promise.all(
+      prompts.map(async (prompt) => {
+        const res = await fetch(`${url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 }),
+        });
+        const body = (await res.json()) as { choices: Array<{ text: string }> };
+        return body.choices[0]?.text ?? '';
+      }),
+    );
+  } finally {
+    await sim.close();
+  }
+}
+
+interface StreamResult {
+  text: string;
+  chunks: GenerateChunk__Output[];
+  firstEndpoint: string;
+  error?: Error;
+}
+
+/**
+ * Runs one stream, calling `onChunk(endpoint, n)` after each chunk (n = chunks
+ * so far) so a test can inject a fault when streams reach a point.
+ */
+async function stream(
+  front: FrontRouter,
+  prompt: string,
+  maxTokens: number,
+  onChunk: (endpoint: string, n: number) => void = () => {},
+  timeoutMs = 30_000,
+): Promise<StreamResult> {
+  const call = front.client.generateStream(
+    { model: MODEL, prompt, sampling: { maxTokens, temperature: 0 } },
+    { timeoutMs },
+  );
+  const result: StreamResult = { text: '', chunks: [], firstEndpoint: '' };
+  try {
+    for await (const c of call) {
+      if (!result.firstEndpoint) result.firstEndpoint = (await call.servedBy).endpoint;
+      result.chunks.push(c);
+      result.text += c.text;
+      onChunk(result.firstEndpoint, result.chunks.length);
+    }
+  } catch (err) {
+    result.error = err as Error;
+  }
+  return result;
+}
+
+describe('stream migration across failing pods', () => {
+  let pods: FailoverPod[] = [];
+  let front: FrontRouter;
+
+  before(async () => {
+    pods = await startFailoverPods(4, {
+      // 300 tokens take about 3 s: long enough to fail pods mid-stream.
+      sim: { interTokenLatencyMs: 10, timeScale: 1 },
+      // Pods 1 and 2 get real signals.
+      processSidecars: [1, 2],
+      sidecarArgs: ['--drain-grace-ms', '700'],
+    });
+    front = await startFrontRouter(
+      pods.map((p) => p.address),
+      { upstream: { idle_timeout_ms: 2_000 } },
+    );
+    await front.waitReady(4);
+  });
+
+  after(async () => {
+    await front?.close();
+    await stopFailoverPods(pods);
+  });
+
+  it('40 streams of 300 tokens on 4 pods survive an engine crash, a sidecar SIGKILL and a short drain, text exact', async () => {
+    const n = 40;
+    const maxTokens = 300;
+    const prompts = Array.from({ length: n }, (_, i) => `Stream ${i}: tell me about rivers and mountains.`);
+    const expected = await referenceTexts(prompts, maxTokens);
+    const [crashing, killed, drained] = pods as [FailoverPod, FailoverPod, FailoverPod, FailoverPod];
+    // The engine of pod 0 dies once one of its streams has sent 60 tokens.
+    await crashing.faults({ crash_after_tokens: 60 });
+    let killSent = false;
+    let drainSent = false;
+    const onChunk = (endpoint: string, count: number) => {
+      if (!killSent && endpoint === killed.address && count >= 120) {
+        killSent = true;
+        killed.process?.proc.kill('SIGKILL');
+      }
+      // 120 tokens (1.2 s) are left when the drain starts, more than its 700 ms grace.
+      if (!drainSent && endpoint === drained.address && count >= 180) {
+        drainSent = true;
+        drained.process?.proc.kill('SIGTERM');
+      }
+    };
+    const results = await Promise.all(prompts.map((p) => stream(front, p, maxTokens, onChunk)));
+
+    assert.ok(killSent && drainSent, 'both sidecar faults were injected');
+    const failed = results.filter((r) => r.error);
+    assert.deepEqual(
+      failed.map((r) => r.error?.message),
+      [],
+      'every stream completed',
+    );
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.text, expected[i], `stream ${i}: text identical to an undisturbed run`);
+      const last = r.chunks.at(-1);
+      assert.equal(last?.finishReason, 'FINISH_REASON_LENGTH');
+      assert.equal(last?.usage?.completionTokens, maxTokens, `stream ${i}: usage counts every token once`);
+      assert.ok(
+        (last?.usage?.promptTokens ?? 0) > 0 && (last?.usage?.promptTokens ?? 0) < 40,
+        'usage: the original prompt',
+      );
+    }
+    const moved = front.traces.flatMap((t) => t.attempts.filter((a) => a.outcome === 'migrated'));
+    const reasons = new Set(moved.map((a) => a.kind));
+    assert.ok(reasons.has('handback'), `the drain handed streams back (${[...reasons]})`);
+    assert.ok(moved.length >= 3, `streams moved (${moved.length})`);
+    const continued = front.traces.flatMap((t) => t.attempts.filter((a) => a.continuation));
+    assert.ok(continued.length >= moved.length);
+    assert.ok(
+      continued.every((a) => a.continuation === 'token_ids'),
+      'every continuation was exact (token ids)',
+    );
+    const metrics = await front.router.metrics.registry.getSingleMetricAsString(
+      'llm_stream_migrations_total',
+    );
+    assert.match(metrics, /reason="handback"/);
+  });
+});
+
+describe('hung and stalled pods', () => {
+  let pods: FailoverPod[] = [];
+  let front: FrontRouter;
+
+  before(async () => {
+    pods = await startFailoverPods(2, { sim: { interTokenLatencyMs: 5, timeScale: 1 } });
+    front = await startFrontRouter(
+      pods.map((p) => p.address),
+      { upstream: { idle_timeout_ms: 400 } },
+    );
+    await front.waitReady(2);
+  });
+
+  after(async () => {
+    await front?.close();
+    await stopFailoverPods(pods);
+  });
+
+  it('a stream whose pod stalls mid-stream is found by the idle timeout and continues exactly elsewhere', async () => {
+    const [stalling] = pods as [FailoverPod, FailoverPod];
+    await stalling.faults({ stall_after_tokens: 30 });
+    const prompts = Array.from({ length: 6 }, (_, i) => `Stall ${i}: the sea is wide.`);
+    const expected = await referenceTexts(prompts, 80);
+    const results = await Promise.all(prompts.map((p) => stream(front, p, 80)));
+    await stalling.faults({ stall_after_tokens: null });
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.error, undefined);
+      assert.equal(r.text, expected[i]);
+    }
+    const stalled = front.traces.flatMap((t) => t.attempts.filter((a) => a.kind === 'idle-timeout'));
+    assert.ok(stalled.length >= 1, 'some stream was on the stalling pod');
+    assert.ok(stalled.every((a) => a.outcome === 'migrated' && a.endpoint === stalling.address));
+  });
+});
+
+/** Runs `total` unary requests, `concurrency` at a time; calls `progress(done)` after each. */
+async function hammer(
+  front: FrontRouter,
+  total: number,
+  concurrency: number,
+  options: { timeoutMs?: number; progress?: (done: number) => void; stop?: () => boolean } = {},
+): Promise<string[]> {
+  const errors: string[] = [];
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < total && !options.stop?.()) {
+      const i = next++;
+      try {
+        await front.client.generate(
+          { model: MODEL, prompt: `request ${i} of a busy day`, sampling: { maxTokens: 8 } },
+          { timeoutMs: options.timeoutMs ?? 10_000 },
+        );
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+      done++;
+      options.progress?.(done);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return errors;
+}
+
+describe('one bad pod of three', () => {
+  let pods: FailoverPod[] = [];
+
+  before(async () => {
+    pods = await startFailoverPods(3);
+  });
+
+  after(async () => {
+    await stopFailoverPods(pods);
+  });
+
+  for (const when of ['from the start', 'switched on mid-run'] as const) {
+    it(`a pod answering 503 to everything ${when}: 0 client errors in 600 requests at concurrency 16`, async () => {
+      const [bad] = pods as [FailoverPod];
+      const front = await startFrontRouter(pods.map((p) => p.address));
+      try {
+        await front.waitReady(3);
+        const opened = new Promise<void>((resolve) =>
+          front.router.events.on('breaker', (t: { endpoint: string; to: string }) => {
+            if (t.endpoint === bad.address && t.to === 'open') resolve();
+          }),
+        );
+        const fault = { error_rate: 1, error_status: 503 };
+        if (when === 'from the start') await bad.faults(fault);
+        let switched: Promise<void> | undefined;
+        const errors = await hammer(front, 600, 16, {
+          progress: (done) => {
+            if (when === 'switched on mid-run' && done === 150) switched = bad.faults(fault);
+          },
+        });
+        await switched;
+        assert.deepEqual(errors, [], 'no client saw an error');
+        await opened;
+        const onBad = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === bad.address));
+        const failedOnBad = onBad.filter((a) => a.outcome !== 'ok');
+        assert.ok(failedOnBad.length > 0, 'the bad pod was tried');
+        assert.ok(
+          failedOnBad.length < 60,
+          `the bad pod stopped attracting traffic once it failed (${failedOnBad.length} failed attempts)`,
+        );
+      } finally {
+        await bad.faults({ error_rate: 0 });
+        await front.close();
+      }
+    });
+  }
+
+  it('a hung pod (accepts, never answers) is ejected within seconds and its requests are retried elsewhere', async () => {
+    const [hung] = pods as [FailoverPod];
+    const front = await startFrontRouter(pods.map((p) => p.address));
+    try {
+      await front.waitReady(3);
+      let openedAt = 0;
+      front.router.events.on('breaker', (t: { endpoint: string; to: string }) => {
+        if (t.endpoint === hung.address && t.to === 'open' && !openedAt) openedAt = Date.now();
+      });
+      await hung.faults({ stall_after_tokens: 0 });
+      const started = Date.now();
+      // Clients with a 2 s deadline: a hung attempt may take half of it. The
+      // traffic runs until the pod is ejected and 100 requests after that
+      // (at most 20,000: the test stops by itself).
+      let doneAtOpen = 0;
+      let done = 0;
+      const errors = await hammer(front, 20_000, 8, {
+        timeoutMs: 2_000,
+        progress: (n) => {
+          done = n;
+          if (openedAt && !doneAtOpen) doneAtOpen = n;
+        },
+        stop: () => doneAtOpen > 0 && done >= doneAtOpen + 100,
+      });
+      assert.deepEqual(errors, [], 'every request was retried elsewhere in time');
+      assert.ok(openedAt > 0, 'the hung pod was ejected');
+      assert.ok(openedAt - started < 10_000, `ejected after ${openedAt - started} ms`);
+      const hungAttempts = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === hung.address));
+      assert.ok(hungAttempts.every((a) => a.kind === 'first-token-timeout' && a.outcome === 'retried'));
+      // Every hung attempt is counted, none lost on the way out.
+      const counted = await front.router.metrics.registry.getSingleMetricAsString(
+        'llm_router_upstream_attempts_total',
+      );
+      const line = counted
+        .split('\n')
+        .find((l) => l.includes(`endpoint="${hung.address}"`) && l.includes('outcome="retried"'));
+      assert.equal(Number(line?.split(' ').at(-1)), hungAttempts.length);
+    } finally {
+      await hung.faults({ stall_after_tokens: null });
+      await front.close();
+    }
+  });
+});
