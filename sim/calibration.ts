@@ -63,13 +63,24 @@ const PULL_18566 = 'github.com/vllm-project/vllm/pull/18566';
 const SGLANG_060 = 'sgl-project/sglang, benchmark/benchmark_vllm_060/README.md';
 const PERF_CI = "vLLM's perf-benchmark CI (latency tests), as quoted in the simulator-fidelity report";
 
+/** How an older vLLM release differs from the V1 releases the presets describe. */
+export interface ReleaseProfile {
+  /** Multiplies every step's cost. */
+  stepCostFactor: number;
+  numSchedulerSteps: number;
+  /** The release's default `max_num_seqs`. */
+  maxNumSeqs: number;
+}
+
 /**
- * vLLM 0.6.0 (multi-step scheduling, 10 steps) is slower per step than the
- * V1 releases the presets describe. Its points replay with every step cost
- * multiplied by this, fitted on one point (8B mean TPOT at 2 QPS, ≈8.5 ms);
- * every other 0.6.0 point is held out.
+ * vLLM 0.6.0 as its published runs used it: multi-step scheduling with 10
+ * steps (`--num-scheduler-steps 10`), V0's default of 256 running sequences,
+ * and a per-step cost above V1's by a factor fitted on one point (8B mean
+ * TPOT at 2 QPS, ≈8.5 ms). The 8B throughput with all 500 prompts at once
+ * fits the ShareGPT output spread (`sharegpt.ts`). Every other 0.6.0 point
+ * is held out.
  */
-export const VLLM_060_STEP_FACTOR = 1.29;
+export const VLLM_060: ReleaseProfile = { stepCostFactor: 1.22, numSchedulerSteps: 10, maxNumSeqs: 256 };
 
 // `gpuOnly`: the source timed the GPU's compute alone, without the API server.
 const single = (
@@ -149,8 +160,8 @@ interface ShareGptRun {
   ratePerS?: number;
   means?: ShareGptMeans;
   maxNumSeqs?: number;
-  /** Replays an older release (see {@link VLLM_060_STEP_FACTOR}). */
-  stepCostFactor?: number;
+  /** Replays an older release (see {@link VLLM_060}). */
+  release?: ReleaseProfile;
 }
 
 /** `vllm bench serve --dataset-name sharegpt`, as lengths: ShareGPT-shaped requests, seeded. */
@@ -167,8 +178,9 @@ const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
       runWorkload({
         preset: getPreset(o.preset),
         requests,
-        maxNumSeqs: o.maxNumSeqs,
-        stepCostFactor: o.stepCostFactor,
+        maxNumSeqs: o.maxNumSeqs ?? o.release?.maxNumSeqs,
+        stepCostFactor: o.release?.stepCostFactor,
+        numSchedulerSteps: o.release?.numSchedulerSteps,
       }),
     );
   },
@@ -186,7 +198,7 @@ const PULL_18566_RUN = shareGpt({
 
 // The 0.6.0 perf-update runs: 500 ShareGPT prompts (202 in / 179 out on average) at a Poisson rate, or all at once.
 const perfUpdate = (preset: string, ratePerS?: number) =>
-  shareGpt({ preset, count: 500, ratePerS, stepCostFactor: VLLM_060_STEP_FACTOR });
+  shareGpt({ preset, count: 500, ratePerS, release: VLLM_060 });
 
 // turboquant Fig. 1/12/14: 300 prompts, 1024 in / 512 out, Poisson at 2 and 8 req/s, or all at once.
 const turboquant = (ratePerS: number): CalibrationScenario => ({
@@ -283,8 +295,6 @@ export const CALIBRATION_POINTS: readonly CalibrationPoint[] = [
     source: `${V1_ALPHA} (latency knee ≈50–60 QPS, midpoint)`,
     scenario: SHAREGPT_SATURATION,
     pick: (s) => s.requestsPerS,
-    knownMiss:
-      'a knee read off a Poisson latency curve, replayed as a burst of 2,000: with the front end the burst is CPU-bound (intake first, tokens after), so burst throughput falls under the knee',
   },
   ...([2, 8, Number.POSITIVE_INFINITY] as const).map(
     (rate, i): CalibrationPoint => ({
@@ -327,6 +337,16 @@ export const CALIBRATION_POINTS: readonly CalibrationPoint[] = [
     source: `${PERF_UPDATE}, appendix chart (fits the 0.6.0 step factor)`,
     scenario: perfUpdate(P8, 2),
     pick: (s) => s.meanTpotMs,
+  },
+  {
+    preset: P8,
+    release: '0.6.0, 10 scheduler steps',
+    metric: 'request throughput, ShareGPT, 500 requests at once',
+    unit: 'req/s',
+    published: 37,
+    source: `${PERF_UPDATE}, appendix chart (fits the ShareGPT output spread)`,
+    scenario: perfUpdate(P8),
+    pick: (s) => s.requestsPerS,
   },
 ];
 
@@ -410,23 +430,16 @@ export const HELD_OUT_POINTS: readonly CalibrationPoint[] = [
       pick: (s) => s.meanTpotMs,
     }),
   ),
-  ...(
-    [
-      [P8, 37],
-      [P70, 17.3],
-    ] as const
-  ).map(
-    ([preset, rps]): CalibrationPoint => ({
-      preset,
-      release: '0.6.0, 10 scheduler steps',
-      metric: 'request throughput, ShareGPT, 500 requests at once',
-      unit: 'req/s',
-      published: rps,
-      source: `${PERF_UPDATE}, appendix chart`,
-      scenario: perfUpdate(preset),
-      pick: (s) => s.requestsPerS,
-    }),
-  ),
+  {
+    preset: P70,
+    release: '0.6.0, 10 scheduler steps',
+    metric: 'request throughput, ShareGPT, 500 requests at once',
+    unit: 'req/s',
+    published: 17.3,
+    source: `${PERF_UPDATE}, appendix chart`,
+    scenario: perfUpdate(P70),
+    pick: (s) => s.requestsPerS,
+  },
   ...(
     [
       [4, 23.58, 179],
@@ -438,7 +451,7 @@ export const HELD_OUT_POINTS: readonly CalibrationPoint[] = [
       preset: P70,
       count: 1_000,
       ratePerS: rate,
-      stepCostFactor: VLLM_060_STEP_FACTOR,
+      release: VLLM_060,
     });
     const base = {
       preset: P70,
@@ -469,7 +482,7 @@ export const HELD_OUT_POINTS: readonly CalibrationPoint[] = [
     unit: 'req/s',
     published: 19.04,
     source: SGLANG_060,
-    scenario: shareGpt({ preset: P70, count: 5_000, stepCostFactor: VLLM_060_STEP_FACTOR }),
+    scenario: shareGpt({ preset: P70, count: 5_000, release: VLLM_060 }),
     pick: (s) => s.requestsPerS,
   },
   ...(

@@ -117,6 +117,12 @@ export interface EngineOptions {
    * their step ends.
    */
   frontEnd?: FrontEndCosts;
+  /**
+   * vLLM 0.6's multi-step scheduling (`--num-scheduler-steps`): a batch that
+   * only decodes runs this many steps without admitting anyone, and its
+   * tokens reach the front end together when the run ends. Default 1 (V1).
+   */
+  numSchedulerSteps?: number;
   observer?: EngineObserver;
 }
 
@@ -178,6 +184,9 @@ export function createEngine(options: EngineOptions): Engine {
   const { clock, kvCache, costModel, maxNumSeqs, maxNumBatchedTokens, timeScale, observer = {} } = options;
   const stepTimeFactor = options.stepTimeFactor ?? (() => 1);
   const frontEnd = options.frontEnd;
+  const numSchedulerSteps = options.numSchedulerSteps ?? 1;
+  // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
+  let runStepsLeft = 0;
   const frontEndQueue = frontEnd ? createFrontEndQueue(clock, timeScale) : undefined;
   // Tokens of the step being completed, handed to the front end together when it ends.
   let outbox: Delivery[] = [];
@@ -283,7 +292,8 @@ export function createEngine(options: EngineOptions): Engine {
 
     // Then waiting requests, unless this step had to preempt (as vLLM does).
     const now = clock.now();
-    while (!preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
+    const admit = runStepsLeft === 0;
+    while (admit && !preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
       const seq = waiting[0]!;
       // At most all tokens but the last can come from the cache: the last must be computed to sample.
       const cachedPrefix = kvCache.findCachedPrefix(
@@ -309,6 +319,9 @@ export function createEngine(options: EngineOptions): Engine {
       budget -= numNew;
     }
 
+    if (runStepsLeft > 0) runStepsLeft--;
+    else if (numSchedulerSteps > 1 && batch.prefillRequests === 0 && work.length > 0)
+      runStepsLeft = numSchedulerSteps - 1;
     if (work.length > 0) startStep(work, batch);
     return work;
   };
@@ -361,7 +374,9 @@ export function createEngine(options: EngineOptions): Engine {
       emitToken(seq, now);
     }
     observer.onStep?.(scheduledTokens, batch);
-    if (outbox.length > 0) {
+    // A multi-step run ends after its last step, or as soon as nothing is left running in it.
+    if (running.length === 0) runStepsLeft = 0;
+    if (outbox.length > 0 && runStepsLeft === 0) {
       const deliveries = outbox;
       outbox = [];
       frontEndQueue!.run(deliveries.length * frontEnd!.outputTokenMs, () => deliver(deliveries));

@@ -4,9 +4,9 @@
  * (see `calibration-data.md`); the shape is a log-normal per side, cut the way
  * vLLM's benchmark filters the dataset (prompt 4–1024 tokens, output at least
  * 4, prompt + output at most 2048). The log-normal and its spread are a
- * modelling choice, not a published figure: they give the long right tail
- * real conversations have (a few answers of 1,000+ tokens), which decides how
- * long a short run lasts. The previous uniform 1–357 lengths had none.
+ * modelling choice, not a published figure: they give the right tail real
+ * conversations have (answers of several times the median), which decides
+ * how long a short run lasts. The previous uniform 1–357 lengths had none.
  */
 
 /** Length limits of vLLM's benchmark sampler (`is_valid_sequence` in `vllm/benchmarks/datasets.py`). */
@@ -16,11 +16,14 @@ export const SHAREGPT_FILTER = { minLen: 4, maxPromptLen: 1024, maxTotalLen: 204
 export const SHAREGPT_MEANS = { promptTokens: 202, outputTokens: 179 } as const;
 
 /**
- * Spread (σ of the log of the length) of prompts and outputs. An assumption:
- * prompts mix one-line questions with pasted documents, so they spread wider
- * than answers.
+ * Spread (σ of the log of the length) of prompts and outputs; no published
+ * figure gives it. The output spread is fitted on the one throughput it
+ * decides, vLLM 0.6.0's 500 ShareGPT prompts at once (≈37 req/s, see
+ * `calibration.ts`): a wider tail leaves a few long answers decoding alone at
+ * the end of the run. The prompt spread is an assumption: prompts mix one-line
+ * questions with pasted documents, so they spread wider than answers.
  */
-export const SHAREGPT_SIGMA = { prompt: 1.2, output: 0.9 } as const;
+export const SHAREGPT_SIGMA = { prompt: 1.2, output: 0.45 } as const;
 
 /** One request's lengths. */
 export interface ShareGptLengths {
@@ -41,12 +44,23 @@ function normal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
-function drawLengths(random: () => number, muPrompt: number, muOutput: number): ShareGptLengths {
+/** Spread of {@link createShareGptSampler} (default {@link SHAREGPT_SIGMA}). */
+export interface ShareGptSigma {
+  prompt: number;
+  output: number;
+}
+
+function drawLengths(
+  random: () => number,
+  muPrompt: number,
+  muOutput: number,
+  sigma: ShareGptSigma,
+): ShareGptLengths {
   const { minLen, maxPromptLen, maxTotalLen } = SHAREGPT_FILTER;
   // Rejection, as the benchmark drops conversations outside the limits.
   for (;;) {
-    const promptTokens = Math.round(Math.exp(muPrompt + SHAREGPT_SIGMA.prompt * normal(random)));
-    const outputTokens = Math.round(Math.exp(muOutput + SHAREGPT_SIGMA.output * normal(random)));
+    const promptTokens = Math.round(Math.exp(muPrompt + sigma.prompt * normal(random)));
+    const outputTokens = Math.round(Math.exp(muOutput + sigma.output * normal(random)));
     if (promptTokens < minLen || outputTokens < minLen || promptTokens > maxPromptLen) continue;
     if (promptTokens + outputTokens > maxTotalLen) continue;
     return { promptTokens, outputTokens };
@@ -68,8 +82,8 @@ function seededUniform(seed: number): () => number {
 const solved = new Map<string, [number, number]>();
 
 /** The log-normal locations whose filtered means are `means` (solved once per pair, deterministically). */
-function solveMu(means: ShareGptMeans): [number, number] {
-  const key = `${means.promptTokens}/${means.outputTokens}`;
+function solveMu(means: ShareGptMeans, sigma: ShareGptSigma): [number, number] {
+  const key = `${means.promptTokens}/${means.outputTokens}/${sigma.prompt}/${sigma.output}`;
   const cached = solved.get(key);
   if (cached) return cached;
   const sampleMeans = (muPrompt: number, muOutput: number) => {
@@ -78,14 +92,14 @@ function solveMu(means: ShareGptMeans): [number, number] {
     let o = 0;
     const n = 4000;
     for (let i = 0; i < n; i++) {
-      const l = drawLengths(random, muPrompt, muOutput);
+      const l = drawLengths(random, muPrompt, muOutput, sigma);
       p += l.promptTokens;
       o += l.outputTokens;
     }
     return [p / n, o / n] as const;
   };
-  let muPrompt = Math.log(means.promptTokens) - SHAREGPT_SIGMA.prompt ** 2 / 2;
-  let muOutput = Math.log(means.outputTokens) - SHAREGPT_SIGMA.output ** 2 / 2;
+  let muPrompt = Math.log(means.promptTokens) - sigma.prompt ** 2 / 2;
+  let muOutput = Math.log(means.outputTokens) - sigma.output ** 2 / 2;
   // The filter cuts the tails, so shift each location until the filtered mean hits its target.
   for (let round = 0; round < 12; round++) {
     const [p, o] = sampleMeans(muPrompt, muOutput);
@@ -104,7 +118,8 @@ function solveMu(means: ShareGptMeans): [number, number] {
 export function createShareGptSampler(
   random: () => number,
   means: ShareGptMeans = SHAREGPT_MEANS,
+  sigma: ShareGptSigma = SHAREGPT_SIGMA,
 ): () => ShareGptLengths {
-  const [muPrompt, muOutput] = solveMu(means);
-  return () => drawLengths(random, muPrompt, muOutput);
+  const [muPrompt, muOutput] = solveMu(means, sigma);
+  return () => drawLengths(random, muPrompt, muOutput, sigma);
 }

@@ -43,6 +43,8 @@ export interface WorkloadOptions {
   frontEnd?: FrontEndCosts | false;
   /** Multiplies every step's cost (e.g. an older vLLM release's overheads); default 1. */
   stepCostFactor?: number;
+  /** vLLM 0.6's multi-step scheduling (see `EngineOptions.numSchedulerSteps`); default 1. */
+  numSchedulerSteps?: number;
 }
 
 /** Timings of one finished request, in simulated ms. */
@@ -99,6 +101,7 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     timeScale: 1,
     stepTimeFactor: options.stepCostFactor === undefined ? undefined : () => options.stepCostFactor!,
     frontEnd,
+    numSchedulerSteps: options.numSchedulerSteps,
     observer,
   });
 

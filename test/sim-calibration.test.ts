@@ -35,7 +35,7 @@ describe('sim calibration', () => {
 
   it('names every fitted point it misses, and misses few', () => {
     const misses = fitted.filter((r) => r.point.knownMiss);
-    assert.ok(misses.length <= 2, `${misses.length} known misses`);
+    assert.ok(misses.length <= 1, `${misses.length} known misses`);
     for (const r of misses) assert.ok((r.point.knownMiss ?? '').length > 20, describeResult(r));
   });
 
@@ -63,10 +63,10 @@ describe('sim calibration', () => {
   it('stays within the out-of-sample error the README states', (t) => {
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS));
     t.diagnostic(JSON.stringify(held));
-    // sim/README.md, "Where to trust it": median |error| under 15 %, worst under 75 %, mean signed within −15 %…+5 %.
+    // sim/README.md, "Where to trust it": median |error| under 15 %, worst under 50 %, mean signed within ±5 %.
     assert.ok(held.medianAbs < 0.15, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.75, `worst |error| ${held.worstAbs}`);
-    assert.ok(held.meanSigned > -0.15 && held.meanSigned < 0.05, `mean signed ${held.meanSigned}`);
+    assert.ok(held.worstAbs < 0.5, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.05, `mean signed ${held.meanSigned}`);
   });
 
   it('is deterministic', () => {
