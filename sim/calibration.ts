@@ -61,7 +61,7 @@ const TURBOQUANT = 'blog.vllm.ai/2026/05/11/turboquant.html';
 const PERF_UPDATE = 'blog.vllm.ai/2024/09/05/perf-update.html';
 const PULL_18566 = 'github.com/vllm-project/vllm/pull/18566';
 const SGLANG_060 = 'sgl-project/sglang, benchmark/benchmark_vllm_060/README.md';
-const PERF_CI = "vLLM's perf-benchmark CI (latency tests), as quoted in the simulator-fidelity report";
+const PERF_CI = "vLLM's perf-benchmark CI, latency tests (figures not re-checked against the dashboard)";
 
 /** How an older vLLM release differs from the V1 releases the presets describe. */
 export interface ReleaseProfile {

@@ -183,7 +183,8 @@ interface Delivery {
 export function createEngine(options: EngineOptions): Engine {
   const { clock, kvCache, costModel, maxNumSeqs, maxNumBatchedTokens, timeScale, observer = {} } = options;
   const stepTimeFactor = options.stepTimeFactor ?? (() => 1);
-  const frontEnd = options.frontEnd;
+  // At time scale 0 the front end costs nothing and changes nothing: skip its bookkeeping.
+  const frontEnd = timeScale > 0 ? options.frontEnd : undefined;
   const numSchedulerSteps = options.numSchedulerSteps ?? 1;
   // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
   let runStepsLeft = 0;

@@ -42,7 +42,7 @@ export interface SimPreset {
 }
 
 /** The calibration notes all presets rest on (relative to the repository root). */
-export const CALIBRATION_NOTES = '../shared/data/vllm-calibration.md';
+export const CALIBRATION_NOTES = 'sim/calibration-data.md';
 
 /**
  * The releases the presets' step costs were fitted on: vLLM V1, 0.19.1 (8B)
@@ -61,7 +61,7 @@ const FRONT_END: FrontEndCosts = { requestMs: 8.5, outputTokenMs: 0.046 };
 
 const LLAMA_8B_H100: SimPreset = {
   name: 'llama-3.1-8b-h100',
-  description: 'Llama-3.1-8B-Instruct, BF16, one H100 80 GB, recent vLLM V1',
+  description: 'Llama-3.1-8B-Instruct, BF16, one H100 80 GB, vLLM V1 0.19–0.20',
   model: 'meta-llama/Llama-3.1-8B-Instruct',
   stepCost: {
     baseMs: 6.4,
@@ -99,6 +99,11 @@ const LLAMA_8B_H100: SimPreset = {
       where: 'llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md',
     },
     {
+      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      where:
+        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
+    },
+    {
       what: 'loadDelayMs: ≈32.3–32.5 s to ready with a warm page cache (vLLM 0.9.0.1, H100 NVL)',
       where: 'skprasadu/sllm-vllm-faststart, benchmarks/README.md',
     },
@@ -107,7 +112,7 @@ const LLAMA_8B_H100: SimPreset = {
 
 const LLAMA_70B_4XH100: SimPreset = {
   name: 'llama-3.1-70b-4xh100',
-  description: 'Llama-3.1-70B-Instruct, BF16, four H100 80 GB (tensor parallel 4), recent vLLM V1',
+  description: 'Llama-3.1-70B-Instruct, BF16, four H100 80 GB (tensor parallel 4), vLLM V1 0.20',
   model: 'meta-llama/Llama-3.1-70B-Instruct',
   stepCost: {
     baseMs: 16.0,
@@ -139,6 +144,11 @@ const LLAMA_70B_4XH100: SimPreset = {
     {
       what: 'maxNumSeqs 1024 and maxNumBatchedTokens 8192: API-server defaults on ≥70 GiB GPUs',
       where: 'vllm-project/vllm, vllm/engine/arg_utils.py',
+    },
+    {
+      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      where:
+        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
     {
       what: 'loadDelayMs (estimate): 70B FP8 over 2 GPUs loads in 117 s, plus compile and graph capture',
