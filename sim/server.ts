@@ -110,6 +110,8 @@ export interface SimOptions {
   enablePromptTokensDetails?: boolean;
   /** Replaces the step cost model. */
   costModel?: StepCostModel;
+  /** The API server's CPU costs (default: the preset's with its cost model); `false` for none. */
+  frontEnd?: import('./front-end.js').FrontEndCosts | false;
   /** Faults in force from the start (default none); `/sim/faults` changes them at run time. */
   faults?: Partial<SimFaults>;
   /** Injectable randomness in [0, 1) for the injected error rate (default `Math.random`). */
