@@ -267,8 +267,8 @@ describe('engine: the API server in front of it', () => {
     assert.equal(engine.snapshot().waiting, 0);
 
     const b = submit(engine, clock, 'b', 16, 5);
-    clock.advance(25); // b's first token is produced at 30, being streamed until 31
-    clock.advance(5.5);
+    // b is taken in 5 ms after it is sent; its first token is produced 20 ms later and streamed 1 ms after that.
+    clock.advance(25.5);
     b.handle.abort();
     clock.runAll();
     assert.deepEqual(b.recorded.outputs, []);

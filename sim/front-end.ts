@@ -33,10 +33,42 @@ export interface FrontEndQueue {
   backlogMs(): number;
 }
 
+interface Job {
+  endMs: number;
+  done: (() => void) | undefined;
+}
+
 /** Creates the queue; `timeScale` multiplies every cost, as it does every step. */
 export function createFrontEndQueue(clock: SimClock, timeScale: number): FrontEndQueue {
   // When the CPU is next free, on the clock's timeline. Jobs end in the order they were queued.
   let freeAtMs = Number.NEGATIVE_INFINITY;
+  // Jobs not yet done, in order; one timer, for the first, however many wait (a burst of thousands).
+  const jobs: Job[] = [];
+  let head = 0;
+  let timerSet = false;
+
+  const arm = () => {
+    while (head < jobs.length && jobs[head]!.done === undefined) head++;
+    if (head >= jobs.length) {
+      jobs.length = 0;
+      head = 0;
+      return;
+    }
+    timerSet = true;
+    clock.schedule(jobs[head]!.endMs - clock.now(), fire);
+  };
+  const fire = () => {
+    timerSet = false;
+    const now = clock.now();
+    while (head < jobs.length && jobs[head]!.endMs <= now) {
+      const job = jobs[head++]!;
+      const done = job.done;
+      job.done = undefined;
+      done?.();
+    }
+    if (!timerSet) arm();
+  };
+
   return {
     run(costMs, done) {
       const now = clock.now();
@@ -46,7 +78,12 @@ export function createFrontEndQueue(clock: SimClock, timeScale: number): FrontEn
         done();
         return () => {};
       }
-      return clock.schedule(end - now, done);
+      const job: Job = { endMs: end, done };
+      jobs.push(job);
+      if (!timerSet) arm();
+      return () => {
+        job.done = undefined;
+      };
     },
     backlogMs: () => Math.max(0, freeAtMs - clock.now()),
   };
