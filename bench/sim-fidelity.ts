@@ -54,9 +54,13 @@ const errorTable = (title: string, results: CalibrationResult[]) => {
   return s;
 };
 
-const fitted = replayCalibration(CALIBRATION_POINTS);
+const replays = new Map();
+const fitted = replayCalibration(CALIBRATION_POINTS, replays);
 errorTable('## In sample: the points the presets were fitted to', fitted);
-errorTable('## Out of sample: published points fitted to nothing', replayCalibration(HELD_OUT_POINTS));
+errorTable(
+  '## Out of sample: published points fitted to nothing',
+  replayCalibration(HELD_OUT_POINTS, replays),
+);
 const worstFitted = Math.max(
   ...fitted.filter((r) => !r.point.knownMiss).map((r) => Math.abs(r.relativeError)),
 );

@@ -537,8 +537,9 @@ export interface CalibrationResult {
 /** Replays `points` (default: all), running each scenario once. */
 export function replayCalibration(
   points: readonly CalibrationPoint[] = CALIBRATION_POINTS,
+  /** Replays already run, by scenario key; pass one Map to several calls to run each scenario once. */
+  summaries = new Map<string, WorkloadSummary>(),
 ): CalibrationResult[] {
-  const summaries = new Map<string, WorkloadSummary>();
   return points.map((point) => {
     let summary = summaries.get(point.scenario.key);
     if (!summary) {
