@@ -9,9 +9,15 @@
  * given in words are lengths in tokens.
  */
 import { createRandom, deriveSeed } from '../common/random.js';
+import { createShareGptSampler } from '../sim/sharegpt.js';
 
-/** The workload kinds `llmmesh bench --workload` accepts. */
-export const WORKLOAD_KINDS = ['fixed', 'shared-prefix', 'multi-turn', 'long-prompt'] as const;
+/**
+ * The workload kinds `llmmesh bench --workload` accepts. `sharegpt` draws each
+ * request's prompt and output lengths from the ShareGPT-shaped distribution of
+ * `sim/sharegpt.ts` (means 202 / 179 tokens, with their tails), as `vllm bench
+ * serve --dataset-name sharegpt` sends them; it reads no parameters.
+ */
+export const WORKLOAD_KINDS = ['fixed', 'shared-prefix', 'multi-turn', 'long-prompt', 'sharegpt'] as const;
 /** A workload kind. */
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 
@@ -71,6 +77,7 @@ export const WORKLOAD_DEFAULTS: Readonly<Record<WorkloadKind, Readonly<Partial<W
   },
   'multi-turn': { conversations: 16, turns: 8, systemPromptLen: 128, questionLen: 48, outputLen: 64 },
   'long-prompt': { promptLen: 4000, promptLenMax: 8000, outputLen: 64 },
+  sharegpt: {},
 };
 
 const BASE_PARAMS: WorkloadParams = {
@@ -163,6 +170,15 @@ export function createWorkload(
         const len = params.promptLen + Math.floor(pick() * (params.promptLenMax - params.promptLen + 1));
         return { index, prompt: words(text(2, index), len), maxTokens: params.outputLen, promptWords: len };
       }
+      case 'sharegpt': {
+        const { promptTokens, outputTokens } = createShareGptSampler(pick)();
+        return {
+          index,
+          prompt: words(text(2, index), promptTokens),
+          maxTokens: outputTokens,
+          promptWords: promptTokens,
+        };
+      }
       case 'shared-prefix': {
         const group = Math.floor(pick() * params.groups);
         const question = Math.floor(pick() * params.promptsPerGroup);
@@ -225,6 +241,8 @@ export function createWorkload(
         return `shared-prefix: ${params.groups} groups × ${params.promptsPerGroup} prompts, system ${params.systemPromptLen}, question ${params.questionLen}, output ${params.outputLen}`;
       case 'multi-turn':
         return `multi-turn: ${params.conversations} conversations × ${params.turns} turns, system ${params.systemPromptLen}, turn ${params.questionLen}, output ${params.outputLen}`;
+      case 'sharegpt':
+        return 'sharegpt: ShareGPT-shaped lengths, prompt 4–1024 (mean 202), output from 4 (mean 179)';
     }
   };
 

@@ -213,3 +213,83 @@ describe('engine', () => {
     assert.ok(perTurn.length >= 3, `tokens per turn: ${perTurn}`);
   });
 });
+
+describe('engine: the API server in front of it', () => {
+  // Intake 5 ms per request, 1 ms per streamed token; steps: 20 ms with prefill, 10 ms decoding.
+  const frontEnd = { requestMs: 5, outputTokenMs: 1 };
+
+  it('queues a burst at intake and delays each step’s tokens by their streaming, as the client sees them', () => {
+    const { clock, engine } = setup({ frontEnd });
+    const a = submit(engine, clock, 'a', 16, 2);
+    const b = submit(engine, clock, 'b', 16, 2);
+    clock.runAll();
+    // a enters at 5, b at 10 (behind a). a prefills 5→25, its token is streamed 25→26.
+    // b joins at the next step (25→45 with a's decode), streamed with a's second token: 45→47;
+    // then b decodes alone, 45→55, streamed by 56.
+    assert.deepEqual(a.recorded.times, [26, 47]);
+    assert.deepEqual(b.recorded.times, [47, 56]);
+  });
+
+  it('stamps TTFT and e2e where the front end streams, from the hand-over; ITL and queue time on the engine', () => {
+    const ttft: number[] = [];
+    const itl: number[] = [];
+    const finished: { arrivalMs: number; scheduledMs?: number; finishedMs: number }[] = [];
+    const { clock, engine } = setup({
+      frontEnd,
+      observer: {
+        onFirstToken: (_p, ms) => ttft.push(ms),
+        onNextToken: (ms) => itl.push(ms),
+        onRequestFinished: (s) => finished.push(s),
+      },
+    });
+    submit(engine, clock, 'a', 16, 3);
+    clock.runAll();
+    // Handed over at 5; prefill 5→25, streamed by 26; decodes end at 35 and 45, streamed by 36 and 46.
+    assert.deepEqual(ttft, [21]);
+    assert.deepEqual(itl, [10, 10]);
+    assert.deepEqual(
+      finished.map((f) => [f.arrivalMs, f.scheduledMs, f.finishedMs]),
+      [[5, 5, 46]],
+    );
+  });
+
+  it('drops a request aborted at intake before the engine sees it, and tokens still streaming once aborted', () => {
+    const finished: string[] = [];
+    const { clock, engine } = setup({
+      frontEnd,
+      observer: { onRequestFinished: (s) => finished.push(s.finishReason) },
+    });
+    const a = submit(engine, clock, 'a', 16, 2);
+    a.handle.abort();
+    clock.runAll();
+    assert.deepEqual(a.recorded.outputs, []);
+    assert.deepEqual(finished, []);
+    assert.equal(engine.snapshot().waiting, 0);
+
+    const b = submit(engine, clock, 'b', 16, 5);
+    // b is taken in 5 ms after it is sent; its first token is produced 20 ms later and streamed 1 ms after that.
+    clock.advance(25.5);
+    b.handle.abort();
+    clock.runAll();
+    assert.deepEqual(b.recorded.outputs, []);
+    assert.deepEqual(finished, ['abort']);
+  });
+
+  it('costs nothing at time scale 0', () => {
+    const { clock, engine } = setup({ frontEnd, timeScale: 0 });
+    const a = submit(engine, clock, 'a', 16, 3);
+    clock.runAll();
+    assert.deepEqual(a.recorded.times, [0, 0, 0]);
+  });
+
+  it('runs multi-step: no admission inside a decode run, its tokens streamed together at its end', () => {
+    const { clock, engine } = setup({ numSchedulerSteps: 4 });
+    const a = submit(engine, clock, 'a', 16, 6);
+    clock.advance(25);
+    const b = submit(engine, clock, 'b', 16, 1);
+    clock.runAll();
+    // a: prefill 0→20 (token at 20), then a run of 4 decode steps 20→60; b waits for the run to end.
+    assert.deepEqual(a.recorded.times.slice(0, 5), [20, 30, 40, 50, 60]);
+    assert.equal(b.recorded.times[0], 80);
+  });
+});

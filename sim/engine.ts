@@ -11,6 +11,7 @@
  */
 import type { CancelTimer, SimClock } from './clock.js';
 import type { StepBatch, StepCostModel } from './cost-model.js';
+import { createFrontEndQueue, type FrontEndCosts } from './front-end.js';
 import { extendBlockHashes, type KvCacheManager } from './kv-cache.js';
 import type { TokenSource } from './text-generator.js';
 
@@ -108,6 +109,20 @@ export interface EngineOptions {
   timeScale: number;
   /** Read at the start of each step and multiplied into its duration (fault injection's slow factor; default 1). */
   stepTimeFactor?: () => number;
+  /**
+   * The API server's CPU cost (see `front-end.ts`). A request reaches the
+   * scheduler only once the front end has taken it in, and each step's tokens
+   * reach their listeners only once the front end has streamed them, both in
+   * one first-come first-served queue. Absent: no front end, tokens leave as
+   * their step ends.
+   */
+  frontEnd?: FrontEndCosts;
+  /**
+   * vLLM 0.6's multi-step scheduling (`--num-scheduler-steps`): a batch that
+   * only decodes runs this many steps without admitting anyone, and its
+   * tokens reach the front end together when the run ends. Default 1 (V1).
+   */
+  numSchedulerSteps?: number;
   observer?: EngineObserver;
 }
 
@@ -139,7 +154,12 @@ interface Sequence {
   blocks: number[];
   blockHashes: number[];
   numCommittedBlocks: number;
-  status: 'waiting' | 'running' | 'finished';
+  /** `intake`: still in the front end's queue, unknown to the scheduler. */
+  status: 'intake' | 'waiting' | 'running' | 'finished';
+  /** Set when the request was aborted: its tokens still queued in the front end are dropped. */
+  aborted: boolean;
+  /** Cancels the front-end intake while the request is in it. */
+  cancelIntake: (() => void) | undefined;
   everScheduled: boolean;
   numCachedTokens: number;
   arrivalMs: number;
@@ -153,14 +173,30 @@ interface ScheduledWork {
   numNewTokens: number;
 }
 
+/** A token the engine produced, on its way through the front end. */
+interface Delivery {
+  seq: Sequence;
+  output: EngineOutput;
+}
+
 /** Creates an engine. */
 export function createEngine(options: EngineOptions): Engine {
   const { clock, kvCache, costModel, maxNumSeqs, maxNumBatchedTokens, timeScale, observer = {} } = options;
   const stepTimeFactor = options.stepTimeFactor ?? (() => 1);
+  // At time scale 0 the front end costs nothing and changes nothing: skip its bookkeeping.
+  const frontEnd = timeScale > 0 ? options.frontEnd : undefined;
+  const numSchedulerSteps = options.numSchedulerSteps ?? 1;
+  // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
+  let runStepsLeft = 0;
+  const frontEndQueue = frontEnd ? createFrontEndQueue(clock, timeScale) : undefined;
+  // Tokens of the step being completed, handed to the front end together when it ends.
+  let outbox: Delivery[] = [];
   const blockSize = kvCache.blockSize;
   if (!(timeScale >= 0)) throw new RangeError(`timeScale must be >= 0, got ${timeScale}`);
 
   const waiting: Sequence[] = [];
+  // Requests still in the front end's intake queue.
+  const intake = new Set<Sequence>();
   const running: Sequence[] = [];
   let numPreemptions = 0;
   let timer: CancelTimer | undefined;
@@ -170,11 +206,7 @@ export function createEngine(options: EngineOptions): Engine {
   let lastStepEndMs: number | undefined;
   let stopped = false;
 
-  const finish = (seq: Sequence, reason: FinishReason) => {
-    if (seq.status === 'running') running.splice(running.indexOf(seq), 1);
-    else if (seq.status === 'waiting') waiting.splice(waiting.indexOf(seq), 1);
-    seq.status = 'finished';
-    kvCache.free(seq.blocks);
+  const reportFinished = (seq: Sequence, reason: FinishReason) =>
     observer.onRequestFinished?.({
       finishReason: reason,
       promptTokens: seq.promptLength,
@@ -186,6 +218,23 @@ export function createEngine(options: EngineOptions): Engine {
       lastTokenMs: seq.lastTokenMs,
       finishedMs: clock.now(),
     });
+
+  // `report` false: the front end reports the finish once it has streamed the last token, as vLLM's does.
+  const finish = (seq: Sequence, reason: FinishReason, report = true) => {
+    if (seq.status === 'intake') {
+      // The engine never saw it: nothing to free, nothing for its metrics.
+      intake.delete(seq);
+      seq.cancelIntake?.();
+      seq.status = 'finished';
+      seq.aborted = true;
+      return;
+    }
+    if (seq.status === 'running') running.splice(running.indexOf(seq), 1);
+    else if (seq.status === 'waiting') waiting.splice(waiting.indexOf(seq), 1);
+    seq.status = 'finished';
+    if (reason === 'abort') seq.aborted = true;
+    kvCache.free(seq.blocks);
+    if (report) reportFinished(seq, reason);
   };
 
   const preempt = (seq: Sequence) => {
@@ -244,7 +293,8 @@ export function createEngine(options: EngineOptions): Engine {
 
     // Then waiting requests, unless this step had to preempt (as vLLM does).
     const now = clock.now();
-    while (!preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
+    const admit = runStepsLeft === 0;
+    while (admit && !preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
       const seq = waiting[0]!;
       // At most all tokens but the last can come from the cache: the last must be computed to sample.
       const cachedPrefix = kvCache.findCachedPrefix(
@@ -270,6 +320,9 @@ export function createEngine(options: EngineOptions): Engine {
       budget -= numNew;
     }
 
+    if (runStepsLeft > 0) runStepsLeft--;
+    else if (numSchedulerSteps > 1 && batch.prefillRequests === 0 && work.length > 0)
+      runStepsLeft = numSchedulerSteps - 1;
     if (work.length > 0) startStep(work, batch);
     return work;
   };
@@ -322,6 +375,13 @@ export function createEngine(options: EngineOptions): Engine {
       emitToken(seq, now);
     }
     observer.onStep?.(scheduledTokens, batch);
+    // A multi-step run ends after its last step, or as soon as nothing is left running in it.
+    if (running.length === 0) runStepsLeft = 0;
+    if (outbox.length > 0 && runStepsLeft === 0) {
+      const deliveries = outbox;
+      outbox = [];
+      frontEndQueue!.run(deliveries.length * frontEnd!.outputTokenMs, () => deliver(deliveries));
+    }
     if (stopped) return;
     if (running.length > 0 || waiting.length > 0) {
       if (schedule().length === 0) lastStepEndMs = undefined;
@@ -342,17 +402,37 @@ export function createEngine(options: EngineOptions): Engine {
     seq.tokens.push(tokenId);
     seq.numOutput++;
     extendBlockHashes(seq.blockHashes, seq.tokens, blockSize);
-    if (seq.firstTokenMs === undefined) {
+    const first = seq.firstTokenMs === undefined;
+    if (first) {
       seq.firstTokenMs = now;
-      observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
+      // vLLM times the first token where its front end processes it; without a front end, that is now.
+      if (!frontEnd) observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
     } else {
+      // Inter-token latency is stamped by the engine core in vLLM, front-end delays excluded.
       observer.onNextToken?.(now - (seq.lastTokenMs ?? now));
     }
     seq.lastTokenMs = now;
     const stop = seq.spec.checkStop?.(tokenId) ?? false;
     const finishReason = stop ? 'stop' : seq.numOutput >= seq.spec.maxTokens ? 'length' : null;
+    const output: EngineOutput = { tokenId, index, finishReason, numCachedTokens: seq.numCachedTokens };
+    if (frontEnd) {
+      if (finishReason) finish(seq, finishReason, false);
+      outbox.push({ seq, output });
+      return;
+    }
     if (finishReason) finish(seq, finishReason);
-    seq.listener.onToken({ tokenId, index, finishReason, numCachedTokens: seq.numCachedTokens });
+    seq.listener.onToken(output);
+  };
+
+  // The front end has streamed a step's tokens: now the clients (and vLLM's TTFT and e2e clocks) see them.
+  const deliver = (deliveries: Delivery[]) => {
+    const now = clock.now();
+    for (const { seq, output } of deliveries) {
+      if (seq.aborted || stopped) continue;
+      if (output.index === 0) observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
+      if (output.finishReason) reportFinished(seq, output.finishReason);
+      seq.listener.onToken(output);
+    }
   };
 
   const kick = () => {
@@ -390,7 +470,9 @@ export function createEngine(options: EngineOptions): Engine {
         blocks: [],
         blockHashes,
         numCommittedBlocks: 0,
-        status: 'waiting',
+        status: 'intake',
+        aborted: false,
+        cancelIntake: undefined,
         everScheduled: false,
         numCachedTokens: 0,
         arrivalMs: clock.now(),
@@ -398,8 +480,23 @@ export function createEngine(options: EngineOptions): Engine {
         firstTokenMs: undefined,
         lastTokenMs: undefined,
       };
-      waiting.push(seq);
-      kick();
+      const enter = () => {
+        seq.cancelIntake = undefined;
+        intake.delete(seq);
+        if (stopped || seq.status !== 'intake') return;
+        // vLLM stamps arrival once the front end hands the request over; TTFT and e2e count from here.
+        seq.arrivalMs = clock.now();
+        seq.status = 'waiting';
+        waiting.push(seq);
+        kick();
+      };
+      if (frontEndQueue) {
+        intake.add(seq);
+        const cancel = frontEndQueue.run(frontEnd!.requestMs, enter);
+        if (seq.status === 'intake') seq.cancelIntake = cancel;
+      } else {
+        enter();
+      }
       return {
         id: spec.id,
         abort: () => {
@@ -419,7 +516,8 @@ export function createEngine(options: EngineOptions): Engine {
       timer = undefined;
       dueStep = undefined;
       stepInFlight = false;
-      for (const seq of [...running, ...waiting]) finish(seq, 'abort');
+      for (const seq of [...running, ...waiting, ...intake]) finish(seq, 'abort');
+      outbox = [];
     },
   };
 }

@@ -6,6 +6,7 @@
  * the published points against the preset and holds each within ±10 %.
  */
 import type { StepCostConstants } from './cost-model.js';
+import type { FrontEndCosts } from './front-end.js';
 
 /** A source a preset value comes from. */
 export interface PresetSource {
@@ -23,6 +24,10 @@ export interface SimPreset {
   /** The model vLLM would serve (`--model`), reported as `root` by `/v1/models`. */
   readonly model: string;
   readonly stepCost: Readonly<StepCostConstants>;
+  /** The API server's CPU cost per request and per streamed token (`front-end.ts`). */
+  readonly frontEnd: Readonly<FrontEndCosts>;
+  /** The vLLM release the step costs describe. */
+  readonly vllmVersion: string;
   /** vLLM's `max_num_seqs` default on this GPU class. */
   readonly maxNumSeqs: number;
   /** vLLM's `max_num_batched_tokens` default for the API server on this GPU class. */
@@ -37,11 +42,26 @@ export interface SimPreset {
 }
 
 /** The calibration notes all presets rest on (relative to the repository root). */
-export const CALIBRATION_NOTES = '../shared/data/vllm-calibration.md';
+export const CALIBRATION_NOTES = 'sim/calibration-data.md';
+
+/**
+ * The releases the presets' step costs were fitted on: vLLM V1, 0.19.1 (8B)
+ * and 0.20.2 (70B). Older releases are slower per step (0.6.0 markedly so).
+ */
+const VLLM_VERSION = 'V1, 0.19–0.20';
+
+/**
+ * The API server's costs; one Python process whatever the model, so both
+ * presets share them. `outputTokenMs` is the independent BLIS simulator's fit
+ * (≈46 µs per streamed token); `requestMs` is fitted on the mean TTFT of the
+ * saturated ShareGPT chat run of vLLM pull 18566 (1,000 requests at once,
+ * Llama-3.1-8B): see `calibration.ts`.
+ */
+const FRONT_END: FrontEndCosts = { requestMs: 8.5, outputTokenMs: 0.046 };
 
 const LLAMA_8B_H100: SimPreset = {
   name: 'llama-3.1-8b-h100',
-  description: 'Llama-3.1-8B-Instruct, BF16, one H100 80 GB, recent vLLM V1',
+  description: 'Llama-3.1-8B-Instruct, BF16, one H100 80 GB, vLLM V1 0.19–0.20',
   model: 'meta-llama/Llama-3.1-8B-Instruct',
   stepCost: {
     baseMs: 6.4,
@@ -50,6 +70,8 @@ const LLAMA_8B_H100: SimPreset = {
     decodeMsPerSequence: 0.04,
     contextMsPerThousandTokens: 0.044,
   },
+  frontEnd: FRONT_END,
+  vllmVersion: VLLM_VERSION,
   maxNumSeqs: 1024,
   maxNumBatchedTokens: 8192,
   kvCacheTokens: 26_300 * 16,
@@ -77,6 +99,11 @@ const LLAMA_8B_H100: SimPreset = {
       where: 'llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md',
     },
     {
+      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      where:
+        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
+    },
+    {
       what: 'loadDelayMs: ≈32.3–32.5 s to ready with a warm page cache (vLLM 0.9.0.1, H100 NVL)',
       where: 'skprasadu/sllm-vllm-faststart, benchmarks/README.md',
     },
@@ -85,7 +112,7 @@ const LLAMA_8B_H100: SimPreset = {
 
 const LLAMA_70B_4XH100: SimPreset = {
   name: 'llama-3.1-70b-4xh100',
-  description: 'Llama-3.1-70B-Instruct, BF16, four H100 80 GB (tensor parallel 4), recent vLLM V1',
+  description: 'Llama-3.1-70B-Instruct, BF16, four H100 80 GB (tensor parallel 4), vLLM V1 0.20',
   model: 'meta-llama/Llama-3.1-70B-Instruct',
   stepCost: {
     baseMs: 16.0,
@@ -94,6 +121,8 @@ const LLAMA_70B_4XH100: SimPreset = {
     decodeMsPerSequence: 0.05,
     contextMsPerThousandTokens: 0.027,
   },
+  frontEnd: FRONT_END,
+  vllmVersion: VLLM_VERSION,
   maxNumSeqs: 1024,
   maxNumBatchedTokens: 8192,
   kvCacheTokens: 420_208,
@@ -115,6 +144,11 @@ const LLAMA_70B_4XH100: SimPreset = {
     {
       what: 'maxNumSeqs 1024 and maxNumBatchedTokens 8192: API-server defaults on ≥70 GiB GPUs',
       where: 'vllm-project/vllm, vllm/engine/arg_utils.py',
+    },
+    {
+      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      where:
+        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
     {
       what: 'loadDelayMs (estimate): 70B FP8 over 2 GPUs loads in 117 s, plus compile and graph capture',

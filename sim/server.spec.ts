@@ -319,7 +319,7 @@ describe('sim server: OpenAI API', () => {
     const body = await json(res);
     assert.deepEqual(Object.keys(body), ['count', 'max_model_len', 'tokens', 'token_strs']);
     assert.equal(body.count, body.tokens.length);
-    assert.equal(body.max_model_len, 8192);
+    assert.equal(body.max_model_len, 131_072);
     assert.deepEqual(body.token_strs, ['<|begin_of_text|>', 'Hello', ',', ' world', '!']);
     const plain = await json(await post(`${s.url}/tokenize`, { prompt: 'Hello, world!' }));
     assert.equal(plain.token_strs, null);
@@ -343,7 +343,7 @@ describe('sim server: OpenAI API', () => {
     ]);
     assert.equal(card.id, MODEL);
     assert.equal(card.owned_by, 'vllm');
-    assert.equal(card.max_model_len, 8192);
+    assert.equal(card.max_model_len, 131_072);
     assert.match(card.permission[0].id, /^modelperm-[0-9a-f]{32}$/);
     assert.equal(card.permission[0].object, 'model_permission');
     assert.deepEqual(await json(await fetch(`${s.url}/version`)), { version: '0.11.0' });

@@ -36,7 +36,7 @@ import {
 import { DEFAULT_PRESET_NAME } from './presets.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { serveGeneration } from './serve-generation.js';
-import { DEFAULT_MAX_MODEL_LEN, resolveSimConfig } from './sim-config.js';
+import { resolveSimConfig } from './sim-config.js';
 import { createTextGenerator } from './text-generator.js';
 import { createTokenizer } from './tokenizer.js';
 import { createVllmMetrics } from './vllm-metrics.js';
@@ -44,7 +44,6 @@ import { createVllmMetrics } from './vllm-metrics.js';
 /** Defaults of {@link SimOptions} that do not come from the preset. */
 export const SIM_DEFAULTS = {
   preset: DEFAULT_PRESET_NAME,
-  maxModelLen: DEFAULT_MAX_MODEL_LEN,
   loadDelayMs: 0,
   timeScale: 1,
   version: '0.11.0',
@@ -75,7 +74,7 @@ export interface SimOptions {
   preset?: string;
   /** vLLM `--model`: reported as `root` by `/v1/models` (default: the preset's model). */
   model?: string;
-  /** Context length, vLLM `--max-model-len` (default 8192; the presets' models allow 131072). */
+  /** Context length, vLLM `--max-model-len` (default: the model's own, 131072, cut to what the KV cache holds). */
   maxModelLen?: number;
   /** Requests running at once, the rest wait; vLLM `--max-num-seqs` (default: the preset's, 1024). */
   maxNumSeqs?: number;
@@ -112,6 +111,8 @@ export interface SimOptions {
   enablePromptTokensDetails?: boolean;
   /** Replaces the step cost model. */
   costModel?: StepCostModel;
+  /** The API server's CPU costs (default: the preset's with its cost model); `false` for none. */
+  frontEnd?: import('./front-end.js').FrontEndCosts | false;
   /** Faults in force from the start (default none); `/sim/faults` changes them at run time. */
   faults?: Partial<SimFaults>;
   /** Injectable randomness in [0, 1) for the injected error rate (default `Math.random`). */
@@ -250,6 +251,7 @@ export function createSimServer(options: SimOptions): SimServer {
     maxNumBatchedTokens: settings.maxNumBatchedTokens,
     timeScale: config.timeScale,
     stepTimeFactor: () => faults.get().slowFactor,
+    frontEnd: settings.frontEnd,
     observer: metrics.observer,
   });
   const requestContext: RequestContext = {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StepBatch } from './cost-model.js';
 import { getPreset, SIM_PRESETS } from './presets.js';
-import { DEFAULT_MAX_MODEL_LEN, resolveSimConfig } from './sim-config.js';
+import { resolveSimConfig } from './sim-config.js';
 
 const decode = (sequences: number): StepBatch => ({
   prefillRequests: 0,
@@ -17,7 +17,7 @@ describe('sim config', () => {
     const config = resolveSimConfig({});
     const preset = getPreset('llama-3.1-8b-h100');
     assert.equal(config.preset, preset);
-    assert.equal(config.maxModelLen, DEFAULT_MAX_MODEL_LEN);
+    assert.equal(config.maxModelLen, 131_072, "the model's own context length");
     assert.equal(config.maxNumSeqs, preset.maxNumSeqs);
     assert.equal(config.maxNumBatchedTokens, preset.maxNumBatchedTokens);
     assert.equal(config.blockSize, 16);
@@ -41,6 +41,19 @@ describe('sim config', () => {
     const overridden = resolveSimConfig({ numGpuBlocks: 1000 });
     assert.equal(overridden.numGpuBlocks, 1000);
     assert.equal(overridden.numGpuBlocksOverridden, true);
+  });
+
+  it("defaults max_model_len to the model's own, cut to what the KV cache holds", () => {
+    assert.equal(resolveSimConfig({ preset: 'llama-3.1-70b-4xh100' }).maxModelLen, 131_072);
+    assert.equal(resolveSimConfig({ numGpuBlocks: 1000 }).maxModelLen, 16_000);
+    assert.equal(resolveSimConfig({ maxModelLen: 4096 }).maxModelLen, 4096);
+  });
+
+  it("runs the preset's front end with the preset's cost model only", () => {
+    assert.deepEqual(resolveSimConfig({}).frontEnd, getPreset().frontEnd);
+    assert.equal(resolveSimConfig({ interTokenLatencyMs: 5 }).frontEnd, undefined);
+    assert.equal(resolveSimConfig({ costModel: () => 1 }).frontEnd, undefined);
+    assert.equal(resolveSimConfig({ frontEnd: false }).frontEnd, undefined);
   });
 
   it('caps the default max_num_seqs at the token budget, as vLLM does', () => {

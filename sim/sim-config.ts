@@ -5,11 +5,9 @@
  * `max_num_seqs`).
  */
 import { createSimpleCostModel, createStepCostModel, type StepCostModel } from './cost-model.js';
+import type { FrontEndCosts } from './front-end.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
 import { getPreset, loneDecodeStepMs, type SimPreset } from './presets.js';
-
-/** The simulator's context length when none is given: the local mesh's, smaller than the presets' native 128K. */
-export const DEFAULT_MAX_MODEL_LEN = 8192;
 
 /** Engine options as {@link resolveSimConfig} reads them (a subset of the server's options). */
 export interface EngineSettingsInput {
@@ -24,6 +22,8 @@ export interface EngineSettingsInput {
   timeToFirstTokenMs?: number;
   prefillTimePerTokenMs?: number;
   costModel?: StepCostModel;
+  /** The API server's costs: default the preset's with its own cost model, none otherwise; `false` for none. */
+  frontEnd?: FrontEndCosts | false;
 }
 
 /** Resolved engine settings. */
@@ -39,10 +39,14 @@ export interface EngineSettings {
   costModel: StepCostModel;
   /** Which cost model runs: the preset's fitted one, a fixed-latency one, or one passed in. */
   costModelKind: 'preset' | 'fixed-latency' | 'custom';
+  /** The API server's costs, or undefined when none is simulated. */
+  frontEnd: FrontEndCosts | undefined;
 }
 
 /**
- * Applies `input` over its preset. The fixed-latency options
+ * Applies `input` over its preset. Without `maxModelLen`, the context length
+ * is the model's own (the preset's native length), cut to what the KV cache
+ * holds when it holds less, as vLLM does. The fixed-latency options
  * (`interTokenLatencyMs`, `timeToFirstTokenMs`, `prefillTimePerTokenMs`) switch
  * to a cost model where a decode step always takes the inter-token latency and
  * a prefill step the base plus a per-token cost, the ones not given taken from
@@ -50,22 +54,23 @@ export interface EngineSettings {
  */
 export function resolveSimConfig(input: EngineSettingsInput): EngineSettings {
   const preset = getPreset(input.preset);
-  const maxModelLen = input.maxModelLen ?? DEFAULT_MAX_MODEL_LEN;
   const maxNumBatchedTokens = input.maxNumBatchedTokens ?? preset.maxNumBatchedTokens;
   // vLLM caps the default max_num_seqs at the token budget; an explicit larger value is an error.
   const maxNumSeqs = input.maxNumSeqs ?? Math.min(preset.maxNumSeqs, maxNumBatchedTokens);
   const blockSize = input.blockSize ?? DEFAULT_BLOCK_SIZE;
   const numGpuBlocks = input.numGpuBlocks ?? Math.floor(preset.kvCacheTokens / blockSize);
+  // As vLLM: the model's own context length, unless the KV cache cannot hold one request that long.
+  const maxModelLen = input.maxModelLen ?? Math.min(preset.nativeMaxModelLen, numGpuBlocks * blockSize);
 
   const positiveInt = (name: string, value: number) => {
     if (!Number.isInteger(value) || value < 1)
       throw new RangeError(`${name} must be a positive integer, got ${value}`);
   };
+  positiveInt('blockSize', blockSize);
+  positiveInt('numGpuBlocks', numGpuBlocks);
   positiveInt('maxModelLen', maxModelLen);
   positiveInt('maxNumSeqs', maxNumSeqs);
   positiveInt('maxNumBatchedTokens', maxNumBatchedTokens);
-  positiveInt('blockSize', blockSize);
-  positiveInt('numGpuBlocks', numGpuBlocks);
   if (maxModelLen > preset.nativeMaxModelLen) {
     throw new RangeError(
       `maxModelLen (${maxModelLen}) is greater than the context length of ${preset.model} (${preset.nativeMaxModelLen})`,
@@ -120,5 +125,9 @@ export function resolveSimConfig(input: EngineSettingsInput): EngineSettings {
     numGpuBlocksOverridden: input.numGpuBlocks !== undefined,
     costModel,
     costModelKind,
+    frontEnd:
+      input.frontEnd === false
+        ? undefined
+        : (input.frontEnd ?? (costModelKind === 'preset' ? preset.frontEnd : undefined)),
   };
 }

@@ -3,6 +3,11 @@
  * labels (`engine="0"`, `model_name`) and histogram buckets, with values
  * counted from the traffic the engine actually served. It is the engine's
  * {@link EngineObserver}; gauges are read from the engine at scrape time.
+ *
+ * The engine calls it where vLLM stamps each value: TTFT and e2e latency when
+ * the API server has processed the token (its queue included), counted from
+ * the request's hand-over to the engine (intake excluded); inter-token
+ * latency, queue, prefill and decode times on the engine's own clock.
  */
 import type { EngineObserver, EngineSnapshot, FinishedRequestStats } from './engine.js';
 import {

@@ -9,6 +9,7 @@
 import type { StepCostModel } from './cost-model.js';
 import { createStepCostModel } from './cost-model.js';
 import { createEngine, type EngineObserver } from './engine.js';
+import type { FrontEndCosts } from './front-end.js';
 import { createKvCacheManager, DEFAULT_BLOCK_SIZE } from './kv-cache.js';
 import { createManualClock } from './manual-clock.js';
 import { getPreset, type SimPreset } from './presets.js';
@@ -36,8 +37,14 @@ export interface WorkloadOptions {
   numGpuBlocks?: number;
   blockSize?: number;
   enablePrefixCaching?: boolean;
-  /** Replaces the preset's cost model. */
+  /** Replaces the preset's cost model (and then runs without a front end unless `frontEnd` is given). */
   costModel?: StepCostModel;
+  /** The API server's costs: default the preset's; `false` for none (an offline `LLM`, or the engine alone). */
+  frontEnd?: FrontEndCosts | false;
+  /** Multiplies every step's cost (e.g. an older vLLM release's overheads); default 1. */
+  stepCostFactor?: number;
+  /** vLLM 0.6's multi-step scheduling (see `EngineOptions.numSchedulerSteps`); default 1. */
+  numSchedulerSteps?: number;
 }
 
 /** Timings of one finished request, in simulated ms. */
@@ -53,7 +60,7 @@ export interface RequestResult {
 /** What a replay measured. */
 export interface WorkloadResult {
   requests: RequestResult[];
-  /** Every inter-token gap of every request (ms). */
+  /** Every inter-token gap of every request as its client saw it (ms). */
   interTokenLatenciesMs: number[];
   /** From the first arrival to the last token (ms). */
   durationMs: number;
@@ -76,10 +83,11 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     onStep: () => {
       steps++;
     },
-    onNextToken: (ms) => {
-      interTokenLatenciesMs.push(ms);
-    },
   };
+  const frontEnd =
+    options.frontEnd === false
+      ? undefined
+      : (options.frontEnd ?? (options.costModel ? undefined : preset.frontEnd));
   const engine = createEngine({
     clock,
     kvCache: createKvCacheManager({
@@ -91,6 +99,9 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     maxNumSeqs: options.maxNumSeqs ?? preset.maxNumSeqs,
     maxNumBatchedTokens: options.maxNumBatchedTokens ?? preset.maxNumBatchedTokens,
     timeScale: 1,
+    stepTimeFactor: options.stepCostFactor === undefined ? undefined : () => options.stepCostFactor!,
+    frontEnd,
+    numSchedulerSteps: options.numSchedulerSteps,
     observer,
   });
 
@@ -100,6 +111,7 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     const spec = options.requests[index]!;
     const arrivalMs = clock.now();
     let firstTokenMs = Number.NaN;
+    let lastTokenMs = Number.NaN;
     let cachedTokens = 0;
     engine.submit(
       {
@@ -110,10 +122,14 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
       },
       {
         onToken(output) {
+          const now = clock.now();
           if (output.index === 0) {
-            firstTokenMs = clock.now();
+            firstTokenMs = now;
             cachedTokens = output.numCachedTokens;
+          } else {
+            interTokenLatenciesMs.push(now - lastTokenMs);
           }
+          lastTokenMs = now;
           if (output.finishReason === null) return;
           results.push({
             arrivalMs,
@@ -164,6 +180,8 @@ export interface WorkloadSummary {
   promptTokensPerS: number;
   meanTtftMs: number;
   medianTtftMs: number;
+  /** Mean from sending a request to its last token. */
+  meanE2eMs: number;
   /** Mean over requests of (latency − TTFT) / (output tokens − 1). */
   meanTpotMs: number;
   medianTpotMs: number;
@@ -185,6 +203,7 @@ export function summarizeWorkload(result: WorkloadResult): WorkloadSummary {
     promptTokensPerS: sum(result.requests.map((r) => r.promptTokens)) / seconds,
     meanTtftMs: mean(ttfts),
     medianTtftMs: median(ttfts),
+    meanE2eMs: mean(result.requests.map((r) => r.finishMs - r.arrivalMs)),
     meanTpotMs: mean(tpots),
     medianTpotMs: median(tpots),
     meanItlMs: mean(result.interTokenLatenciesMs),

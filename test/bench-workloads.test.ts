@@ -82,6 +82,17 @@ describe('bench workloads', () => {
     assert.notEqual(f.request(5).prompt, f.request(6).prompt);
   });
 
+  it('sharegpt: ShareGPT-shaped lengths, long tail included, each request the length it says', () => {
+    const w = createWorkload('sharegpt', { seed: 5 });
+    const reqs = Array.from({ length: 2000 }, (_, i) => w.request(i));
+    for (const r of reqs.slice(0, 50)) assert.equal(wordsOf(r.prompt ?? '').length, r.promptWords);
+    const outs = reqs.map((r) => r.maxTokens).sort((a, b) => a - b);
+    const mean = outs.reduce((a, b) => a + b, 0) / outs.length;
+    assert.ok(Math.abs(mean / 179 - 1) < 0.06, `mean output ${mean}`);
+    assert.ok(outs.at(-1)! > 3 * outs[outs.length >> 1]!, 'the longest answers run far past the median');
+    assert.ok(reqs.every((r) => r.promptWords >= 4 && r.promptWords <= 1024 && r.maxTokens >= 4));
+  });
+
   it('rejects impossible parameters', () => {
     assert.throws(() => createWorkload('shared-prefix', { params: { groups: 0 } }), /groups must be >= 1/);
     assert.throws(() => createWorkload('fixed', { params: { promptLen: 1.5 } }), /whole number/);

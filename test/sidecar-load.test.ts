@@ -80,7 +80,8 @@ describe('sidecar load reports from a real simulator', () => {
         maxNumSeqs: 256,
         numGpuBlocks: 4096,
         blockSize: 16,
-        maxModelLen: 8192,
+        // The model's own context length, cut to what 4096 blocks of 16 hold (as vLLM does).
+        maxModelLen: 65_536,
       });
       assert.equal(sidecar.prefixIndex.capacity, 4096, '4096 blocks × 16 tokens × 4 chars / 64');
 

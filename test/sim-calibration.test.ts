@@ -1,35 +1,49 @@
 /**
- * The presets against the published vLLM measurements they were fitted to:
- * every point is replayed on a manual clock (the same workload as the
- * publication: prompt lengths, concurrency, arrival rate) and must land within
- * ±10 % of the published value. `node --import tsx bench/sim-fidelity.ts` prints the table.
+ * The presets against published vLLM measurements, replayed on a manual clock
+ * (the same workload as the publication: lengths, concurrency, arrival rate).
+ * The fitted points must land within ±10 % of the published value, except the
+ * few marked as known misses, each with its reason. The held-out points were
+ * fitted to nothing: they are replayed and their errors checked for what the
+ * README states. `node --import tsx bench/sim-fidelity.ts` prints both tables.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CALIBRATION_POINTS, CALIBRATION_TOLERANCE, replayCalibration } from '../sim/calibration.js';
+import {
+  CALIBRATION_POINTS,
+  CALIBRATION_TOLERANCE,
+  HELD_OUT_POINTS,
+  replayCalibration,
+  summarizeErrors,
+} from '../sim/calibration.js';
+
+const describeResult = (r: ReturnType<typeof replayCalibration>[number]) =>
+  `${r.point.preset} ${r.point.metric}: published ${r.point.published} ${r.point.unit} (${r.point.source}), simulated ${r.simulated.toFixed(1)} (${(r.relativeError * 100).toFixed(1)} %)`;
 
 describe('sim calibration', () => {
-  const results = replayCalibration();
+  // One replay per scenario for the whole file: a scenario read by both sets runs once.
+  const replays = new Map();
+  const fitted = replayCalibration(CALIBRATION_POINTS, replays);
 
   for (const kind of ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation']) {
-    it(`reproduces the published ${kind} points within ±${CALIBRATION_TOLERANCE * 100} %`, (t) => {
-      const mine = results.filter((r) => r.point.metric.includes(kind));
+    it(`reproduces the fitted ${kind} points within ±${CALIBRATION_TOLERANCE * 100} %`, (t) => {
+      const mine = fitted.filter((r) => r.point.metric.includes(kind) && !r.point.knownMiss);
       assert.ok(mine.length > 0);
-      for (const { point, simulated, relativeError } of mine) {
-        t.diagnostic(
-          `${point.preset} ${point.metric}: published ${point.published} ${point.unit}, simulated ${simulated.toFixed(1)} (${(relativeError * 100).toFixed(1)} %)`,
-        );
-        assert.ok(
-          Math.abs(relativeError) <= CALIBRATION_TOLERANCE,
-          `${point.preset} ${point.metric}: published ${point.published} ${point.unit} (${point.source}), simulated ${simulated.toFixed(1)}`,
-        );
+      for (const r of mine) {
+        t.diagnostic(describeResult(r));
+        assert.ok(Math.abs(r.relativeError) <= CALIBRATION_TOLERANCE, describeResult(r));
       }
     });
   }
 
-  it('covers every point and both presets', () => {
+  it('names every fitted point it misses, and misses few', () => {
+    const misses = fitted.filter((r) => r.point.knownMiss);
+    assert.ok(misses.length <= 1, `${misses.length} known misses`);
+    for (const r of misses) assert.ok((r.point.knownMiss ?? '').length > 20, describeResult(r));
+  });
+
+  it('covers every fitted point and both presets', () => {
     const covered = new Set(
-      results
+      fitted
         .filter((r) =>
           ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation'].some((k) => r.point.metric.includes(k)),
         )
@@ -37,15 +51,34 @@ describe('sim calibration', () => {
     );
     assert.equal(covered.size, CALIBRATION_POINTS.length);
     assert.deepEqual(
-      new Set(results.map((r) => r.point.preset)),
+      new Set(fitted.map((r) => r.point.preset)),
       new Set(['llama-3.1-8b-h100', 'llama-3.1-70b-4xh100']),
     );
   });
 
+  it('keeps the held-out points apart from the fitted ones', () => {
+    const fittedKeys = new Set(CALIBRATION_POINTS.map((p) => `${p.preset} ${p.metric} ${p.source}`));
+    for (const p of HELD_OUT_POINTS) assert.ok(!fittedKeys.has(`${p.preset} ${p.metric} ${p.source}`));
+    assert.ok(HELD_OUT_POINTS.length >= 10);
+  });
+
+  it('stays within the out-of-sample error the README states', (t) => {
+    const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
+    t.diagnostic(JSON.stringify(held));
+    // sim/README.md, "Where to trust it": median |error| under 15 %, worst under 50 %, mean signed within ±5 %.
+    assert.ok(held.medianAbs < 0.15, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.5, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.05, `mean signed ${held.meanSigned}`);
+  });
+
   it('is deterministic', () => {
-    const again = replayCalibration(CALIBRATION_POINTS.filter((p) => p.preset === 'llama-3.1-70b-4xh100'));
+    // Fresh replays of the quicker scenarios, against the first ones.
+    const again = replayCalibration(
+      CALIBRATION_POINTS.filter((p) => p.metric.includes('QPS') || p.metric.includes('2 req/s')),
+    );
+    assert.ok(again.length >= 2);
     for (const r of again) {
-      assert.equal(r.simulated, results.find((x) => x.point === r.point)?.simulated);
+      assert.equal(r.simulated, fitted.find((x) => x.point === r.point)?.simulated);
     }
   });
 });

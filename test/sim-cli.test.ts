@@ -16,7 +16,7 @@ describe('llmmesh sim: flags', () => {
     assert.deepEqual([port, host], [8000, '127.0.0.1']);
     assert.equal(options.preset, 'llama-3.1-8b-h100');
     assert.equal(options.servedModelName, 'llama-3-8b-chat');
-    assert.equal(options.maxModelLen, 8192);
+    assert.equal(options.maxModelLen, undefined, "the model's own context length");
     assert.equal(options.timeScale, 1);
     assert.equal(options.loadDelayMs, 0);
     for (const fixed of ['interTokenLatencyMs', 'timeToFirstTokenMs', 'maxNumSeqs'] as const) {

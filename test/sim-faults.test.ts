@@ -295,7 +295,8 @@ describe('sim faults: crash', () => {
 
 describe('sim faults: slow factor and health', () => {
   it('stretches every step by the slow factor', async () => {
-    const s = await startVirtualSim({ enablePrefixCaching: false });
+    // The engine alone: the slow factor stretches GPU steps, not the API server's work.
+    const s = await startVirtualSim({ enablePrefixCaching: false, frontEnd: false });
     try {
       const elapsed = async () => {
         const t0 = s.clock.now();

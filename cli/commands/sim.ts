@@ -65,9 +65,9 @@ export const simCommand: CommandSpec = {
     'max-model-len': {
       type: 'string',
       env: 'LLMMESH_SIM_MAX_MODEL_LEN',
-      default: '8192',
       valueName: 'N',
-      description: 'Context length (vLLM --max-model-len; the presets allow up to 131072)',
+      description:
+        "Context length (vLLM --max-model-len; default: the model's own, 131072 for the presets, or less if the KV cache holds less)",
     },
     'max-num-seqs': {
       type: 'string',

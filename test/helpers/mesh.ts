@@ -51,7 +51,8 @@ export async function startTestMesh(options: {
   const pods: TestPod[] = [];
   for (const spec of options.pods) {
     const model = spec.model ?? MODEL;
-    const sim = createSimServer({ servedModelName: model, timeScale: 0, ...spec.sim });
+    // The local mesh's context length (deploy/local/mesh.yaml), not the model's own 131072.
+    const sim = createSimServer({ servedModelName: model, timeScale: 0, maxModelLen: 8192, ...spec.sim });
     const bound = await sim.listen(0, '127.0.0.1');
     const sidecar = await startSidecar({
       engineUrl: bound.url,

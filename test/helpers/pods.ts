@@ -92,7 +92,8 @@ export async function startPod(options: {
   probeIntervalMs?: number;
 }): Promise<Pod> {
   const model = options.model ?? MODEL;
-  const sim = createSimServer({ servedModelName: model, timeScale: 0, ...options.sim });
+  // The local mesh's context length (deploy/local/mesh.yaml), not the model's own 131072.
+  const sim = createSimServer({ servedModelName: model, timeScale: 0, maxModelLen: 8192, ...options.sim });
   const bound = await sim.listen(0, '127.0.0.1');
   const proxy = options.faultProxy ? await startFaultProxy(bound.url) : undefined;
   const sidecar = await startSidecar({
