@@ -97,7 +97,19 @@ describe('llmmesh start', () => {
 
       const status = await runToEnd(['status', '--admin', `http://127.0.0.1:${ports[1]}`]);
       assert.equal(status.code, 0, status.stderr);
-      assert.match(status.stdout, /v2\s+weight\s+10 \(\s*10%\)\s+endpoints 1\/1 ready/);
+      assert.match(status.stdout, /v2\s+weight\s+10\s+10%\s+\d+%\s+endpoints 1\/1 ready/);
+      assert.match(status.stdout, /^config +\d+ reloads, \d+ rejected/m);
+      assert.match(status.stdout, /^breakers all 2 closed$/m);
+
+      // With no router there, it says what it tried and what to do.
+      const [nothing] = await freePorts(1);
+      const none = await runToEnd(['status', '--admin', `http://127.0.0.1:${nothing}`]);
+      assert.equal(none.code, 1);
+      assert.match(
+        none.stderr,
+        new RegExp(`http://127\\.0\\.0\\.1:${nothing}/status\\.json \\(connection refused`),
+      );
+      assert.match(none.stderr, /npm start/);
     } finally {
       start.proc.kill('SIGTERM');
     }

@@ -169,7 +169,8 @@ export const benchCommand: CommandSpec = {
     quick: {
       type: 'boolean',
       env: 'LLMMESH_BENCH_QUICK',
-      description: 'Scenarios: a short run (seconds) to check the setup, not to quote',
+      description:
+        'Scenarios: a short run to check the setup (routing: under a minute on 2 cores), numbers not to quote',
     },
     json: { type: 'boolean', description: 'Print the JSON report instead of Markdown' },
     quiet: { type: 'boolean', short: 'q', description: 'No progress bar' },
