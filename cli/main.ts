@@ -5,6 +5,7 @@
  * stop another from starting.
  */
 import { ConfigError } from '../router/config/load.js';
+import { addressInUseHint } from './address-in-use.js';
 import { type CommandSpec, UsageError } from './options.js';
 
 interface Command {
@@ -114,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     process.stderr.write(`llmmesh ${name}: ${(err as Error).message ?? String(err)}\n`);
+    const hint = addressInUseHint(name, err);
+    if (hint) process.stderr.write(`${hint}\n`);
     return 1;
   }
 }

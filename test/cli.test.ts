@@ -287,6 +287,50 @@ describe('llmmesh start', () => {
   });
 });
 
+describe('address in use', () => {
+  it('names the flag and environment variable that move the server', async () => {
+    const [port] = await freePorts(1);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    try {
+      const taken = `127.0.0.1:${port}`;
+      const [router, sidecar, sim] = await Promise.all([
+        runToEnd([
+          'router',
+          '--listen',
+          '127.0.0.1:0',
+          '--admin',
+          taken,
+          '--endpoints',
+          '127.0.0.1:1',
+          '--config',
+          join(ROOT, 'deploy', 'local', 'routes.yaml'),
+        ]),
+        runToEnd([
+          'sidecar',
+          '--listen',
+          taken,
+          '--engine-url',
+          'http://127.0.0.1:1',
+          '--model',
+          'm',
+          '--version',
+          'v1',
+        ]),
+        runToEnd(['sim', '--host', '127.0.0.1', '--port', String(port)]),
+      ]);
+      assert.equal(router.code, 1);
+      assert.match(router.stderr, /admin server with --admin HOST:PORT \(env LLMMESH_ADMIN/);
+      assert.equal(sidecar.code, 1);
+      assert.match(sidecar.stderr, /with --listen HOST:PORT \(env LLMMESH_LISTEN\)/);
+      assert.equal(sim.code, 1);
+      assert.match(sim.stderr, /with --port PORT \(env LLMMESH_SIM_PORT\)/);
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
 describe('llmmesh router --check', () => {
   it('exits 0 for a valid config and 1 naming the bad field otherwise', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-check-'));
