@@ -118,7 +118,7 @@ describe('llmmesh start', () => {
     for (const port of ports) assert.equal(await isListening(port), false, `port ${port} still open`);
   });
 
-  it('restarts a crashed pod with backoff and keeps serving', async () => {
+  it('restarts a crashed pod with backoff and keeps serving', { timeout: 120_000 }, async () => {
     const ports = await freePorts(6);
     const start = runCommand(['start', '--mesh', writeMesh(ports)]);
     const client = createInferenceClient(`127.0.0.1:${ports[0]}`);
@@ -166,7 +166,9 @@ describe('llmmesh start', () => {
 
   // The one test on the fixed ports of deploy/local/mesh.yaml: it runs `npm start`
   // exactly as a user does, in a real terminal (tmux), and presses Ctrl-C there.
-  it('npm start in a terminal: Ctrl-C lets a running stream finish and leaves no process', async () => {
+  it('npm start in a terminal: Ctrl-C lets a running stream finish and leaves no process', {
+    timeout: 120_000,
+  }, async () => {
     const mesh = loadMeshConfig(join(ROOT, 'deploy', 'local', 'mesh.yaml'));
     const meshPorts = [
       Number(mesh.router.listen.split(':')[1]),

@@ -28,7 +28,7 @@ import { startTestMesh, type TestMesh } from './helpers/mesh.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = promisify(execFile);
 
-describe('the llmmesh/client package', () => {
+describe('the llmmesh/client package', { timeout: 240_000 }, () => {
   let work = '';
   let mesh: TestMesh;
 

@@ -25,7 +25,7 @@ interface Proc {
   exit: Promise<number | null>;
 }
 
-describe('the production image layout (npm ci --omit=dev + dist/)', () => {
+describe('the production image layout (npm ci --omit=dev + dist/)', { timeout: 240_000 }, () => {
   let app = '';
   const procs: Proc[] = [];
 
