@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseHostPort } from '../../common/address.js';
 import { loadMeshConfig, type MeshConfig } from '../mesh-config.js';
 import { type CommandSpec, helpText, parseOptions, str } from '../options.js';
-import { createSupervisor } from '../supervisor.js';
+import { createSupervisor, type Supervisor } from '../supervisor.js';
 import { simArgsFromMesh } from './sim.js';
 
 export const startCommand: CommandSpec = {
@@ -94,6 +94,68 @@ export async function runStart(argv: string[]): Promise<number> {
     onUnexpectedExit: (child, how) => earlyExit(`${child.name} exited with ${how}`),
   });
 
+  const { sidecarAdmins } = spawnMesh(supervisor, mesh);
+  const sidecars = mesh.pods.map((p) => `${mesh.host}:${p.sidecar_port}`);
+
+  // Router first (it stops taking requests and finishes its streams), then
+  // sidecars (drain), engines last: a stream in flight keeps its whole path.
+  const stopMesh = () =>
+    supervisor.stop(
+      [
+        supervisor.children.filter((c) => c.name === 'router'),
+        supervisor.children.filter((c) => c.name.startsWith('sidecar')),
+        supervisor.children.filter((c) => c.name.startsWith('sim')),
+      ],
+      STOP_KILL_AFTER_MS,
+    );
+
+  const signals = new AbortController();
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!signals.signal.aborted) {
+      firstSignalAt = Date.now();
+      signals.abort();
+      return;
+    }
+    if (Date.now() - firstSignalAt < REPEAT_SIGNAL_WINDOW_MS) return;
+    process.stderr.write(`llmmesh start: ${signal} again; killing the mesh without draining\n`);
+    supervisor.kill();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const aborted = new Promise<void>((resolve) =>
+    signals.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
+
+  // The mesh is up when the router reports every endpoint ready.
+  const adminUrl = `http://${mesh.router.admin}`;
+  const ready = waitReady(adminUrl, sidecars.length, readyTimeoutMs, signals.signal);
+  const first = await Promise.race([
+    ready.then((ok) => (ok ? undefined : `the mesh was not serving after ${readyTimeoutMs} ms`)),
+    failedEarly,
+  ]);
+  if (first !== undefined || signals.signal.aborted) {
+    if (!signals.signal.aborted) process.stderr.write(`llmmesh start: ${first}\n`);
+    await stopMesh();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return signals.signal.aborted ? 0 : 1;
+  }
+  supervisor.enableRestarts();
+
+  printBanner(out, mesh, sidecarAdmins, (Date.now() - started) / 1000);
+
+  await aborted;
+  out('stopping the mesh: router, then sidecars (draining), then engines...');
+  await stopMesh();
+  out('stopped');
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return 0;
+}
+
+/** Starts every pod (engine and sidecar) and the router; returns the sidecars' admin URLs as they are printed. */
+function spawnMesh(supervisor: Supervisor, mesh: MeshConfig): { sidecarAdmins: string[] } {
   const host = mesh.host;
   const sim = mesh.sim;
   const sidecarAdmins: string[] = [];
@@ -149,53 +211,19 @@ export async function runStart(argv: string[]): Promise<number> {
     String(STOP_GRACE_MS),
   ]);
 
-  // Router first (it stops taking requests and finishes its streams), then
-  // sidecars (drain), engines last: a stream in flight keeps its whole path.
-  const stopMesh = () =>
-    supervisor.stop(
-      [
-        supervisor.children.filter((c) => c.name === 'router'),
-        supervisor.children.filter((c) => c.name.startsWith('sidecar')),
-        supervisor.children.filter((c) => c.name.startsWith('sim')),
-      ],
-      STOP_KILL_AFTER_MS,
-    );
+  return { sidecarAdmins };
+}
 
-  const signals = new AbortController();
-  let firstSignalAt = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (!signals.signal.aborted) {
-      firstSignalAt = Date.now();
-      signals.abort();
-      return;
-    }
-    if (Date.now() - firstSignalAt < REPEAT_SIGNAL_WINDOW_MS) return;
-    process.stderr.write(`llmmesh start: ${signal} again; killing the mesh without draining\n`);
-    supervisor.kill();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const aborted = new Promise<void>((resolve) =>
-    signals.signal.addEventListener('abort', () => resolve(), { once: true }),
-  );
-
-  // The mesh is up when the router reports every endpoint ready.
+/** Prints where everything listens. */
+function printBanner(
+  out: (line: string) => void,
+  mesh: MeshConfig,
+  sidecarAdmins: string[],
+  seconds: number,
+) {
+  const host = mesh.host;
   const adminUrl = `http://${mesh.router.admin}`;
-  const ready = waitReady(adminUrl, sidecars.length, readyTimeoutMs, signals.signal);
-  const first = await Promise.race([
-    ready.then((ok) => (ok ? undefined : `the mesh was not serving after ${readyTimeoutMs} ms`)),
-    failedEarly,
-  ]);
-  if (first !== undefined || signals.signal.aborted) {
-    if (!signals.signal.aborted) process.stderr.write(`llmmesh start: ${first}\n`);
-    await stopMesh();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    return signals.signal.aborted ? 0 : 1;
-  }
-  supervisor.enableRestarts();
-
-  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  const secs = seconds.toFixed(1);
   out('');
   out(`llmmesh local mesh is up (${secs} s)`);
   out(`  router   ${mesh.router.listen}   gRPC llmmesh.v1.Inference (reflection on)`);
@@ -210,14 +238,6 @@ export async function runStart(argv: string[]): Promise<number> {
   out('');
   out(`try:  npx llmmesh generate --model ${mesh.pods[0]?.model} --prompt hello --stream`);
   out('a crashed pod is restarted with backoff; stop: Ctrl-C (streams in flight finish first)');
-
-  await aborted;
-  out('stopping the mesh: router, then sidecars (draining), then engines...');
-  await stopMesh();
-  out('stopped');
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  return 0;
 }
 
 async function waitReady(
