@@ -17,13 +17,18 @@ export function progressLine(label: string, p: LoadProgress, width = 24): string
   return `${label} [${bar}] ${p.fraction === undefined ? '' : `${Math.round(f * 100)}% `}${p.done}/${p.sent} done, ${p.inFlight} in flight, ${p.errors} errors, ${(p.elapsedMs / 1000).toFixed(1)} s${p.warmingUp ? ' (warm-up)' : ''}`;
 }
 
-/** Creates a progress bar on `stream` (a no-op unless it is a TTY). */
+/**
+ * Creates a progress bar on `stream` (a no-op unless it is a TTY). A terminal
+ * that reports 0 columns (some CI pseudo-terminals, a detached tmux pane) is
+ * taken as 100 wide.
+ */
 export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressBar {
   if (!stream.isTTY) return { update() {}, done() {} };
   let shown = false;
+  const columns = () => (stream.columns && stream.columns > 1 ? stream.columns : 100);
   return {
     update(label, p) {
-      const cols = stream.columns ?? 100;
+      const cols = columns();
       stream.write(
         `\r${progressLine(label, p)
           .slice(0, cols - 1)
@@ -32,7 +37,7 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
       shown = true;
     },
     done() {
-      if (shown) stream.write(`\r${' '.repeat((stream.columns ?? 100) - 1)}\r`);
+      if (shown) stream.write(`\r${' '.repeat(columns() - 1)}\r`);
       shown = false;
     },
   };

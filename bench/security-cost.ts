@@ -14,7 +14,7 @@ import { validateRouterConfig } from '../router/config/load.js';
 import { type Router, startRouter } from '../router/server.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer } from '../sim/server.js';
-import { createTestCa } from '../test/helpers/certs.js';
+import { createTestCa } from './test-ca.js';
 
 const { values } = parseArgs({
   options: {

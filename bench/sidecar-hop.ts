@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { createEngineClient } from '../sidecar/engine-client.js';
-import { createSidecarClient, generate } from '../test/helpers/sidecar-client.js';
+import { createSidecarClient, generate } from './sidecar-client.js';
 
 const MODEL = 'llama-3-8b-chat';
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'llmmesh.js');

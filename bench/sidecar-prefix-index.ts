@@ -20,7 +20,7 @@ import { silentLogger } from '../common/log.js';
 import { canonicalPrompt, DEFAULT_BLOCK_CHARS, prefixBlockHashes } from '../common/prefix-hash.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer } from '../sim/server.js';
-import { createSidecarClient, generate } from '../test/helpers/sidecar-client.js';
+import { createSidecarClient, generate } from './sidecar-client.js';
 
 const MODEL = 'llama-3-8b-chat';
 const WORDS = (

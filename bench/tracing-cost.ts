@@ -15,7 +15,7 @@ import { validateRouterConfig } from '../router/config/load.js';
 import { type Router, startRouter } from '../router/server.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer } from '../sim/server.js';
-import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
+import { startOtlpReceiver } from './otlp-receiver.js';
 
 const { values } = parseArgs({
   options: {

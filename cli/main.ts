@@ -1,25 +1,72 @@
-/** The `llmmesh` command: one executable, one subcommand per component. */
+/**
+ * The `llmmesh` command: one executable, one subcommand per component.
+ * Commands load lazily: running `llmmesh router` loads the router and nothing
+ * of the simulator or the benchmarks, so one command's dependencies never
+ * stop another from starting.
+ */
 import { ConfigError } from '../router/config/load.js';
-import { benchCommand, runBench } from './commands/bench.js';
-import { generateCommand, runGenerate } from './commands/generate.js';
-import { routerCommand, runRouter } from './commands/router.js';
-import { runSidecar, sidecarCommand } from './commands/sidecar.js';
-import { runSim, simCommand } from './commands/sim.js';
-import { runStart, startCommand } from './commands/start.js';
-import { runStatus, statusCommand } from './commands/status.js';
+import { addressInUseHint } from './address-in-use.js';
 import { type CommandSpec, UsageError } from './options.js';
 
-const COMMANDS: Array<[CommandSpec, (argv: string[]) => Promise<number>]> = [
-  [startCommand, runStart],
-  [routerCommand, runRouter],
-  [sidecarCommand, runSidecar],
-  [simCommand, runSim],
-  [generateCommand, runGenerate],
-  [statusCommand, runStatus],
-  [benchCommand, runBench],
+interface Command {
+  spec: CommandSpec;
+  run: (argv: string[]) => Promise<number>;
+}
+
+const COMMANDS: Array<[string, () => Promise<Command>]> = [
+  [
+    'start',
+    async () => {
+      const m = await import('./commands/start.js');
+      return { spec: m.startCommand, run: m.runStart };
+    },
+  ],
+  [
+    'router',
+    async () => {
+      const m = await import('./commands/router.js');
+      return { spec: m.routerCommand, run: m.runRouter };
+    },
+  ],
+  [
+    'sidecar',
+    async () => {
+      const m = await import('./commands/sidecar.js');
+      return { spec: m.sidecarCommand, run: m.runSidecar };
+    },
+  ],
+  [
+    'sim',
+    async () => {
+      const m = await import('./commands/sim.js');
+      return { spec: m.simCommand, run: m.runSim };
+    },
+  ],
+  [
+    'generate',
+    async () => {
+      const m = await import('./commands/generate.js');
+      return { spec: m.generateCommand, run: m.runGenerate };
+    },
+  ],
+  [
+    'status',
+    async () => {
+      const m = await import('./commands/status.js');
+      return { spec: m.statusCommand, run: m.runStatus };
+    },
+  ],
+  [
+    'bench',
+    async () => {
+      const m = await import('./commands/bench.js');
+      return { spec: m.benchCommand, run: m.runBench };
+    },
+  ],
 ];
 
-function usage(): string {
+/** The overview of every command (loads them all: only for help). */
+async function usage(): Promise<string> {
   const lines = [
     'llmmesh: a gRPC router mesh for LLM inference',
     '',
@@ -27,7 +74,15 @@ function usage(): string {
     '',
     'Commands:',
   ];
-  for (const [spec] of COMMANDS) lines.push(`  ${spec.name.padEnd(10)} ${spec.summary}`);
+  for (const [name, load] of COMMANDS) {
+    let summary: string;
+    try {
+      summary = (await load()).spec.summary;
+    } catch (err) {
+      summary = `(cannot load: ${(err as Error).message})`;
+    }
+    lines.push(`  ${name.padEnd(10)} ${summary}`);
+  }
   lines.push(
     '',
     'Run `llmmesh <command> --help` for its options (each has an LLMMESH_... environment variable).',
@@ -39,16 +94,17 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
+    process.stdout.write(await usage());
     return name ? 0 : 2;
   }
-  const entry = COMMANDS.find(([spec]) => spec.name === name);
+  const entry = COMMANDS.find(([n]) => n === name);
   if (!entry) {
-    process.stderr.write(`llmmesh: unknown command "${name}"\n\n${usage()}`);
+    process.stderr.write(`llmmesh: unknown command "${name}"\n\n${await usage()}`);
     return 2;
   }
   try {
-    return await entry[1](rest);
+    const command = await entry[1]();
+    return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`llmmesh ${err.message}\nRun \`llmmesh ${name} --help\` for usage.\n`);
@@ -59,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     process.stderr.write(`llmmesh ${name}: ${(err as Error).message ?? String(err)}\n`);
+    const hint = addressInUseHint(name, err);
+    if (hint) process.stderr.write(`${hint}\n`);
     return 1;
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Metadata } from '@grpc/grpc-js';
 import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
-import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
+import { startOtlpReceiver } from '../bench/otlp-receiver.js';
 import { startTelemetry, tracingConfigured } from './telemetry.js';
 import { contextFromMetadata, propagationFor } from './trace-propagation.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { createTestCa } from '../test/helpers/certs.js';
+import { createTestCa } from '../bench/test-ca.js';
 import { type RunningGrpcServer, startGrpcServer } from './grpc-server.js';
 import { channelCredentials, serverCredentials } from './tls.js';
 

@@ -25,6 +25,8 @@ export interface RouterMetrics {
   readonly tenantRequests: Counter<'tenant' | 'status'>;
   readonly tenantTokens: Counter<'tenant' | 'kind'>;
   readonly rateLimitDegraded: Gauge;
+  /** Every rate-limit decision taken locally although Redis is configured, by reason. */
+  readonly rateLimitFallbacks: Counter<'reason'>;
   readonly tokens: Counter<'model' | 'model_version'>;
   readonly inFlight: Gauge<'model'>;
   readonly attempts: Counter<'endpoint' | 'outcome'>;
@@ -93,6 +95,12 @@ export function createRouterMetrics(): RouterMetrics {
     rateLimitDegraded: new Gauge({
       name: 'llm_rate_limit_degraded',
       help: '1 while rate limits are enforced per replica because Redis is unreachable.',
+      registers,
+    }),
+    rateLimitFallbacks: new Counter({
+      name: 'llm_rate_limit_fallbacks_total',
+      help: 'Rate-limit decisions made by this replica alone although Redis is configured, by reason: timeout, error, unavailable.',
+      labelNames: ['reason'],
       registers,
     }),
     itl: new Histogram({

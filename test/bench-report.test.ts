@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { lineChart, toHtml } from '../bench/html-report.js';
-import { progressLine } from '../bench/progress.js';
+import { createProgressBar, progressLine } from '../bench/progress.js';
 import { type BenchReport, createReport, markdownTable, runsTable, toMarkdown } from '../bench/report.js';
 import { createStatsCollector, type RequestRecord } from '../bench/stats.js';
 
@@ -165,5 +165,24 @@ describe('bench stats and reports', () => {
       warmingUp: false,
     });
     assert.match(line, /^router c=4 \[#{12}\.{12}\] 50% 5\/10 done, 5 in flight, 1 errors, 1\.5 s$/);
+  });
+
+  it('draws and clears the progress line on a terminal that reports 0 columns', () => {
+    let written = '';
+    const tty = {
+      isTTY: true,
+      columns: 0,
+      write(s: string) {
+        written += s;
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
+    const bar = createProgressBar(tty);
+    const p = { sent: 2, done: 1, inFlight: 1, errors: 0, elapsedMs: 100, fraction: 0.5, warmingUp: false };
+    bar.update('router c=1', p);
+    bar.done(); // used to throw "Invalid count value: -1" and lose the report
+    assert.match(written, /^\rrouter c=1 \[#+\.+\] 50% 1\/2 done/);
+    // Cleared to the start of the line, so what is printed next starts on a clean line.
+    assert.ok(written.endsWith(`\r${' '.repeat(99)}\r`), JSON.stringify(written.slice(-8)));
   });
 });

@@ -119,8 +119,13 @@ describe('deploy/docker/Dockerfile', () => {
     scripts: Record<string, string>;
   };
   const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as {
-    include: string[];
     compilerOptions: { outDir: string; rootDir: string };
+  };
+  // What `npm run build` compiles: the shipped code, no tests.
+  const buildConfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as {
+    extends: string;
+    include: string[];
+    exclude: string[];
   };
 
   it('has build, deps, runtime, sidecar and router stages; router is the default', () => {
@@ -149,7 +154,7 @@ describe('deploy/docker/Dockerfile', () => {
       stage('build').instructions.some((i) => /npm run build/.test(i.args)),
       'build: npm run build',
     );
-    assert.match(pkg.scripts.build as string, /^tsc /, 'the build script compiles with tsc');
+    assert.equal(pkg.scripts.build, 'tsc -p tsconfig.build.json', 'the build script compiles with tsc');
   });
 
   it('copies files that exist, every directory the build compiles, and what the runtime needs', () => {
@@ -160,8 +165,14 @@ describe('deploy/docker/Dockerfile', () => {
       }
     }
     const built = new Set(contextCopies(stage('build')).flatMap((c) => c.sources));
-    for (const dir of tsconfig.include) assert.ok(built.has(dir), `build: COPY ${dir} (tsconfig include)`);
-    assert.ok(built.has('tsconfig.json') && built.has('package-lock.json'));
+    for (const dir of buildConfig.include)
+      assert.ok(built.has(dir), `build: COPY ${dir} (tsconfig.build.json include)`);
+    assert.ok(!buildConfig.include.includes('test') && !built.has('test'), 'the image compiles no tests');
+    assert.ok(buildConfig.exclude.includes('**/*.spec.ts'), 'nor unit specs');
+    assert.equal(buildConfig.extends, './tsconfig.json');
+    assert.ok(
+      built.has('tsconfig.json') && built.has('tsconfig.build.json') && built.has('package-lock.json'),
+    );
     assert.equal(tsconfig.compilerOptions.outDir, 'dist');
     assert.equal(tsconfig.compilerOptions.rootDir, '.');
     const runtime = stage('runtime');

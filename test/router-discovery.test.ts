@@ -9,8 +9,12 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { registrationKey } from '../common/discovery-keys.js';
+import { createLogger } from '../common/log.js';
+import { createDiscovery } from '../router/discovery/discovery.js';
+import { createRedisClient } from '../router/discovery/redis.js';
 import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
 import { startRouterHarness } from './helpers/router-harness.js';
+import { type PrivateRedis, spawnRedis } from './helpers/spawn-redis.js';
 import { waitUntil } from './helpers/wait.js';
 
 const ROUTES = 'models: { m: { versions: { v1: { weight: 1 }, v2: { weight: 1 } } } }\n';
@@ -130,6 +134,98 @@ describe('discovery', () => {
       if (keys.length) await redis.del(keys);
       redis.disconnect();
       for (const s of stubs) await s.close();
+    }
+  });
+
+  it('redis: a Redis that restarts empty does not empty the pool; endpoints stay until re-registered or their TTL ends', async () => {
+    const server = await spawnRedis();
+    let restarted: PrivateRedis | undefined;
+    const prefix = 'llmmesh:endpoints:';
+    const a = '127.0.0.1:7101';
+    const b = '127.0.0.1:7102';
+    const register = async (url: string, address: string, ttlMs: number) => {
+      const r = new Redis(url, { maxRetriesPerRequest: 1 });
+      await r.set(
+        registrationKey(address, prefix),
+        JSON.stringify({ address, model: 'm', version: 'v1', updatedAt: Date.now() }),
+        'PX',
+        ttlMs,
+      );
+      r.disconnect();
+    };
+    await register(server.url, a, 60_000);
+    await register(server.url, b, 60_000);
+    let clock = Date.now();
+    const events = new EventEmitter();
+    const lists: string[][] = [];
+    const logs: string[] = [];
+    const logger = createLogger('router', {
+      level: 'debug',
+      write: (line) => {
+        logs.push(line);
+        events.emit('log');
+      },
+    });
+    // Count finished polls: each starts with INFO, so two more INFO replies frame a whole listing.
+    let infos = 0;
+    const discovery = createDiscovery(
+      { kind: 'redis', url: server.url, prefix, interval_ms: 20 },
+      {
+        logger,
+        now: () => clock,
+        redis: (url) => {
+          const c = createRedisClient(url);
+          return {
+            scan: c.scan.bind(c),
+            mget: c.mget.bind(c),
+            pttl: c.pttl.bind(c),
+            quit: c.quit.bind(c),
+            info: async (section) => {
+              const r = await c.info(section);
+              infos++;
+              events.emit('info');
+              return r;
+            },
+          };
+        },
+        onAddresses: (addresses) => {
+          lists.push(addresses);
+          events.emit('list');
+        },
+      },
+    );
+    try {
+      await waitUntil(events, 'list', () => lists.at(-1)?.join() === [a, b].join(), 'a and b listed');
+      await server.kill();
+      restarted = await spawnRedis(server.port); // empty: no registrations
+      await waitUntil(
+        events,
+        'log',
+        () => logs.some((l) => l.includes('Redis restarted without registrations')),
+        'restart noticed',
+      );
+      assert.deepEqual(lists.at(-1), [a, b], 'the pool is kept');
+      assert.ok(
+        lists.every((l) => l.length > 0),
+        'never an empty pool',
+      );
+
+      // a re-registers (its next heartbeat); b never does and goes when its TTL would have ended.
+      await register(restarted.url, a, 60_000);
+      const seen = infos;
+      await waitUntil(events, 'info', () => infos >= seen + 2, 'a whole poll');
+      assert.deepEqual(lists.at(-1), [a, b]);
+      clock += 61_000;
+      await waitUntil(events, 'list', () => lists.at(-1)?.join() === a, 'b expired');
+      // On the same server, a deleted key removes the endpoint at once.
+      const r = new Redis(restarted.url, { maxRetriesPerRequest: 1 });
+      await r.del(registrationKey(a, prefix));
+      r.disconnect();
+      await waitUntil(events, 'list', () => lists.at(-1)?.length === 0, 'a removed');
+    } finally {
+      await discovery.close();
+      await server.kill();
+      await restarted?.kill();
     }
   });
 });

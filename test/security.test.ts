@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { createTestCa } from '../bench/test-ca.js';
 import { createInferenceClient, type InferenceClient, type MeshError } from '../client/index.js';
 import { Status } from '../common/errors.js';
 import { silentLogger } from '../common/log.js';
@@ -16,7 +17,6 @@ import { validateRouterConfig } from '../router/config/load.js';
 import { type Router, startRouter } from '../router/server.js';
 import { type Sidecar, startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
-import { createTestCa } from './helpers/certs.js';
 import { waitUntil } from './helpers/wait.js';
 
 const MODEL = 'llama-3-8b-chat';

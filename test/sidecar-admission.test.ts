@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
+import { createSidecarClient, generate, watchLoad } from '../bench/sidecar-client.js';
 import { RETRY_PUSHBACK_KEY, Status } from '../common/errors.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { silentLogger } from '../common/log.js';
 import { type Sidecar, startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
-import { createSidecarClient, generate, watchLoad } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 const long = (i: number) => ({

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
+import { cacheHeader, createSidecarClient, generate } from '../bench/sidecar-client.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateRequest } from '../common/generated/llmmesh/v1/GenerateRequest.js';
 import { silentLogger } from '../common/log.js';
@@ -25,7 +26,6 @@ import {
   startPrivateRedis,
   uniquePrefix,
 } from './helpers/redis.js';
-import { cacheHeader, createSidecarClient, generate } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 const det = (prompt: string, maxTokens = 12): GenerateRequest => ({

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
+import { createSidecarClient, generate, watchLoad } from '../bench/sidecar-client.js';
 import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { Status } from '../common/errors.js';
@@ -21,7 +22,6 @@ import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
 import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from './helpers/redis.js';
-import { createSidecarClient, generate, watchLoad } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 const ADMIN_TOKEN = 'sidecar-admin-secret';

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { createSidecarClient, generate, watchLoad } from '../bench/sidecar-client.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { silentLogger } from '../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
@@ -15,7 +16,6 @@ import { createSimServer, type SimServer } from '../sim/server.js';
 import { fixture } from './helpers/fixtures.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { MODEL } from './helpers/mesh.js';
-import { createSidecarClient, generate, watchLoad } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 async function healthOf(address: string, service: string): Promise<string> {

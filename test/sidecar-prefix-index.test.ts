@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createSidecarClient, generate } from '../bench/sidecar-client.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { silentLogger } from '../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
 import { type Sidecar, startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
-import { createSidecarClient, generate } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 const SYSTEM =

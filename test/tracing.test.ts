@@ -7,9 +7,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../bench/otlp-receiver.js';
 import { createInferenceClient, type InferenceClient, type MeshError } from '../client/index.js';
 import { Status } from '../common/errors.js';
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './helpers/otlp-receiver.js';
 import { freePorts, type RunningCommand, runCommand } from './helpers/processes.js';
 
 const MODEL = 'llama-3-8b-chat';

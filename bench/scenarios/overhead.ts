@@ -29,7 +29,7 @@ const ITL_MS = 20;
 export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {
   const report = createReport('Router overhead', ctx.command);
   const levels = ctx.quick ? [1, 16] : [1, 64, 512];
-  const rounds = ctx.quick ? 2 : 3;
+  const rounds = ctx.quick ? 1 : 3;
   const workload = createWorkload('fixed', { seed: 7, params: { promptLen: 128, outputLen: 32 } });
   report.notes.push(
     `Workload ${workload.describe()}, closed loop at concurrency ${levels.join(', ')}. Paths: direct (client → endpoint, llmmesh.v1.Engine), ` +
@@ -162,7 +162,7 @@ async function measure(
             workload,
             mode: { kind: 'closed', concurrency },
             requests:
-              concurrency === 1 ? (ctx.quick ? 5 : 8) : concurrency * (ctx.quick || concurrency > 64 ? 1 : 2),
+              concurrency === 1 ? (ctx.quick ? 3 : 8) : concurrency * (ctx.quick || concurrency > 64 ? 1 : 2),
             warmupRequests: concurrency === 1 ? 2 : concurrency,
             startIndex: index,
             signal: ctx.signal,

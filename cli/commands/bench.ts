@@ -169,7 +169,8 @@ export const benchCommand: CommandSpec = {
     quick: {
       type: 'boolean',
       env: 'LLMMESH_BENCH_QUICK',
-      description: 'Scenarios: a short run (seconds) to check the setup, not to quote',
+      description:
+        'Scenarios: a shorter run to check the setup, numbers not to quote (measured on 2 busy cores: throughput 18 s, routing 45 s, overhead 45 s, scale 50 s)',
     },
     json: { type: 'boolean', description: 'Print the JSON report instead of Markdown' },
     quiet: { type: 'boolean', short: 'q', description: 'No progress bar' },

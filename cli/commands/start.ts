@@ -1,9 +1,9 @@
 /**
  * `llmmesh start`: brings up a local mesh (simulated engines, a sidecar per
  * engine, a router) as child processes, waits until it serves, prints where
- * everything is, and stops every child on Ctrl-C / SIGTERM.
+ * everything is, restarts a component that crashes (with backoff), and on
+ * Ctrl-C / SIGTERM stops them in order, letting streams in flight finish.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseHostPort } from '../../common/address.js';
 import { loadMeshConfig, type MeshConfig } from '../mesh-config.js';
 import { type CommandSpec, helpText, parseOptions, str } from '../options.js';
+import { createSupervisor, type Supervisor } from '../supervisor.js';
 import { simArgsFromMesh } from './sim.js';
 
 export const startCommand: CommandSpec = {
@@ -35,12 +36,16 @@ export const startCommand: CommandSpec = {
   },
 };
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: Promise<number | null>;
-  tail: string[];
-}
+/** The router and sidecars get this long to finish their streams when the mesh stops. */
+const STOP_GRACE_MS = 8_000;
+/** After this, a component that has not stopped is killed. */
+const STOP_KILL_AFTER_MS = STOP_GRACE_MS + 2_000;
+/**
+ * Repeats of the stop signal within this window are the same request: a
+ * Ctrl-C under `npm start` reaches the launcher twice, from the terminal and
+ * forwarded by npm. A later one forces the stop.
+ */
+const REPEAT_SIGNAL_WINDOW_MS = 1_000;
 
 /** Runs the command; returns the exit code. */
 export async function runStart(argv: string[]): Promise<number> {
@@ -76,66 +81,87 @@ export async function runStart(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const children: Child[] = [];
-  const bin = findBin();
-  const spawnChild = (name: string, args: string[]): Child => {
-    const proc = spawn(process.execPath, [bin, ...args], {
-      // The IPC channel lets a child notice when the launcher dies, however it dies.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, LLMMESH_LOG_LEVEL: process.env.LLMMESH_LOG_LEVEL ?? 'warn' },
-    });
-    const tail: string[] = [];
-    const pipe = (stream: NodeJS.ReadableStream | null) => {
-      let buf = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (d: string) => {
-        buf += d;
-        let nl = buf.indexOf('\n');
-        while (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          tail.push(line);
-          if (tail.length > 20) tail.shift();
-          out(`[${name}] ${line}`);
-          nl = buf.indexOf('\n');
-        }
-      });
-    };
-    pipe(proc.stdout);
-    pipe(proc.stderr);
-    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-    const child = { name, proc, exited, tail };
-    children.push(child);
-    return child;
-  };
+  // Before the mesh is up, a child that exits is a start-up error to report (a
+  // restart would fail the same way); after, it is restarted with backoff.
+  let earlyExit: (why: string) => void = () => {};
+  const failedEarly = new Promise<string>((resolve) => {
+    earlyExit = resolve;
+  });
+  const supervisor = createSupervisor({
+    bin: findBin(),
+    env: { ...process.env, LLMMESH_LOG_LEVEL: process.env.LLMMESH_LOG_LEVEL ?? 'warn' },
+    out,
+    onUnexpectedExit: (child, how) => earlyExit(`${child.name} exited with ${how}`),
+  });
 
-  let stopping = false;
-  const stopAll = async () => {
-    stopping = true;
-    // Router first (it stops taking requests), then sidecars (drain), then engines.
-    const order = [
-      children.filter((c) => c.name === 'router'),
-      children.filter((c) => c.name.startsWith('sidecar')),
-      children.filter((c) => c.name.startsWith('sim')),
-    ];
-    for (const group of order) {
-      await Promise.all(
-        group.map(async (c) => {
-          if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-          c.proc.kill('SIGTERM');
-          const timer = setTimeout(() => c.proc.kill('SIGKILL'), 10_000);
-          await c.exited;
-          clearTimeout(timer);
-        }),
-      );
+  const { sidecarAdmins } = spawnMesh(supervisor, mesh);
+  const sidecars = mesh.pods.map((p) => `${mesh.host}:${p.sidecar_port}`);
+
+  // Router first (it stops taking requests and finishes its streams), then
+  // sidecars (drain), engines last: a stream in flight keeps its whole path.
+  const stopMesh = () =>
+    supervisor.stop(
+      [
+        supervisor.children.filter((c) => c.name === 'router'),
+        supervisor.children.filter((c) => c.name.startsWith('sidecar')),
+        supervisor.children.filter((c) => c.name.startsWith('sim')),
+      ],
+      STOP_KILL_AFTER_MS,
+    );
+
+  const signals = new AbortController();
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!signals.signal.aborted) {
+      firstSignalAt = Date.now();
+      signals.abort();
+      return;
     }
+    if (Date.now() - firstSignalAt < REPEAT_SIGNAL_WINDOW_MS) return;
+    process.stderr.write(`llmmesh start: ${signal} again; killing the mesh without draining\n`);
+    supervisor.kill();
   };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const aborted = new Promise<void>((resolve) =>
+    signals.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 
+  // The mesh is up when the router reports every endpoint ready.
+  const adminUrl = `http://${mesh.router.admin}`;
+  const ready = waitReady(adminUrl, sidecars.length, readyTimeoutMs, signals.signal);
+  const first = await Promise.race([
+    ready.then((ok) => (ok ? undefined : `the mesh was not serving after ${readyTimeoutMs} ms`)),
+    failedEarly,
+  ]);
+  if (first !== undefined || signals.signal.aborted) {
+    if (!signals.signal.aborted) process.stderr.write(`llmmesh start: ${first}\n`);
+    await stopMesh();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return signals.signal.aborted ? 0 : 1;
+  }
+  supervisor.enableRestarts();
+
+  printBanner(out, mesh, sidecarAdmins, (Date.now() - started) / 1000);
+
+  await aborted;
+  out('stopping the mesh: router, then sidecars (draining), then engines...');
+  await stopMesh();
+  out('stopped');
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return 0;
+}
+
+/** Starts every pod (engine and sidecar) and the router; returns the sidecars' admin URLs as they are printed. */
+function spawnMesh(supervisor: Supervisor, mesh: MeshConfig): { sidecarAdmins: string[] } {
   const host = mesh.host;
   const sim = mesh.sim;
+  const sidecarAdmins: string[] = [];
   mesh.pods.forEach((pod, i) => {
     const s = { ...sim, ...pod.sim };
-    spawnChild(`sim-${i + 1}`, [
+    supervisor.spawn(`sim-${i + 1}`, [
       'sim',
       '--host',
       host,
@@ -145,7 +171,7 @@ export async function runStart(argv: string[]): Promise<number> {
       pod.model,
       ...simArgsFromMesh(s),
     ]);
-    spawnChild(`sidecar-${i + 1}`, [
+    const sidecar = supervisor.spawn(`sidecar-${i + 1}`, [
       'sidecar',
       '--engine-url',
       `http://${host}:${pod.engine_port}`,
@@ -160,13 +186,18 @@ export async function runStart(argv: string[]): Promise<number> {
       // Each sidecar's admin server on a free port (printed in its log line), so pods never collide.
       '--admin',
       `${host}:0`,
-      // Finish draining before the launcher's 10 s SIGKILL.
+      // Finish draining before the launcher's SIGKILL.
       '--drain-grace-ms',
-      '8000',
+      String(STOP_GRACE_MS),
     ]);
+    sidecarAdmins[i] = '';
+    sidecar.proc.stdout?.on('data', (d: string) => {
+      const m = /admin (http:\/\/\S+)/.exec(String(d));
+      if (m?.[1]) sidecarAdmins[i] = m[1];
+    });
   });
   const sidecars = mesh.pods.map((p) => `${host}:${p.sidecar_port}`);
-  spawnChild('router', [
+  supervisor.spawn('router', [
     'router',
     '--config',
     mesh.router.routes,
@@ -176,59 +207,37 @@ export async function runStart(argv: string[]): Promise<number> {
     mesh.router.admin,
     '--endpoints',
     sidecars.join(','),
+    '--shutdown-grace-ms',
+    String(STOP_GRACE_MS),
   ]);
 
-  const signals = new AbortController();
-  const onSignal = () => signals.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  return { sidecarAdmins };
+}
 
-  // The mesh is up when the router reports every endpoint ready.
+/** Prints where everything listens. */
+function printBanner(
+  out: (line: string) => void,
+  mesh: MeshConfig,
+  sidecarAdmins: string[],
+  seconds: number,
+) {
+  const host = mesh.host;
   const adminUrl = `http://${mesh.router.admin}`;
-  const anyExit = Promise.race(children.map((c) => c.exited.then(() => c)));
-  const ready = waitReady(adminUrl, sidecars.length, readyTimeoutMs, signals.signal);
-  const first = await Promise.race([ready.then((ok) => ({ ok })), anyExit.then((c) => ({ exited: c }))]);
-  if ('exited' in first || !first.ok) {
-    if (!signals.signal.aborted) {
-      const why =
-        'exited' in first
-          ? `${first.exited.name} exited with code ${first.exited.proc.exitCode ?? first.exited.proc.signalCode}`
-          : `the mesh was not serving after ${readyTimeoutMs} ms`;
-      process.stderr.write(`llmmesh start: ${why}\n`);
-    }
-    await stopAll();
-    return signals.signal.aborted ? 0 : 1;
-  }
-
-  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  const secs = seconds.toFixed(1);
   out('');
   out(`llmmesh local mesh is up (${secs} s)`);
   out(`  router   ${mesh.router.listen}   gRPC llmmesh.v1.Inference (reflection on)`);
   out(`  admin    ${adminUrl}   status page /, /status.json, /metrics`);
   out(`  routes   ${mesh.router.routes}   edit the weights; the router reloads it`);
   mesh.pods.forEach((p, i) => {
+    const admin = sidecarAdmins[i] ? `, admin ${sidecarAdmins[i]}` : '';
     out(
-      `  pod ${i + 1}    ${p.model} ${p.version}   sidecar ${host}:${p.sidecar_port} -> sim http://${host}:${p.engine_port}`,
+      `  pod ${i + 1}    ${p.model} ${p.version}   sidecar ${host}:${p.sidecar_port}${admin} -> sim http://${host}:${p.engine_port}`,
     );
   });
   out('');
   out(`try:  npx llmmesh generate --model ${mesh.pods[0]?.model} --prompt hello --stream`);
-  out('stop: Ctrl-C');
-
-  const reason = await Promise.race([
-    new Promise<string>((resolve) =>
-      signals.signal.addEventListener('abort', () => resolve('signal'), { once: true }),
-    ),
-    anyExit.then((c) => `${c.name} exited with code ${c.proc.exitCode ?? c.proc.signalCode}`),
-  ]);
-  const failed = reason !== 'signal' && !stopping;
-  if (failed) process.stderr.write(`llmmesh start: ${reason}; stopping the mesh\n`);
-  out('stopping the mesh...');
-  await stopAll();
-  out('stopped');
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  return failed ? 1 : 0;
+  out('a crashed pod is restarted with backoff; stop: Ctrl-C (streams in flight finish first)');
 }
 
 async function waitReady(

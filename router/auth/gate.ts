@@ -7,7 +7,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../common/log.js';
 import type { AuthConfig } from '../config/schema.js';
-import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { createRateLimiter, type FallbackReason, type RateLimiter } from './rate-limiter.js';
 import { type Authenticator, createAuthenticator, type Tenant } from './tenants.js';
 
 /** An admitted caller whose output tokens are charged as they stream. */
@@ -33,8 +33,16 @@ export interface Gate {
   close(): void;
 }
 
-/** Creates a gate; `onDegradedChange` reports Redis fallbacks (for a metric). */
-export function createGate(logger: Logger, onDegradedChange: (degraded: boolean) => void = () => {}): Gate {
+/**
+ * Creates a gate. `onDegradedChange` reports switches between shared and local
+ * rate limiting (a gauge); `onFallback` every single local decision while Redis
+ * is configured (a counter: brief flaps are invisible to a gauge).
+ */
+export function createGate(
+  logger: Logger,
+  onDegradedChange: (degraded: boolean) => void = () => {},
+  onFallback: (reason: FallbackReason) => void = () => {},
+): Gate {
   const authenticators = new WeakMap<AuthConfig, Authenticator>();
   const limiters = new WeakMap<AuthConfig, RateLimiter>();
   const redisByUrl = new Map<string, Redis>();
@@ -62,8 +70,10 @@ export function createGate(logger: Logger, onDegradedChange: (degraded: boolean)
       l = createRateLimiter({
         redis: auth.redis ? redisFor(auth.redis) : undefined,
         replicas: auth.replicas,
+        redisTimeoutMs: auth.redis_timeout_ms,
         logger,
         onDegradedChange,
+        onFallback,
       });
       limiters.set(auth, l);
     }

@@ -5,13 +5,33 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { type MeshError, Status } from '../../common/errors.js';
 import { spawnRedis } from '../../test/helpers/spawn-redis.js';
-import { createRateLimiter } from './rate-limiter.js';
+import { createRateLimiter, withResponsiveTimeout } from './rate-limiter.js';
 
 async function connected(url: string): Promise<Redis> {
   const r = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => 50 });
   if (r.status !== 'ready') await once(r, 'ready');
   return r;
 }
+
+describe('withResponsiveTimeout', () => {
+  it('does not count event-loop lag: a reply that arrived while the loop was blocked is taken', async () => {
+    const r = await connected('redis://127.0.0.1:6379');
+    try {
+      const reply = withResponsiveTimeout(r.ping(), 20);
+      const until = performance.now() + 100;
+      while (performance.now() < until) {
+        // A busy router: the reply waits in the socket meanwhile.
+      }
+      assert.equal(await reply, 'PONG');
+    } finally {
+      await r.quit();
+    }
+  });
+
+  it('times out after the given responsive time', async () => {
+    await assert.rejects(withResponsiveTimeout(new Promise(() => {}), 20), /no answer within 20 ms/);
+  });
+});
 
 describe('rate limits (local buckets, injected clock)', () => {
   it('enforces requests per second and refills with time', async () => {
@@ -100,7 +120,8 @@ describe('rate limits shared through Redis', () => {
     await limiter.admit('t', limits, 0);
     assert.equal(limiter.degraded, false);
     await redis.kill();
-    // With Redis gone, decisions are local: 400 / 4 replicas = 100 per second.
+    // With Redis gone, decisions are local: this replica's share (1/4) of what
+    // Redis last said was left (399), refilling at 400 / 4 per second.
     let ok = 0;
     for (let i = 0; i < 150; i++) {
       try {
@@ -112,6 +133,82 @@ describe('rate limits shared through Redis', () => {
     }
     assert.equal(limiter.degraded, true);
     assert.deepEqual(changes, [true]);
-    assert.equal(ok, 100);
+    assert.equal(ok, 99);
+  });
+
+  it('a replica whose Redis stalls decides from its share of the shared state, and Redis learns what it granted', async () => {
+    const redis = await spawnRedis();
+    cleanups.push(() => redis.kill());
+    const admin = await connected(redis.url);
+    cleanups.push(() => admin.quit());
+    const client = await connected(redis.url);
+    cleanups.push(() => client.quit());
+    const fallbacks: string[] = [];
+    const limiter = createRateLimiter({
+      redis: client,
+      replicas: 2,
+      redisTimeoutMs: 20,
+      now: () => 0, // the local bucket does not refill during the test
+      onFallback: (reason) => fallbacks.push(reason),
+    });
+    const limits = { tokensPerMinute: 6_000 }; // Redis refills 0.1 token per ms
+    await limiter.admit('t', limits, 1_000); // shared: 5,000 left, so this replica's share is 2,500
+    // Redis holds every script (but still answers reads) for a while.
+    await admin.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+    await limiter.admit('t', limits, 2_000); // from the local share
+    await assert.rejects(
+      limiter.admit('t', limits, 1_000),
+      (e: MeshError) => e.code === Status.RESOURCE_EXHAUSTED,
+    );
+    assert.deepEqual(fallbacks, ['timeout', 'timeout']);
+    assert.equal(limiter.degraded, true);
+
+    // The stalled scripts run late: the first admits (so it is not owed twice),
+    // the second admits too although this replica refused it (so it is refunded).
+    await admin.call('CLIENT', 'UNPAUSE');
+    await client.ping(); // after the late replies on the same connection
+    await limiter.admit('t', limits, 1);
+    assert.equal(limiter.degraded, false);
+    const tokens = Number(await admin.hget('llmmesh:ratelimit:t:tpm', 'tokens'));
+    // 6,000 − 1,000 − 2,000 − 1, plus what refilled meanwhile: each granted token counted once.
+    assert.ok(tokens >= 2_999 && tokens < 3_999, `shared bucket ${tokens}`);
+  });
+
+  it('a grant made while Redis was down is charged to Redis when it returns', async () => {
+    const redis = await spawnRedis();
+    cleanups.push(() => redis.kill());
+    const client = new Redis(redis.url, {
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => 50,
+    });
+    client.on('error', () => {});
+    cleanups.push(() => client.disconnect());
+    if (client.status !== 'ready') await once(client, 'ready');
+    const fallbacks: string[] = [];
+    const limiter = createRateLimiter({
+      redis: client,
+      replicas: 2,
+      now: () => 0,
+      onFallback: (reason) => fallbacks.push(reason),
+    });
+    const limits = { tokensPerMinute: 6_000 };
+    await limiter.admit('t', limits, 1_000); // shared 5,000; local share 2,500
+    await redis.kill();
+    await limiter.admit('t', limits, 2_000); // granted alone: owed to Redis
+    assert.ok(
+      fallbacks.length > 0 && fallbacks.every((r) => r === 'unavailable' || r === 'error'),
+      fallbacks.join(),
+    );
+
+    const again = await spawnRedis(redis.port);
+    cleanups.push(() => again.kill());
+    await once(client, 'ready');
+    // A fresh Redis starts the bucket full, less what this replica granted alone.
+    await limiter.admit('t', limits, 1);
+    const admin = await connected(again.url);
+    cleanups.push(() => admin.quit());
+    const tokens = Number(await admin.hget('llmmesh:ratelimit:t:tpm', 'tokens'));
+    assert.ok(tokens >= 3_999 && tokens < 4_100, `shared bucket ${tokens}`);
   });
 });

@@ -202,6 +202,12 @@ const authSchema = z
     redis: z.string().url('must be a redis:// URL').optional(),
     /** Router replicas sharing the limits: each enforces limit / replicas while Redis is unreachable. */
     replicas: z.number().int().min(1).default(1),
+    /**
+     * How long a shared rate-limit decision may wait for Redis, counting only
+     * time the router's event loop was responsive (its own lag does not count),
+     * before this replica decides alone from its share of the last shared state.
+     */
+    redis_timeout_ms: z.number().int().min(1, 'must be >= 1').max(10_000, 'must be <= 10000').default(100),
   })
   .superRefine((a, ctx) => {
     const names = new Set<string>();

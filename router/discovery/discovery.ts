@@ -24,6 +24,8 @@ export interface DiscoveryDeps {
   resolver?: DnsResolver;
   /** Redis client factory (default: ioredis). */
   redis?: (url: string) => RedisLike;
+  /** Clock for registration TTLs (default Date.now). */
+  now?: () => number;
 }
 
 /** Starts discovery of `config.kind`. */

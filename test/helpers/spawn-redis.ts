@@ -10,9 +10,12 @@ export interface PrivateRedis {
   kill(): Promise<void>;
 }
 
-/** Starts `redis-server` without persistence and resolves once it accepts connections. */
-export async function spawnRedis(): Promise<PrivateRedis> {
-  const [port] = await freePorts(1);
+/**
+ * Starts `redis-server` without persistence and resolves once it accepts
+ * connections; on a free port, or on `port` (e.g. to restart a killed one empty).
+ */
+export async function spawnRedis(port?: number): Promise<PrivateRedis> {
+  port ??= (await freePorts(1))[0] as number;
   const proc: ChildProcess = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -28,7 +31,7 @@ export async function spawnRedis(): Promise<PrivateRedis> {
     proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
   });
   return {
-    port: port as number,
+    port,
     url: `redis://127.0.0.1:${port}`,
     async kill() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');

@@ -5,11 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
-import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
-import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
-import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
-import { loadProtos } from '../../common/proto.js';
+import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
+import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateRequest } from '../common/generated/llmmesh/v1/GenerateRequest.js';
+import type { LoadReport__Output } from '../common/generated/llmmesh/v1/LoadReport.js';
+import { loadProtos } from '../common/proto.js';
 
 /** A gRPC client of one sidecar. */
 export function createSidecarClient(address: string): EngineClient {

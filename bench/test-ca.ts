@@ -1,4 +1,4 @@
-/** Throwaway certificate authorities and certificates for TLS tests, made with openssl. */
+/** Throwaway certificate authorities and certificates made with openssl, for TLS tests and the security benchmark. */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
