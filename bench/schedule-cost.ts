@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
+import { createRandom } from '../common/random.js';
 import { DEFAULT_PROFILE } from '../router/config/schema.js';
 import { createScheduler } from '../router/scheduling/profile.js';
 import { createBuiltinRegistry } from '../router/scheduling/registry.js';
@@ -26,18 +27,6 @@ const { values } = parseArgs({
 });
 const iterations = Number(values.iterations);
 const sizes = String(values.sizes).split(',').map(Number);
-
-/** Deterministic randomness (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SYSTEM = 'You are the assistant of the billing team; answer with care and cite the policy. '.repeat(16);
 const systemBlocks = prefixBlockHashes(SYSTEM);
@@ -97,7 +86,7 @@ interface Row {
 
 const rows: Row[] = [];
 for (const n of sizes) {
-  const random = seeded(n);
+  const random = createRandom(n);
   const scheduler = createScheduler('default', DEFAULT_PROFILE, createBuiltinRegistry(), {
     random,
     saturationQueueDepth: 8,

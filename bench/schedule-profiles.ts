@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createInferenceClient } from '../client/index.js';
 import { silentLogger } from '../common/log.js';
+import { createRandom } from '../common/random.js';
 import { validateRouterConfig } from '../router/config/load.js';
 import { DEFAULT_PROFILE, type ProfileConfig } from '../router/config/schema.js';
 import { startRouter } from '../router/server.js';
@@ -67,18 +68,6 @@ const PROFILES: Record<string, ProfileConfig> = {
   },
 };
 
-/** Deterministic randomness (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const words =
   'policy invoice refund shipment account customer order warranty billing address payment credit'.split(' ');
 function systemPrompt(tenant: number, random: () => number): string {
@@ -119,14 +108,14 @@ async function runProfile(name: string, profile: ProfileConfig, print = true) {
     }),
     logger: silentLogger,
     admin: false,
-    random: seeded(1),
+    random: createRandom(1),
   });
   const client = createInferenceClient(router.address, { maxAttempts: 1 });
   await client.waitForReady(5_000);
   while (router.endpoints.snapshot().endpoints.filter((e) => e.ready).length < podCount) {
     await new Promise((r) => router.endpoints.events.once('change', r));
   }
-  const random = seeded(42);
+  const random = createRandom(42);
   const prompts = Array.from({ length: tenants }, (_, t) => systemPrompt(t, random));
   const ttft: number[] = [];
   let prompt = 0;

@@ -18,6 +18,7 @@
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../common/log.js';
 import { canonicalPrompt, DEFAULT_BLOCK_CHARS, prefixBlockHashes } from '../common/prefix-hash.js';
+import { createRandom } from '../common/random.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer } from '../sim/server.js';
 import { createSidecarClient, generate } from './sidecar-client.js';
@@ -29,18 +30,6 @@ const WORDS = (
   'out many then them these so some her would make like him into time has look two more write go see number no ' +
   'way could people my than first water been call who oil its now find long down day did get come made may part'
 ).split(' ');
-
-/** A small seeded PRNG (mulberry32). */
-function createRng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function words(rng: () => number, n: number): string {
   return Array.from({ length: n }, () => WORDS[Math.floor(rng() * WORDS.length)]).join(' ');
@@ -103,7 +92,7 @@ async function runOne(
     sidecar.events.on('report', on);
   });
 
-  const rng = createRng(opts.seed);
+  const rng = createRandom(opts.seed);
   const prefixes = Array.from({ length: opts.groups }, (_, g) => `System prompt ${g}. ${words(rng, 150)}.`);
   const pick = zipf(rng, opts.groups);
   const row: Row = {

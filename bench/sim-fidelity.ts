@@ -8,6 +8,8 @@
  *
  *     node --import tsx bench/sim-fidelity.ts
  */
+
+import { createRandom } from '../common/random.js';
 import {
   CALIBRATION_POINTS,
   CALIBRATION_TOLERANCE,
@@ -18,7 +20,7 @@ import {
 } from '../sim/calibration.js';
 import { getPreset, SIM_PRESETS } from '../sim/presets.js';
 import { createShareGptSampler } from '../sim/sharegpt.js';
-import { createSeededRandom, runWorkload, summarizeWorkload, uniquePrompt } from '../sim/workload.js';
+import { runWorkload, summarizeWorkload, uniquePrompt } from '../sim/workload.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const table = (header: string[], rows: string[][]) => {
@@ -100,7 +102,7 @@ out();
 const concurrencyRows: string[][] = [];
 for (const name of Object.keys(SIM_PRESETS)) {
   for (const concurrency of [1, 8, 64, 256, 1024]) {
-    const sample = createShareGptSampler(createSeededRandom(7));
+    const sample = createShareGptSampler(createRandom(7));
     const requests = Array.from({ length: Math.max(200, concurrency * 8) }, sample);
     const s = summarizeWorkload(runWorkload({ preset: getPreset(name), requests, concurrency }));
     concurrencyRows.push([

@@ -114,7 +114,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     logger: log,
     rotateBucketController: options.breakerRotation,
   });
-  const gate = createGate(log, (degraded) => metrics.rateLimitDegraded.set(degraded ? 1 : 0));
+  const gate = createGate(
+    log,
+    (degraded) => metrics.rateLimitDegraded.set(degraded ? 1 : 0),
+    (reason) => metrics.rateLimitFallbacks.inc({ reason }),
+  );
   gate.prepare(config.auth);
   const tls = config.upstream_tls;
   const endpoints = createEndpointSet([], {

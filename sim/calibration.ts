@@ -12,10 +12,11 @@
  * `bench/sim-fidelity.ts` prints both tables and their error statistics.
  * Figures and sources are copied in `calibration-data.md`.
  */
+
+import { createRandom } from '../common/random.js';
 import { getPreset } from './presets.js';
 import { createShareGptSampler, type ShareGptMeans } from './sharegpt.js';
 import {
-  createSeededRandom,
   mean,
   median,
   poissonArrivals,
@@ -168,11 +169,11 @@ interface ShareGptRun {
 const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
   key: `sharegpt ${JSON.stringify(o)}`,
   run: () => {
-    const sample = createShareGptSampler(createSeededRandom(7), o.means);
+    const sample = createShareGptSampler(createRandom(7), o.means);
     const arrivals =
       o.ratePerS === undefined
         ? new Array<number>(o.count).fill(0)
-        : poissonArrivals(o.count, o.ratePerS, createSeededRandom(3));
+        : poissonArrivals(o.count, o.ratePerS, createRandom(3));
     const requests: WorkloadRequest[] = arrivals.map((arrivalMs) => ({ arrivalMs, ...sample() }));
     return summarizeWorkload(
       runWorkload({
@@ -207,7 +208,7 @@ const turboquant = (ratePerS: number): CalibrationScenario => ({
     const arrivals =
       ratePerS === Number.POSITIVE_INFINITY
         ? new Array<number>(300).fill(0)
-        : poissonArrivals(300, ratePerS, createSeededRandom(3));
+        : poissonArrivals(300, ratePerS, createRandom(3));
     return summarizeWorkload(
       runWorkload({
         preset: getPreset(P70),

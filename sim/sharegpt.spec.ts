@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createRandom } from '../common/random.js';
 import { createShareGptSampler, SHAREGPT_FILTER, SHAREGPT_MEANS } from './sharegpt.js';
-import { createSeededRandom } from './workload.js';
 
 describe('ShareGPT-shaped lengths', () => {
-  const draws = Array.from({ length: 20_000 }, createShareGptSampler(createSeededRandom(1)));
+  const draws = Array.from({ length: 20_000 }, createShareGptSampler(createRandom(1)));
   const prompts = draws.map((d) => d.promptTokens).sort((a, b) => a - b);
   const outputs = draws.map((d) => d.outputTokens).sort((a, b) => a - b);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -29,11 +29,11 @@ describe('ShareGPT-shaped lengths', () => {
   });
 
   it('draws the same lengths from the same seed, and scales to other means', () => {
-    const again = Array.from({ length: 5 }, createShareGptSampler(createSeededRandom(1)));
+    const again = Array.from({ length: 5 }, createShareGptSampler(createRandom(1)));
     assert.deepEqual(again, draws.slice(0, 5));
     const chat = Array.from(
       { length: 5000 },
-      createShareGptSampler(createSeededRandom(2), { promptTokens: 230, outputTokens: 203 }),
+      createShareGptSampler(createRandom(2), { promptTokens: 230, outputTokens: 203 }),
     );
     assert.ok(Math.abs(mean(chat.map((d) => d.outputTokens)) / 203 - 1) < 0.05);
   });

@@ -8,6 +8,7 @@
  * conversations have (answers of several times the median), which decides
  * how long a short run lasts. The previous uniform 1–357 lengths had none.
  */
+import { createRandom } from '../common/random.js';
 
 /** Length limits of vLLM's benchmark sampler (`is_valid_sequence` in `vllm/benchmarks/datasets.py`). */
 export const SHAREGPT_FILTER = { minLen: 4, maxPromptLen: 1024, maxTotalLen: 2048 } as const;
@@ -67,18 +68,6 @@ function drawLengths(
   }
 }
 
-// Fixed draws used to solve for μ, so the same means always give the same distribution.
-function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const solved = new Map<string, [number, number]>();
 
 /** The log-normal locations whose filtered means are `means` (solved once per pair, deterministically). */
@@ -87,7 +76,8 @@ function solveMu(means: ShareGptMeans, sigma: ShareGptSigma): [number, number] {
   const cached = solved.get(key);
   if (cached) return cached;
   const sampleMeans = (muPrompt: number, muOutput: number) => {
-    const random = seededUniform(12_345);
+    // Fixed draws, so the same means always give the same distribution.
+    const random = createRandom(12_345);
     let p = 0;
     let o = 0;
     const n = 4000;

@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createRandom } from '../common/random.js';
 import { createSimpleCostModel } from './cost-model.js';
-import {
-  createSeededRandom,
-  median,
-  poissonArrivals,
-  runWorkload,
-  summarizeWorkload,
-  uniquePrompt,
-} from './workload.js';
+import { median, poissonArrivals, runWorkload, summarizeWorkload, uniquePrompt } from './workload.js';
 
 // 20 ms per prefill step, 10 ms per decode step, whatever the batch.
 const fixed = createSimpleCostModel({
@@ -58,13 +52,10 @@ describe('workload replay', () => {
 
   it('builds prompts that share no block, and Poisson arrivals at the asked rate', () => {
     assert.notDeepEqual(uniquePrompt(1, 32).slice(0, 16), uniquePrompt(2, 32).slice(0, 16));
-    const arrivals = poissonArrivals(4000, 8, createSeededRandom(1));
+    const arrivals = poissonArrivals(4000, 8, createRandom(1));
     const rate = arrivals.length / (arrivals.at(-1)! / 1000);
     assert.ok(Math.abs(rate - 8) < 0.5, `rate ${rate}`);
-    assert.deepEqual(
-      poissonArrivals(5, 8, createSeededRandom(1)),
-      poissonArrivals(5, 8, createSeededRandom(1)),
-    );
+    assert.deepEqual(poissonArrivals(5, 8, createRandom(1)), poissonArrivals(5, 8, createRandom(1)));
     assert.equal(median([3, 1, 2, 10]), 2.5);
   });
 });

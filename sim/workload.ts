@@ -224,18 +224,6 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** A seeded pseudo-random source in [0, 1) (mulberry32): same seed, same sequence. */
-export function createSeededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Arrival times (ms) of `count` requests at `ratePerS` on average, Poisson as in `vllm bench serve --request-rate`. */
 export function poissonArrivals(count: number, ratePerS: number, random: () => number): number[] {
   const times: number[] = [];

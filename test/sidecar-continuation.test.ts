@@ -12,6 +12,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { tracing } from '@opentelemetry/sdk-node';
+import { cacheHeader, createSidecarClient, generate } from '../bench/sidecar-client.js';
 import { Status } from '../common/errors.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
@@ -20,7 +21,6 @@ import { silentLogger } from '../common/log.js';
 import { type Sidecar, startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
-import { cacheHeader, createSidecarClient, generate } from './helpers/sidecar-client.js';
 import { nextEvent } from './helpers/wait.js';
 
 interface Pod {

@@ -4,8 +4,9 @@
  * limits. Rebuilt when the config changes; Redis connections are kept.
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../../common/log.js';
+import { createRedisConnection } from '../../common/redis.js';
 import type { AuthConfig } from '../config/schema.js';
 import { createRateLimiter, type FallbackReason, type RateLimiter } from './rate-limiter.js';
 import { type Authenticator, createAuthenticator, type Tenant } from './tenants.js';
@@ -50,15 +51,8 @@ export function createGate(
   const redisFor = (url: string): Redis => {
     let r = redisByUrl.get(url);
     if (!r) {
-      r = new Redis(url, {
-        lazyConnect: false,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: (n) => Math.min(2_000, 100 * n),
-      });
-      r.on('error', () => {
-        // Reported through the limiter's degraded state; a request never fails on it.
-      });
+      // Failures surface through the limiter's degraded state; a request never fails on them.
+      r = createRedisConnection({ url });
       redisByUrl.set(url, r);
     }
     return r;

@@ -11,8 +11,8 @@
  * missing key means what it says (deleted on shutdown, or expired) and the
  * endpoint goes at once.
  */
-import { Redis } from 'ioredis';
 import { parseRegistration } from '../../common/discovery-keys.js';
+import { createRedisConnection } from '../../common/redis.js';
 import type { DiscoveryConfig } from '../config/schema.js';
 import type { Discovery, DiscoveryDeps } from './discovery.js';
 import { startPolling } from './poll.js';
@@ -38,15 +38,7 @@ type RedisConfig = Extract<DiscoveryConfig, { kind: 'redis' }>;
 
 /** A Redis client that fails fast while disconnected instead of queueing commands. */
 export function createRedisClient(url: string): RedisLike {
-  const client = new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(5_000, 100 * 2 ** Math.min(times, 6)),
-  });
-  // Errors surface through failed commands; without a listener ioredis logs them loudly.
-  client.on('error', () => {});
-  return client as unknown as RedisLike;
+  return createRedisConnection({ url }) as unknown as RedisLike;
 }
 
 /** Escapes glob characters of a SCAN pattern. */
