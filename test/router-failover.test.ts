@@ -151,6 +151,11 @@ describe('stream migration across failing pods', () => {
       'llm_stream_migrations_total',
     );
     assert.match(metrics, /reason="handback"/);
+    assert.equal(
+      front.router.status().models[0]?.versions[0]?.migrations,
+      moved.length,
+      'the status page counts them',
+    );
   });
 });
 

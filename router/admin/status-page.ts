@@ -32,7 +32,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div class="muted">listening on <span id="listen">…</span> · refreshed <span id="updated">never</span> · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></div>
 <div id="error"></div>
 <h2>Models and versions</h2>
-<table id="versions"><thead><tr><th>model</th><th>version</th><th>weight</th><th>configured</th><th>observed</th><th>ready endpoints</th></tr></thead><tbody></tbody></table>
+<table id="versions"><thead><tr><th>model</th><th>version</th><th>weight</th><th>configured</th><th>observed</th><th>ready endpoints</th><th>streams migrated</th></tr></thead><tbody></tbody></table>
 <h2>Endpoints</h2>
 <table id="endpoints"><thead><tr><th>endpoint</th><th>model / version</th><th>state</th><th>breaker</th><th>in flight</th><th>queued</th><th>engine running</th><th>engine waiting</th><th>KV cache</th></tr></thead><tbody></tbody></table>
 <h2>Config</h2>
@@ -52,7 +52,8 @@ async function refresh() {
       for (const v of m.versions) {
         rows.push('<tr data-version="' + esc(m.name + '/' + v.name) + '"><td>' + esc(m.name) + '</td><td>' + esc(v.name) +
           '</td><td class="num">' + esc(v.weight) + '</td><td>' + bar(v.configuredShare, '') + '</td><td>' +
-          bar(v.observedShare, 'obs') + '</td><td class="num">' + esc(v.readyEndpoints) + ' / ' + esc(v.endpoints) + '</td></tr>');
+          bar(v.observedShare, 'obs') + '</td><td class="num">' + esc(v.readyEndpoints) + ' / ' + esc(v.endpoints) + '</td><td class="num migrations">' +
+          esc(v.migrations ?? 0) + '</td></tr>');
       }
     }
     document.querySelector('#versions tbody').innerHTML = rows.join('');
@@ -68,7 +69,8 @@ async function refresh() {
     }).join('');
     const c = s.config || {};
     document.getElementById('config').textContent = 'reloads ' + (c.reloads ?? 0) + ', rejected ' + (c.rejected ?? 0) +
-      (c.lastError ? ' · last rejection: ' + c.lastError : '');
+      (c.lastReloadAt ? ' · last reload ' + new Date(c.lastReloadAt).toLocaleTimeString() : '') +
+      (c.lastRejection ? ' · last rejection (' + new Date(c.lastRejection.at).toLocaleTimeString() + '): ' + c.lastRejection.error : '');
     document.getElementById('updated').textContent = new Date().toLocaleTimeString();
     document.getElementById('error').textContent = '';
   } catch (err) {
