@@ -11,24 +11,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { createManualClock, type ManualClock } from '../sim/manual-clock.js';
-import { createSimServer, type SimCrashInfo, type SimOptions, type SimServer } from '../sim/server.js';
+import type { SimCrashInfo } from '../sim/server.js';
+import { startVirtualSim, VIRTUAL_SIM_MODEL, type VirtualSim } from './helpers/virtual-sim.js';
 
-const MODEL = 'llama-3-8b-chat';
+const MODEL = VIRTUAL_SIM_MODEL;
 const EOT_ID = 128009;
-
-interface VirtualSim {
-  sim: SimServer;
-  url: string;
-  clock: ManualClock;
-}
-
-async function startVirtualSim(options: Partial<SimOptions> = {}): Promise<VirtualSim> {
-  const clock = createManualClock(1_767_225_600_000);
-  const sim = createSimServer({ servedModelName: MODEL, clock, ...options });
-  const { url } = await sim.listen(0);
-  return { sim, url, clock };
-}
 
 // biome-ignore lint/suspicious/noExplicitAny: bodies are checked field by field
 type Json = any;

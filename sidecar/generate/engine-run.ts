@@ -33,6 +33,7 @@ export interface EngineRunDeps {
   engine: EngineClient;
   admission: Admission;
   prefixIndex: PrefixIndex;
+  /** The response cache; absent when disabled. */
   cache: ResponseCache | undefined;
   metrics: SidecarMetrics;
   logger: Logger;

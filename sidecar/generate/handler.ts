@@ -25,19 +25,13 @@ import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { errors, MeshError, Status } from '../../common/errors.js';
-import type { Logger } from '../../common/log.js';
 import { HANDBACK_KEY } from '../../common/metadata.js';
 import { contextFromMetadata, setSpanError } from '../../common/trace-propagation.js';
 import { validateGenerateRequest } from '../../common/validate.js';
-import type { Admission } from '../admission.js';
 import { CACHE_CONTROL_KEY, cacheMode } from '../cache/cache-key.js';
-import type { ResponseCache } from '../cache/response-cache.js';
-import type { EngineClient } from '../engine-client.js';
-import type { PrefixIndex } from '../load/prefix-index.js';
-import type { SidecarMetrics } from '../metrics.js';
 import { continuationMode } from '../openai.js';
 import type { Refusal } from '../pod-state.js';
-import { createEngineRunner } from './engine-run.js';
+import { createEngineRunner, type EngineRunDeps } from './engine-run.js';
 import { type CacheResult, createLookup, type Served } from './lookup.js';
 import { deliveredTokens, type GenerateCall, noOutcome, writeStream } from './stream-writer.js';
 
@@ -50,22 +44,13 @@ export interface CacheEvent {
   key?: string;
 }
 
-/** What the handler needs from the sidecar. */
-export interface GenerateContext {
+/** What the handler needs from the sidecar: what an engine run needs, and more. */
+export interface GenerateContext extends Omit<EngineRunDeps, 'tracer'> {
   version: string;
   /** Logical model served; empty while unknown (then any model is accepted). */
   model(): string;
-  /** The engine's own model name. */
-  servedModelName(): string;
   /** Why new calls are refused now (draining, engine not ready), or undefined. */
   refusal(): Refusal | undefined;
-  engine: EngineClient;
-  admission: Admission;
-  prefixIndex: PrefixIndex;
-  /** The response cache; absent when disabled. */
-  cache: ResponseCache | undefined;
-  metrics: SidecarMetrics;
-  logger: Logger;
   /** OpenTelemetry tracer (default: the API's, a no-op unless an SDK is started). */
   tracer?: Tracer;
 }
