@@ -192,6 +192,28 @@ describe('hung and stalled pods', () => {
     assert.ok(stalled.length >= 1, 'some stream was on the stalling pod');
     assert.ok(stalled.every((a) => a.outcome === 'migrated' && a.endpoint === stalling.address));
   });
+
+  it('unary Generate migrates the same way: one whole, exact answer', async () => {
+    const [stalling] = pods as [FailoverPod, FailoverPod];
+    await stalling.faults({ stall_after_tokens: 20 });
+    try {
+      const prompts = Array.from({ length: 6 }, (_, i) => `Unary ${i}: the hills are green.`);
+      const expected = await referenceTexts(prompts, 60);
+      const answers = await Promise.all(
+        prompts.map((prompt) =>
+          front.client.generate({ model: MODEL, prompt, sampling: { maxTokens: 60, temperature: 0 } }),
+        ),
+      );
+      for (const [i, a] of answers.entries()) {
+        assert.equal(a.text, expected[i]);
+        assert.equal(a.usage?.completionTokens, 60);
+      }
+      const moved = front.traces.slice(-6).flatMap((t) => t.attempts.filter((a) => a.outcome === 'migrated'));
+      assert.ok(moved.length >= 1, 'some request was on the stalling pod and moved');
+    } finally {
+      await stalling.faults({ stall_after_tokens: null });
+    }
+  });
 });
 
 /** Runs `total` unary requests, `concurrency` at a time; calls `progress(done)` after each. */
