@@ -75,14 +75,26 @@ export function createDatastore(config: RouterConfig, deps: DatastoreDeps): Data
     config: () => current.config,
     state: () => current,
     apply(next) {
+      // Schedulers (what a bad profile breaks) are built before anything is swapped.
       const nextState = build(next);
-      const before = current.config;
+      const before = current;
       current = nextState;
-      if (!sameDiscovery(before.discovery, next.discovery)) {
-        void discovery.close();
-        discovery = createDiscovery(next.discovery, deps.discovery);
+      let newDiscovery: Discovery | undefined;
+      try {
+        deps.onApplied(next, before.config);
+        if (!sameDiscovery(before.config.discovery, next.discovery)) {
+          newDiscovery = createDiscovery(next.discovery, deps.discovery);
+        }
+      } catch (err) {
+        // Put the last good config back everywhere it went.
+        current = before;
+        deps.onApplied(before.config, next);
+        throw err;
       }
-      deps.onApplied(next, before);
+      if (newDiscovery) {
+        void discovery.close();
+        discovery = newDiscovery;
+      }
     },
     close: () => discovery.close(),
   };

@@ -111,6 +111,39 @@ describe('retries before the first token', () => {
     assert.deepEqual(continued.map((r) => r.request.continuation?.completionTokens).sort(), [3, 6]);
   });
 
+  it('a pod that fails after its final chunk has delivered everything: the stream completes, nothing moves', async () => {
+    for (const s of stubs)
+      s.behave = () => ({
+        kind: 'fail',
+        code: Status.UNAVAILABLE,
+        message: 'draining',
+        afterTokens: 4,
+        finished: true,
+      });
+    const chunks = await collect(
+      h.client.generateStream({ model: MODEL, prompt: 'done already', sampling: { maxTokens: 4 } }),
+    );
+    assert.equal(chunks.length, 4);
+    assert.equal(chunks.at(-1)?.finishReason, 'FINISH_REASON_LENGTH');
+    assert.deepEqual(
+      h.traces.at(-1)?.attempts.map((a) => a.outcome),
+      ['ok'],
+    );
+  });
+
+  it('a pod that fails between its last token and its finish: the router ends the stream at max_tokens', async () => {
+    for (const s of stubs)
+      s.behave = () => ({ kind: 'fail', code: Status.INTERNAL, message: 'engine crashed', afterTokens: 4 });
+    const chunks = await collect(
+      h.client.generateStream({ model: MODEL, prompt: 'all but the end', sampling: { maxTokens: 4 } }),
+    );
+    assert.equal(chunks.filter((c) => c.text).length, 4);
+    const last = chunks.at(-1);
+    assert.equal(last?.finishReason, 'FINISH_REASON_LENGTH');
+    assert.equal(last?.usage?.completionTokens, 4);
+    assert.equal(h.traces.at(-1)?.attempts.length, 1, 'nothing left to generate elsewhere');
+  });
+
   it('never retries a client fault', async () => {
     for (const s of stubs)
       s.behave = () => ({ kind: 'fail', code: Status.INVALID_ARGUMENT, message: 'prompt: too long' });

@@ -35,7 +35,7 @@ export function createInferenceHandlers(
   return {
     GenerateStream(call) {
       let headersSent = false;
-      run('GenerateStream', call, async (chunk, served) => {
+      run('GenerateStream', call, (chunk, served) => {
         // Only what the public API carries: token ids stay on the Engine hop.
         const out: GenerateChunk = { text: chunk.text };
         if (!headersSent) {
@@ -49,7 +49,7 @@ export function createInferenceHandlers(
           out.finishReason = chunk.finishReason;
           out.usage = chunk.usage;
         }
-        if (!call.write(out)) await waitForDrain(call);
+        return call.write(out) ? undefined : waitForDrain(call);
       }).then(
         ({ trailer }) => call.end(trailer),
         (err: unknown) => {
@@ -62,7 +62,7 @@ export function createInferenceHandlers(
     Generate(call, callback) {
       const response: GenerateResponse = { text: '', requestId: call.request.requestId };
       const parts: string[] = [];
-      run('Generate', call, async (chunk, served) => {
+      run('Generate', call, (chunk, served) => {
         parts.push(chunk.text);
         if (!response.modelVersion) {
           response.modelVersion = chunk.modelVersion || served.version;
@@ -72,9 +72,11 @@ export function createInferenceHandlers(
           response.finishReason = chunk.finishReason;
           response.usage = chunk.usage;
         }
+        return undefined;
       }).then(
-        ({ trailer }) => {
+        ({ served, trailer }) => {
           response.text = parts.join('');
+          response.requestId = served.requestId;
           callback(null, response, trailer);
         },
         (err: unknown) => callback(MeshError.from(err).toStatusObject()),

@@ -40,10 +40,15 @@ export interface Served {
   endpoint: string;
   /** How the sidecar served it (its `x-llmmesh-cache` header), passed on to the client. */
   cache?: string;
+  /** The request id (the client's, or the one the router gave it). */
+  requestId: string;
 }
 
-/** Receives each chunk for the client; resolves when the client can take more. */
-export type ChunkSink = (chunk: GenerateChunk__Output, served: Served) => Promise<void>;
+/**
+ * Receives each chunk for the client; returns a promise only when the client
+ * cannot take more yet (no promise per chunk on the hot path).
+ */
+export type ChunkSink = (chunk: GenerateChunk__Output, served: Served) => Promise<void> | undefined;
 
 /** The spans of one request, passed down so each stage can add children. */
 export interface RequestSpans {

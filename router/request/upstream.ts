@@ -22,7 +22,7 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { countMigration } from '../metrics.js';
 import type { AttemptTrace } from '../request-trace.js';
 import type { VersionChoice } from '../routing/version-split.js';
-import { usable } from '../scheduling/load.js';
+import { queueDepth, usable } from '../scheduling/load.js';
 import type { Scheduler } from '../scheduling/profile.js';
 import { createSchedulingRequest } from '../scheduling/request.js';
 import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
@@ -34,6 +34,12 @@ import { recordScheduleSpan, startAttemptSpan } from './spans.js';
 
 /** A migration needs at least this much time before the deadline to be worth starting. */
 export const MIN_MIGRATION_REMAINING_MS = 200;
+/**
+ * Drain hand-backs a stream may take beyond `migration_limit`: a draining pod
+ * takes no new work, so more than a few in a row means a whole pool rolling
+ * over; this only stops a loop.
+ */
+export const EXTRA_HANDBACKS = 8;
 
 /** One request's upstream work. */
 export interface UpstreamJob {
@@ -54,8 +60,11 @@ class Delivered {
   tokenIds: number[] = [];
   /** Every chunk with text carried its token ids. */
   exact = true;
+  /** Output tokens: ids where chunks carried them, else one per chunk (an estimate, for text continuations). */
   tokens = 0;
   chunks = 0;
+  /** A chunk with a finish reason reached the client: the stream is complete. */
+  finished = false;
 
   add(chunk: GenerateChunk__Output): void {
     this.chunks++;
@@ -68,6 +77,7 @@ class Delivered {
       this.tokens++;
     }
     this.text += chunk.text;
+    if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') this.finished = true;
   }
 
   continuation(): { value: Continuation; mode: 'token_ids' | 'text' } {
@@ -86,8 +96,11 @@ export function runUpstream(ctx: RouterContext, scope: RequestScope, job: Upstre
   return new UpstreamRun(ctx, scope, job).run();
 }
 
-/** What one failed attempt leads to: try again (retry or migration), or end with an error. */
-type Next = { again: true } | { again: false; error: MeshError };
+/**
+ * What one failed attempt leads to: try again (retry or migration), end with
+ * an error, or finish the stream here (its `max_tokens` were all delivered).
+ */
+type Next = { kind: 'again' } | { kind: 'error'; error: MeshError } | { kind: 'finish' };
 
 /** The state of one request's upstream work across its attempts. */
 class UpstreamRun {
@@ -138,7 +151,8 @@ class UpstreamRun {
       scope.rt.attempts.push(at);
       const next = await this.attempt(n, endpoint, client, at, spare);
       if (next === 'done') return this.served as Served;
-      if (!next.again) throw next.error;
+      if (next.kind === 'error') throw next.error;
+      if (next.kind === 'finish') return this.endAtLength();
     }
   }
 
@@ -160,7 +174,11 @@ class UpstreamRun {
       version: job.version.version,
       continuation: continuation?.mode,
     });
-    const served: Served = this.served ?? { version: job.version.version, endpoint: endpoint.address };
+    const served: Served = this.served ?? {
+      version: job.version.version,
+      endpoint: endpoint.address,
+      requestId: job.requestId,
+    };
     try {
       await runAttempt(
         {
@@ -180,6 +198,7 @@ class UpstreamRun {
             : job.upstream.first_token_timeout_ms,
           idleTimeoutMs: job.upstream.idle_timeout_ms,
           force: at.forced,
+          busy: () => this.busy(endpoint.address),
           onCache: (cache) => {
             at.cache = cache;
             if (!this.served) served.cache = cache;
@@ -200,33 +219,48 @@ class UpstreamRun {
         },
         { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
       );
-      ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
-      span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
-      span.end();
-      this.served ??= served;
-      return 'done';
     } catch (err) {
-      if (isBreakerOpen(err)) {
-        // The breaker opened (or its probe was taken) since the snapshot:
-        // nothing was sent, so this is no attempt; pick again.
-        at.outcome = 'breaker_open';
-        ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'breaker_open' });
-        span.end();
-        this.lastError ??= err;
-        return { again: true };
-      }
-      const failure = upstreamFailure(err, endpoint.address);
-      at.code = failure.codeName;
-      at.error = failure.message;
-      at.kind = failure.kind;
-      setSpanError(span, failure.code, failure.codeName, failure.message);
-      span.setAttribute('llmmesh.outcome', failure.kind);
-      span.end();
-      const next =
-        this.delivered.chunks === 0 ? this.beforeFirstChunk(failure, at) : this.afterFirstChunk(failure, at);
-      ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: at.outcome });
-      return next;
+      return this.decide(err, at, span);
     }
+    ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
+    span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
+    span.end();
+    this.served ??= served;
+    return 'done';
+  }
+
+  /** What a failed attempt leads to, by the failure policy. */
+  private decide(err: unknown, at: AttemptTrace, span: Span): 'done' | Next {
+    const { ctx } = this;
+    if (isBreakerOpen(err)) {
+      // The breaker opened (or its probe was taken) since the snapshot:
+      // nothing was sent, so this is no attempt; pick again.
+      at.outcome = 'breaker_open';
+      ctx.metrics.attempts.inc({ endpoint: at.endpoint, outcome: 'breaker_open' });
+      span.end();
+      this.lastError ??= err;
+      return { kind: 'again' };
+    }
+    const failure = upstreamFailure(err, at.endpoint);
+    at.code = failure.codeName;
+    at.error = failure.message;
+    at.kind = failure.kind;
+    setSpanError(span, failure.code, failure.codeName, failure.message);
+    span.setAttribute('llmmesh.outcome', failure.kind);
+    span.end();
+    const next =
+      this.delivered.chunks === 0 ? this.beforeFirstChunk(failure, at) : this.afterFirstChunk(failure, at);
+    ctx.metrics.attempts.inc({ endpoint: at.endpoint, outcome: at.outcome });
+    return next;
+  }
+
+  /** True while the endpoint's last report shows requests waiting: a slow first token is then load, not a fault. */
+  private busy(address: string): boolean {
+    const e = this.ctx.endpoints
+      .snapshot()
+      .pool(this.job.request.model, this.job.version.version)
+      .find((v) => v.address === address);
+    return e !== undefined && queueDepth(e) > 0;
   }
 
   /** The Engine call's metadata: request id, trace context, the client's cache control. */
@@ -249,16 +283,23 @@ class UpstreamRun {
     const { ctx, scope, job } = this;
     if (failure.kind === 'cancelled') {
       at.outcome = 'cancelled';
-      return { again: false, error: errors.cancelled('client cancelled') };
+      return { kind: 'error', error: errors.cancelled('client cancelled') };
+    }
+    if (failure.kind === 'handback') {
+      // A draining pod refused before doing any work: go elsewhere without
+      // spending an attempt or the retry budget (a rolling update is no storm).
+      this.handbacks++;
+      at.outcome = this.handbacks <= job.upstream.max_attempts + EXTRA_HANDBACKS ? 'retried' : 'failed';
+      return at.outcome === 'retried' ? { kind: 'again' } : { kind: 'error', error: failure };
     }
     this.failuresBeforeFirst++;
     const retry =
       failure.policy.retryBeforeFirstChunk && this.failuresBeforeFirst < job.upstream.max_attempts;
     at.outcome = retry ? 'retried' : 'failed';
-    if (!retry) return { again: false, error: failure };
+    if (!retry) return { kind: 'error', error: failure };
     if (ctx.now() >= scope.deadline) {
       return {
-        again: false,
+        kind: 'error',
         error: errors.deadlineExceeded(`deadline passed before a retry (last error: ${failure.message})`),
       };
     }
@@ -269,7 +310,7 @@ class UpstreamRun {
         cause: failure,
         retryPushbackMs: failure.retryPushbackMs,
       });
-      return { again: false, error };
+      return { kind: 'error', error };
     }
     ctx.metrics.retries.inc({ model: job.request.model });
     ctx.log.info('retrying on another endpoint', {
@@ -279,7 +320,7 @@ class UpstreamRun {
       err: failure.message,
     });
     this.lastError = failure;
-    return { again: true };
+    return { kind: 'again' };
   }
 
   /** Chunks reached the client: continue on another endpoint, or end the stream saying how far it got. */
@@ -287,18 +328,22 @@ class UpstreamRun {
     const { ctx, scope, job } = this;
     if (failure.kind === 'cancelled') {
       at.outcome = 'cancelled';
-      return { again: false, error: errors.cancelled('client cancelled') };
+      return { kind: 'error', error: errors.cancelled('client cancelled') };
     }
-    const why = migrationRefusal(failure, {
+    if (failure.policy.migrateAfterFirstChunk && this.budgetSpent()) {
+      at.outcome = 'failed';
+      return { kind: 'finish' };
+    }
+    const refusal = migrationRefusal(failure, {
       migrations: this.migrations,
       handbacks: this.handbacks,
       deadline: scope.deadline,
       now: ctx.now(),
       limit: job.upstream.migration_limit,
     });
-    at.outcome = why ? 'failed' : 'migrated';
-    if (why === 'keep') return { again: false, error: failure };
-    if (why) return { again: false, error: notMigrated(failure, this.delivered, why) };
+    at.outcome = refusal ? 'failed' : 'migrated';
+    if (refusal?.keepStatus) return { kind: 'error', error: failure };
+    if (refusal) return { kind: 'error', error: notMigrated(failure, this.delivered, refusal.reason) };
     // A drain hand-back is planned, not a failure: it does not use up the limit.
     if (failure.kind === 'handback') this.handbacks++;
     else this.migrations++;
@@ -311,7 +356,33 @@ class UpstreamRun {
       tokens: this.delivered.tokens,
       err: failure.message,
     });
-    return { again: true };
+    return { kind: 'again' };
+  }
+
+  /**
+   * True when the delivered output already used the whole `max_tokens`
+   * (the pod failed between its last token and its finish chunk): nothing is
+   * left to generate, so the stream is finished here instead of elsewhere.
+   */
+  private budgetSpent(): boolean {
+    const max = this.job.request.sampling?.maxTokens ?? 0;
+    return max > 0 && this.delivered.tokens >= max;
+  }
+
+  /** Ends a stream whose budget is spent with the final chunk the pod did not send. */
+  private async endAtLength(): Promise<Served> {
+    const served = this.served as Served;
+    const last: GenerateChunk__Output = {
+      text: '',
+      tokenIds: [],
+      modelVersion: '',
+      finishReason: 'FINISH_REASON_LENGTH',
+      // The prompt's count is the engine's to give; the pod that knew it failed.
+      usage: { promptTokens: 0, completionTokens: this.delivered.tokens, cachedTokens: 0 },
+    };
+    await this.job.observe?.(last);
+    await this.scope.onChunk(last, served);
+    return served;
   }
 
   /** The error when the scheduler found no endpoint to try. */
@@ -328,22 +399,28 @@ class UpstreamRun {
   }
 }
 
-/**
- * Why a stream that delivered chunks cannot move on after `failure`:
- * `keep` when the failure's own status should reach the client (the client
- * cancelled, its deadline passed, the request is at fault), a reason for the
- * message otherwise, undefined when it may migrate.
- */
+/** Why a stream that delivered chunks does not move on. */
+type MigrationRefusal =
+  /** The failure's own status reaches the client (it cancelled, its deadline passed, the request is at fault). */
+  | { keepStatus: true }
+  /** The stream ends UNAVAILABLE with this reason. */
+  | { keepStatus: false; reason: string };
+
+/** Why a stream that delivered chunks cannot move on after `failure`; undefined when it may. */
 function migrationRefusal(
   failure: AttemptFailure,
   s: { migrations: number; handbacks: number; deadline: number; now: number; limit: number },
-): string | undefined {
-  if (failure.kind === 'deadline' || failure.kind === 'client-fault') return 'keep';
-  if (!failure.policy.migrateAfterFirstChunk) return 'keep';
-  if (failure.kind !== 'handback' && s.migrations >= s.limit) return `migration limit (${s.limit}) reached`;
-  // Hand-backs are bounded anyway (a draining pod takes no new work); this stops a loop.
-  if (failure.kind === 'handback' && s.handbacks >= s.limit + 8) return 'too many hand-backs';
-  if (s.deadline - s.now < MIN_MIGRATION_REMAINING_MS) return 'the deadline is too close';
+): MigrationRefusal | undefined {
+  if (!failure.policy.migrateAfterFirstChunk) return { keepStatus: true };
+  if (failure.kind !== 'handback' && s.migrations >= s.limit) {
+    return { keepStatus: false, reason: `migration limit (${s.limit}) reached` };
+  }
+  if (failure.kind === 'handback' && s.handbacks >= s.limit + EXTRA_HANDBACKS) {
+    return { keepStatus: false, reason: 'too many hand-backs' };
+  }
+  if (s.deadline - s.now < MIN_MIGRATION_REMAINING_MS) {
+    return { keepStatus: false, reason: 'the deadline is too close' };
+  }
   return undefined;
 }
 

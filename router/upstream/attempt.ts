@@ -30,8 +30,13 @@ export interface AttemptSpec {
   idleTimeoutMs: number;
   /** Send even though the breaker is open (the ejection cap kept the endpoint). */
   force: boolean;
-  /** Called for each chunk; the next upstream read waits for it (backpressure). */
-  onChunk: (chunk: GenerateChunk__Output) => Promise<void>;
+  /** Called for each chunk; when it returns a promise the next upstream read waits for it (backpressure). */
+  onChunk: (chunk: GenerateChunk__Output) => Promise<void> | undefined;
+  /**
+   * True while the endpoint has requests waiting: a first-token timeout is
+   * then the pod's load (neutral), not a hang (an endpoint fault).
+   */
+  busy?: () => boolean;
   /** Called once with the sidecar's `x-llmmesh-cache` header, if it sends one. */
   onCache?: (value: string) => void;
   /** Called when the first chunk arrives. */
@@ -80,13 +85,15 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   const onTimer = () => {
     // Time spent waiting for the client to read is not the endpoint's silence.
     if (waitingOnClient) return;
-    timedOut = started ? 'idle-timeout' : 'first-token-timeout';
+    timedOut = started ? 'idle-timeout' : spec.busy?.() ? 'overloaded' : 'first-token-timeout';
     call.cancel();
   };
   let timer = setTimeout(onTimer, spec.firstTokenTimeoutMs);
   const onAbort = () => call.cancel();
   spec.signal.addEventListener('abort', onAbort, { once: true });
   let completed = false;
+  /** The final chunk went to the client: whatever the call does next, the stream is complete. */
+  let finished = false;
   try {
     for await (const chunk of call as AsyncIterable<GenerateChunk__Output>) {
       if (!started) {
@@ -96,15 +103,25 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
         timer = setTimeout(onTimer, spec.idleTimeoutMs);
         spec.onFirstChunk?.();
       }
-      waitingOnClient = true;
-      await spec.onChunk(chunk);
-      waitingOnClient = false;
+      if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
+      const pending = spec.onChunk(chunk);
+      if (pending) {
+        waitingOnClient = true;
+        await pending;
+        waitingOnClient = false;
+      }
       timer.refresh();
     }
     completed = true;
     // A stream that ended cleanly without a single chunk still answered.
     if (!started) permit.settle('success');
   } catch (err) {
+    // A pod that fails after its final chunk (a drain, a crash before the
+    // trailers) has delivered everything: the stream is complete.
+    if (finished && !spec.signal.aborted) {
+      completed = true;
+      return;
+    }
     const deadlinePassed = now() >= spec.deadline;
     // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
     const failure =
@@ -125,9 +142,12 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
 }
 
 function timeoutError(spec: AttemptSpec, kind: OutcomeKind) {
-  return kind === 'first-token-timeout'
-    ? errors.unavailable(`no first token within ${spec.firstTokenTimeoutMs} ms`)
-    : errors.unavailable(`no token for ${spec.idleTimeoutMs} ms (stream stalled)`);
+  if (kind === 'idle-timeout')
+    return errors.unavailable(`no token for ${spec.idleTimeoutMs} ms (stream stalled)`);
+  const wait = `no first token within ${spec.firstTokenTimeoutMs} ms`;
+  return kind === 'overloaded'
+    ? errors.unavailable(`${wait} (requests are queued there)`)
+    : errors.unavailable(wait);
 }
 
 /**

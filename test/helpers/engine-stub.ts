@@ -19,8 +19,11 @@ import { ENGINE_SERVICE, loadProtos } from '../../common/proto.js';
 /** What the stub does with one generation request. */
 export type StubBehaviour =
   | { kind: 'ok'; tokens?: number }
-  /** Fails with `code` after sending `afterTokens` chunks (0: before the first token). */
-  | { kind: 'fail'; code: grpc.status; message?: string; afterTokens?: number }
+  /**
+   * Fails with `code` after sending `afterTokens` chunks (0: before the first
+   * token); with `finished`, the last of them carries the finish reason.
+   */
+  | { kind: 'fail'; code: grpc.status; message?: string; afterTokens?: number; finished?: boolean }
   /** Sends nothing until the caller goes away. */
   | { kind: 'stall' };
 
@@ -147,7 +150,7 @@ export async function startEngineStub(options: {
         if (i < tokens) {
           const chunk: GenerateChunk = { text: ` t${i}` };
           if (i === 0) chunk.modelVersion = options.version;
-          if (b.kind === 'ok' && i === tokens - 1) {
+          if ((b.kind === 'ok' || b.finished) && i === tokens - 1) {
             chunk.finishReason = 'FINISH_REASON_LENGTH';
             chunk.usage = { promptTokens: 3, completionTokens: tokens, cachedTokens: 0 };
           }
