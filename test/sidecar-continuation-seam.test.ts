@@ -8,6 +8,7 @@
  * run, text, ids, finish and usage, wherever the first pod failed.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { createSidecarClient, generate, type StreamResult } from '../bench/sidecar-client.js';
@@ -15,7 +16,7 @@ import { Status } from '../common/errors.js';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest } from '../common/generated/llmmesh/v1/GenerateRequest.js';
-import { silentLogger } from '../common/log.js';
+import { createLogger, type Logger, silentLogger } from '../common/log.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
@@ -26,31 +27,96 @@ interface Pod {
   close(): Promise<void>;
 }
 
-/** A simulator and its sidecar; the simulator crashes after `crashAfterTokens` tokens of a stream when given. */
-async function startPod(crashAfterTokens?: number): Promise<Pod> {
+/** What a proxy in front of the simulator does with `/detokenize`. */
+type Detokenize = 'missing' | 'garbled';
+
+interface PodOptions {
+  /** The simulator crashes after this many tokens of a stream. */
+  crashAfterTokens?: number;
+  /** Put a proxy in front of the simulator that changes `/detokenize`, and records requests. */
+  detokenize?: Detokenize;
+  logger?: Logger;
+}
+
+/** A simulator and its sidecar. */
+async function startPod(options: PodOptions = {}): Promise<Pod & { seen: ProxySeen[] }> {
   const sim = createSimServer({
     servedModelName: MODEL,
     timeScale: 0,
     onCrash: () => {},
-    ...(crashAfterTokens !== undefined ? { faults: { crashAfterTokens } } : {}),
+    ...(options.crashAfterTokens !== undefined
+      ? { faults: { crashAfterTokens: options.crashAfterTokens } }
+      : {}),
   });
+  const simUrl = (await sim.listen(0)).url;
+  const seen: ProxySeen[] = [];
+  const proxy = options.detokenize ? await startProxy(simUrl, options.detokenize, seen) : undefined;
   const sidecar = await startSidecar({
-    engineUrl: (await sim.listen(0)).url,
+    engineUrl: proxy?.url ?? simUrl,
     listen: '127.0.0.1:0',
     model: MODEL,
     version: 'v1',
     probeIntervalMs: 50,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
   });
   await nextEvent(sidecar.events, 'report', (r: { ready: boolean }) => r.ready);
   const client = createSidecarClient(sidecar.address);
   return {
     client,
+    seen,
     async close() {
       client.close();
       await sidecar.close();
+      await proxy?.close();
       await sim.close();
     },
+  };
+}
+
+interface ProxySeen {
+  path: string;
+  body: Record<string, unknown>;
+}
+
+/** A proxy to the simulator: `/detokenize` answers 404 (`missing`) or decodes to other text (`garbled`). */
+async function startProxy(simUrl: string, detokenize: Detokenize, seen: ProxySeen[]) {
+  const target = new URL(simUrl);
+  const server = http.createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (p: Buffer) => parts.push(p));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      if (req.method === 'POST') seen.push({ path: req.url ?? '', body: JSON.parse(body.toString('utf8')) });
+      if (req.url === '/detokenize' && detokenize === 'missing') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+        return;
+      }
+      const up = http.request(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (upRes) => {
+          if (req.url !== '/detokenize') {
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            upRes.pipe(res);
+            return;
+          }
+          const answer: Buffer[] = [];
+          upRes.on('data', (p: Buffer) => answer.push(p));
+          upRes.on('end', () => {
+            const json = JSON.parse(Buffer.concat(answer).toString('utf8')) as { prompt: string };
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ prompt: `#${json.prompt}` }));
+          });
+        },
+      );
+      up.on('error', () => res.destroy());
+      res.on('close', () => up.destroy());
+      up.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
 
@@ -69,7 +135,7 @@ const idsOf = (r: { chunks: GenerateChunk__Output[] }) => r.chunks.flatMap((c) =
  * it on `spare`; returns what was delivered before the crash and the rest.
  */
 async function migrateAt(spare: Pod, req: GenerateRequest, k: number) {
-  const crashing = await startPod(k);
+  const crashing = await startPod({ crashAfterTokens: k });
   try {
     const chunks: GenerateChunk__Output[] = [];
     const err = await generate(crashing.client, req, { onChunk: (c) => chunks.push(c) }).then(
@@ -163,4 +229,47 @@ describe('sidecar continuation across held-back text', () => {
       assertSameAsUndisturbed(k, m, undisturbed);
     }
   });
+
+  for (const detokenize of ['missing', 'garbled'] as const) {
+    it(`an engine whose /detokenize is ${detokenize}: ${detokenize === 'missing' ? 'exact as before, the engine applies the stop strings, warned once' : 'continued from the text, with a warning why'}`, async () => {
+      const lines: string[] = [];
+      const logger = createLogger('sidecar', { level: 'warn', write: (l) => lines.push(l) });
+      const pod = await startPod({ detokenize, logger });
+      try {
+        const req = withStop(['QQQQQQQQ']);
+        const first = await migrateAt(pod, req, 9);
+        const second = await migrateAt(pod, req, 12);
+        for (const m of [first, second]) {
+          assert.equal(m.rest.chunks.at(-1)?.finishReason, 'FINISH_REASON_LENGTH');
+          assert.ok(m.rest.text.length > 0);
+        }
+        const runs = pod.seen.filter((s) => s.path === '/v1/completions');
+        const warnings = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string });
+        assert.equal(runs.length, 2);
+        if (detokenize === 'missing') {
+          for (const r of runs) {
+            assert.ok(Array.isArray(r.body.prompt), 'a token-id prompt');
+            assert.deepEqual(r.body.stop, ['QQQQQQQQ'], 'the engine applies the stop strings');
+          }
+          assert.deepEqual(
+            warnings.map((w) => w.msg),
+            ['engine has no /detokenize; continuations may lose text the engine held back'],
+          );
+        } else {
+          for (const [i, r] of runs.entries()) {
+            const text = [first, second][i]?.text;
+            assert.equal(r.body.prompt, `${req.prompt}${text}`, 'a text prompt');
+            assert.deepEqual(r.body.stop, ['QQQQQQQQ']);
+          }
+          assert.equal(warnings.length, 2);
+          for (const w of warnings) {
+            assert.equal(w.msg, 'delivered ids do not match the delivered text; continuing from text');
+            assert.match(w.reason ?? '', /differs from the delivered text at character 0/);
+          }
+        }
+      } finally {
+        await pod.close();
+      }
+    });
+  }
 });

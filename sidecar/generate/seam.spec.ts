@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { type MeshError, Status } from '../../common/errors.js';
+import { startHttpServer } from '../../test/helpers/http-server.js';
+import { createEngineClient, type EngineEvent } from '../engine-client.js';
+import type { StreamChunk } from './flight.js';
+import { checkSeam, createSeam } from './seam.js';
+
+const cont = (text: string, tokenIds: number[]) => ({ text, tokenIds, completionTokens: tokenIds.length });
+
+describe('seam', () => {
+  const closers: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const c of closers) await c();
+  });
+
+  it('finds the held-back tail by decoding the delivered ids, or says why it cannot', async () => {
+    let answer: { status: number; body: string } = { status: 200, body: '' };
+    const server = await startHttpServer((_req, res) =>
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body),
+    );
+    const engine = createEngineClient({ url: server.url });
+    closers.push(() => engine.close(), server.close);
+    const delivered = cont(' you know', [5, 6, 7, 8]);
+
+    answer = { status: 200, body: '{"prompt":" you know fir"}' };
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: ' fir' });
+    assert.deepEqual(JSON.parse(server.requests.at(-1)?.body ?? '{}'), { model: 'm', tokens: [5, 6, 7, 8] });
+
+    answer = { status: 200, body: '{"prompt":" you know"}' };
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: '' });
+
+    answer = { status: 200, body: JSON.stringify({ prompt: ' you know caf\uFFFD' }) };
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: ' caf' });
+
+    answer = { status: 200, body: '{"prompt":" you knew it"}' };
+    const mismatch = await checkSeam(engine, 'm', delivered, {});
+    assert.equal(mismatch.kind, 'mismatch');
+    assert.match(mismatch.kind === 'mismatch' ? mismatch.reason : '', /at character 7/);
+
+    answer = { status: 404, body: '{"detail":"Not Found"}' };
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'unsupported' });
+
+    answer = {
+      status: 400,
+      body: '{"object":"error","message":"bad ids","type":"BadRequestError","code":400}',
+    };
+    await assert.rejects(
+      checkSeam(engine, 'm', delivered, {}),
+      (e: MeshError) => e.code === Status.INVALID_ARGUMENT,
+    );
+  });
+
+  const run = (stop: string[], heldBack: string, events: EngineEvent[]) => {
+    const seam = createSeam(stop, heldBack, cont('delivered', [1, 2, 3]), 11, (u) => ({
+      ...u,
+      completionTokens: u.completionTokens + 3,
+    }));
+    const chunks: StreamChunk[] = [];
+    for (const ev of events) {
+      const c = seam.next(ev);
+      if (c) chunks.push(c);
+      if (seam.stopped) break;
+    }
+    return { chunks, stopped: seam.stopped };
+  };
+
+  it('hands out the held-back tail first, then the engine text, with the engine finish and usage', () => {
+    const { chunks, stopped } = run(['QQQQ'], ' fir', [
+      { text: 'st', tokenIds: [9] },
+      { text: ' does', tokenIds: [10] },
+      {
+        text: ' music',
+        tokenIds: [11],
+        finishReason: 'length',
+        usage: { promptTokens: 14, completionTokens: 3, cachedTokens: 0 },
+      },
+    ]);
+    assert.equal(stopped, false);
+    assert.equal(chunks.map((c) => c.text).join(''), ' first does music');
+    assert.deepEqual(
+      chunks.flatMap((c) => c.tokenIds ?? []),
+      [9, 10, 11],
+    );
+    assert.deepEqual(chunks.at(-1)?.usage, { promptTokens: 14, completionTokens: 6, cachedTokens: 0 });
+    assert.equal(chunks.at(-1)?.finishReason, 'length');
+  });
+
+  it('a stop string straddling the seam ends the stream at the token that completes it', () => {
+    const { chunks, stopped } = run(['first does'], ' fir', [
+      { text: 'st', tokenIds: [9] },
+      { text: ' does', tokenIds: [10] },
+      { text: ' music', tokenIds: [11] },
+    ]);
+    assert.equal(stopped, true);
+    assert.equal(chunks.map((c) => c.text).join(''), ' ');
+    assert.deepEqual(
+      chunks.flatMap((c) => c.tokenIds ?? []),
+      [9, 10],
+      'no id after the completing token',
+    );
+    assert.equal(chunks.at(-1)?.finishReason, 'stop');
+    assert.deepEqual(chunks.at(-1)?.usage, { promptTokens: 11, completionTokens: 5, cachedTokens: 0 });
+  });
+
+  it('an event with neither text to hand out nor ids gives no chunk', () => {
+    const { chunks } = run(['QQQQ'], '', [{ text: 'ab' }, { text: '', finishReason: 'stop' }]);
+    assert.deepEqual(chunks, [{ text: 'ab', finishReason: 'stop' }]);
+  });
+});
