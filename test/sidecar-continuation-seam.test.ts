@@ -78,7 +78,7 @@ interface ProxySeen {
   body: Record<string, unknown>;
 }
 
-/** A proxy to the simulator: `/detokenize` answers 404 (`missing`) or decodes to other text (`garbled`). */
+/** A proxy to the simulator: `/detokenize` answers 404 (`missing`) or decodes to other text (`garbled`: upper case). */
 async function startProxy(simUrl: string, detokenize: Detokenize, seen: ProxySeen[]) {
   const target = new URL(simUrl);
   const server = http.createServer((req, res) => {
@@ -104,7 +104,7 @@ async function startProxy(simUrl: string, detokenize: Detokenize, seen: ProxySee
           upRes.on('end', () => {
             const json = JSON.parse(Buffer.concat(answer).toString('utf8')) as { prompt: string };
             res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ prompt: `#${json.prompt}` }));
+            res.end(JSON.stringify({ prompt: json.prompt.toUpperCase() }));
           });
         },
       );
@@ -264,7 +264,7 @@ describe('sidecar continuation across held-back text', () => {
           assert.equal(warnings.length, 2);
           for (const w of warnings) {
             assert.equal(w.msg, 'delivered ids do not match the delivered text; continuing from text');
-            assert.match(w.reason ?? '', /differs from the delivered text at character 0/);
+            assert.match(w.reason ?? '', /differs from the delivered text at character 1/);
           }
         }
       } finally {

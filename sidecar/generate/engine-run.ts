@@ -27,7 +27,7 @@ import {
   toOpenAiRequest,
 } from '../openai.js';
 import { createFlight, type Flight, type StreamChunk } from './flight.js';
-import { checkSeam, createSeam, type Seam } from './seam.js';
+import { checkSeam, createSeam, SEAM_CONTEXT_TOKENS, type Seam } from './seam.js';
 
 /** What an engine run needs from the sidecar. */
 export interface EngineRunDeps {
@@ -95,7 +95,8 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
     // tokens are whole words; measured: delivered ids always decode to
     // exactly the delivered text), so the round trip is skipped.
     if (stop.length === 0) return { openAi, mode };
-    const check = await checkSeam(engine, served, cont, { signal, headers });
+    const context = promptIds.slice(-SEAM_CONTEXT_TOKENS);
+    const check = await checkSeam(engine, served, cont, context, { signal, headers });
     if (check.kind === 'unsupported') {
       if (!noDetokenizeLogged) {
         noDetokenizeLogged = true;

@@ -14,39 +14,67 @@ describe('seam', () => {
     for (const c of closers) await c();
   });
 
-  it('finds the held-back tail by decoding the delivered ids, or says why it cannot', async () => {
-    let answer: { status: number; body: string } = { status: 200, body: '' };
-    const server = await startHttpServer((_req, res) =>
-      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body),
-    );
+  it("finds the held-back tail by decoding the delivered ids after the prompt's last ones, or says why not", async () => {
+    // A tokenizer that, like SentencePiece, drops the leading space of a decoded text.
+    const pieces: Record<number, string> = {
+      1: '<s>',
+      2: ' The',
+      5: ' you',
+      6: ' know',
+      7: ' fir',
+      8: ' caf',
+      9: '\uFFFD',
+    };
+    let answer: 'decode' | 'garble' | 'missing' | 'refuse' = 'decode';
+    const server = await startHttpServer((_req, res, body) => {
+      const tokens = (JSON.parse(body) as { tokens: number[] }).tokens;
+      const text = tokens
+        .map((t) => pieces[t] ?? '')
+        .join('')
+        .replace(/^ /, '');
+      const [status, json] =
+        answer === 'missing'
+          ? [404, { detail: 'Not Found' }]
+          : answer === 'refuse'
+            ? [400, { object: 'error', message: 'bad ids', type: 'BadRequestError', code: 400 }]
+            : [200, { prompt: answer === 'garble' ? text.replace('know', 'knew') : text }];
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+    });
     const engine = createEngineClient({ url: server.url });
     closers.push(() => engine.close(), server.close);
-    const delivered = cont(' you know', [5, 6, 7, 8]);
+    const delivered = cont(' you know', [5, 6, 7]);
 
-    answer = { status: 200, body: '{"prompt":" you know fir"}' };
-    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: ' fir' });
-    assert.deepEqual(JSON.parse(server.requests.at(-1)?.body ?? '{}'), { model: 'm', tokens: [5, 6, 7, 8] });
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, [1, 2], {}), { kind: 'tail', heldBack: ' fir' });
+    assert.deepEqual(
+      server.requests.map((r) => JSON.parse(r.body)),
+      [
+        { model: 'm', tokens: [1, 2] },
+        { model: 'm', tokens: [1, 2, 5, 6, 7] },
+      ],
+    );
+    assert.deepEqual(await checkSeam(engine, 'm', cont(' you know', [5, 6]), [1, 2], {}), {
+      kind: 'tail',
+      heldBack: '',
+    });
+    assert.deepEqual(
+      await checkSeam(engine, 'm', cont(' you know', [5, 6, 8, 9]), [1, 2], {}),
+      { kind: 'tail', heldBack: ' caf' },
+      'an unfinished character is not handed out',
+    );
+    const alone = await checkSeam(engine, 'm', delivered, [], {});
+    assert.equal(alone.kind, 'mismatch', 'without context the leading space is lost');
 
-    answer = { status: 200, body: '{"prompt":" you know"}' };
-    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: '' });
+    answer = 'garble';
+    const garbled = await checkSeam(engine, 'm', delivered, [1, 2], {});
+    assert.equal(garbled.kind, 'mismatch');
+    assert.match(garbled.kind === 'mismatch' ? garbled.reason : '', /at character 7/);
 
-    answer = { status: 200, body: JSON.stringify({ prompt: ' you know caf\uFFFD' }) };
-    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'tail', heldBack: ' caf' });
+    answer = 'missing';
+    assert.deepEqual(await checkSeam(engine, 'm', delivered, [1, 2], {}), { kind: 'unsupported' });
 
-    answer = { status: 200, body: '{"prompt":" you knew it"}' };
-    const mismatch = await checkSeam(engine, 'm', delivered, {});
-    assert.equal(mismatch.kind, 'mismatch');
-    assert.match(mismatch.kind === 'mismatch' ? mismatch.reason : '', /at character 7/);
-
-    answer = { status: 404, body: '{"detail":"Not Found"}' };
-    assert.deepEqual(await checkSeam(engine, 'm', delivered, {}), { kind: 'unsupported' });
-
-    answer = {
-      status: 400,
-      body: '{"object":"error","message":"bad ids","type":"BadRequestError","code":400}',
-    };
+    answer = 'refuse';
     await assert.rejects(
-      checkSeam(engine, 'm', delivered, {}),
+      checkSeam(engine, 'm', delivered, [1, 2], {}),
       (e: MeshError) => e.code === Status.INVALID_ARGUMENT,
     );
   });

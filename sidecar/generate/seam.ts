@@ -24,23 +24,41 @@ export type SeamCheck =
   | { kind: 'unsupported' };
 
 /**
- * Decodes the delivered ids through the engine's `/detokenize` and compares
- * them with the delivered text. Errors other than NOT_FOUND are rethrown.
+ * Ids of the prompt decoded before the delivered ones: tokenizers that drop a
+ * word's leading space at the start of a text (SentencePiece) decode the
+ * delivered ids as the engine's incremental detokenizer does only with some
+ * context before them (vLLM's detokenizer starts 5 tokens back).
+ */
+export const SEAM_CONTEXT_TOKENS = 5;
+
+/**
+ * Decodes the delivered ids (after `contextIds`, the prompt's last ids)
+ * through the engine's `/detokenize` and compares them with the delivered
+ * text. Errors other than NOT_FOUND are rethrown.
  */
 export async function checkSeam(
   engine: EngineClient,
   model: string,
   cont: Continuation__Output,
+  contextIds: readonly number[],
   options: EngineCallOptions,
 ): Promise<SeamCheck> {
+  let context: string;
   let decoded: string;
   try {
-    decoded = await engine.detokenize(model, cont.tokenIds, options);
+    [context, decoded] = await Promise.all([
+      contextIds.length > 0 ? engine.detokenize(model, contextIds, options) : '',
+      engine.detokenize(model, [...contextIds, ...cont.tokenIds], options),
+    ]);
   } catch (err) {
     const e = MeshError.from(err, `engine at ${engine.url}`);
     if (options.signal?.aborted || e.code !== Status.NOT_FOUND) throw e;
     return { kind: 'unsupported' };
   }
+  if (!decoded.startsWith(context)) {
+    return { kind: 'mismatch', reason: "the delivered ids change how the prompt's last ids decode" };
+  }
+  decoded = decoded.slice(context.length);
   if (!decoded.startsWith(cont.text)) {
     const at = firstDifference(decoded, cont.text);
     return {
