@@ -179,20 +179,39 @@ describe('sidecar continuation across held-back text', () => {
     await spare.close();
   });
 
-  it('a stop string that never matches: the held-back tail is not lost, at any crash point', async () => {
-    const req = withStop(['QQQQQQQQ']);
-    const undisturbed = await generate(spare.client, req);
-    assert.equal(undisturbed.chunks.at(-1)?.finishReason, 'FINISH_REASON_LENGTH');
-    for (const k of [2, 9, 30]) {
-      const m = await migrateAt(spare, req, k);
-      assert.equal(m.ids.length, k, `k=${k}: every generated id was delivered`);
-      assert.ok(
-        m.text.length < undisturbed.text.length && undisturbed.text.startsWith(m.text),
-        `k=${k}: some text was held back`,
-      );
-      assertSameAsUndisturbed(k, m, undisturbed);
-    }
-  });
+  const chat: GenerateRequest = {
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Tell me about rivers.' }],
+    sampling: { maxTokens: 48, temperature: 0, seed: 7 },
+  };
+  const cases = [
+    { kind: 'prompt', req: base, ks: [2, 9, 30] },
+    { kind: 'chat', req: chat, ks: [9] },
+  ];
+  for (const { kind, req: plain, ks } of cases) {
+    it(`${kind}: a stop string that never matches: the held-back tail is not lost, at any crash point`, async () => {
+      // Without stop strings each chunk is one token's text: what the ids of k tokens cover.
+      const free = await generate(spare.client, plain);
+      const covered = (k: number) =>
+        free.chunks
+          .slice(0, k)
+          .map((c) => c.text)
+          .join('');
+      const req = { ...plain, sampling: { ...plain.sampling, stop: ['QQQQQQQQ'] } };
+      const undisturbed = await generate(spare.client, req);
+      assert.equal(undisturbed.text, free.text);
+      assert.equal(undisturbed.chunks.at(-1)?.finishReason, 'FINISH_REASON_LENGTH');
+      for (const k of ks) {
+        const m = await migrateAt(spare, req, k);
+        assert.equal(m.ids.length, k, `k=${k}: every generated id was delivered`);
+        assert.ok(
+          covered(k).startsWith(m.text) && m.text.length < covered(k).length,
+          `k=${k}: the delivered ids cover text that was held back`,
+        );
+        assertSameAsUndisturbed(k, m, undisturbed);
+      }
+    });
+  }
 
   it('a stop string in the output: cut at the match and STOP, wherever the seam falls', async () => {
     // Each chunk of a run without stop strings is one token's text, nothing held back.
