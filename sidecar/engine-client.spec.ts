@@ -215,6 +215,22 @@ describe('engine client against recorded engine output', () => {
     );
   });
 
+  it('detokenizes through /detokenize, and says NOT_FOUND for an engine without it', async () => {
+    let supported = true;
+    const server = await startHttpServer((_req, res) => {
+      if (supported)
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"prompt":" Hello world"}');
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    assert.equal(await client.detokenize('m', [15043, 3186]), ' Hello world');
+    assert.equal(server.requests[0]?.path, '/detokenize');
+    assert.deepEqual(JSON.parse(server.requests[0]?.body ?? '{}'), { model: 'm', tokens: [15043, 3186] });
+    supported = false;
+    await assert.rejects(client.detokenize('m', [1]), (e: MeshError) => e.code === Status.NOT_FOUND);
+  });
+
   it("learns max_num_seqs from vLLM's /server_info, SGLang's /get_server_info, or not at all", async () => {
     const answers: Record<string, string> = {};
     const server = await startHttpServer((req, res) => {

@@ -59,6 +59,12 @@ export interface EngineClient {
    * endpoint (NOT_FOUND) or refuses the body.
    */
   tokenize(body: Record<string, unknown>, options?: EngineCallOptions): Promise<number[]>;
+  /**
+   * `POST /detokenize` (vLLM, the simulator): the text of `tokens` as the
+   * engine's tokenizer decodes them. Throws a {@link MeshError} when the
+   * engine has no such endpoint (NOT_FOUND) or refuses the ids.
+   */
+  detokenize(model: string, tokens: readonly number[], options?: EngineCallOptions): Promise<string>;
   /** True when `GET /health` answers 200. */
   health(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<boolean>;
   /** `GET /v1/models`. */
@@ -116,6 +122,30 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
     return Buffer.concat(parts).toString('utf8');
   };
 
+  /** POSTs `body`; the parsed JSON answer (undefined when not JSON), or the HTTP error as a MeshError. */
+  const postJson = async (path: string, body: unknown, callOptions: EngineCallOptions): Promise<unknown> => {
+    const res = await request(
+      'POST',
+      path,
+      { accept: 'application/json', ...callOptions.headers },
+      JSON.stringify(body),
+      callOptions.signal,
+    );
+    let text: string;
+    try {
+      text = await readBody(res);
+    } catch (err) {
+      throw MeshError.from(err, `engine at ${label}`);
+    }
+    const status = res.statusCode ?? 0;
+    if (status !== 200) throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+
   const simpleGet = async (path: string, timeoutMs: number, signal?: AbortSignal) => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -153,31 +183,21 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
     },
 
     async tokenize(body, callOptions = {}) {
-      const res = await request(
-        'POST',
-        '/tokenize',
-        { accept: 'application/json', ...callOptions.headers },
-        JSON.stringify(body),
-        callOptions.signal,
-      );
-      let text: string;
-      try {
-        text = await readBody(res);
-      } catch (err) {
-        throw MeshError.from(err, `engine at ${label}`);
-      }
-      const status = res.statusCode ?? 0;
-      if (status !== 200) throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
-      let tokens: unknown;
-      try {
-        tokens = (JSON.parse(text) as { tokens?: unknown }).tokens;
-      } catch {
-        tokens = undefined;
-      }
+      const json = await postJson('/tokenize', body, callOptions);
+      const tokens = (json as { tokens?: unknown } | undefined)?.tokens;
       if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'number' && Number.isInteger(t))) {
         throw errors.internal(`engine at ${label} answered /tokenize without token ids`);
       }
       return tokens as number[];
+    },
+
+    async detokenize(model, tokens, callOptions = {}) {
+      const json = await postJson('/detokenize', { model, tokens }, callOptions);
+      const prompt = (json as { prompt?: unknown } | undefined)?.prompt;
+      if (typeof prompt !== 'string') {
+        throw errors.internal(`engine at ${label} answered /detokenize without text`);
+      }
+      return prompt;
     },
 
     async health(opts = {}) {

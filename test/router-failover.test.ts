@@ -17,7 +17,11 @@ import {
 import { MODEL } from './helpers/mesh.js';
 
 /** The undisturbed text of each prompt, from a simulator of its own. */
-async function referenceTexts(prompts: readonly string[], maxTokens: number): Promise<string[]> {
+async function referenceTexts(
+  prompts: readonly string[],
+  maxTokens: number,
+  stop: string[] = [],
+): Promise<string[]> {
   const sim: SimServer = createSimServer({ servedModelName: MODEL, timeScale: 0 });
   const { url } = await sim.listen(0, '127.0.0.1');
   try {
@@ -26,7 +30,7 @@ async function referenceTexts(prompts: readonly string[], maxTokens: number): Pr
         const res = await fetch(`${url}/v1/completions`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 }),
+          body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0, stop }),
         });
         const body = (await res.json()) as { choices: Array<{ text: string }> };
         return body.choices[0]?.text ?? '';
@@ -54,9 +58,10 @@ async function stream(
   maxTokens: number,
   onChunk: (endpoint: string, n: number) => void = () => {},
   timeoutMs = 30_000,
+  stop: string[] = [],
 ): Promise<StreamResult> {
   const call = front.client.generateStream(
-    { model: MODEL, prompt, sampling: { maxTokens, temperature: 0 } },
+    { model: MODEL, prompt, sampling: { maxTokens, temperature: 0, stop } },
     { timeoutMs },
   );
   const result: StreamResult = { text: '', chunks: [], firstEndpoint: '' };
@@ -191,6 +196,28 @@ describe('hung and stalled pods', () => {
     const stalled = front.traces.flatMap((t) => t.attempts.filter((a) => a.kind === 'idle-timeout'));
     assert.ok(stalled.length >= 1, 'some stream was on the stalling pod');
     assert.ok(stalled.every((a) => a.outcome === 'migrated' && a.endpoint === stalling.address));
+  });
+
+  it('with stop strings (text held back while ids stream), a stalled stream still continues exactly', async () => {
+    const [stalling] = pods as [FailoverPod, FailoverPod];
+    await stalling.faults({ stall_after_tokens: 30 });
+    const stop = ['QQQQQQQQ'];
+    const prompts = Array.from({ length: 6 }, (_, i) => `Held ${i}: the sea is wide.`);
+    const expected = await referenceTexts(prompts, 80, stop);
+    try {
+      const results = await Promise.all(prompts.map((p) => stream(front, p, 80, undefined, undefined, stop)));
+      for (const [i, r] of results.entries()) {
+        assert.equal(r.error, undefined);
+        assert.equal(r.text, expected[i], `stream ${i}: no held-back text lost`);
+        assert.equal(r.chunks.at(-1)?.usage?.completionTokens, 80);
+      }
+      const stalled = front.traces
+        .slice(-6)
+        .flatMap((t) => t.attempts.filter((a) => a.kind === 'idle-timeout'));
+      assert.ok(stalled.length >= 1, 'some stream was on the stalling pod');
+    } finally {
+      await stalling.faults({ stall_after_tokens: null });
+    }
   });
 
   it('unary Generate migrates the same way: one whole, exact answer', async () => {

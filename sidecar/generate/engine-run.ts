@@ -15,7 +15,7 @@ import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js'
 import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import type { Admission } from '../admission.js';
 import type { ResponseCache } from '../cache/response-cache.js';
-import type { EngineClient } from '../engine-client.js';
+import type { EngineClient, EngineEvent } from '../engine-client.js';
 import type { PrefixIndex } from '../load/prefix-index.js';
 import type { SidecarMetrics } from '../metrics.js';
 import {
@@ -27,6 +27,7 @@ import {
   toOpenAiRequest,
 } from '../openai.js';
 import { createFlight, type Flight, type StreamChunk } from './flight.js';
+import { checkSeam, createSeam, SEAM_CONTEXT_TOKENS, type Seam } from './seam.js';
 
 /** What an engine run needs from the sidecar. */
 export interface EngineRunDeps {
@@ -61,28 +62,60 @@ export type EngineRunner = (
 export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
   const { engine, admission, prefixIndex, cache, metrics, logger: log } = deps;
 
+  let noDetokenizeLogged = false;
+
   /**
    * The OpenAI request for `req`: for an exact continuation, the prompt's ids
    * come from the engine's `/tokenize`; an engine without it continues from
-   * the text instead.
+   * the text instead. With stop strings, the delivered ids are decoded too:
+   * the text they cover beyond the delivered text was held back by the engine
+   * that generated it, and goes out first through a {@link Seam}.
    */
   const buildRequest = async (
     req: GenerateRequest__Output,
     signal: AbortSignal,
     headers: Record<string, string>,
-  ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined }> => {
+  ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined; seam?: Seam }> => {
     const served = deps.servedModelName();
     const mode = continuationMode(req);
-    if (mode !== 'token_ids') return { openAi: toOpenAiRequest(req, served), mode };
+    const cont = req.continuation;
+    if (mode !== 'token_ids' || !cont) return { openAi: toOpenAiRequest(req, served), mode };
+    let promptIds: number[];
     try {
-      const promptIds = await engine.tokenize(tokenizeBody(req, served), { signal, headers });
-      return { openAi: toOpenAiRequest(req, served, promptIds), mode };
+      promptIds = await engine.tokenize(tokenizeBody(req, served), { signal, headers });
     } catch (err) {
       const e = MeshError.from(err, `engine at ${engine.url}`);
       if (signal.aborted || e.code !== Status.NOT_FOUND) throw e;
       log.warn('engine has no /tokenize; continuing from text', { err: e.message });
       return { openAi: toOpenAiRequest(req, served), mode: 'text' };
     }
+    const openAi = toOpenAiRequest(req, served, promptIds);
+    const stop = req.sampling?.stop ?? [];
+    // Without stop strings the engine holds back no text (the simulator's
+    // tokens are whole words; measured: delivered ids always decode to
+    // exactly the delivered text), so the round trip is skipped.
+    if (stop.length === 0) return { openAi, mode };
+    const context = promptIds.slice(-SEAM_CONTEXT_TOKENS);
+    const check = await checkSeam(engine, served, cont, context, { signal, headers });
+    if (check.kind === 'unsupported') {
+      if (!noDetokenizeLogged) {
+        noDetokenizeLogged = true;
+        log.warn('engine has no /detokenize; continuations may lose text the engine held back');
+      }
+      return { openAi, mode };
+    }
+    if (check.kind === 'mismatch') {
+      log.warn('delivered ids do not match the delivered text; continuing from text', {
+        reason: check.reason,
+      });
+      return { openAi: toOpenAiRequest(req, served), mode: 'text' };
+    }
+    // The stop strings are applied by the seam, per token; the engine runs without them.
+    delete openAi.body.stop;
+    const seam = createSeam(stop, check.heldBack, cont, promptIds.length, (u) =>
+      continuedUsage(u, cont, 'token_ids'),
+    );
+    return { openAi, mode, seam };
   };
 
   /** Runs `req` on the engine, feeding `flight`; stores the answer under `cacheKey` when given. */
@@ -110,7 +143,7 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       // router deciding meanwhile should already send the same prefix here
       // (measured: fewer false negatives and no more false positives).
       prefixIndex.record(prefixBlockHashes(prompt, prefixIndex.blockChars));
-      const { openAi, mode } = await buildRequest(req, flight.signal, headers);
+      const { openAi, mode, seam } = await buildRequest(req, flight.signal, headers);
       if (mode) span.setAttribute('llmmesh.continuation', mode);
       span.updateName(`POST ${openAi.path}`);
       span.setAttribute('url.path', openAi.path);
@@ -121,17 +154,13 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
           span.addEvent('first_token');
           first = false;
         }
-        text += ev.text;
-        const chunk: StreamChunk = { text: ev.text };
-        if (ev.tokenIds) chunk.tokenIds = ev.tokenIds;
-        if (ev.finishReason !== undefined) {
-          chunk.finishReason = ev.finishReason;
-          if (ev.usage) {
-            chunk.usage =
-              req.continuation && mode ? continuedUsage(ev.usage, req.continuation, mode) : ev.usage;
-          }
+        const chunk = seam ? seam.next(ev) : toChunk(req, mode, ev);
+        if (chunk) {
+          text += chunk.text;
+          flight.push(chunk);
         }
-        flight.push(chunk);
+        // Leaving the stream ends the engine request (the client side goes away).
+        if (seam?.stopped) break;
       }
       flight.finish();
       const last = flight.chunks.at(-1);
@@ -196,4 +225,21 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
     if (traceparent) headers[TRACEPARENT_KEY] = String(traceparent);
     return { flight, done: run(req, flight, headers, cacheKey, span) };
   };
+}
+
+/** The chunk of one engine event as it comes (no seam), with the usage of a continuation adjusted. */
+function toChunk(
+  req: GenerateRequest__Output,
+  mode: ContinuationMode | undefined,
+  ev: EngineEvent,
+): StreamChunk {
+  const chunk: StreamChunk = { text: ev.text };
+  if (ev.tokenIds) chunk.tokenIds = ev.tokenIds;
+  if (ev.finishReason !== undefined) {
+    chunk.finishReason = ev.finishReason;
+    if (ev.usage) {
+      chunk.usage = req.continuation && mode ? continuedUsage(ev.usage, req.continuation, mode) : ev.usage;
+    }
+  }
+  return chunk;
 }
