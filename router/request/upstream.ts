@@ -11,7 +11,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Span } from '@opentelemetry/api';
 import { errors, MeshError } from '../../common/errors.js';
-import type { Continuation } from '../../common/generated/llmmesh/v1/Continuation.js';
 import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
@@ -29,17 +28,10 @@ import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
 import { isBreakerOpen } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
+import { Delivered } from './delivered.js';
 import { AttemptFailure } from './failure-policy.js';
+import { EXTRA_HANDBACKS, migrationRefusal, notMigrated } from './migration.js';
 import { recordScheduleSpan, startAttemptSpan } from './spans.js';
-
-/** A migration needs at least this much time before the deadline to be worth starting. */
-export const MIN_MIGRATION_REMAINING_MS = 200;
-/**
- * Drain hand-backs a stream may take beyond `migration_limit`: a draining pod
- * takes no new work, so more than a few in a row means a whole pool rolling
- * over; this only stops a loop.
- */
-export const EXTRA_HANDBACKS = 8;
 
 /** One request's upstream work. */
 export interface UpstreamJob {
@@ -52,43 +44,6 @@ export interface UpstreamJob {
   cacheControl: string | undefined;
   /** Sees each chunk before the client does (tenant charging). */
   observe?: (chunk: GenerateChunk__Output) => Promise<void> | undefined;
-}
-
-/** What reached the client so far, and how to continue from it. */
-class Delivered {
-  text = '';
-  tokenIds: number[] = [];
-  /** Every chunk with text carried its token ids. */
-  exact = true;
-  /** Output tokens: ids where chunks carried them, else one per chunk (an estimate, for text continuations). */
-  tokens = 0;
-  chunks = 0;
-  /** A chunk with a finish reason reached the client: the stream is complete. */
-  finished = false;
-
-  add(chunk: GenerateChunk__Output): void {
-    this.chunks++;
-    const ids = chunk.tokenIds;
-    if (ids.length > 0) {
-      for (const id of ids) this.tokenIds.push(id);
-      this.tokens += ids.length;
-    } else if (chunk.text) {
-      this.exact = false;
-      this.tokens++;
-    }
-    this.text += chunk.text;
-    if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') this.finished = true;
-  }
-
-  continuation(): { value: Continuation; mode: 'token_ids' | 'text' } {
-    if (this.exact && this.tokenIds.length > 0) {
-      return {
-        value: { tokenIds: this.tokenIds, text: this.text, completionTokens: this.tokenIds.length },
-        mode: 'token_ids',
-      };
-    }
-    return { value: { tokenIds: [], text: this.text, completionTokens: this.tokens }, mode: 'text' };
-  }
 }
 
 /** Runs `job` until it completes or cannot go on; returns what served it. */
@@ -397,39 +352,6 @@ class UpstreamRun {
     }
     return this.lastError ?? errors.unavailable(noEndpointMessage(this.job.request.model, version, pool));
   }
-}
-
-/** Why a stream that delivered chunks does not move on. */
-type MigrationRefusal =
-  /** The failure's own status reaches the client (it cancelled, its deadline passed, the request is at fault). */
-  | { keepStatus: true }
-  /** The stream ends UNAVAILABLE with this reason. */
-  | { keepStatus: false; reason: string };
-
-/** Why a stream that delivered chunks cannot move on after `failure`; undefined when it may. */
-function migrationRefusal(
-  failure: AttemptFailure,
-  s: { migrations: number; handbacks: number; deadline: number; now: number; limit: number },
-): MigrationRefusal | undefined {
-  if (!failure.policy.migrateAfterFirstChunk) return { keepStatus: true };
-  if (failure.kind !== 'handback' && s.migrations >= s.limit) {
-    return { keepStatus: false, reason: `migration limit (${s.limit}) reached` };
-  }
-  if (failure.kind === 'handback' && s.handbacks >= s.limit + EXTRA_HANDBACKS) {
-    return { keepStatus: false, reason: 'too many hand-backs' };
-  }
-  if (s.deadline - s.now < MIN_MIGRATION_REMAINING_MS) {
-    return { keepStatus: false, reason: 'the deadline is too close' };
-  }
-  return undefined;
-}
-
-function notMigrated(failure: AttemptFailure, delivered: Delivered, why: string): MeshError {
-  const n = delivered.tokens;
-  return errors.unavailable(
-    `${failure.message}; the stream stopped after ${n} token${n === 1 ? '' : 's'} were delivered and was not continued: ${why}`,
-    { cause: failure },
-  );
 }
 
 /** The attempt's failure, classified, with the endpoint named once in its message. */
