@@ -166,6 +166,8 @@ interface Sequence {
   scheduledMs: number | undefined;
   firstTokenMs: number | undefined;
   lastTokenMs: number | undefined;
+  /** Tokens processed by the output handler whose streamed chunk still waits for the front end's CPU. */
+  pendingChunk: EngineOutput[] | undefined;
 }
 
 interface ScheduledWork {
@@ -189,6 +191,7 @@ export function createEngine(options: EngineOptions): Engine {
   // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
   let runStepsLeft = 0;
   const frontEndQueue = frontEnd ? createFrontEndQueue(clock, timeScale) : undefined;
+  const chunkMs = frontEnd?.chunkMs ?? 0;
   // Tokens of the step being completed, handed to the front end together when it ends.
   let outbox: Delivery[] = [];
   const blockSize = kvCache.blockSize;
@@ -424,13 +427,31 @@ export function createEngine(options: EngineOptions): Engine {
     seq.listener.onToken(output);
   };
 
-  // The front end has streamed a step's tokens: now the clients (and vLLM's TTFT and e2e clocks) see them.
+  // The output handler has processed a step's tokens: vLLM's TTFT and e2e clocks stamp them here.
   const deliver = (deliveries: Delivery[]) => {
     const now = clock.now();
     for (const { seq, output } of deliveries) {
       if (seq.aborted || stopped) continue;
       if (output.index === 0) observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
       if (output.finishReason) reportFinished(seq, output.finishReason);
+      if (chunkMs === 0) {
+        seq.listener.onToken(output);
+      } else if (seq.pendingChunk) {
+        // The request's previous chunk is still waiting for the CPU: this token rides in it.
+        seq.pendingChunk.push(output);
+      } else {
+        seq.pendingChunk = [output];
+        frontEndQueue!.run(chunkMs, () => sendChunk(seq));
+      }
+    }
+  };
+
+  // One streamed event, with every token that joined it while it waited: now the client sees them.
+  const sendChunk = (seq: Sequence) => {
+    const chunk = seq.pendingChunk ?? [];
+    seq.pendingChunk = undefined;
+    for (const output of chunk) {
+      if (seq.aborted || stopped) return;
       seq.listener.onToken(output);
     }
   };
@@ -479,6 +500,7 @@ export function createEngine(options: EngineOptions): Engine {
         scheduledMs: undefined,
         firstTokenMs: undefined,
         lastTokenMs: undefined,
+        pendingChunk: undefined,
       };
       const enter = () => {
         seq.cancelIntake = undefined;
@@ -492,8 +514,17 @@ export function createEngine(options: EngineOptions): Engine {
       };
       if (frontEndQueue) {
         intake.add(seq);
-        const cancel = frontEndQueue.run(frontEnd!.requestMs, enter);
-        if (seq.status === 'intake') seq.cancelIntake = cancel;
+        // Each stage of the intake yields the CPU and queues behind whatever became ready meanwhile.
+        const stages = Math.max(1, frontEnd!.requestStages ?? 1);
+        const stageMs = frontEnd!.requestMs / stages;
+        let stagesLeft = stages;
+        const stage = () => {
+          stagesLeft--;
+          if (stagesLeft === 0) return enter();
+          if (seq.status === 'intake') seq.cancelIntake = frontEndQueue.run(stageMs, stage);
+        };
+        const cancel = frontEndQueue.run(stageMs, stage);
+        if (seq.status === 'intake' && seq.cancelIntake === undefined) seq.cancelIntake = cancel;
       } else {
         enter();
       }

@@ -126,7 +126,8 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
           if (output.index === 0) {
             firstTokenMs = now;
             cachedTokens = output.numCachedTokens;
-          } else {
+          } else if (now > lastTokenMs) {
+            // Tokens arriving together came in one streamed chunk: the benchmark counts one gap per chunk.
             interTokenLatenciesMs.push(now - lastTokenMs);
           }
           lastTokenMs = now;
