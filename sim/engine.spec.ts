@@ -214,6 +214,29 @@ describe('engine', () => {
   });
 });
 
+describe('engine: V0 without chunked prefill', () => {
+  it('prefills an arriving prompt in a step of its own, the decoding request skipping it', () => {
+    const run = (separatePrefillSteps: boolean) => {
+      const { clock, engine } = setup({ separatePrefillSteps });
+      const a = submit(engine, clock, 'a', 16, 4);
+      clock.advance(25);
+      const b = submit(engine, clock, 'b', 16, 2);
+      clock.runAll();
+      return [a.recorded.times, b.recorded.times];
+    };
+    // b arrives while a's first decode runs (20→30). V0: b's prefill runs alone 30→50, then both decode.
+    assert.deepEqual(run(true), [
+      [20, 30, 60, 70],
+      [50, 60],
+    ]);
+    // V1: a decodes in the step that prefills b, 30→50.
+    assert.deepEqual(run(false), [
+      [20, 30, 50, 60],
+      [50, 60],
+    ]);
+  });
+});
+
 describe('engine: the API server in front of it', () => {
   // Intake 5 ms per request, 1 ms per streamed token; steps: 20 ms with prefill, 10 ms decoding.
   const frontEnd = { requestMs: 5, outputTokenMs: 1 };
