@@ -214,6 +214,29 @@ describe('engine', () => {
   });
 });
 
+describe('engine: V0 without chunked prefill', () => {
+  it('prefills an arriving prompt in a step of its own, the decoding request skipping it', () => {
+    const run = (separatePrefillSteps: boolean) => {
+      const { clock, engine } = setup({ separatePrefillSteps });
+      const a = submit(engine, clock, 'a', 16, 4);
+      clock.advance(25);
+      const b = submit(engine, clock, 'b', 16, 2);
+      clock.runAll();
+      return [a.recorded.times, b.recorded.times];
+    };
+    // b arrives while a's first decode runs (20→30). V0: b's prefill runs alone 30→50, then both decode.
+    assert.deepEqual(run(true), [
+      [20, 30, 60, 70],
+      [50, 60],
+    ]);
+    // V1: a decodes in the step that prefills b, 30→50.
+    assert.deepEqual(run(false), [
+      [20, 30, 50, 60],
+      [50, 60],
+    ]);
+  });
+});
+
 describe('engine: the API server in front of it', () => {
   // Intake 5 ms per request, 1 ms per streamed token; steps: 20 ms with prefill, 10 ms decoding.
   const frontEnd = { requestMs: 5, outputTokenMs: 1 };
@@ -273,6 +296,37 @@ describe('engine: the API server in front of it', () => {
     clock.runAll();
     assert.deepEqual(b.recorded.outputs, []);
     assert.deepEqual(finished, ['abort']);
+  });
+
+  it('merges tokens into a request’s chunk while it waits for the CPU, as vLLM’s output collector does', () => {
+    const ttft: number[] = [];
+    const { clock, engine } = setup({
+      frontEnd: { ...frontEnd, chunkMs: 30 },
+      observer: { onFirstToken: (_p, ms) => ttft.push(ms) },
+    });
+    const a = submit(engine, clock, 'a', 16, 4);
+    clock.runAll();
+    // Tokens leave the GPU at 25, 35, 45, 55. Token 0: handled 25→26, its chunk sent 26→56. The
+    // handler takes tokens 1–3 at 56→57, 57→58, 58→59; token 1's chunk (queued at 57) runs 59→89
+    // and carries tokens 2 and 3, which joined it while it waited.
+    assert.deepEqual(a.recorded.times, [56, 89, 89, 89]);
+    // vLLM stamps TTFT in the output handler, before the chunk is written.
+    assert.deepEqual(ttft, [21]);
+  });
+
+  it('takes a burst in by stages, so its requests reach the engine together near the end of the intake', () => {
+    const staged = setup({ frontEnd: { requestMs: 6, requestStages: 2, outputTokenMs: 0 } });
+    const a = submit(staged.engine, staged.clock, 'a', 16, 1);
+    const b = submit(staged.engine, staged.clock, 'b', 16, 1);
+    staged.clock.runAll();
+    // Stages of 3 ms: a, b, a, b. a is handed over at 9 (prefill 9→29), b at 12 (next step, 29→49).
+    assert.deepEqual([a.recorded.times, b.recorded.times], [[29], [49]]);
+
+    const whole = setup({ frontEnd: { requestMs: 6, outputTokenMs: 0 } });
+    const c = submit(whole.engine, whole.clock, 'c', 16, 1);
+    whole.clock.runAll();
+    // One stage: the first request is handed over as soon as its own 6 ms are done.
+    assert.deepEqual(c.recorded.times, [26]);
   });
 
   it('costs nothing at time scale 0', () => {

@@ -123,6 +123,14 @@ export interface EngineOptions {
    * tokens reach the front end together when the run ends. Default 1 (V1).
    */
   numSchedulerSteps?: number;
+  /**
+   * vLLM V0 without chunked prefill (as 0.6 ran with multi-step scheduling):
+   * a step that admits waiting requests prefills their whole prompts and
+   * nothing else, the running requests skipping it; decodes run only when no
+   * prompt is admitted. Default false (V1: decodes first, prefill in the rest
+   * of the budget, in chunks).
+   */
+  separatePrefillSteps?: boolean;
   observer?: EngineObserver;
 }
 
@@ -166,6 +174,8 @@ interface Sequence {
   scheduledMs: number | undefined;
   firstTokenMs: number | undefined;
   lastTokenMs: number | undefined;
+  /** Tokens processed by the output handler whose streamed chunk still waits for the front end's CPU. */
+  pendingChunk: EngineOutput[] | undefined;
 }
 
 interface ScheduledWork {
@@ -186,9 +196,11 @@ export function createEngine(options: EngineOptions): Engine {
   // At time scale 0 the front end costs nothing and changes nothing: skip its bookkeeping.
   const frontEnd = timeScale > 0 ? options.frontEnd : undefined;
   const numSchedulerSteps = options.numSchedulerSteps ?? 1;
+  const separatePrefillSteps = options.separatePrefillSteps ?? false;
   // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
   let runStepsLeft = 0;
   const frontEndQueue = frontEnd ? createFrontEndQueue(clock, timeScale) : undefined;
+  const chunkMs = frontEnd?.chunkMs ?? 0;
   // Tokens of the step being completed, handed to the front end together when it ends.
   let outbox: Delivery[] = [];
   const blockSize = kvCache.blockSize;
@@ -261,6 +273,40 @@ export function createEngine(options: EngineOptions): Engine {
     }
   };
 
+  // Admits waiting requests first-come first-served into `work` within `budget`; returns the budget left.
+  // `wholePrompts`: only a prompt that fits whole is admitted (V0 without chunked prefill).
+  const admit = (work: ScheduledWork[], batch: StepBatch, budget: number, wholePrompts: boolean) => {
+    const now = clock.now();
+    while (waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
+      const seq = waiting[0]!;
+      // At most all tokens but the last can come from the cache: the last must be computed to sample.
+      const cachedPrefix = kvCache.findCachedPrefix(
+        seq.blockHashes,
+        Math.floor((seq.tokens.length - 1) / blockSize),
+      );
+      const cachedTokens = cachedPrefix.length * blockSize;
+      const uncached = seq.tokens.length - cachedTokens;
+      if (wholePrompts && uncached > budget && work.length > 0) break;
+      const numNew = Math.min(uncached, budget);
+      if (!kvCache.allocate(seq.blocks, cachedTokens + numNew, cachedPrefix)) break;
+      waiting.shift();
+      running.push(seq);
+      seq.status = 'running';
+      seq.numComputed = cachedTokens;
+      seq.numCommittedBlocks = cachedPrefix.length;
+      if (!seq.everScheduled) {
+        seq.everScheduled = true;
+        seq.scheduledMs = now;
+        seq.numCachedTokens = cachedTokens;
+        observer.onPrefixCacheQuery?.(seq.tokens.length, cachedTokens);
+      }
+      work.push({ seq, numNewTokens: numNew });
+      addToBatch(batch, seq, numNew);
+      budget -= numNew;
+    }
+    return budget;
+  };
+
   const schedule = (): ScheduledWork[] => {
     const work: ScheduledWork[] = [];
     const batch: StepBatch = {
@@ -272,6 +318,15 @@ export function createEngine(options: EngineOptions): Engine {
     };
     let budget = maxNumBatchedTokens;
     let preempted = false;
+
+    // V0 without chunked prefill: a step that can take a waiting prompt in prefills only.
+    if (separatePrefillSteps && runStepsLeft === 0 && waiting.length > 0) {
+      admit(work, batch, budget, true);
+      if (work.length > 0) {
+        startStep(work, batch);
+        return work;
+      }
+    }
 
     // Running requests first, in admission order.
     for (let i = 0; i < running.length && budget > 0; i++) {
@@ -291,34 +346,8 @@ export function createEngine(options: EngineOptions): Engine {
       budget -= numNew;
     }
 
-    // Then waiting requests, unless this step had to preempt (as vLLM does).
-    const now = clock.now();
-    const admit = runStepsLeft === 0;
-    while (admit && !preempted && waiting.length > 0 && running.length < maxNumSeqs && budget > 0) {
-      const seq = waiting[0]!;
-      // At most all tokens but the last can come from the cache: the last must be computed to sample.
-      const cachedPrefix = kvCache.findCachedPrefix(
-        seq.blockHashes,
-        Math.floor((seq.tokens.length - 1) / blockSize),
-      );
-      const cachedTokens = cachedPrefix.length * blockSize;
-      const numNew = Math.min(seq.tokens.length - cachedTokens, budget);
-      if (!kvCache.allocate(seq.blocks, cachedTokens + numNew, cachedPrefix)) break;
-      waiting.shift();
-      running.push(seq);
-      seq.status = 'running';
-      seq.numComputed = cachedTokens;
-      seq.numCommittedBlocks = cachedPrefix.length;
-      if (!seq.everScheduled) {
-        seq.everScheduled = true;
-        seq.scheduledMs = now;
-        seq.numCachedTokens = cachedTokens;
-        observer.onPrefixCacheQuery?.(seq.tokens.length, cachedTokens);
-      }
-      work.push({ seq, numNewTokens: numNew });
-      addToBatch(batch, seq, numNew);
-      budget -= numNew;
-    }
+    // Then waiting requests, unless this step had to preempt (as vLLM does); V0's were admitted above.
+    if (runStepsLeft === 0 && !preempted && !separatePrefillSteps) budget = admit(work, batch, budget, false);
 
     if (runStepsLeft > 0) runStepsLeft--;
     else if (numSchedulerSteps > 1 && batch.prefillRequests === 0 && work.length > 0)
@@ -424,13 +453,31 @@ export function createEngine(options: EngineOptions): Engine {
     seq.listener.onToken(output);
   };
 
-  // The front end has streamed a step's tokens: now the clients (and vLLM's TTFT and e2e clocks) see them.
+  // The output handler has processed a step's tokens: vLLM's TTFT and e2e clocks stamp them here.
   const deliver = (deliveries: Delivery[]) => {
     const now = clock.now();
     for (const { seq, output } of deliveries) {
       if (seq.aborted || stopped) continue;
       if (output.index === 0) observer.onFirstToken?.(seq.promptLength, now - seq.arrivalMs);
       if (output.finishReason) reportFinished(seq, output.finishReason);
+      if (chunkMs === 0) {
+        seq.listener.onToken(output);
+      } else if (seq.pendingChunk) {
+        // The request's previous chunk is still waiting for the CPU: this token rides in it.
+        seq.pendingChunk.push(output);
+      } else {
+        seq.pendingChunk = [output];
+        frontEndQueue!.run(chunkMs, () => sendChunk(seq));
+      }
+    }
+  };
+
+  // One streamed event, with every token that joined it while it waited: now the client sees them.
+  const sendChunk = (seq: Sequence) => {
+    const chunk = seq.pendingChunk ?? [];
+    seq.pendingChunk = undefined;
+    for (const output of chunk) {
+      if (seq.aborted || stopped) return;
       seq.listener.onToken(output);
     }
   };
@@ -479,6 +526,7 @@ export function createEngine(options: EngineOptions): Engine {
         scheduledMs: undefined,
         firstTokenMs: undefined,
         lastTokenMs: undefined,
+        pendingChunk: undefined,
       };
       const enter = () => {
         seq.cancelIntake = undefined;
@@ -492,8 +540,17 @@ export function createEngine(options: EngineOptions): Engine {
       };
       if (frontEndQueue) {
         intake.add(seq);
-        const cancel = frontEndQueue.run(frontEnd!.requestMs, enter);
-        if (seq.status === 'intake') seq.cancelIntake = cancel;
+        // Each stage of the intake yields the CPU and queues behind whatever became ready meanwhile.
+        const stages = Math.max(1, frontEnd!.requestStages ?? 1);
+        const stageMs = frontEnd!.requestMs / stages;
+        let stagesLeft = stages;
+        const stage = () => {
+          stagesLeft--;
+          if (stagesLeft === 0) return enter();
+          if (seq.status === 'intake') seq.cancelIntake = frontEndQueue.run(stageMs, stage);
+        };
+        const cancel = frontEndQueue.run(stageMs, stage);
+        if (seq.status === 'intake' && seq.cancelIntake === undefined) seq.cancelIntake = cancel;
       } else {
         enter();
       }

@@ -17,8 +17,31 @@ import type { SimClock } from './clock.js';
 export interface FrontEndCosts {
   /** Per request before the engine sees it: HTTP, chat template, tokenisation, hand-off. */
   requestMs: number;
-  /** Per output token: detokenise, build the chunk, write it to the socket. */
+  /**
+   * The request's intake is this many equal stages (default 1), each queued
+   * anew when the one before ends. vLLM's API server is one asyncio event
+   * loop: a request's handler awaits between parsing, the chat template,
+   * tokenisation and the hand-off to the engine core, and each await puts it
+   * at the back of the loop's ready queue. Under a burst every request does
+   * its first stage before any does its second, so the whole burst reaches
+   * the engine together near the end of the intake, not one by one.
+   */
+  requestStages?: number;
+  /**
+   * Per output token, in the output handler that takes each step's outputs
+   * from the engine core: detokenise and hand the token to its request. With
+   * no `chunkMs`, this also covers building and writing its chunk.
+   */
   outputTokenMs: number;
+  /**
+   * Per streamed event (SSE chunk): the request's generator wakes up, builds
+   * the response chunk, serialises and writes it. Tokens the output handler
+   * hands over while a request's chunk still waits for the CPU join that
+   * chunk, as vLLM's per-request output collector merges deltas when its
+   * consumer is behind; so a backlogged front end sends fewer, larger chunks.
+   * Absent or 0: each step's tokens reach the client as the handler ends.
+   */
+  chunkMs?: number;
 }
 
 /** A first-come first-served queue of CPU work on the simulator's clock. */

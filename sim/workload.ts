@@ -45,6 +45,8 @@ export interface WorkloadOptions {
   stepCostFactor?: number;
   /** vLLM 0.6's multi-step scheduling (see `EngineOptions.numSchedulerSteps`); default 1. */
   numSchedulerSteps?: number;
+  /** vLLM V0 without chunked prefill (see `EngineOptions.separatePrefillSteps`); default false. */
+  separatePrefillSteps?: boolean;
 }
 
 /** Timings of one finished request, in simulated ms. */
@@ -102,6 +104,7 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     stepTimeFactor: options.stepCostFactor === undefined ? undefined : () => options.stepCostFactor!,
     frontEnd,
     numSchedulerSteps: options.numSchedulerSteps,
+    separatePrefillSteps: options.separatePrefillSteps,
     observer,
   });
 
@@ -126,7 +129,8 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
           if (output.index === 0) {
             firstTokenMs = now;
             cachedTokens = output.numCachedTokens;
-          } else {
+          } else if (now > lastTokenMs) {
+            // Tokens arriving together came in one streamed chunk: the benchmark counts one gap per chunk.
             interTokenLatenciesMs.push(now - lastTokenMs);
           }
           lastTokenMs = now;
@@ -182,6 +186,7 @@ export interface WorkloadSummary {
   medianTtftMs: number;
   /** Mean from sending a request to its last token. */
   meanE2eMs: number;
+  medianE2eMs: number;
   /** Mean over requests of (latency − TTFT) / (output tokens − 1). */
   meanTpotMs: number;
   medianTpotMs: number;
@@ -204,6 +209,7 @@ export function summarizeWorkload(result: WorkloadResult): WorkloadSummary {
     meanTtftMs: mean(ttfts),
     medianTtftMs: median(ttfts),
     meanE2eMs: mean(result.requests.map((r) => r.finishMs - r.arrivalMs)),
+    medianE2eMs: median(result.requests.map((r) => r.finishMs - r.arrivalMs)),
     meanTpotMs: mean(tpots),
     medianTpotMs: median(tpots),
     meanItlMs: mean(result.interTokenLatenciesMs),
