@@ -62,7 +62,10 @@ describe('tracing across router, sidecar and engine', () => {
       await p.waitForOutput('llmmesh sidecar listening');
     }
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-trace-'));
-    writeFileSync(join(dir, 'routes.yaml'), `models:\n  ${MODEL}:\n    versions:\n      v1: { weight: 1 }\n`);
+    writeFileSync(
+      join(dir, 'routes.yaml'),
+      `models:\n  ${MODEL}:\n    versions:\n      v1: { weight: 1 }\nupstream: { idle_timeout_ms: 500 }\n`,
+    );
     const router = runCommand(
       [
         'router',
@@ -184,6 +187,46 @@ describe('tracing across router, sidecar and engine', () => {
       const failed = retried.filter((a) => a.statusCode === 2);
       assert.equal(failed.length, 1);
       assert.equal(failed[0]?.attributes['rpc.grpc.status_code'], Status.UNAVAILABLE);
+    } finally {
+      await fetch(`${sims[0]}/sim/faults`, { method: 'DELETE' });
+    }
+  });
+
+  it('a migrated stream is one trace: the failed attempt and its exact continuation as sibling spans', async () => {
+    // One engine stalls after 3 tokens: the idle timeout moves the stream to the other.
+    const res = await fetch(`${sims[0]}/sim/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ stall_after_tokens: 3 }),
+    });
+    assert.equal(res.status, 200);
+    try {
+      let moved: ReceivedSpan[] | undefined;
+      for (let i = 0; i < 20 && !moved; i++) {
+        const r = await client.generate({
+          model: MODEL,
+          prompt: `migrate ${i}`,
+          sampling: { maxTokens: 8, temperature: 0 },
+        });
+        assert.equal(r.usage?.completionTokens, 8);
+        await receiver.waitFor(
+          (all) =>
+            all.some(
+              (s) => s.traceId === r.traceId && s.service === 'llmmesh-router' && s.parentSpanId === '',
+            ),
+          'the router span',
+        );
+        const attempts = named(ofTrace(r.traceId), 'llmmesh-router', 'attempt');
+        if (attempts.length === 2) moved = attempts;
+      }
+      assert.ok(moved, 'some stream was on the stalling engine');
+      const [first, second] = [...moved].sort(
+        (a, b) => Number(a.attributes['llmmesh.attempt']) - Number(b.attributes['llmmesh.attempt']),
+      );
+      assert.equal(first?.attributes['llmmesh.outcome'], 'idle-timeout');
+      assert.equal(first?.statusCode, 2);
+      assert.equal(second?.attributes['llmmesh.continuation'], 'token_ids');
+      assert.equal(first?.parentSpanId, second?.parentSpanId, 'both are children of the request span');
     } finally {
       await fetch(`${sims[0]}/sim/faults`, { method: 'DELETE' });
     }
