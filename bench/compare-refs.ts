@@ -96,8 +96,11 @@ async function main(): Promise<void> {
   const outputLen = Number(values['output-len']);
   const baselineRef = String(values.baseline);
   const baselineSha = git(['rev-parse', '--short', `${baselineRef}^{commit}`]);
+  // Uncommitted changes to what the router runs on show in its label.
+  const runtime = ['router', 'common', 'proto', 'bench/child.ts', 'package-lock.json'];
   const currentSha =
-    git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain']) ? '+changes' : '');
+    git(['rev-parse', '--short', 'HEAD']) +
+    (git(['status', '--porcelain', '--', ...runtime]) ? '+changes' : '');
 
   const abort = new AbortController();
   const onSignal = () => abort.abort();
