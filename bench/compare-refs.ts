@@ -5,11 +5,13 @@
  * its sidecar, both from this checkout).
  *
  *     node --import tsx bench/compare-refs.ts [--baseline REF] [--concurrency 64]
- *       [--output-len 32] [--rounds 3] [--waves 4] [--json FILE]
+ *       [--output-len 32] [--rounds 3] [--waves 4] [--endpoint sim|stub] [--json FILE]
  *
  * The baseline is checked out into a temporary git worktree (detached) with
  * its own `npm ci --offline`; each router runs in its own process from its own
- * tree (`bench/child.ts` of that tree). Three contenders, direct to the
+ * tree (`bench/child.ts` of that tree). With `--endpoint stub` a synthetic
+ * Engine server (first chunk at once, then one every 20 ms) replaces the pod,
+ * so the engine's batching does not blur TTFT. Three contenders, direct to the
  * sidecar, the baseline router and this router, each get the same closed-loop
  * requests (workload `fixed`, one seed, the same request indices in a round),
  * in interleaved blocks whose order rotates each round; the first wave of a
@@ -28,7 +30,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad } from './load-generator.js';
-import { createProcessGroup, type HelperProcess, processCpuSeconds } from './processes.js';
+import { createProcessGroup, type HelperProcess, type ProcessGroup, processCpuSeconds } from './processes.js';
 import { fmt } from './report.js';
 import { startPods } from './scenarios/pods.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
@@ -77,6 +79,27 @@ function run(cmd: string, args: string[], cwd: string, signal: AbortSignal): Pro
   });
 }
 
+/**
+ * `sim`: a pod (simulator with a fixed 20 ms decode step, and its sidecar);
+ * `stub`: a synthetic Engine server that sends the first chunk at once and
+ * then one every 20 ms, which takes the engine's batching out of TTFT.
+ */
+async function startEndpoint(group: ProcessGroup, kind: string): Promise<string> {
+  if (kind === 'stub') {
+    const stub = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: 20 });
+    return (stub.info.addresses as string[])[0] as string;
+  }
+  if (kind !== 'sim') throw new Error(`--endpoint is sim or stub, not "${kind}"`);
+  const [pod] = await startPods(group, {
+    count: 1,
+    model: MODEL,
+    version: 'v1',
+    simArgs: ['--inter-token-latency-ms', '20', '--time-to-first-token-ms', '20', '--max-num-seqs', '1024'],
+    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096'],
+  });
+  return (pod as { sidecarAddress: string }).sidecarAddress;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -87,6 +110,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '3' },
       waves: { type: 'string', default: '4' },
       'max-minutes': { type: 'string', default: '30' },
+      endpoint: { type: 'string', default: 'sim' },
       json: { type: 'string' },
     },
   });
@@ -118,15 +142,8 @@ async function main(): Promise<void> {
     git(['worktree', 'add', '--detach', tree, baselineSha]);
     await run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], tree, abort.signal);
 
-    log('compare-refs: starting the pod and both routers');
-    const [pod] = await startPods(group, {
-      count: 1,
-      model: MODEL,
-      version: 'v1',
-      simArgs: ['--inter-token-latency-ms', '20', '--time-to-first-token-ms', '20', '--max-num-seqs', '1024'],
-      sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096'],
-    });
-    const endpoint = (pod as { sidecarAddress: string }).sidecarAddress;
+    log(`compare-refs: starting the ${values.endpoint} endpoint and both routers`);
+    const endpoint = await startEndpoint(group, String(values.endpoint));
     const config = {
       listen: '127.0.0.1:0',
       admin: '127.0.0.1:0',
@@ -209,7 +226,7 @@ async function main(): Promise<void> {
     });
     const [before, after] = rows as [(typeof rows)[0], (typeof rows)[0]];
     const cpuRatio = after.cpuMsPerRequest.map((a, i) => a / (before.cpuMsPerRequest[i] as number));
-    const header = `${concurrency} concurrent streams of ${outputLen} tokens (prompt ${values['prompt-len']}), ${rounds} rounds × ${waves} waves (+1 warm-up wave), load average at start ${load.join(' / ')}`;
+    const header = `${values.endpoint} endpoint, ${concurrency} concurrent streams of ${outputLen} tokens (prompt ${values['prompt-len']}), ${rounds} rounds × ${waves} waves (+1 warm-up wave), load average at start ${load.join(' / ')}`;
     const lines = [
       header,
       '',
