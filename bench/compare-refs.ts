@@ -4,12 +4,13 @@
  * front of the same pod (one `llmmesh sim` with a fixed 20 ms decode step and
  * its sidecar, both from this checkout).
  *
- *     node --import tsx bench/compare-refs.ts [--baseline REF] [--concurrency 64]
+ *     node --import tsx bench/compare-refs.ts [--baseline REF] [--after REF] [--concurrency 64]
  *       [--output-len 32] [--rounds 3] [--waves 4] [--endpoint sim|stub] [--json FILE]
  *
  * The baseline is checked out into a temporary git worktree (detached) with
  * its own `npm ci --offline`; each router runs in its own process from its own
- * tree (`bench/child.ts` of that tree). With `--endpoint stub` a synthetic
+ * tree (`bench/child.ts` of that tree). `--after REF` measures another commit
+ * than this checkout in the same way (a second temporary worktree). With `--endpoint stub` a synthetic
  * Engine server (first chunk at once, then one every 20 ms) replaces the pod,
  * so the engine's batching does not blur TTFT. Three contenders, direct to the
  * sidecar, the baseline router and this router, each get the same closed-loop
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       baseline: { type: 'string', default: '74df31e' },
+      after: { type: 'string' },
       concurrency: { type: 'string', default: '64' },
       'output-len': { type: 'string', default: '32' },
       'prompt-len': { type: 'string', default: '128' },
@@ -122,9 +124,10 @@ async function main(): Promise<void> {
   const baselineSha = git(['rev-parse', '--short', `${baselineRef}^{commit}`]);
   // Uncommitted changes to what the router runs on show in its label.
   const runtime = ['router', 'common', 'proto', 'bench/child.ts', 'package-lock.json'];
-  const currentSha =
-    git(['rev-parse', '--short', 'HEAD']) +
-    (git(['status', '--porcelain', '--', ...runtime]) ? '+changes' : '');
+  const currentSha = values.after
+    ? git(['rev-parse', '--short', `${values.after}^{commit}`])
+    : git(['rev-parse', '--short', 'HEAD']) +
+      (git(['status', '--porcelain', '--', ...runtime]) ? '+changes' : '');
 
   const abort = new AbortController();
   const onSignal = () => abort.abort();
@@ -134,13 +137,20 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const load = loadavg().map((l) => l.toFixed(2));
 
-  const tree = mkdtempSync(join(tmpdir(), 'llmmesh-baseline-'));
+  const trees: string[] = [];
+  const checkout = async (sha: string): Promise<string> => {
+    const tree = mkdtempSync(join(tmpdir(), 'llmmesh-ref-'));
+    trees.push(tree);
+    log(`compare-refs: checking out ${sha} into a temporary worktree`);
+    git(['worktree', 'add', '--detach', tree, sha]);
+    await run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], tree, abort.signal);
+    return tree;
+  };
   const group = createProcessGroup(false);
   const clients: Array<{ close(): void }> = [];
   try {
-    log(`compare-refs: checking out ${baselineRef} (${baselineSha}) into a temporary worktree`);
-    git(['worktree', 'add', '--detach', tree, baselineSha]);
-    await run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], tree, abort.signal);
+    const baselineTree = await checkout(baselineSha);
+    const afterTree = values.after ? await checkout(currentSha) : undefined;
 
     log(`compare-refs: starting the ${values.endpoint} endpoint and both routers`);
     const endpoint = await startEndpoint(group, String(values.endpoint));
@@ -152,8 +162,8 @@ async function main(): Promise<void> {
       admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
     };
     const routers = new Map<string, HelperProcess>([
-      [`before (${baselineSha})`, await group.helper('router', { config }, { root: tree })],
-      [`after (${currentSha})`, await group.helper('router', { config })],
+      [`before (${baselineSha})`, await group.helper('router', { config }, { root: baselineTree })],
+      [`after (${currentSha})`, await group.helper('router', { config }, { root: afterTree })],
     ]);
     for (const r of routers.values()) await r.request('wait-ready', { n: 1 });
     const targets: BenchTarget[] = [
@@ -255,11 +265,13 @@ async function main(): Promise<void> {
     clearTimeout(deadline);
     for (const c of clients) c.close();
     await group.stopAll();
-    try {
-      git(['worktree', 'remove', '--force', tree]);
-    } catch {
-      rmSync(tree, { recursive: true, force: true });
-      git(['worktree', 'prune']);
+    for (const tree of trees) {
+      try {
+        git(['worktree', 'remove', '--force', tree]);
+      } catch {
+        rmSync(tree, { recursive: true, force: true });
+        git(['worktree', 'prune']);
+      }
     }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
