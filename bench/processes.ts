@@ -65,6 +65,12 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Working directory (e.g. where `--cpu-prof` writes). */
   cwd?: string;
+  /**
+   * Another checkout of this repository whose `bench/child.ts` a helper runs
+   * (with that checkout's own dependencies), e.g. an earlier commit to compare
+   * against; default this one.
+   */
+  root?: string;
 }
 
 /** A running process. */
@@ -179,9 +185,13 @@ export function createProcessGroup(pin = true): ProcessGroup {
       return start(name, [LLMMESH_BIN, ...args], options, true);
     },
     async helper(role, config, options = {}) {
-      const entry = join(here, fromSource ? 'child.ts' : 'child.js');
-      const loader = fromSource ? ['--import', 'tsx'] : [];
-      const base = start(`${role}`, [...loader, entry, role, JSON.stringify(config)], options, true);
+      // `--import tsx` resolves from the working directory, so another checkout runs on its own tsx.
+      const entry = options.root
+        ? join(options.root, 'bench', 'child.ts')
+        : join(here, fromSource ? 'child.ts' : 'child.js');
+      const loader = fromSource || options.root ? ['--import', 'tsx'] : [];
+      const spawnOptions = options.root ? { cwd: options.root, ...options } : options;
+      const base = start(`${role}`, [...loader, entry, role, JSON.stringify(config)], spawnOptions, true);
       let nextId = 1;
       const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
       const info = await new Promise<Record<string, unknown>>((resolve, reject) => {
