@@ -161,6 +161,16 @@ describe('tracing across router, sidecar and engine', () => {
     assert.equal(simSpan?.parentSpanId, engine.spanId, 'the engine continues the sidecar HTTP span');
   });
 
+  /** The router's attempt spans of a trace, once its request span arrived. */
+  const attemptSpans = async (traceId: string) => {
+    await receiver.waitFor(
+      (all) =>
+        all.some((s) => s.traceId === traceId && s.service === 'llmmesh-router' && s.parentSpanId === ''),
+      'the router span',
+    );
+    return named(ofTrace(traceId), 'llmmesh-router', 'attempt');
+  };
+
   it('retries show as separate attempt spans, the failed one marked as an error', async () => {
     // One engine answers every request with 503: the router must retry on the other.
     const res = await fetch(`${sims[0]}/sim/faults`, {
@@ -173,14 +183,7 @@ describe('tracing across router, sidecar and engine', () => {
       let retried: ReceivedSpan[] | undefined;
       for (let i = 0; i < 20 && !retried; i++) {
         const r = await client.generate({ model: MODEL, prompt: `retry ${i}`, sampling: { maxTokens: 2 } });
-        await receiver.waitFor(
-          (all) =>
-            all.some(
-              (s) => s.traceId === r.traceId && s.service === 'llmmesh-router' && s.parentSpanId === '',
-            ),
-          'the router span',
-        );
-        const attempts = named(ofTrace(r.traceId), 'llmmesh-router', 'attempt');
+        const attempts = await attemptSpans(r.traceId);
         if (attempts.length === 2) retried = attempts;
       }
       assert.ok(retried, 'some request was retried');
@@ -209,14 +212,7 @@ describe('tracing across router, sidecar and engine', () => {
           sampling: { maxTokens: 8, temperature: 0 },
         });
         assert.equal(r.usage?.completionTokens, 8);
-        await receiver.waitFor(
-          (all) =>
-            all.some(
-              (s) => s.traceId === r.traceId && s.service === 'llmmesh-router' && s.parentSpanId === '',
-            ),
-          'the router span',
-        );
-        const attempts = named(ofTrace(r.traceId), 'llmmesh-router', 'attempt');
+        const attempts = await attemptSpans(r.traceId);
         if (attempts.length === 2) moved = attempts;
       }
       assert.ok(moved, 'some stream was on the stalling engine');
