@@ -16,6 +16,9 @@ import {
   summarizeErrors,
 } from '../sim/calibration.js';
 
+/** What the fitted points measure; every fitted point's metric names one. */
+const KINDS = ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation', 'end-to-end latency'];
+
 const describeResult = (r: ReturnType<typeof replayCalibration>[number]) =>
   `${r.point.preset} ${r.point.metric}: published ${r.point.published} ${r.point.unit} (${r.point.source}), simulated ${r.simulated.toFixed(1)} (${(r.relativeError * 100).toFixed(1)} %)`;
 
@@ -24,7 +27,7 @@ describe('sim calibration', () => {
   const replays = new Map();
   const fitted = replayCalibration(CALIBRATION_POINTS, replays);
 
-  for (const kind of ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation']) {
+  for (const kind of KINDS) {
     it(`reproduces the fitted ${kind} points within ±${CALIBRATION_TOLERANCE * 100} %`, (t) => {
       const mine = fitted.filter((r) => r.point.metric.includes(kind) && !r.point.knownMiss);
       assert.ok(mine.length > 0);
@@ -46,7 +49,7 @@ describe('sim calibration', () => {
     const covered = new Set(
       fitted
         .filter((r) =>
-          ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation'].some((k) => r.point.metric.includes(k)),
+          KINDS.some((k) => r.point.metric.includes(k)),
         )
         .map((r) => r.point),
     );
