@@ -34,7 +34,7 @@ export const SHAREGPT_SIGMA = { prompt: 1.2, output: 0.45 } as const;
  * stop at its end-of-sequence token, which {@link SHAREGPT_SIGMA} describes.
  * Fitted on one point, the median end-to-end latency of sglang's vLLM 0.6.0
  * run at 4 req/s (70B, see `calibration.ts`), on a 0.1 grid: 0.9 / 1.0 / 1.1
- * give +11 / +2 / −6 %. It puts the median answer at ≈0.6 of the mean.
+ * give +10 / +1 / −6 %. It puts the median answer at ≈0.6 of the mean.
  */
 export const SHAREGPT_IGNORE_EOS_SIGMA = { prompt: SHAREGPT_SIGMA.prompt, output: 1.0 } as const;
 

@@ -47,11 +47,7 @@ describe('sim calibration', () => {
 
   it('covers every fitted point and both presets', () => {
     const covered = new Set(
-      fitted
-        .filter((r) =>
-          KINDS.some((k) => r.point.metric.includes(k)),
-        )
-        .map((r) => r.point),
+      fitted.filter((r) => KINDS.some((k) => r.point.metric.includes(k))).map((r) => r.point),
     );
     assert.equal(covered.size, CALIBRATION_POINTS.length);
     assert.deepEqual(
