@@ -696,7 +696,7 @@ export interface ErrorSummary {
   medianAbs: number;
   /** Largest |relative error|. */
   worstAbs: number;
-  /** Mean relative error, signed: below 0 the simulator is optimistic (too fast), above 0 pessimistic. */
+  /** Mean relative error, signed: below 0 a simulated latency is optimistic (too fast) and a throughput pessimistic. */
   meanSigned: number;
 }
 
