@@ -95,23 +95,53 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   /** The final chunk went to the client: whatever the call does next, the stream is complete. */
   let finished = false;
   try {
-    for await (const chunk of call as AsyncIterable<GenerateChunk__Output>) {
-      if (!started) {
-        started = true;
-        permit.settle('success');
-        clearTimeout(timer);
-        timer = setTimeout(onTimer, spec.idleTimeoutMs);
-        spec.onFirstChunk?.();
-      }
-      if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
-      const pending = spec.onChunk(chunk);
-      if (pending) {
+    // Flowing mode with pause/resume, not `for await`: no promise and no
+    // extra ticks per chunk on the hot path.
+    await new Promise<void>((resolve, reject) => {
+      let failed = false;
+      let waiting: Promise<void> | undefined;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        call.pause();
+        reject(err);
+      };
+      call.on('data', (chunk: GenerateChunk__Output) => {
+        if (failed) return;
+        if (!started) {
+          started = true;
+          permit.settle('success');
+          clearTimeout(timer);
+          timer = setTimeout(onTimer, spec.idleTimeoutMs);
+          spec.onFirstChunk?.();
+        }
+        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
+        let pending: Promise<void> | undefined;
+        try {
+          pending = spec.onChunk(chunk);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        timer.refresh();
+        if (!pending) return;
+        // The client cannot take more yet: stop reading (backpressure to the pod).
         waitingOnClient = true;
-        await pending;
-        waitingOnClient = false;
-      }
-      timer.refresh();
-    }
+        call.pause();
+        const w = pending.then(() => {
+          if (waiting === w) waiting = undefined;
+          waitingOnClient = false;
+          timer.refresh();
+          if (!failed) call.resume();
+        }, fail);
+        waiting = w;
+      });
+      call.once('error', fail);
+      call.once('end', () => {
+        if (waiting) waiting.then(() => !failed && resolve());
+        else if (!failed) resolve();
+      });
+    });
     completed = true;
     // A stream that ended cleanly without a single chunk still answered.
     if (!started) permit.settle('success');
