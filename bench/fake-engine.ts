@@ -80,7 +80,8 @@ export async function startFakeEngine(options: FakeEngineOptions): Promise<FakeE
         return;
       }
       for (let i = 0; i < n && !cancelled; i++) {
-        const chunk: GenerateChunk = { text };
+        // Token ids on every chunk, as a sidecar over vLLM sends them (exact failover needs them).
+        const chunk: GenerateChunk = { text, tokenIds: [1000 + (i % 30000)] };
         if (i === 0) chunk.modelVersion = options.version;
         if (i === n - 1) {
           chunk.finishReason = 'FINISH_REASON_LENGTH';
