@@ -82,9 +82,18 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   let timedOut: OutcomeKind | undefined;
   let waitingOnClient = false;
   let started = false;
+  /** When the last chunk arrived (performance.now(), the timers' clock): read when the idle timer fires, not re-armed per chunk. */
+  let lastChunkAt = 0;
   const onTimer = () => {
     // Time spent waiting for the client to read is not the endpoint's silence.
     if (waitingOnClient) return;
+    if (started) {
+      const quiet = performance.now() - lastChunkAt;
+      if (quiet < spec.idleTimeoutMs) {
+        timer = setTimeout(onTimer, Math.max(1, Math.ceil(spec.idleTimeoutMs - quiet)));
+        return;
+      }
+    }
     timedOut = started ? 'idle-timeout' : spec.busy?.() ? 'overloaded' : 'first-token-timeout';
     call.cancel();
   };
@@ -123,7 +132,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
           fail(err);
           return;
         }
-        timer.refresh();
+        lastChunkAt = performance.now();
         if (!pending) return;
         // The client cannot take more yet: stop reading (backpressure to the pod).
         waitingOnClient = true;
@@ -131,6 +140,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
         const w = pending.then(() => {
           if (waiting === w) waiting = undefined;
           waitingOnClient = false;
+          lastChunkAt = performance.now();
           timer.refresh();
           if (!failed) call.resume();
         }, fail);
