@@ -21,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { COALESCE_BACKLOG } from '../../common/coalescing.js';
 import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import { loadProtos } from '../../common/proto.js';
 import { type LoadResult, runLoad } from '../load-generator.js';
@@ -397,13 +398,14 @@ async function measureCoalescing(
   setup: { group: ProcessGroup; proxyCpus?: string; otherCpus?: string },
 ): Promise<void> {
   const streams = ctx.quick ? 4 : 16;
-  const tokens = ctx.quick ? 8192 : 16_384;
+  const tokens = 8192;
+  const tokensPerMs = 4;
   const rounds = ctx.quick ? 1 : 3;
-  const slow = { burst: 256, pauseMs: 20 };
+  const slow = { burst: 16, pauseMs: 10 };
   ctx.log('overhead: coalescing, slow readers');
   const fast = await setup.group.helper(
     'fake-engine',
-    { model: MODEL, version: 'v1', itlMs: 0 },
+    { model: MODEL, version: 'v1', tokensPerMs },
     { cpus: setup.otherCpus },
   );
   const endpoint = (fast.info.addresses as string[])[0] as string;
@@ -502,8 +504,9 @@ async function measureCoalescing(
     ],
     rows,
     note:
-      `${streams} concurrent streams of ${tokens} tokens from an engine that sends as fast as it is read; a slow reader takes ${slow.burst} messages, then stops for ${slow.pauseMs} ms. ` +
+      `${streams} concurrent streams of ${tokens} tokens from a synthetic engine generating ${tokensPerMs} tokens/ms per stream whether read or not, and writing as a sidecar does (one chunk per token; all that wait as one chunk once a reader is behind by ${COALESCE_BACKLOG}); ` +
+      `a slow reader takes ${slow.burst} messages, then stops for ${slow.pauseMs} ms; a fast reader takes everything at once. ` +
       `${rounds} rounds per path, interleaved; tokens per proxy CPU-second: median (min – max) over rounds. ` +
-      'The pass-through forwards every message (backpressure only); the router merges the chunks waiting for a reader that is behind.',
+      'The pass-through forwards every message it gets (backpressure only, so the engine merges behind it); the router also merges the chunks waiting for a reader that is behind.',
   });
 }
