@@ -99,7 +99,7 @@ export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {
       'the first wave of each block (= concurrency requests) is warm-up. "added" = path minus direct (merged over the rounds); ' +
       '"CPU ms/request" = the proxy process CPU time over the block (from /proc) ÷ requests sent, median (min – max) over rounds; ' +
       '"router ÷ pass-through" is that ratio within each round.',
-    `Endpoint "sim": llmmesh sim with a fixed-latency cost model (${ITL_MS} ms per decode step, 20 ms + 0.023 ms/token prefill, max_num_seqs 1024) behind its sidecar. ` +
+    `Endpoint "sim": llmmesh sim with a fixed-latency cost model (${ITL_MS} ms per decode step, 20 ms + 0.023 ms/token prefill, max_num_seqs 1024) behind its sidecar (response cache off, so every request is generated). ` +
       `Endpoint "stub": a synthetic llmmesh.v1.Engine server (bench/fake-engine.ts) that sends the first chunk at once and then one every ${ITL_MS} ms (each with its token id).`,
     pinned
       ? 'Pinned: the router and the pass-through run alone on core 0 (taskset -c 0); the endpoint, the simulator, the sidecar and the load generator share core 1.'
@@ -217,7 +217,8 @@ async function startEndpoint(group: ProcessGroup, kind: 'sim' | 'stub', cpus?: s
       '--max-num-seqs',
       '1024',
     ],
-    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096'],
+    // Every path gets the same requests of a round: the response cache would replay the later ones.
+    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096', '--response-cache', 'off'],
   });
   return (pod as { sidecarAddress: string }).sidecarAddress;
 }
