@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { COALESCE_BACKLOG } from '../common/coalescing.js';
 import type { EngineHandlers } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../common/generated/llmmesh/v1/GenerateRequest.js';
@@ -28,6 +29,13 @@ export interface FakeEngineOptions {
   chunkText?: string;
   /** Delay between chunks; 0 sends as fast as the reader takes them (default 0). */
   itlMs?: number;
+  /**
+   * Rate mode: tokens are generated at this rate per stream whether or not
+   * they are read (as a real engine does), and written like a sidecar does:
+   * one chunk per token, or, once COALESCE_BACKLOG tokens wait for a reader
+   * that is behind, all that wait as one chunk. Overrides `itlMs`.
+   */
+  tokensPerMs?: number;
   /** Load report interval (default 250 ms). */
   reportIntervalMs?: number;
 }
@@ -79,8 +87,13 @@ export async function startFakeEngine(options: FakeEngineOptions): Promise<FakeE
         if (!cancelled) await once(call, 'cancelled');
         return;
       }
+      if (options.tokensPerMs) {
+        await generateAtRate(call, n, options.tokensPerMs, () => cancelled);
+        return;
+      }
       for (let i = 0; i < n && !cancelled; i++) {
-        const chunk: GenerateChunk = { text };
+        // Token ids on every chunk, as a sidecar over vLLM sends them (exact failover needs them).
+        const chunk: GenerateChunk = { text, tokenIds: [1000 + (i % 30000)] };
         if (i === 0) chunk.modelVersion = options.version;
         if (i === n - 1) {
           chunk.finishReason = 'FINISH_REASON_LENGTH';
@@ -94,6 +107,38 @@ export async function startFakeEngine(options: FakeEngineOptions): Promise<FakeE
     } finally {
       counts.active--;
     }
+  };
+
+  const generateAtRate = async (
+    call: grpc.ServerWritableStream<GenerateRequest__Output, GenerateChunk>,
+    n: number,
+    tokensPerMs: number,
+    isCancelled: () => boolean,
+  ) => {
+    const start = performance.now();
+    let sent = 0;
+    while (sent < n && !isCancelled()) {
+      const due = Math.min(n, Math.floor((performance.now() - start) * tokensPerMs) + 1);
+      if (due <= sent) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      // Behind by COALESCE_BACKLOG or more (the first token always alone): one chunk for all that wait.
+      const count = sent > 0 && due - sent >= COALESCE_BACKLOG ? due - sent : 1;
+      const chunk: GenerateChunk = {
+        text: text.repeat(count),
+        tokenIds: Array.from({ length: count }, (_, k) => 1000 + ((sent + k) % 30000)),
+      };
+      if (sent === 0) chunk.modelVersion = options.version;
+      sent += count;
+      if (sent === n) {
+        chunk.finishReason = 'FINISH_REASON_LENGTH';
+        chunk.usage = { promptTokens: 1, completionTokens: n, cachedTokens: 0 };
+      }
+      counts.chunks++;
+      if (!call.write(chunk)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+    }
+    if (!isCancelled()) call.end();
   };
 
   const handlers: EngineHandlers = {

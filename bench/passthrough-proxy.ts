@@ -1,14 +1,15 @@
 /**
  * The floor: a bare grpc-js pass-through of `Engine.GenerateStream` (no
- * routing, no metrics, no tracing), the least any Node gRPC proxy can cost.
- * The overhead scenario sends the same workload through it and through the
- * router, so the router's cost reads against what Node itself costs.
+ * routing, no metrics, no tracing, and no protobuf: request and chunks go
+ * through as raw bytes, never decoded), the least any Node gRPC proxy can
+ * cost. The overhead scenario sends the same workload through it and
+ * through the router, so the router's cost reads against what Node itself costs.
  */
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import type { EngineClient, EngineHandlers } from '../common/generated/llmmesh/v1/Engine.js';
-import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
-import { loadProtos } from '../common/proto.js';
+
+const METHOD = '/llmmesh.v1.Engine/GenerateStream';
+const raw = (b: Buffer) => b;
 
 /** A running pass-through. */
 export interface PassthroughProxy {
@@ -18,14 +19,24 @@ export interface PassthroughProxy {
 
 /** Listens on `listen` (`host:port`) and forwards every `Engine.GenerateStream` to `upstream`. */
 export async function startPassthroughProxy(listen: string, upstream: string): Promise<PassthroughProxy> {
-  const { Engine } = loadProtos().engine;
-  const client = new Engine(upstream, grpc.credentials.createInsecure()) as unknown as EngineClient;
+  const client = new grpc.Client(upstream, grpc.credentials.createInsecure());
   const server = new grpc.Server();
-  const handlers: EngineHandlers = {
-    GenerateStream(call) {
-      const up = client.GenerateStream(call.request, call.metadata);
+  server.register<Buffer, Buffer>(
+    METHOD,
+    (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const deadline = call.getDeadline();
+      const up = client.makeServerStreamRequest<Buffer, Buffer>(
+        METHOD,
+        raw,
+        raw,
+        call.request,
+        call.metadata,
+        {
+          deadline: deadline === Number.POSITIVE_INFINITY ? undefined : deadline,
+        },
+      );
       call.once('cancelled', () => up.cancel());
-      up.on('data', (chunk: GenerateChunk__Output) => {
+      up.on('data', (chunk: Buffer) => {
         if (!call.write(chunk)) {
           up.pause();
           void once(call, 'drain').then(() => up.resume());
@@ -34,14 +45,10 @@ export async function startPassthroughProxy(listen: string, upstream: string): P
       up.on('error', (err: grpc.ServiceError) => call.emit('error', err));
       up.on('end', () => call.end());
     },
-    WatchLoad(call) {
-      call.emit('error', {
-        code: grpc.status.UNIMPLEMENTED,
-        details: 'pass-through forwards GenerateStream only',
-      });
-    },
-  };
-  server.addService(Engine.service, handlers);
+    raw,
+    raw,
+    'serverStream',
+  );
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),

@@ -3,7 +3,7 @@
  * it sent one, start one otherwise, and pass it to the next hop, so a request
  * keeps one trace id from client to engine.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /** A parsed or new trace context. */
 export interface TraceContext {
@@ -30,10 +30,24 @@ export function parseTraceparent(value: string | undefined): TraceContext | unde
 /** A child context: same trace, new span id. Starts a new trace when `parent` is undefined. */
 export function childContext(parent: TraceContext | undefined): TraceContext {
   return {
-    traceId: parent?.traceId ?? randomBytes(16).toString('hex'),
-    spanId: randomBytes(8).toString('hex'),
+    traceId: parent?.traceId ?? randomHex(16),
+    spanId: randomHex(8),
     sampled: parent?.sampled ?? true,
   };
+}
+
+/** Random bytes for ids, drawn from a pool refilled 4 KiB at a time (one syscall per ~170 requests, not two per request). */
+const pool = Buffer.allocUnsafe(4096);
+let poolOffset = pool.length;
+
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return hex;
 }
 
 /** Formats a context as a `traceparent` header value. */

@@ -5,6 +5,8 @@ import type { LoadProgress } from '../load-generator.js';
 export interface ScenarioContext {
   /** A short run (seconds) to check the setup; its numbers are not to be quoted. */
   quick: boolean;
+  /** overhead: pin the measured proxy alone on core 0, the rest on core 1 (where taskset exists). */
+  pin?: boolean;
   /** The command line, for the report. */
   command: string;
   signal: AbortSignal;

@@ -172,6 +172,12 @@ export const benchCommand: CommandSpec = {
       description:
         'Scenarios: a shorter run to check the setup, numbers not to quote (measured on 2 busy cores: throughput 18 s, routing 45 s, overhead 45 s, scale 50 s)',
     },
+    pin: {
+      type: 'boolean',
+      env: 'LLMMESH_BENCH_PIN',
+      description:
+        'overhead: pin the measured proxy (router or pass-through) alone on core 0 and everything else on core 1 (taskset)',
+    },
     json: { type: 'boolean', description: 'Print the JSON report instead of Markdown' },
     quiet: { type: 'boolean', short: 'q', description: 'No progress bar' },
   },
@@ -212,6 +218,7 @@ export async function runBench(argv: string[]): Promise<number> {
       }
       const report = await runScenario(scenario, {
         quick: values.quick === true,
+        pin: values.pin === true,
         command,
         cpuProfDir: str(values, 'cpu-prof', spec),
         configPath: str(values, 'config', spec),

@@ -3,7 +3,6 @@
  * and unary adapters turn the pipeline's chunks into the wire shapes,
  * headers and trailers; ListModels reads the config and endpoint snapshot.
  */
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { MeshError } from '../../common/errors.js';
 import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
@@ -16,6 +15,7 @@ import type { Served } from '../request/context.js';
 import type { RunRequest } from '../request/lifecycle.js';
 import { usable } from '../scheduling/load.js';
 import type { EndpointSet } from '../upstream/endpoints.js';
+import { ChunkWriter } from './chunk-writer.js';
 
 /** Initial metadata of a response: version, endpoint, and how the pod served it. */
 function headerFor(served: Served): grpc.Metadata {
@@ -35,9 +35,14 @@ export function createInferenceHandlers(
   return {
     GenerateStream(call) {
       let headersSent = false;
+      const writer = new ChunkWriter(call);
       run('GenerateStream', call, (chunk, served) => {
-        // Only what the public API carries: token ids stay on the Engine hop.
-        const out: GenerateChunk = { text: chunk.text };
+        // token_ids go to the client too: a coalesced chunk holds token_ids.length tokens.
+        const out: GenerateChunk = { text: chunk.text, tokenIds: chunk.tokenIds };
+        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
+          out.finishReason = chunk.finishReason;
+          out.usage = chunk.usage;
+        }
         if (!headersSent) {
           // Headers go out with the first chunk, not before: until then the
           // client's retry policy may still retry the call elsewhere.
@@ -45,15 +50,15 @@ export function createInferenceHandlers(
           headersSent = true;
           out.modelVersion = chunk.modelVersion || served.version;
         }
-        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
-          out.finishReason = chunk.finishReason;
-          out.usage = chunk.usage;
-        }
-        return call.write(out) ? undefined : waitForDrain(call);
+        return writer.write(out, chunk);
       }).then(
-        ({ trailer }) => call.end(trailer),
+        ({ trailer }) => {
+          writer.flush();
+          call.end(trailer);
+        },
         (err: unknown) => {
           if (call.cancelled) return;
+          writer.flush();
           call.emit('error', MeshError.from(err).toStatusObject());
         },
       );
@@ -103,17 +108,4 @@ export function createInferenceHandlers(
       callback(null, response);
     },
   };
-}
-
-/** Waits until the client can take more, or until it goes away (then the call is cancelled). */
-async function waitForDrain(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
-  if (call.cancelled) throw new Error('client went away');
-  const gone = new AbortController();
-  const onCancel = () => gone.abort();
-  call.once('cancelled', onCancel);
-  try {
-    await once(call, 'drain', { signal: gone.signal });
-  } finally {
-    call.off('cancelled', onCancel);
-  }
 }

@@ -54,7 +54,7 @@ export function chooseVersion(
 
   const weighted = versions.filter(([, v]) => v.weight > 0);
   const sticky = model.sticky === 'session_key' && req.sessionKey;
-  const order = sticky ? rendezvousOrder(req.sessionKey ?? '', weighted) : weightedOrder(weighted, random);
+  const order = sticky ? stickyOrder(model, req.sessionKey ?? '', weighted) : weightedOrder(weighted, random);
   const first = order[0];
   if (first === undefined) throw errors.unavailable(`model "${req.model}" has no version with weight > 0`);
   if (usable(first)) return { version: first, reason: sticky ? 'sticky' : 'weighted' };
@@ -82,6 +82,39 @@ export function rendezvousOrder(
     .map(([name, v]) => ({ name, score: -v.weight / Math.log(unitHash(`${key}\u0000${name}`)) }))
     .sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : 1))
     .map((s) => s.name);
+}
+
+/** Session keys whose order is remembered per model config (a reload brings a new config object, so new weights start afresh). */
+const STICKY_CACHE_SIZE = 10_000;
+const stickyOrders = new WeakMap<ModelConfig, Map<string, string[]>>();
+
+/**
+ * {@link rendezvousOrder} of a session key, remembered: a session's requests
+ * hash (one SHA-256 per version) once per config, not once per request.
+ */
+function stickyOrder(
+  model: ModelConfig,
+  key: string,
+  versions: ReadonlyArray<readonly [string, { weight: number }]>,
+): string[] {
+  let orders = stickyOrders.get(model);
+  if (!orders) {
+    orders = new Map();
+    stickyOrders.set(model, orders);
+  }
+  const known = orders.get(key);
+  if (known) return known;
+  const order = rendezvousOrder(key, versions);
+  // Bounded: the oldest half goes when it is full.
+  if (orders.size >= STICKY_CACHE_SIZE) {
+    let drop = STICKY_CACHE_SIZE / 2;
+    for (const k of orders.keys()) {
+      orders.delete(k);
+      if (--drop === 0) break;
+    }
+  }
+  orders.set(key, order);
+  return order;
 }
 
 /** Weighted random order without replacement (Efraimidis–Spirakis keys). */

@@ -82,9 +82,18 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   let timedOut: OutcomeKind | undefined;
   let waitingOnClient = false;
   let started = false;
+  /** When the last chunk arrived (performance.now(), the timers' clock): read when the idle timer fires, not re-armed per chunk. */
+  let lastChunkAt = 0;
   const onTimer = () => {
     // Time spent waiting for the client to read is not the endpoint's silence.
     if (waitingOnClient) return;
+    if (started) {
+      const quiet = performance.now() - lastChunkAt;
+      if (quiet < spec.idleTimeoutMs) {
+        timer = setTimeout(onTimer, Math.max(1, Math.ceil(spec.idleTimeoutMs - quiet)));
+        return;
+      }
+    }
     timedOut = started ? 'idle-timeout' : spec.busy?.() ? 'overloaded' : 'first-token-timeout';
     call.cancel();
   };
@@ -95,23 +104,54 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   /** The final chunk went to the client: whatever the call does next, the stream is complete. */
   let finished = false;
   try {
-    for await (const chunk of call as AsyncIterable<GenerateChunk__Output>) {
-      if (!started) {
-        started = true;
-        permit.settle('success');
-        clearTimeout(timer);
-        timer = setTimeout(onTimer, spec.idleTimeoutMs);
-        spec.onFirstChunk?.();
-      }
-      if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
-      const pending = spec.onChunk(chunk);
-      if (pending) {
+    // Flowing mode with pause/resume, not `for await`: no promise and no
+    // extra ticks per chunk on the hot path.
+    await new Promise<void>((resolve, reject) => {
+      let failed = false;
+      let waiting: Promise<void> | undefined;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        call.pause();
+        reject(err);
+      };
+      call.on('data', (chunk: GenerateChunk__Output) => {
+        if (failed) return;
+        if (!started) {
+          started = true;
+          permit.settle('success');
+          clearTimeout(timer);
+          timer = setTimeout(onTimer, spec.idleTimeoutMs);
+          spec.onFirstChunk?.();
+        }
+        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
+        let pending: Promise<void> | undefined;
+        try {
+          pending = spec.onChunk(chunk);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        lastChunkAt = performance.now();
+        if (!pending) return;
+        // The client cannot take more yet: stop reading (backpressure to the pod).
         waitingOnClient = true;
-        await pending;
-        waitingOnClient = false;
-      }
-      timer.refresh();
-    }
+        call.pause();
+        const w = pending.then(() => {
+          if (waiting === w) waiting = undefined;
+          waitingOnClient = false;
+          lastChunkAt = performance.now();
+          timer.refresh();
+          if (!failed) call.resume();
+        }, fail);
+        waiting = w;
+      });
+      call.once('error', fail);
+      call.once('end', () => {
+        if (waiting) waiting.then(() => !failed && resolve());
+        else if (!failed) resolve();
+      });
+    });
     completed = true;
     // A stream that ended cleanly without a single chunk still answered.
     if (!started) permit.settle('success');

@@ -1,10 +1,15 @@
 /**
  * Writes a chunk source to a GenerateStream call: the initial metadata
  * (`x-llmmesh-cache`) with the first chunk, every chunk with backpressure,
- * token ids where the engine gave them, usage on the last chunk.
+ * token ids where the engine gave them, usage on the last chunk. A caller
+ * that keeps up gets one chunk per engine chunk; once
+ * {@link COALESCE_BACKLOG} chunks wait to be written (the caller is
+ * behind), all that wait are merged into
+ * one (text and token ids kept exactly; see {@link mergeable}).
  */
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { COALESCE_BACKLOG } from '../../common/coalescing.js';
 import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { finishReasonToProto, usageToProto } from '../../common/grpc-mapping.js';
@@ -58,6 +63,35 @@ export function toProtoChunk(
 }
 
 /**
+ * How many chunks from `from` on can go out as one: those pending that carry
+ * their token ids (or no text), so that the merged chunk's `token_ids.length`
+ * is its exact token count. A chunk of text without ids is one token by
+ * convention, so it is never merged.
+ */
+function mergeable(chunks: readonly StreamChunk[], from: number): number {
+  let n = 0;
+  for (let i = from; i < chunks.length; i++) {
+    const c = chunks[i] as StreamChunk;
+    if (c.text !== '' && !c.tokenIds?.length) break;
+    n++;
+  }
+  return Math.max(1, n);
+}
+
+/** `count` chunks from `from` on as one: text and token ids in order, the finish and usage of the last. */
+function mergeChunks(chunks: readonly StreamChunk[], from: number, count: number): StreamChunk {
+  const texts: string[] = [];
+  const tokenIds: number[] = [];
+  let last = chunks[from] as StreamChunk;
+  for (let i = from; i < from + count; i++) {
+    last = chunks[i] as StreamChunk;
+    texts.push(last.text);
+    if (last.tokenIds) for (const id of last.tokenIds) tokenIds.push(id);
+  }
+  return { text: texts.join(''), tokenIds, finishReason: last.finishReason, usage: last.usage };
+}
+
+/**
  * Writes `source` to `call` until it ends or `signal` aborts (the caller went
  * away, or the stream is handed back); rethrows the source's failure.
  */
@@ -77,14 +111,20 @@ export async function writeStream(
   for (;;) {
     while (progress.chunks < source.chunks.length) {
       const i = progress.chunks;
-      const chunk = source.chunks[i] as StreamChunk;
+      let chunk = source.chunks[i] as StreamChunk;
       if (i === 0) {
         const md = new grpc.Metadata();
         md.set(CACHE_KEY, opts.result);
         call.sendMetadata(md);
         opts.metrics.ttft.observe({ cache: opts.result }, (performance.now() - opts.startedAt) / 1000);
       }
-      progress.chunks++;
+      let count = 1;
+      // COALESCE_BACKLOG chunks or more wait for the caller (it is behind): they go out as one.
+      if (i > 0 && source.chunks.length - i >= COALESCE_BACKLOG) {
+        count = mergeable(source.chunks, i);
+        if (count > 1) chunk = mergeChunks(source.chunks, i, count);
+      }
+      progress.chunks += count;
       if (chunk.tokenIds?.length) progress.tokenIds += chunk.tokenIds.length;
       else if (chunk.text !== '') progress.textWithoutIds = true;
       if (!call.write(toProtoChunk(chunk, i, opts.version, fromCache))) {

@@ -21,8 +21,11 @@ export interface GenerateChunk {
    */
   'modelVersion'?: (string);
   /**
-   * Token ids of this chunk's text, where the engine gives them (the Engine
-   * hop; the router does not forward them to clients).
+   * Token ids of this chunk's text, where the engine gives them, on both hops.
+   * A chunk is one token, except for a reader that fell behind: the chunks
+   * waiting for it are merged into one (text and ids in order, the finish
+   * reason and usage of the last), so token_ids.length is the chunk's token
+   * count. The first chunk is always one token.
    */
   'tokenIds'?: (number)[];
 }
@@ -45,8 +48,11 @@ export interface GenerateChunk__Output {
    */
   'modelVersion': (string);
   /**
-   * Token ids of this chunk's text, where the engine gives them (the Engine
-   * hop; the router does not forward them to clients).
+   * Token ids of this chunk's text, where the engine gives them, on both hops.
+   * A chunk is one token, except for a reader that fell behind: the chunks
+   * waiting for it are merged into one (text and ids in order, the finish
+   * reason and usage of the last), so token_ids.length is the chunk's token
+   * count. The first chunk is always one token.
    */
   'tokenIds': (number)[];
 }
