@@ -91,6 +91,9 @@ async function setFaults(pod: Pod, faults: Record<string, unknown>): Promise<voi
 
 const STEPS = 'steps: [20, 50, 100], interval_ms: 700, min_requests: 15';
 
+/** A unary method of a dynamically loaded gRPC client. */
+type UnaryCall = (req: unknown, cb: (err: Error | null, res: never) => void) => grpc.ClientUnaryCall;
+
 describe('canary progression', () => {
   let pods: Pod[];
   let h: RouterHarness;
@@ -186,7 +189,8 @@ describe('canary progression', () => {
         cost: string;
       }>((resolve, reject) => {
         let response: { usage: { promptTokens: number; completionTokens: number } } | undefined;
-        const call = raw.Generate(
+        const call = (raw.Generate as UnaryCall).call(
+          raw,
           {
             model: MODEL,
             prompt: 'what does this cost',
