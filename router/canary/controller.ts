@@ -70,6 +70,16 @@ export interface CanaryEvent {
   local: boolean;
 }
 
+/**
+ * Emitted as `canary-tick` after every tick, per model: whether a judgement
+ * was due, and whether the shared state could be used (tests wait on it).
+ */
+export interface CanaryTickEvent {
+  model: string;
+  due: boolean;
+  shared: 'local' | 'up' | 'down';
+}
+
 /** The progression of one model as `/status.json` shows it. */
 export interface CanaryModelStatus {
   model: string;
@@ -546,18 +556,20 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     if (ticking) return ticking;
     ticking = (async () => {
       for (const [model, r] of [...runs]) {
+        const due = r.state.phase === 'progressing' && now() >= r.state.judgeAt;
         const s = store;
         if (!s) {
           decideLocal(model, r);
-          continue;
+        } else if (redisUp) {
+          try {
+            await tickShared(model, r, s);
+          } catch (err) {
+            // The connection's own events flip redisUp; a failed command alone just skips this tick.
+            log.debug('canary shared state unavailable this tick', { model, err: (err as Error).message });
+          }
         }
-        if (!redisUp) continue;
-        try {
-          await tickShared(model, r, s);
-        } catch (err) {
-          // The connection's own events flip redisUp; a failed command alone just skips this tick.
-          log.debug('canary shared state unavailable this tick', { model, err: (err as Error).message });
-        }
+        const e: CanaryTickEvent = { model, due, shared: !s ? 'local' : redisUp ? 'up' : 'down' };
+        events.emit('canary-tick', e);
       }
     })().finally(() => {
       ticking = undefined;
