@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import type { GenerateResult } from '../client/index.js';
 import { COST_KEY } from '../common/metadata.js';
 import { loadProtos } from '../common/proto.js';
 import type { CanaryEvent } from '../router/canary/controller.js';
