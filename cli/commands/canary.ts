@@ -9,7 +9,8 @@ import { type CommandSpec, helpText, parseOptions, str, UsageError } from '../op
 export const canaryCommand: CommandSpec = {
   name: 'canary',
   summary: "Show or steer a model's canary progression: status, pause, resume, promote, rollback.",
-  usage: 'llmmesh canary status|pause|resume|promote|rollback [--model M] [--admin URL] [--admin-token TOKEN] [--json]',
+  usage:
+    'llmmesh canary status|pause|resume|promote|rollback [--model M] [--admin URL] [--admin-token TOKEN] [--json]',
   options: {
     model: {
       type: 'string',
@@ -53,7 +54,14 @@ export interface CanaryDocument {
   sharing?: string;
   judge?: boolean;
   current?: { canary?: { requests?: number }; baseline?: { requests?: number } };
-  timeline?: Array<{ at: number; decision: string; reason: string; detail?: string; share: number; count?: number }>;
+  timeline?: Array<{
+    at: number;
+    decision: string;
+    reason: string;
+    detail?: string;
+    share: number;
+    count?: number;
+  }>;
 }
 
 /** Formats progressions for people (exported for tests). */
@@ -71,7 +79,9 @@ export function formatCanary(models: CanaryDocument[], now = Date.now()): string
         .map(([v, w]) => `${v} ${w}`)
         .join(', ')})`,
       `  judging   ${c.sharing === 'local' ? 'this replica alone (no Redis)' : c.sharing === 'redis' ? `shared through Redis; this replica ${c.judge ? 'holds the lease' : 'follows'}` : 'paused: Redis unreachable'}${
-        typeof c.nextJudgementInMs === 'number' ? `; next judgement in ${(c.nextJudgementInMs / 1000).toFixed(1)} s` : ''
+        typeof c.nextJudgementInMs === 'number'
+          ? `; next judgement in ${(c.nextJudgementInMs / 1000).toFixed(1)} s`
+          : ''
       }; this step: canary ${c.current?.canary?.requests ?? 0}, baseline ${c.current?.baseline?.requests ?? 0} requests`,
       `  reason    ${c.reason ?? ''}`,
       '  timeline',
