@@ -98,6 +98,9 @@ export interface CanaryModelStatus {
   fileWeights: Record<string, number>;
   intervalMs: number;
   minRequests: number;
+  maxErrorRateIncrease: number;
+  maxTtftP90Ratio: number;
+  maxItlP90Ratio: number;
   onFailure: 'rollback' | 'pause';
   /** Time until the next judgement (null unless progressing). */
   nextJudgementInMs: number | null;
@@ -597,6 +600,9 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       fileWeights,
       intervalMs: r.cfg.interval_ms,
       minRequests: r.cfg.min_requests,
+      maxErrorRateIncrease: r.cfg.max_error_rate_increase,
+      maxTtftP90Ratio: r.cfg.max_ttft_p90_ratio,
+      maxItlP90Ratio: r.cfg.max_itl_p90_ratio,
       onFailure: r.cfg.on_failure,
       nextJudgementInMs: shownPhase(r) === 'progressing' ? Math.max(0, r.state.judgeAt - now()) : null,
       sharing,
