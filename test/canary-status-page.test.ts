@@ -62,30 +62,37 @@ describe('canary on the status page', () => {
     await page.goto(`${h.router.adminUrl}/`);
     const card = page.locator(`.canary[data-canary="${MODEL}"]`);
     await card.waitFor();
-    assert.match(await card.locator('.phase').textContent(), /progressing/);
-    assert.equal(await card.locator('.share').textContent(), '50 %');
-    assert.match(await card.locator('.steps span.now').textContent(), /50 %/);
+    assert.match((await card.locator('.phase').textContent()) ?? '', /progressing/);
+    assert.equal((await card.locator('.share').textContent()) ?? '', '50 %');
+    assert.match((await card.locator('.steps span.now').textContent()) ?? '', /50 %/);
     assert.ok((await card.locator('li[data-decision="start"]').count()) === 1);
-    assert.match(await card.locator('li[data-decision="advance"]').textContent(), /advance → 50 % · healthy/);
+    assert.match(
+      (await card.locator('li[data-decision="advance"]').textContent()) ?? '',
+      /advance → 50 % · healthy/,
+    );
 
     // Side by side: each window has a column per version and a canary / baseline ratio.
     const table = page.locator(`table.compare[data-model="${MODEL}"][data-window="1m"]`);
     await table.waitFor();
     for (const v of ['v1', 'v2']) {
       const n = Number(
-        await table.locator(`tr[data-metric="requests"] td[data-version="${v}"]`).textContent(),
+        (await table.locator(`tr[data-metric="requests"] td[data-version="${v}"]`).textContent()) ?? '',
       );
       assert.ok(n > 0, `${v} requests ${n}`);
       assert.match(
-        await table.locator(`tr[data-metric="ttftP90"] td[data-version="${v}"]`).textContent(),
+        (await table.locator(`tr[data-metric="ttftP90"] td[data-version="${v}"]`).textContent()) ?? '',
         /\d ms$/,
       );
       assert.notEqual(
-        await table.locator(`tr[data-metric="costPer1kRequests"] td[data-version="${v}"]`).textContent(),
+        (await table.locator(`tr[data-metric="costPer1kRequests"] td[data-version="${v}"]`).textContent()) ??
+          '',
         '–',
       );
     }
-    assert.match(await table.locator('tr[data-metric="ttftP90"] td.ratio').textContent(), /^\d+\.\d\d×$/);
+    assert.match(
+      (await table.locator('tr[data-metric="ttftP90"] td.ratio').textContent()) ?? '',
+      /^\d+\.\d\d×$/,
+    );
     assert.equal(await page.locator(`table.compare[data-model="${MODEL}"][data-window="5m"]`).count(), 1);
     // Charts: inline SVG, a line per version.
     for (const chart of ['ttftP90', 'errorRate', 'requests']) {
@@ -102,9 +109,9 @@ describe('canary on the status page', () => {
     });
     assert.equal(res.status, 200, await res.text());
     await card.locator('.phase', { hasText: 'rolled_back' }).waitFor({ timeout: 10_000 });
-    assert.equal(await card.locator('.share').textContent(), '0 %');
+    assert.equal((await card.locator('.share').textContent()) ?? '', '0 %');
     assert.match(
-      await card.locator('li[data-decision="rollback"]').textContent(),
+      (await card.locator('li[data-decision="rollback"]').textContent()) ?? '',
       /rollback → 0 % · operator/,
     );
     // Nothing but the router's own origin: no CDN, no network scripts.

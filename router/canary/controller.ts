@@ -272,34 +272,6 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   });
   // Per-version comparison gauges, computed at scrape time from the windows.
   type Labels = { model: string; model_version: string; window: string };
-  const comparison = (
-    name: string,
-    help: string,
-    pick: (s: StatsSummary) => number | null,
-    extra?: Record<string, (s: StatsSummary) => number | null>,
-  ) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: extra
-        ? ['model', 'model_version', 'window', 'quantile']
-        : ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        this.reset();
-        for (const { labels, summary } of summaries()) {
-          if (extra) {
-            for (const [q, f] of Object.entries(extra)) {
-              const v = f(summary);
-              if (v !== null) this.set({ ...labels, quantile: q }, v);
-            }
-          } else {
-            const v = pick(summary);
-            if (v !== null) this.set(labels, v);
-          }
-        }
-      },
-    });
   const summaries = (): Array<{ labels: Labels; summary: StatsSummary }> => {
     const out: Array<{ labels: Labels; summary: StatsSummary }> = [];
     for (const model of Object.keys(cfg.models)) {
@@ -314,37 +286,79 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     }
     return out;
   };
-  comparison(
-    'llm_version_ttft_seconds',
-    'Time to first token per version over a sliding window, by quantile (0.5, 0.9, 0.99).',
-    () => null,
-    { '0.5': (s) => s.ttftP50, '0.9': (s) => s.ttftP90, '0.99': (s) => s.ttftP99 },
-  );
-  comparison(
-    'llm_version_itl_p90_seconds',
-    'Inter-token latency p90 per version over a sliding window.',
-    (s) => s.itlP90,
-  );
-  comparison(
-    'llm_version_error_rate',
-    'Share of requests that met an endpoint fault (hidden by a retry or not) per version over a sliding window; client faults excluded.',
-    (s) => s.errorRate,
-  );
-  comparison(
-    'llm_version_output_tokens_per_second',
-    'Output tokens per second of streaming per version over a sliding window.',
-    (s) => s.outputTokensPerSecond,
-  );
-  comparison(
-    'llm_version_requests',
-    'Requests per version finished within a sliding window.',
-    (s) => s.requests,
-  );
-  comparison(
-    'llm_version_cost_per_1k_requests',
-    'Cost of 1,000 requests per version over a sliding window (from the configured prices).',
-    (s) => s.costPer1kRequests,
-  );
+  const fill = (g: Gauge<'model' | 'model_version' | 'window'>, pick: (s: StatsSummary) => number | null) => {
+    g.reset();
+    for (const { labels, summary } of summaries()) {
+      const v = pick(summary);
+      if (v !== null) g.set(labels, v);
+    }
+  };
+  const comparisonGauges = [
+    new Gauge({
+      name: 'llm_version_ttft_seconds',
+      help: 'Time to first token per version over a sliding window, by quantile (0.5, 0.9, 0.99).',
+      labelNames: ['model', 'model_version', 'window', 'quantile'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { labels, summary } of summaries()) {
+          for (const [quantile, v] of [
+            ['0.5', summary.ttftP50],
+            ['0.9', summary.ttftP90],
+            ['0.99', summary.ttftP99],
+          ] as const) {
+            if (v !== null) this.set({ ...labels, quantile }, v);
+          }
+        }
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_itl_p90_seconds',
+      help: 'Inter-token latency p90 per version over a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.itlP90);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_error_rate',
+      help: 'Share of requests that met an endpoint fault (hidden by a retry or not) per version over a sliding window; client faults excluded.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.errorRate);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_output_tokens_per_second',
+      help: 'Output tokens per second of streaming per version over a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.outputTokensPerSecond);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_requests',
+      help: 'Requests per version finished within a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.requests);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_cost_per_1k_requests',
+      help: 'Cost of 1,000 requests per version over a sliding window (from the configured prices).',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.costPer1kRequests);
+      },
+    }),
+  ];
+  void comparisonGauges;
   void shareGauge;
   void stepGauge;
   void phaseGauge;
