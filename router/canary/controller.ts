@@ -422,18 +422,24 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     return before;
   };
 
-  const setRedis = (url: string | undefined) => {
-    if (url === redisUrl) return;
+  let redisPrefix = '';
+  const setRedis = (url: string | undefined, prefix: string) => {
+    if (url === redisUrl && prefix === redisPrefix) return;
     const old = redis;
     redisUrl = url;
+    redisPrefix = prefix;
     redis = undefined;
     store = undefined;
     redisUp = false;
     old?.disconnect();
     if (!url) return;
+    // The first connection is no resumption: only a loss and a return are decisions.
+    let lost = false;
     const onState = (up: boolean) => {
       if (redisUp === up) return;
       redisUp = up;
+      if (!up) lost = true;
+      else if (!lost) return;
       for (const [model, r] of runs) {
         if (r.state.phase !== 'progressing') continue;
         const decision = up ? 'resume' : 'pause';
@@ -448,7 +454,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     redis = deps.redis
       ? deps.redis(url, onState)
       : createRedisConnection({ url, commandTimeoutMs: REDIS_TIMEOUT_MS, logger: log, onState });
-    store = createRedisStore(redis, analysisCfg.redis_prefix, deps.replicaId);
+    store = createRedisStore(redis, prefix, deps.replicaId);
   };
 
   let timer: NodeJS.Timeout | undefined;
@@ -507,7 +513,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       const model = k.split('\u0000')[0] ?? '';
       if (runs.get(model) === undefined && !next.models[model]) retired.delete(k);
     }
-    setRedis(next.analysis.redis);
+    setRedis(next.analysis.redis, next.analysis.redis_prefix);
     schedule();
   };
 
