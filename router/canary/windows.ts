@@ -30,34 +30,48 @@ export function createVersionWindows(bucketMs: number, historyMs: number, now: (
   let size = bucketMs;
   let history = historyMs;
   // key model\0version → buckets by slot number
-  const rings = new Map<string, Map<number, VersionStats>>();
-  const key = (m: string, v: string) => `${m}\u0000${v}`;
+  // model → version → buckets by slot number (nested maps: no key string per chunk)
+  const rings = new Map<string, Map<string, Map<number, VersionStats>>>();
+  // The bucket of the current slot per ring, found without a map lookup by slot.
+  const hot = new WeakMap<Map<number, VersionStats>, { slot: number; stats: VersionStats }>();
+  const ringOf = (m: string, v: string, create: boolean) => {
+    let byVersion = rings.get(m);
+    if (!byVersion) {
+      if (!create) return undefined;
+      byVersion = new Map();
+      rings.set(m, byVersion);
+    }
+    let ring = byVersion.get(v);
+    if (!ring && create) {
+      ring = new Map();
+      byVersion.set(v, ring);
+    }
+    return ring;
+  };
   const prune = (ring: Map<number, VersionStats>, slot: number) => {
     const keep = Math.ceil(history / size);
     for (const s of ring.keys()) if (slot - s >= keep) ring.delete(s);
   };
   const collect = (model: string, version: string, fromSlot: number, toSlot: number) => {
     const out = emptyStats();
-    const ring = rings.get(key(model, version));
+    const ring = ringOf(model, version, false);
     if (!ring) return out;
     for (const [s, b] of ring) if (s >= fromSlot && s <= toSlot) mergeStats(out, b);
     return out;
   };
   return {
     current(model, version) {
-      const k = key(model, version);
-      let ring = rings.get(k);
-      if (!ring) {
-        ring = new Map();
-        rings.set(k, ring);
-      }
+      const ring = ringOf(model, version, true) as Map<number, VersionStats>;
       const slot = Math.floor(now() / size);
+      const h = hot.get(ring);
+      if (h && h.slot === slot) return h.stats;
       let b = ring.get(slot);
       if (!b) {
         prune(ring, slot);
         b = emptyStats();
         ring.set(slot, b);
       }
+      hot.set(ring, { slot, stats: b });
       return b;
     },
     window(model, version, windowMs) {
@@ -78,12 +92,7 @@ export function createVersionWindows(bucketMs: number, historyMs: number, now: (
       return out;
     },
     versions(model) {
-      const out: string[] = [];
-      for (const k of rings.keys()) {
-        const [m, v] = k.split('\u0000');
-        if (m === model && v !== undefined) out.push(v);
-      }
-      return out;
+      return [...(rings.get(model)?.keys() ?? [])];
     },
     configure(bucketMs, historyMs) {
       if (bucketMs !== size) rings.clear();
