@@ -55,7 +55,8 @@ async function refresh() {
     for (const m of s.models) {
       for (const v of m.versions) {
         rows.push('<tr data-version="' + esc(m.name + '/' + v.name) + '"><td>' + esc(m.name) + '</td><td>' + esc(v.name) +
-          '</td><td class="num">' + esc(v.weight) + '</td><td>' + bar(v.configuredShare, '') + '</td><td>' +
+          '</td><td class="num">' + esc(Number(Number(v.weight).toFixed(2))) +
+          (v.fileWeight !== undefined && v.fileWeight !== v.weight ? ' <span class="muted">(file ' + esc(v.fileWeight) + ')</span>' : '') + '</td><td>' + bar(v.configuredShare, '') + '</td><td>' +
           bar(v.observedShare, 'obs') + '</td><td class="num">' + esc(v.readyEndpoints) + ' / ' + esc(v.endpoints) + '</td><td class="num migrations">' +
           esc(v.migrations ?? 0) + '</td></tr>');
       }
