@@ -6,6 +6,7 @@ import { silentLogger } from '../../common/log.js';
 import { validateRouterConfig } from '../config/load.js';
 import { createRouterMetrics } from '../metrics.js';
 import type { RequestTrace } from '../request-trace.js';
+import { rendezvousOrder } from '../routing/version-split.js';
 import { type CanaryEvent, createCanary, type FinishedRequest } from './controller.js';
 import { requestCost } from './cost.js';
 import { judge } from './judge.js';
@@ -119,6 +120,39 @@ describe('canary progression', () => {
     const model = { versions: { v1: { weight: 100 }, v2: { weight: 0 }, v3: { weight: 10 } } };
     assert.deepEqual(effectiveWeights(model as never, cfg, 25), { v1: 75, v2: 25, v3: 10 });
     assert.deepEqual(effectiveWeights(model as never, cfg, 0), { v1: 100, v2: 0, v3: 10 });
+  });
+});
+
+describe('sessions under a progression', () => {
+  it('each step moves sessions only from the baseline to the canary; a rollback moves the canary’s back', () => {
+    // Canary and baseline are the only weighted versions (v3 is deployed at weight 0): the usual rollout.
+    const model = { versions: { v1: { weight: 100 }, v2: { weight: 0 }, v3: { weight: 0 } } } as never;
+    const keys = Array.from({ length: 2000 }, (_, i) => `session-${i}`);
+    const assign = (share: number) => {
+      const w = effectiveWeights(model, cfg, share);
+      // What the router routes by: versions with a weight > 0 (version-split.ts filters the same way).
+      const versions = Object.entries(w)
+        .filter(([, x]) => x > 0)
+        .map(([v, weight]) => [v, { weight }] as const);
+      return keys.map((k) => rendezvousOrder(k, versions)[0]);
+    };
+    let before = assign(0);
+    for (const share of [5, 25, 50, 100]) {
+      const now = assign(share);
+      for (let i = 0; i < keys.length; i++) {
+        if (now[i] !== before[i])
+          assert.deepEqual([before[i], now[i]], ['v1', 'v2'], `${keys[i]} at ${share} %`);
+      }
+      before = now;
+    }
+    assert.ok(before.every((v) => v === 'v2'), 'all sessions on the canary at 100 %');
+    // Rolled back from 50 %: exactly the canary's sessions go back to the baseline.
+    const at50 = assign(50);
+    const rolledBack = assign(0);
+    for (let i = 0; i < keys.length; i++) {
+      if (rolledBack[i] !== at50[i]) assert.deepEqual([at50[i], rolledBack[i]], ['v2', 'v1']);
+    }
+    assert.ok(rolledBack.every((v) => v === 'v1'));
   });
 });
 
