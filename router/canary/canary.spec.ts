@@ -145,7 +145,10 @@ describe('sessions under a progression', () => {
       }
       before = now;
     }
-    assert.ok(before.every((v) => v === 'v2'), 'all sessions on the canary at 100 %');
+    assert.ok(
+      before.every((v) => v === 'v2'),
+      'all sessions on the canary at 100 %',
+    );
     // Rolled back from 50 %: exactly the canary's sessions go back to the baseline.
     const at50 = assign(50);
     const rolledBack = assign(0);
