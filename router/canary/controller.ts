@@ -418,7 +418,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       r.epoch = next.epoch;
       r.stats = new Map();
     }
-    if (next.rev !== before.rev) effectiveCache.delete(model);
+    effectiveCache.delete(model);
     return before;
   };
 
@@ -547,7 +547,12 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
 
   const tickShared = async (model: string, r: ModelRun, s: SharedStore) => {
     const shared = await s.read(model);
-    if (shared && shared.key === r.state.key && shared.rev !== r.state.rev) {
+    // (A restarted replica's fresh state may share a revision number with the stored one: compare its timing too.)
+    if (
+      shared &&
+      shared.key === r.state.key &&
+      (shared.rev !== r.state.rev || shared.judgeAt !== r.state.judgeAt)
+    ) {
       const before = adopt(model, r, shared);
       const last = shared.timeline[shared.timeline.length - 1];
       if (last && shared.rev > before.rev) emit(model, r, last.decision, last.reason, last.detail, false);
