@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { canaryRoutes } from './helpers/canary.js';
+import { canaryRoutes, PROBE_MS } from './helpers/canary.js';
 import { MODEL } from './helpers/mesh.js';
 import { type Pod, startPod } from './helpers/pods.js';
 import { runToEnd } from './helpers/processes.js';
@@ -18,7 +18,7 @@ describe('llmmesh canary', () => {
   let pods: Pod[];
   let h: RouterHarness;
   before(async () => {
-    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version })));
+    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version, probeIntervalMs: PROBE_MS })));
     h = await startRouterHarness({
       endpoints: pods.map((p) => p.sidecar.address),
       yaml: canaryRoutes(

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { CanaryEvent, CanaryTickEvent } from '../router/canary/controller.js';
-import { canaryRoutes, drive } from './helpers/canary.js';
+import { canaryRoutes, drive, PROBE_MS } from './helpers/canary.js';
 import { type Pod, startPod } from './helpers/pods.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
 import { type PrivateRedis, spawnRedis } from './helpers/spawn-redis.js';
@@ -23,7 +23,9 @@ describe('canary shared by two router replicas through Redis', () => {
   let b: RouterHarness;
   before(async () => {
     redis = await spawnRedis();
-    pods = await Promise.all(['v1', 'v1', 'v2', 'v2'].map((version) => startPod({ version })));
+    pods = await Promise.all(
+      ['v1', 'v1', 'v2', 'v2'].map((version) => startPod({ version, probeIntervalMs: PROBE_MS })),
+    );
     const yaml = canaryRoutes(
       'steps: [20, 40, 60, 100], interval_ms: 700, min_requests: 15, max_ttft_p90_ratio: 50, max_itl_p90_ratio: 50',
       `analysis: { redis: "${redis.url}", redis_prefix: "test:canary:${process.pid}" }\n`,
@@ -45,8 +47,8 @@ describe('canary shared by two router replicas through Redis', () => {
 
   it('both replicas follow one judge step by step; killing Redis pauses the progression and fails no request', async () => {
     // Traffic through both replicas: the judge merges their statistics.
-    const loadA = drive(a, 6);
-    const loadB = drive(b, 6);
+    const loadA = drive(a, 4);
+    const loadB = drive(b, 4);
     try {
       // The first judged step: both replicas move to 40 %, one decided it.
       const [ea, eb] = await Promise.all([

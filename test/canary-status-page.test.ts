@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import type { CanaryEvent } from '../router/canary/controller.js';
-import { canaryRoutes, drive } from './helpers/canary.js';
+import { canaryRoutes, drive, PROBE_MS } from './helpers/canary.js';
 import { MODEL } from './helpers/mesh.js';
 import { type Pod, startPod } from './helpers/pods.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
@@ -21,7 +21,7 @@ describe('canary on the status page', () => {
   let h: RouterHarness;
   let browser: Browser;
   before(async () => {
-    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version })));
+    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version, probeIntervalMs: PROBE_MS })));
     h = await startRouterHarness({
       endpoints: pods.map((p) => p.sidecar.address),
       // Latency bounds out of reach: this test is about the page, not the judge.

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { COST_KEY } from '../common/metadata.js';
 import { loadProtos } from '../common/proto.js';
 import type { CanaryEvent } from '../router/canary/controller.js';
-import { canaryRoutes, drive, PRICES, recordCanary } from './helpers/canary.js';
+import { canaryRoutes, drive, PRICES, PROBE_MS, recordCanary } from './helpers/canary.js';
 import { MODEL } from './helpers/mesh.js';
 import { type Pod, startPod } from './helpers/pods.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
@@ -59,7 +59,7 @@ describe('canary progression', () => {
     // so a slow factor shows in TTFT and inter-token latency as on a GPU.
     pods = await Promise.all(
       ['v1', 'v1', 'v2', 'v2'].map((version) =>
-        startPod({ version, sim: { timeScale: 1 }, probeIntervalMs: 200 }),
+        startPod({ version, sim: { timeScale: 1 }, probeIntervalMs: PROBE_MS }),
       ),
     );
     h = await startRouterHarness({
@@ -178,7 +178,7 @@ describe('canary rollback', () => {
   before(async () => {
     pods = await Promise.all(
       ['v1', 'v1', 'v2', 'v2'].map((version) =>
-        startPod({ version, sim: { timeScale: 1 }, probeIntervalMs: 200 }),
+        startPod({ version, sim: { timeScale: 1 }, probeIntervalMs: PROBE_MS }),
       ),
     );
     h = await startRouterHarness({
@@ -273,7 +273,7 @@ describe('bad canary config', () => {
   let h: RouterHarness;
   const good = canaryRoutes('steps: [10, 100], interval_ms: 600000');
   before(async () => {
-    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version })));
+    pods = await Promise.all(['v1', 'v2'].map((version) => startPod({ version, probeIntervalMs: PROBE_MS })));
     h = await startRouterHarness({ endpoints: pods.map((p) => p.sidecar.address), yaml: good });
     await h.waitReady(2);
   });

@@ -63,3 +63,10 @@ export function recordCanary(h: RouterHarness): CanaryEvent[] {
   h.router.events.on('canary', (e: CanaryEvent) => seen.push(e));
   return seen;
 }
+
+/**
+ * Engine-probe interval of the canary tests' pods (the probe timeout follows
+ * it): generous, so a busy machine's slow `/health` answer does not take a pod
+ * out mid-test. These tests are about the canary, not about probes.
+ */
+export const PROBE_MS = 3_000;
