@@ -345,6 +345,27 @@ describe('canary controller (manual clock)', () => {
     assert.deepEqual([seen.at(-1)?.decision, seen.at(-1)?.reason], ['rollback', 'ttft_p90']);
   });
 
+  it('a config put back within the same apply keeps its progression; an edit back later starts over', async () => {
+    const { canary, serve, advance } = setup();
+    serve('v1', 20, 0.1);
+    serve('v2', 20, 0.1);
+    advance(1000);
+    await canary.tick();
+    assert.equal(canary.status().models[0]?.share, 50);
+    const changed = validateRouterConfig({
+      models: { m: { ...config.models.m!, canary: { ...config.models.m!.canary!, min_requests: 7 } } },
+    });
+    // The datastore applies `changed`, fails, and restores `config` synchronously.
+    canary.configure(changed);
+    canary.configure(config);
+    assert.equal(canary.status().models[0]?.share, 50);
+    await Promise.resolve();
+    canary.configure(changed);
+    await Promise.resolve();
+    canary.configure(config);
+    assert.deepEqual([canary.status().models[0]?.share, canary.status().models[0]?.step], [10, 0]);
+  });
+
   it('client faults and cancellations are not counted against a version', () => {
     const { canary } = setup();
     const base = { version: 'v2', streamSeconds: 0, durationSeconds: 0.1 };

@@ -206,7 +206,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   let analysisCfg: AnalysisConfig = config.analysis;
   const windows = createVersionWindows(analysisCfg.bucket_ms, analysisCfg.history_ms, now);
   const runs = new Map<string, ModelRun>();
-  /** Runs of canary sections replaced by a reload, by model and key (a reverted reload gets its progression back). */
+  /** Runs replaced by the config being applied, by model and key: a failed apply that restores the last good config gets them back. */
   const retired = new Map<string, ModelRun>();
   const effectiveCache = new Map<string, { src: ModelConfig; rev: number; out: ModelConfig }>();
 
@@ -508,11 +508,10 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       count(model, r, 'start', 'config', state.reason);
       emit(model, r, 'start', 'config', state.reason, true);
     }
-    // Only the last retired run per model is worth keeping.
-    for (const k of retired.keys()) {
-      const model = k.split('\u0000')[0] ?? '';
-      if (runs.get(model) === undefined && !next.models[model]) retired.delete(k);
-    }
+    // A retired run is kept only for the datastore putting the last good config
+    // back within the same apply (synchronously); a later edit back to an old
+    // section starts it over, as any changed section does.
+    queueMicrotask(() => retired.clear());
     setRedis(next.analysis.redis, next.analysis.redis_prefix);
     schedule();
   };
