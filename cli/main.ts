@@ -57,6 +57,13 @@ const COMMANDS: Array<[string, () => Promise<Command>]> = [
     },
   ],
   [
+    'canary',
+    async () => {
+      const m = await import('./commands/canary.js');
+      return { spec: m.canaryCommand, run: m.runCanary };
+    },
+  ],
+  [
     'bench',
     async () => {
       const m = await import('./commands/bench.js');

@@ -10,6 +10,9 @@
  *   which kubelet must reach) needs `Authorization: Bearer <token>`; the
  *   server keeps only the token's SHA-256 and compares in constant time.
  * - Unknown paths get 404 with the list of routes; a route that throws gets 500.
+ * - Actions (`POST`, e.g. the router's canary control) take a JSON body and need
+ *   `content-type: application/json` (a cross-site form cannot send it) and the
+ *   token when one is set; a body over 64 KiB is refused.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -26,12 +29,19 @@ export interface AdminReply {
 /** Routes by exact path (no query string); a route may answer asynchronously. */
 export type AdminRoutes = Record<string, () => AdminReply | Promise<AdminReply>>;
 
+/** Actions by exact path, answering `POST` with a parsed JSON body. */
+export type AdminActions = Record<string, (body: unknown) => AdminReply | Promise<AdminReply>>;
+
+const MAX_ACTION_BODY_BYTES = 64 * 1024;
+
 /** Options of {@link startAdminHttp}. */
 export interface AdminHttpOptions {
   /** SHA-256 (hex) of the bearer token required on every route but the probes. */
   tokenSha256?: string;
   /** Routes reachable without the token (default `/healthz`, `/readyz`). */
   openPaths?: readonly string[];
+  /** `POST` routes. */
+  actions?: AdminActions;
 }
 
 /** A running admin server. */
@@ -83,14 +93,24 @@ export async function startAdminHttp(
       });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const action =
+      req.method === 'POST' && options.actions && Object.hasOwn(options.actions, path)
+        ? options.actions[path]
+        : undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !action) {
       send(textReply('method not allowed\n', 405), { allow: 'GET, HEAD' });
       return;
     }
-    if (token && !open.has(path) && !bearerMatches(req.headers.authorization, token)) {
+    if (token && (action || !open.has(path)) && !bearerMatches(req.headers.authorization, token)) {
       send(textReply('admin token required: Authorization: Bearer <token>\n', 401), {
         'www-authenticate': 'Bearer realm="llmmesh-admin"',
       });
+      return;
+    }
+    if (action) {
+      runAction(req, action).then(send, (err: unknown) =>
+        send(textReply(`${path.slice(1)} failed: ${String(err)}\n`, 500)),
+      );
       return;
     }
     const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
@@ -106,6 +126,27 @@ export async function startAdminHttp(
       );
   });
   return listenHttp(server, address, name);
+}
+
+async function runAction(req: http.IncomingMessage, action: AdminActions[string]): Promise<AdminReply> {
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    req.resume();
+    return textReply('expected content-type: application/json\n', 415);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ACTION_BODY_BYTES) return textReply('request body too large\n', 413);
+    chunks.push(chunk);
+  }
+  let body: unknown;
+  try {
+    body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+  } catch (err) {
+    return textReply(`body is not JSON: ${(err as Error).message}\n`, 400);
+  }
+  return action(body);
 }
 
 function bearerMatches(header: string | undefined, tokenSha256: Buffer): boolean {

@@ -13,6 +13,7 @@
  * | `x-llmmesh-endpoint`  | initial metadata | router            | client                      |
  * | `x-llmmesh-handback`  | trailer          | sidecar           | router (migrate the stream) |
  * | `x-llmmesh-trace-id`  | trailer          | router            | client (paste into Jaeger)  |
+ * | `x-llmmesh-cost`      | trailer          | router            | client (what the call cost) |
  * | `grpc-retry-pushback-ms` | trailer       | router, sidecar   | client (when to retry)      |
  */
 
@@ -42,5 +43,10 @@ export const ENDPOINT_KEY = 'x-llmmesh-endpoint';
 export const HANDBACK_KEY = 'x-llmmesh-handback';
 /** Trailer: the request's trace id (paste into Jaeger). */
 export const TRACE_ID_KEY = 'x-llmmesh-trace-id';
+/**
+ * Trailer: what the request cost, a decimal number in the currency of its
+ * version's configured price (set only when the version has one).
+ */
+export const COST_KEY = 'x-llmmesh-cost';
 /** Trailer: how long a client should wait before retrying (gRPC's retry pushback). */
 export const RETRY_PUSHBACK_KEY = 'grpc-retry-pushback-ms';

@@ -46,6 +46,8 @@ export interface RouterOptions {
   onRequestTrace?: (trace: RequestTrace) => void;
   /** OpenTelemetry tracer (default: the API's, a no-op unless an SDK is started). */
   tracer?: Tracer;
+  /** Run the canary's judging timer (default true; tests may call `canary.tick()` themselves). */
+  canaryTimer?: boolean;
 }
 
 /** A running router. */

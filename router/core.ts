@@ -12,6 +12,7 @@ import { channelCredentials } from '../common/tls.js';
 import { createAdmission } from './admission/admission.js';
 import type { RouterOptions } from './api.js';
 import { createGate } from './auth/gate.js';
+import { createCanary } from './canary/controller.js';
 import { createDatastore } from './datastore.js';
 import { createGauges, type Gauges } from './gauges.js';
 import { BREAKER_STATE_VALUE, createRouterMetrics } from './metrics.js';
@@ -75,6 +76,14 @@ export function createRouterCore(options: RouterOptions): RouterCore {
     endpoints.invalidate();
     events.emit('breaker', t);
   });
+  const canary = createCanary(config, {
+    metrics,
+    log,
+    now,
+    events,
+    replicaId: `router-${process.pid}-${randomUUID().slice(0, 8)}`,
+    timer: options.canaryTimer,
+  });
   const retryBudget = createRetryBudget(config.upstream.retry_budget, now);
   const admission = createAdmission(config.admission, options.admissionTimers);
   admission.events.on('shed', ({ reason }: { reason: string }) => metrics.shed.inc({ reason }));
@@ -106,11 +115,12 @@ export function createRouterCore(options: RouterOptions): RouterCore {
       breakers.configure(next.breaker);
       retryBudget.configure(next.upstream.retry_budget);
       admission.configure(next.admission);
+      canary.configure(next);
       endpoints.invalidate();
       gauges.refresh();
     },
   });
-  const gauges = createGauges({ datastore, endpoints, split, admission, metrics, now });
+  const gauges = createGauges({ datastore, endpoints, split, admission, metrics, now, canary });
   const ctx: RouterContext = {
     datastore,
     endpoints,
@@ -124,6 +134,7 @@ export function createRouterCore(options: RouterOptions): RouterCore {
     log,
     now,
     random,
+    canary,
   };
 
   return {
@@ -132,6 +143,7 @@ export function createRouterCore(options: RouterOptions): RouterCore {
     events,
     async close() {
       gauges.close();
+      await canary.close();
       await datastore.close();
       gate.close();
       endpoints.close();

@@ -5,6 +5,7 @@
  * arrive from every pod every 250 ms at least.
  */
 import type { Admission } from './admission/admission.js';
+import type { Canary } from './canary/controller.js';
 import type { Datastore } from './datastore.js';
 import type { RouterMetrics } from './metrics.js';
 import type { SplitTracker } from './routing/split-tracker.js';
@@ -33,6 +34,8 @@ export interface GaugeSources {
   admission: Admission;
   metrics: RouterMetrics;
   now: () => number;
+  /** Overlays canary progressions on the configured weights. */
+  canary?: Canary;
 }
 
 /** Creates the gauges and subscribes them to endpoint changes. */
@@ -58,7 +61,8 @@ export function createGauges(src: GaugeSources): Gauges {
     metrics.routeConfiguredShare.reset();
     metrics.routeObservedShare.reset();
     metrics.endpointsReady.reset();
-    for (const [model, m] of Object.entries(src.datastore.config().models)) {
+    for (const [model, file] of Object.entries(src.datastore.config().models)) {
+      const m = src.canary ? src.canary.effective(model, file) : file;
       const total = Object.values(m.versions).reduce((s, v) => s + v.weight, 0) || 1;
       const observed = src.split.shares(model);
       for (const [version, v] of Object.entries(m.versions)) {

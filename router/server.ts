@@ -68,6 +68,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       retryBudget,
       metrics,
       reloads: reloads.status,
+      canary: ctx.canary,
     });
 
   let admin: AdminServer | undefined;
@@ -83,6 +84,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
           },
           status,
           ready: () => endpoints.snapshot().endpoints.some(usable),
+          canary: ctx.canary,
         },
         { tokenSha256: config.admin_token_sha256 },
       );

@@ -5,6 +5,7 @@
  * config reload history.
  */
 import type { Admission } from './admission/admission.js';
+import type { AnalysisStatus, Canary, CanaryStatus } from './canary/controller.js';
 import { profileFor } from './config/schema.js';
 import type { ConfigReloadStatus } from './config-reload.js';
 import type { Datastore } from './datastore.js';
@@ -24,7 +25,10 @@ export interface RouterStatus {
     fallback: boolean;
     versions: Array<{
       name: string;
+      /** Weight in force: the file's, or a canary progression's overlay on it. */
       weight: number;
+      /** Weight in the config file. */
+      fileWeight: number;
       /** Configured share of the model's traffic (0..1). */
       configuredShare: number;
       /** Observed share over the last minute (0..1). */
@@ -54,6 +58,10 @@ export interface RouterStatus {
   admission: { inFlight: number; queued: number; maxConcurrency: number };
   retryBudget: { requests: number; retries: number; allowed: number };
   config: ConfigReloadStatus;
+  /** Canary progressions (router/canary/). */
+  canary?: CanaryStatus;
+  /** Per-version comparison over sliding windows, with chart series. */
+  analysis?: AnalysisStatus;
 }
 
 /** What the status is read from. */
@@ -66,6 +74,7 @@ export interface StatusSources {
   retryBudget: RetryBudget;
   metrics: RouterMetrics;
   reloads: () => ConfigReloadStatus;
+  canary?: Canary;
 }
 
 /** Builds the status now. */
@@ -75,7 +84,8 @@ export function routerStatus(src: StatusSources): RouterStatus {
   return {
     listen: src.listen(),
     discovery: config.discovery.kind,
-    models: Object.entries(config.models).map(([name, m]) => {
+    models: Object.entries(config.models).map(([name, file]) => {
+      const m = src.canary ? src.canary.effective(name, file) : file;
       const total = Object.values(m.versions).reduce((s, v) => s + v.weight, 0) || 1;
       const observed = src.split.shares(name);
       return {
@@ -87,6 +97,7 @@ export function routerStatus(src: StatusSources): RouterStatus {
           return {
             name: version,
             weight: v.weight,
+            fileWeight: file.versions[version]?.weight ?? v.weight,
             configuredShare: v.weight / total,
             observedShare: observed[version] ?? 0,
             readyEndpoints: pool.filter(usable).length,
@@ -119,5 +130,7 @@ export function routerStatus(src: StatusSources): RouterStatus {
     },
     retryBudget: src.retryBudget.usage(),
     config: src.reloads(),
+    canary: src.canary?.status(),
+    analysis: src.canary?.analysis(),
   };
 }

@@ -40,6 +40,7 @@ interface Panel {
   title: string;
   type: string;
   gridPos: { x: number; y: number; w: number; h: number };
+  /** Absent on `row` panels, which only group the panels below them. */
   targets: Array<{ expr: string; refId: string }>;
 }
 
@@ -57,6 +58,7 @@ describe('Grafana dashboard', () => {
     const ids = new Set<string>();
     for (const p of dashboard.panels) {
       assert.ok(p.title && p.type && p.gridPos, `panel ${JSON.stringify(p.title)}`);
+      if (p.type === 'row') continue;
       assert.ok(p.targets.length > 0, `${p.title} has queries`);
       for (const t of p.targets) assert.ok(!ids.has(`${p.title}/${t.refId}`));
     }
@@ -69,12 +71,30 @@ describe('Grafana dashboard', () => {
     assert.match(exprs, /histogram_quantile\(0\.99,.*by \(le, model_version\)/);
   });
 
+  it('has a canary row comparing versions as the judge does, with the decisions and the cost', () => {
+    const row = dashboard.panels.find((p) => p.type === 'row' && /canary/i.test(p.title));
+    assert.ok(row, 'a canary row');
+    const below = dashboard.panels.filter((p) => p.type !== 'row' && p.gridPos.y > row.gridPos.y);
+    const exprs = below.flatMap((p) => p.targets.map((t) => t.expr)).join('\n');
+    for (const metric of [
+      'llm_canary_share',
+      'llm_canary_decisions_total',
+      'llm_version_ttft_seconds',
+      'llm_version_itl_p90_seconds',
+      'llm_version_error_rate',
+      'llm_cost_total',
+    ]) {
+      assert.match(exprs, new RegExp(`${metric}\\b`), metric);
+    }
+    assert.match(exprs, /by \(model_version\) \(llm_version_ttft_seconds\{[^}]*quantile="0\.9"/);
+  });
+
   it('queries only metrics and labels the code exports', () => {
     const metrics = exportedMetrics();
     assert.ok(metrics.size > 10, `found ${metrics.size} metrics in the code`);
     const problems: string[] = [];
     for (const p of dashboard.panels) {
-      for (const { expr } of p.targets) {
+      for (const { expr } of p.targets ?? []) {
         const names = [...expr.matchAll(/\b(llm_[a-z0-9_]+)/g)].map((m) =>
           (m[1] ?? '').replace(/_(bucket|sum|count)$/, ''),
         );

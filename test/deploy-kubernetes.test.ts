@@ -20,6 +20,7 @@ import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { simCommand } from '../cli/commands/sim.js';
 import { type CommandSpec, parseOptions } from '../cli/options.js';
 import { parseHostPort } from '../common/address.js';
+import { silentLogger } from '../common/log.js';
 import { ENGINE_SERVICE, INFERENCE_SERVICE } from '../common/proto.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -412,6 +413,25 @@ async function registeredMetrics(
 const stubSource = new Proxy({}, { get: () => () => 0 });
 
 /** Metric names in a PromQL expression or adapter rule. */
+/** Metrics the router's canary analysis adds to the router's registry. */
+async function canaryMetricNames(): Promise<string[]> {
+  const { createRouterMetrics } = await import('../router/metrics.js');
+  const { createCanary } = await import('../router/canary/controller.js');
+  const { validateRouterConfig } = await import('../router/config/load.js');
+  const { EventEmitter } = await import('node:events');
+  const metrics = createRouterMetrics();
+  const canary = createCanary(validateRouterConfig({ models: { m: { versions: { v: { weight: 1 } } } } }), {
+    metrics,
+    log: silentLogger,
+    now: Date.now,
+    events: new EventEmitter(),
+    replicaId: 'r',
+    timer: false,
+  });
+  await canary.close();
+  return (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+}
+
 function metricNamesIn(text: string): string[] {
   return [...text.matchAll(/\b(llm_[a-z0-9_]+)/g)].map((m) =>
     (m[1] as string).replace(/_(bucket|sum|count)$/, ''),
@@ -437,6 +457,8 @@ let sidecarMetricNames = new Set<string>();
 before(async () => {
   for (const o of OVERLAYS) rendered.set(o, build(join(K8S, o)));
   routerMetricNames = await registeredMetrics('../router/metrics.js', 'createRouterMetrics');
+  // The canary analysis registers its metrics on the router's registry too.
+  for (const n of await canaryMetricNames()) routerMetricNames.add(n);
   sidecarMetricNames = await registeredMetrics(
     '../sidecar/metrics.js',
     'createSidecarMetrics',

@@ -23,6 +23,9 @@ models:
     profile: cache-aware
     fallback: true
     deadline_ms: 120000
+    canary: { version: v2, baseline: v1, steps: [5, 25, 50, 100], interval_ms: 300000, min_requests: 200, max_error_rate_increase: 0.01, max_ttft_p90_ratio: 1.25, max_itl_p90_ratio: 1.25, on_failure: rollback }
+  mixtral:
+    versions: { a: { weight: 1, price: { input_per_1k: 0.5, output_per_1k: 1.5 } }, b: { weight: 1, price: { gpu_hour: 2.5, gpus_per_pod: 2, pods: 4, slots_per_pod: 128 } } }
 profiles:
   cache-aware:
     filters: [ready, not-draining, circuit-closed, not-saturated]
@@ -32,6 +35,7 @@ profiles:
 upstream: { max_attempts: 3, default_timeout_ms: 600000, first_token_timeout_ms: 30000, first_token_deadline_share: 0.5, idle_timeout_ms: 15000, migration_limit: 2, retry_budget: { ratio: 0.2, min_retries: 10, window_ms: 10000 } }
 breaker: { error_threshold_percentage: 50, volume_threshold: 5, consecutive_failures: 5, reset_timeout_ms: 10000, window_ms: 5000, max_ejection_percent: 50 }
 admission: { max_concurrency: 4096, saturation_queue_depth: 8, max_queue_length: 1024, max_queue_wait_ms: 2000, pushback_ms: 1000 }
+analysis: { windows_ms: [60000, 300000], bucket_ms: 10000, history_ms: 1800000, redis: redis://127.0.0.1:6379, redis_prefix: llmmesh:canary }
 `;
 
 describe('llmmesh router', () => {
@@ -45,6 +49,10 @@ describe('llmmesh router', () => {
       [
         FULL.replace('max_ejection_percent: 50', 'max_ejection_percent: 150'),
         /breaker\.max_ejection_percent: /,
+      ],
+      [
+        FULL.replace('baseline: v1', 'baseline: v9'),
+        /models\.llama-3-8b-chat\.canary\.baseline: unknown version "v9"/,
       ],
     ];
     for (const [text, problem] of cases) {

@@ -73,4 +73,27 @@ describe('formatStatus', () => {
     assert.match(text, /v1\s+weight\s+1\s+100%\s+-\s+endpoints \?\/\? ready/);
     assert.match(formatStatus({}, 'http://a', NOW), /^breakers all 0 closed$/m);
   });
+
+  it('shows a canary progression under its model, with the weights in force', () => {
+    const text = formatStatus(
+      {
+        models: [
+          {
+            name: 'm',
+            versions: [
+              { name: 'v1', weight: 66.6667 },
+              { name: 'v2', weight: 33.3333 },
+            ],
+          },
+        ],
+        canary: {
+          models: [{ model: 'm', version: 'v2', phase: 'progressing', share: 33.3333, reason: 'started' }],
+        },
+      },
+      'http://a',
+      NOW,
+    );
+    assert.match(text, /v1\s+weight\s+66\.67/);
+    assert.match(text, /^ {2}canary v2: progressing at 33\.3333 % \(started\)$/m);
+  });
 });

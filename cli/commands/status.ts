@@ -60,6 +60,10 @@ export interface StatusDocument {
     engineWaiting?: number;
     kvCacheUsage?: number;
   }>;
+  /** Canary progressions (see `llmmesh canary status` for their timelines). */
+  canary?: {
+    models?: Array<{ model: string; version?: string; phase?: string; share?: number; reason?: string }>;
+  };
   config?: {
     reloads?: number;
     rejected?: number;
@@ -100,9 +104,12 @@ export function formatStatus(status: StatusDocument, adminUrl: string, now = Dat
     for (const v of versions) {
       const configured = v.configuredShare ?? (v.weight ?? 0) / total;
       out.push(
-        `  ${v.name.padEnd(10)} weight ${String(v.weight ?? '?').padStart(4)}  ${pct(configured)}        ${pct(v.observedShare)}     endpoints ${v.readyEndpoints ?? '?'}/${v.endpoints ?? '?'} ready`,
+        `  ${v.name.padEnd(10)} weight ${String(v.weight === undefined ? '?' : Number(v.weight.toFixed(2))).padStart(4)}  ${pct(configured)}        ${pct(v.observedShare)}     endpoints ${v.readyEndpoints ?? '?'}/${v.endpoints ?? '?'} ready`,
       );
     }
+    const c = status.canary?.models?.find((x) => x.model === m.name);
+    if (c)
+      out.push(`  canary ${c.version ?? '?'}: ${c.phase ?? '?'} at ${c.share ?? '?'} % (${c.reason ?? ''})`);
   }
   const endpoints = status.endpoints ?? [];
   out.push('', 'endpoints');

@@ -1,9 +1,12 @@
 /**
  * The router's admin HTTP server: `/` (the status page), `/status` and
  * `/status.json` (JSON), `/metrics` (Prometheus), `/healthz` (process up) and
- * `/readyz` (at least one endpoint ready), on the shared admin server.
+ * `/readyz` (at least one endpoint ready), on the shared admin server; and
+ * `POST /canary/{pause,resume,promote,rollback}` with `{"model": M}`
+ * (router/canary/admin.ts).
  */
 import { type AdminHttpServer, jsonReply, startAdminHttp, textReply } from '../../common/admin-http.js';
+import { type CanaryControl, canaryActions } from '../canary/admin.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** What the admin server serves; provided by the router. */
@@ -11,6 +14,8 @@ export interface AdminSource {
   metrics(): Promise<{ contentType: string; body: string }>;
   status(): unknown;
   ready(): boolean;
+  /** Operator actions on canary progressions. */
+  canary?: CanaryControl;
 }
 
 /** A running admin server. */
@@ -42,6 +47,6 @@ export function startAdminServer(
       '/healthz': () => textReply('ok\n'),
       '/readyz': () => (source.ready() ? textReply('ready\n') : textReply('no ready endpoint\n', 503)),
     },
-    options,
+    { ...options, actions: source.canary ? canaryActions(source.canary) : undefined },
   );
 }

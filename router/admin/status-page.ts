@@ -2,8 +2,10 @@
  * The router's status page: one self-contained HTML document (no external
  * assets) that polls `/status.json` and shows models, versions with
  * configured vs observed split, and every endpoint with its load, readiness,
- * draining and breaker state.
+ * draining and breaker state; and the canary section (router/canary/status-section.ts):
+ * progressions with their timeline, the per-version comparison and its charts.
  */
+import { CANARY_SECTION_CSS, CANARY_SECTION_HTML, CANARY_SECTION_SCRIPT } from '../canary/status-section.js';
 
 /** The HTML of the status page. */
 export const STATUS_PAGE_HTML = `<!doctype html>
@@ -25,7 +27,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .bar { display: inline-block; height: .6rem; background: #4f7cff; vertical-align: middle; }
   .bar.obs { background: #14b8a6; }
   #error { color: #b42318; }
-</style>
+${CANARY_SECTION_CSS}</style>
 </head>
 <body>
 <h1>llmmesh router</h1>
@@ -33,6 +35,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div id="error"></div>
 <h2>Models and versions</h2>
 <table id="versions"><thead><tr><th>model</th><th>version</th><th>weight</th><th>configured</th><th>observed</th><th>ready endpoints</th><th>streams migrated</th></tr></thead><tbody></tbody></table>
+${CANARY_SECTION_HTML}
 <h2>Endpoints</h2>
 <table id="endpoints"><thead><tr><th>endpoint</th><th>model / version</th><th>state</th><th>breaker</th><th>in flight</th><th>queued</th><th>engine running</th><th>engine waiting</th><th>KV cache</th></tr></thead><tbody></tbody></table>
 <h2>Config</h2>
@@ -40,6 +43,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <script>
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const pct = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : (100 * x).toFixed(1) + ' %');
+${CANARY_SECTION_SCRIPT}
 const bar = (x, cls) => '<span class="bar ' + cls + '" style="width:' + Math.round(80 * (x || 0)) + 'px"></span> ' + pct(x);
 async function refresh() {
   try {
@@ -51,7 +55,8 @@ async function refresh() {
     for (const m of s.models) {
       for (const v of m.versions) {
         rows.push('<tr data-version="' + esc(m.name + '/' + v.name) + '"><td>' + esc(m.name) + '</td><td>' + esc(v.name) +
-          '</td><td class="num">' + esc(v.weight) + '</td><td>' + bar(v.configuredShare, '') + '</td><td>' +
+          '</td><td class="num">' + esc(Number(Number(v.weight).toFixed(2))) +
+          (v.fileWeight !== undefined && v.fileWeight !== v.weight ? ' <span class="muted">(file ' + esc(v.fileWeight) + ')</span>' : '') + '</td><td>' + bar(v.configuredShare, '') + '</td><td>' +
           bar(v.observedShare, 'obs') + '</td><td class="num">' + esc(v.readyEndpoints) + ' / ' + esc(v.endpoints) + '</td><td class="num migrations">' +
           esc(v.migrations ?? 0) + '</td></tr>');
       }
@@ -71,6 +76,7 @@ async function refresh() {
     document.getElementById('config').textContent = 'reloads ' + (c.reloads ?? 0) + ', rejected ' + (c.rejected ?? 0) +
       (c.lastReloadAt ? ' · last reload ' + new Date(c.lastReloadAt).toLocaleTimeString() : '') +
       (c.lastRejection ? ' · last rejection (' + new Date(c.lastRejection.at).toLocaleTimeString() + '): ' + c.lastRejection.error : '');
+    renderCanary(s);
     document.getElementById('updated').textContent = new Date().toLocaleTimeString();
     document.getElementById('error').textContent = '';
   } catch (err) {

@@ -5,6 +5,13 @@
 import { z } from 'zod';
 import { parseHostPort } from '../../common/address.js';
 import { DEFAULT_DISCOVERY_PREFIX } from '../../common/discovery-keys.js';
+import {
+  analysisSchema,
+  canarySchema,
+  checkCanary,
+  DEFAULT_ANALYSIS,
+  priceSchema,
+} from '../canary/schema.js';
 
 const hostPort = z.string().superRefine((value, ctx) => {
   try {
@@ -35,6 +42,8 @@ const ms = (min = 1) =>
 const versionSchema = z.strictObject({
   /** Relative weight of this version among the model's versions; 0 takes it out of new traffic. */
   weight: z.number().int('must be a whole number').min(0, 'must be >= 0').max(1_000_000),
+  /** What a request of this version costs (router/canary/schema.ts); no cost is counted without it. */
+  price: priceSchema.optional(),
 });
 
 const modelSchema = z
@@ -51,7 +60,10 @@ const modelSchema = z
     deadline_ms: ms().optional(),
     /** Largest `max_tokens` a request may ask for; larger values are rejected (not clamped). */
     max_tokens_cap: z.number().int().min(1).optional(),
+    /** Canary analysis and automatic progression (router/canary/schema.ts). */
+    canary: canarySchema.optional(),
   })
+  .superRefine(checkCanary)
   .refine((m) => Object.values(m.versions).some((v) => v.weight > 0), {
     message: 'at least one version needs a weight > 0',
     path: ['versions'],
@@ -283,6 +295,8 @@ export const routerConfigSchema = z
     /** TLS (and mTLS) from the router to sidecars; plaintext without it. */
     upstream_tls: upstreamTlsSchema.optional(),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Per-version comparison windows and the Redis replicas share canary progressions through. */
+    analysis: analysisSchema.default(DEFAULT_ANALYSIS),
     /** Admin HTTP: require `Authorization: Bearer <token>` whose SHA-256 is this (for a non-loopback admin address). */
     admin_token_sha256: z
       .string()

@@ -9,6 +9,7 @@ import type { Logger } from '../../common/log.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import type { Admission } from '../admission/admission.js';
 import type { Gate } from '../auth/gate.js';
+import type { Canary } from '../canary/controller.js';
 import type { Datastore } from '../datastore.js';
 import type { RouterMetrics } from '../metrics.js';
 import type { RequestTrace } from '../request-trace.js';
@@ -31,6 +32,8 @@ export interface RouterContext {
   readonly log: Logger;
   readonly now: () => number;
   readonly random: () => number;
+  /** Canary analysis: effective weights, per-version windows, cost (router/canary/). */
+  readonly canary?: Canary;
 }
 
 /** What served a request. */

@@ -37,8 +37,10 @@ export function createDirector(ctx: RouterContext): Director {
   };
 
   const chooseVersionFor = (req: GenerateRequest__Output, cfg: RouterConfig): VersionChoice => {
-    const model = cfg.models[req.model];
-    if (!model) throw errors.notFound(`unknown model "${req.model}"`);
+    const file = cfg.models[req.model];
+    if (!file) throw errors.notFound(`unknown model "${req.model}"`);
+    // A canary progression overlays the file's weights (router/canary/).
+    const model = ctx.canary ? ctx.canary.effective(req.model, file) : file;
     try {
       return chooseVersion(
         {

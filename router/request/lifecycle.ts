@@ -13,7 +13,7 @@ import type {
 } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { GenerateResponse } from '../../common/generated/llmmesh/v1/GenerateResponse.js';
-import { TRACE_ID_KEY } from '../../common/metadata.js';
+import { COST_KEY, TRACE_ID_KEY } from '../../common/metadata.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import { defaultDeadlineMs } from '../config/schema.js';
@@ -100,6 +100,22 @@ export function createLifecycle(
     let firstAt = 0;
     let lastAt = 0;
     let itlLabels = { model: modelLabel, model_version: '' };
+    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    // Canary analysis and cost (router/canary/): per-version windows, the request's price.
+    const finishAnalysis = (error?: unknown) => {
+      const cost = ctx.canary?.finish({
+        rt,
+        version: version || rt.version?.version || '',
+        usage,
+        streamSeconds: firstAt ? (lastAt - firstAt) / 1000 : 0,
+        durationSeconds: (now() - started) / 1000,
+        error,
+        cancelled: controller.signal.aborted,
+      });
+      if (cost === undefined) return;
+      serverSpan.setAttribute('llmmesh.cost', cost);
+      trailer.set(COST_KEY, String(Number(cost.toPrecision(12))));
+    };
     const observe = (chunk: GenerateChunk__Output, s: Served) => {
       const at = now();
       if (!firstAt) {
@@ -107,11 +123,14 @@ export function createLifecycle(
         version = s.version;
         itlLabels = { model: modelLabel, model_version: s.version };
         metrics.ttft.observe(itlLabels, (firstAt - started) / 1000);
+        ctx.canary?.firstToken(modelLabel, s.version, (firstAt - started) / 1000);
       } else {
         metrics.itl.observe(itlLabels, (at - lastAt) / 1000);
+        ctx.canary?.gap(modelLabel, s.version, (at - lastAt) / 1000);
       }
       lastAt = at;
       if (chunk.usage && chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
+        usage = { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens };
         serverSpan.setAttribute('gen_ai.usage.input_tokens', chunk.usage.promptTokens);
         serverSpan.setAttribute('gen_ai.usage.output_tokens', chunk.usage.completionTokens);
         serverSpan.setAttribute('gen_ai.response.finish_reasons', [
@@ -136,9 +155,11 @@ export function createLifecycle(
       serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
       serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
       metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
+      finishAnalysis();
       return { served, trailer };
     } catch (err) {
       const e = controller.signal.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
+      finishAnalysis(e);
       rt.status = e.codeName;
       if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
       setSpanError(serverSpan, e.code, e.codeName, e.message);

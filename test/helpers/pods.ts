@@ -76,6 +76,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 export interface Pod {
   version: string;
   sim: SimServer;
+  /** The simulator's base URL (for `/sim/faults`). */
+  simUrl: string;
   sidecar: Sidecar;
   proxy: FaultProxy | undefined;
   close(): Promise<void>;
@@ -108,6 +110,7 @@ export async function startPod(options: {
   return {
     version: options.version,
     sim,
+    simUrl: bound.url,
     sidecar,
     proxy,
     async close() {

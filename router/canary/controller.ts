@@ -1,0 +1,778 @@
+/**
+ * Canary analysis of one router: the live per-version comparison (sliding
+ * windows of TTFT, inter-token latency, endpoint-fault error rate, output
+ * tokens/s, requests, cost), and the automatic progression of every model
+ * whose config has a `canary` section — judge each interval, advance, hold
+ * or roll back — as an overlay on the file's weights.
+ *
+ * The request path only calls the synchronous, allocation-light hooks
+ * (`effective`, `firstToken`, `gap`, `finish`); judging, Redis and metrics
+ * run on a timer. With `analysis.redis`, replicas share the progression:
+ * one replica holds the judging lease, every replica publishes its step
+ * statistics, and all adopt the shared state within one tick. When Redis is
+ * unreachable the progression is paused (weights stay at the current step)
+ * and nothing on the request path notices.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { Counter, Gauge } from 'prom-client';
+import { errors, MeshError, Status } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { createRedisConnection } from '../../common/redis.js';
+import type { ModelConfig, RouterConfig } from '../config/schema.js';
+import type { RouterMetrics } from '../metrics.js';
+import { classifyFailure, FAILURE_POLICY, type OutcomeKind } from '../request/failure-policy.js';
+import type { RequestTrace } from '../request-trace.js';
+import { fleetCostPerHour, requestCost } from './cost.js';
+import { type Judgement, judge } from './judge.js';
+import {
+  applyAction,
+  applyJudgement,
+  type CanaryAction,
+  type CanaryDecision,
+  type CanaryPhase,
+  canaryKey,
+  effectiveWeights,
+  type ProgressionState,
+  startProgression,
+  type TimelineEntry,
+} from './progression.js';
+import type { AnalysisConfig, CanaryConfig } from './schema.js';
+import { createRedisStore, type SharedStore } from './shared-store.js';
+import {
+  emptyStats,
+  observe,
+  type StatsJson,
+  type StatsSummary,
+  statsToJson,
+  summarize,
+  type VersionStats,
+} from './stats.js';
+import { createVersionWindows, type SeriesPoint } from './windows.js';
+
+/** Points of each chart on the status page. */
+export const CHART_POINTS = 30;
+/** Longest time between two ticks (judging, sharing). */
+const MAX_TICK_MS = 1_000;
+/** Bound of every Redis command: a slow Redis pauses the progression, it never stalls a tick for long. */
+const REDIS_TIMEOUT_MS = 500;
+
+/** A canary event, emitted on the router's events as `canary`. */
+export interface CanaryEvent {
+  model: string;
+  decision: CanaryDecision;
+  reason: string;
+  detail: string;
+  phase: CanaryPhase;
+  step: number;
+  share: number;
+  /** True when this replica decided (false: adopted from another replica, or a local pause). */
+  local: boolean;
+}
+
+/**
+ * Emitted as `canary-tick` after every tick, per model: whether a judgement
+ * was due, and whether the shared state could be used (tests wait on it).
+ */
+export interface CanaryTickEvent {
+  model: string;
+  due: boolean;
+  shared: 'local' | 'up' | 'down';
+}
+
+/** The progression of one model as `/status.json` shows it. */
+export interface CanaryModelStatus {
+  model: string;
+  version: string;
+  baseline: string;
+  /** The progression's phase; `paused` too while shared state is unavailable (see `sharing`). */
+  phase: CanaryPhase;
+  /** Why: the last decision's detail, or the shared state's problem. */
+  reason: string;
+  step: number;
+  steps: number[];
+  /** Canary share of the two versions' traffic now, percent. */
+  share: number;
+  /** Weights in force (the file's, with the overlay) and the file's own. */
+  weights: Record<string, number>;
+  fileWeights: Record<string, number>;
+  intervalMs: number;
+  minRequests: number;
+  maxErrorRateIncrease: number;
+  maxTtftP90Ratio: number;
+  maxItlP90Ratio: number;
+  onFailure: 'rollback' | 'pause';
+  /** Time until the next judgement (null unless progressing). */
+  nextJudgementInMs: number | null;
+  /** `local`: this replica judges alone (no Redis); `redis`: shared; `redis-unavailable`: paused until Redis returns. */
+  sharing: 'local' | 'redis' | 'redis-unavailable';
+  /** This replica holds the judging lease (always true without Redis). */
+  judge: boolean;
+  /** This step's statistics so far (this replica's, or all replicas' at the last judgement). */
+  current: { canary: StatsSummary; baseline: StatsSummary };
+  lastJudgement: (Judgement & { at: number; canary: StatsSummary; baseline: StatsSummary }) | null;
+  timeline: TimelineEntry[];
+}
+
+/** One version's comparison. */
+export interface VersionAnalysis {
+  name: string;
+  /** Summaries by window, keyed by the window's label (`1m`, `5m`). */
+  windows: Record<string, StatsSummary>;
+  /** Chart points over the history, oldest first. */
+  series: SeriesPoint[];
+  /** The fleet's cost per hour (GPU-hour prices), else null. */
+  fleetCostPerHour: number | null;
+}
+
+/** The per-version comparison as `/status.json` shows it. */
+export interface AnalysisStatus {
+  windows: Array<{ label: string; ms: number }>;
+  historyMs: number;
+  models: Array<{ name: string; versions: VersionAnalysis[] }>;
+}
+
+/** What the canary status of a router holds. */
+export interface CanaryStatus {
+  replica: string;
+  redis: 'none' | 'up' | 'down';
+  models: CanaryModelStatus[];
+}
+
+/** What one finished request tells the analysis. */
+export interface FinishedRequest {
+  rt: RequestTrace;
+  /** The version that served (or was chosen); '' when none was. */
+  version: string;
+  usage?: { promptTokens: number; completionTokens: number };
+  /** From the first to the last chunk. */
+  streamSeconds: number;
+  durationSeconds: number;
+  /** The final error, if the request failed. */
+  error?: unknown;
+  cancelled: boolean;
+}
+
+/** The canary analysis of one router. */
+export interface Canary {
+  /** Applies a (new) config: windows, canary sections (reset when changed), Redis. */
+  configure(config: RouterConfig): void;
+  /** `m` with the progression's weights, or `m` itself when `model` has no canary. */
+  effective(model: string, m: ModelConfig): ModelConfig;
+  firstToken(model: string, version: string, seconds: number): void;
+  gap(model: string, version: string, seconds: number): void;
+  /** Records a finished request; returns its cost when its version has a price. */
+  finish(r: FinishedRequest): number | undefined;
+  /** Judges and shares now (the timer calls it; tests may too). Resolves when done. */
+  tick(): Promise<void>;
+  /** An operator's action; throws a MeshError (NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE). */
+  control(model: string, action: CanaryAction): Promise<CanaryModelStatus>;
+  status(): CanaryStatus;
+  analysis(): AnalysisStatus;
+  close(): Promise<void>;
+}
+
+/** What the canary needs. */
+export interface CanaryDeps {
+  metrics: RouterMetrics;
+  log: Logger;
+  now: () => number;
+  events: EventEmitter;
+  replicaId: string;
+  /** Redis client factory (default: common/redis.ts). */
+  redis?: (url: string, onState: (up: boolean) => void) => Redis;
+  /** Run the tick timer (default true; unit tests tick by hand). */
+  timer?: boolean;
+}
+
+interface ModelRun {
+  cfg: CanaryConfig;
+  state: ProgressionState;
+  /** Step statistics of this replica for `state.epoch`. */
+  epoch: number;
+  stats: Map<string, VersionStats>;
+  lastJudgement: CanaryModelStatus['lastJudgement'];
+  leader: boolean;
+}
+
+const windowLabel = (ms: number) =>
+  ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
+
+/** Creates the canary analysis for `config`. */
+export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
+  const { log, now, events } = deps;
+  const registers = [deps.metrics.registry];
+  let cfg = config;
+  let analysisCfg: AnalysisConfig = config.analysis;
+  const windows = createVersionWindows(analysisCfg.bucket_ms, analysisCfg.history_ms, now);
+  const runs = new Map<string, ModelRun>();
+  /** Runs replaced by the config being applied, by model and key: a failed apply that restores the last good config gets them back. */
+  const retired = new Map<string, ModelRun>();
+  const effectiveCache = new Map<string, { src: ModelConfig; rev: number; out: ModelConfig }>();
+
+  let redisUrl: string | undefined;
+  let redis: Redis | undefined;
+  let store: SharedStore | undefined;
+  let redisUp = false;
+
+  const decisions = new Counter({
+    name: 'llm_canary_decisions_total',
+    help: 'Canary decisions by model, canary version, decision (start, advance, hold, complete, rollback, pause, resume, promote) and reason.',
+    labelNames: ['model', 'version', 'decision', 'reason'],
+    registers,
+  });
+  const cost = new Counter({
+    name: 'llm_cost_total',
+    help: 'Cost of served requests from the configured per-version prices (currency units of the price).',
+    labelNames: ['model', 'model_version', 'tenant'],
+    registers,
+  });
+  const shareGauge = new Gauge({
+    name: 'llm_canary_share',
+    help: 'Canary share (0..1) of the canary and baseline traffic, as the progression sets it.',
+    labelNames: ['model', 'version'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [model, r] of runs) this.set({ model, version: r.cfg.version }, r.state.share / 100);
+    },
+  });
+  const stepGauge = new Gauge({
+    name: 'llm_canary_step',
+    help: 'Index of the canary step in force (0-based); see llm_canary_phase.',
+    labelNames: ['model', 'version'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [model, r] of runs) this.set({ model, version: r.cfg.version }, r.state.step);
+    },
+  });
+  const phaseGauge = new Gauge({
+    name: 'llm_canary_phase',
+    help: 'Canary phase: 1 for the phase in force (progressing, paused, rolled_back, completed).',
+    labelNames: ['model', 'version', 'phase'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [model, r] of runs) {
+        for (const phase of ['progressing', 'paused', 'rolled_back', 'completed'] as const) {
+          this.set({ model, version: r.cfg.version, phase }, shownPhase(r) === phase ? 1 : 0);
+        }
+      }
+    },
+  });
+  const sharedGauge = new Gauge({
+    name: 'llm_canary_shared_state_up',
+    help: '1 while the Redis that replicas share canary progressions through is reachable (absent without one).',
+    registers,
+    collect() {
+      this.reset();
+      if (redisUrl) this.set(redisUp ? 1 : 0);
+    },
+  });
+  // Per-version comparison gauges, computed at scrape time from the windows.
+  type Labels = { model: string; model_version: string; window: string };
+  const summaries = (): Array<{ labels: Labels; summary: StatsSummary }> => {
+    const out: Array<{ labels: Labels; summary: StatsSummary }> = [];
+    for (const model of Object.keys(cfg.models)) {
+      for (const version of versionsOf(model)) {
+        for (const w of analysisCfg.windows_ms) {
+          out.push({
+            labels: { model, model_version: version, window: windowLabel(w) },
+            summary: summarize(windows.window(model, version, w)),
+          });
+        }
+      }
+    }
+    return out;
+  };
+  const fill = (g: Gauge<'model' | 'model_version' | 'window'>, pick: (s: StatsSummary) => number | null) => {
+    g.reset();
+    for (const { labels, summary } of summaries()) {
+      const v = pick(summary);
+      if (v !== null) g.set(labels, v);
+    }
+  };
+  const comparisonGauges = [
+    new Gauge({
+      name: 'llm_version_ttft_seconds',
+      help: 'Time to first token per version over a sliding window, by quantile (0.5, 0.9, 0.99).',
+      labelNames: ['model', 'model_version', 'window', 'quantile'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { labels, summary } of summaries()) {
+          for (const [quantile, v] of [
+            ['0.5', summary.ttftP50],
+            ['0.9', summary.ttftP90],
+            ['0.99', summary.ttftP99],
+          ] as const) {
+            if (v !== null) this.set({ ...labels, quantile }, v);
+          }
+        }
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_itl_p90_seconds',
+      help: 'Inter-token latency p90 per version over a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.itlP90);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_error_rate',
+      help: 'Share of requests that met an endpoint fault (hidden by a retry or not) per version over a sliding window; client faults excluded.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.errorRate);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_output_tokens_per_second',
+      help: 'Output tokens per second of streaming per version over a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.outputTokensPerSecond);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_requests',
+      help: 'Requests per version finished within a sliding window.',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.requests);
+      },
+    }),
+    new Gauge({
+      name: 'llm_version_cost_per_1k_requests',
+      help: 'Cost of 1,000 requests per version over a sliding window (from the configured prices).',
+      labelNames: ['model', 'model_version', 'window'],
+      registers,
+      collect() {
+        fill(this, (s) => s.costPer1kRequests);
+      },
+    }),
+  ];
+  void comparisonGauges;
+  void shareGauge;
+  void stepGauge;
+  void phaseGauge;
+  void sharedGauge;
+
+  const versionsOf = (model: string) => {
+    const vs = new Set(Object.keys(cfg.models[model]?.versions ?? {}));
+    for (const v of windows.versions(model)) vs.add(v);
+    return [...vs];
+  };
+
+  const shownPhase = (r: ModelRun): CanaryPhase =>
+    redisUrl && !redisUp && r.state.phase === 'progressing' ? 'paused' : r.state.phase;
+
+  const emit = (
+    model: string,
+    r: ModelRun,
+    decision: CanaryDecision,
+    reason: string,
+    detail: string,
+    local: boolean,
+  ) => {
+    const e: CanaryEvent = {
+      model,
+      decision,
+      reason,
+      detail,
+      phase: shownPhase(r),
+      step: r.state.step,
+      share: r.state.share,
+      local,
+    };
+    events.emit('canary', e);
+  };
+
+  const count = (model: string, r: ModelRun, decision: CanaryDecision, reason: string, detail: string) => {
+    decisions.inc({ model, version: r.cfg.version, decision, reason });
+    const fields = {
+      model,
+      version: r.cfg.version,
+      baseline: r.cfg.baseline,
+      step: r.state.step,
+      share: r.state.share,
+      reason,
+      detail,
+    };
+    if (decision === 'rollback' || decision === 'pause') log.warn(`canary ${decision}`, fields);
+    else if (decision === 'hold') log.debug('canary hold', fields);
+    else log.info(`canary ${decision}`, fields);
+  };
+
+  /** Makes `next` the model's state (adopting another replica's, or our own decision). */
+  const adopt = (model: string, r: ModelRun, next: ProgressionState) => {
+    const before = r.state;
+    r.state = next;
+    if (next.epoch !== r.epoch) {
+      r.epoch = next.epoch;
+      r.stats = new Map();
+    }
+    effectiveCache.delete(model);
+    return before;
+  };
+
+  let redisPrefix = '';
+  const setRedis = (url: string | undefined, prefix: string) => {
+    if (url === redisUrl && prefix === redisPrefix) return;
+    const old = redis;
+    redisUrl = url;
+    redisPrefix = prefix;
+    redis = undefined;
+    store = undefined;
+    redisUp = false;
+    old?.disconnect();
+    if (!url) return;
+    // The first connection is no resumption: only a loss and a return are decisions.
+    let lost = false;
+    const onState = (up: boolean) => {
+      if (redisUp === up) return;
+      redisUp = up;
+      if (!up) lost = true;
+      else if (!lost) return;
+      for (const [model, r] of runs) {
+        if (r.state.phase !== 'progressing') continue;
+        const decision = up ? 'resume' : 'pause';
+        const reason = up ? 'redis_available' : 'redis_unavailable';
+        const detail = up
+          ? 'shared state reachable again: judging resumes'
+          : 'shared state (Redis) unreachable: the progression is paused at its step; requests are unaffected';
+        count(model, r, decision, reason, detail);
+        emit(model, r, decision, reason, detail, true);
+      }
+    };
+    redis = deps.redis
+      ? deps.redis(url, onState)
+      : createRedisConnection({ url, commandTimeoutMs: REDIS_TIMEOUT_MS, logger: log, onState });
+    store = createRedisStore(redis, prefix, deps.replicaId);
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  let tickMs = MAX_TICK_MS;
+  const schedule = () => {
+    const intervals = [...runs.values()].map((r) => r.cfg.interval_ms);
+    const next = Math.max(5, Math.min(MAX_TICK_MS, ...intervals.map((i) => Math.floor(i / 5))));
+    if (timer && next === tickMs) return;
+    tickMs = next;
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    if (deps.timer === false) return;
+    timer = setInterval(() => void tick(), tickMs);
+    timer.unref();
+  };
+
+  const configure = (next: RouterConfig) => {
+    cfg = next;
+    analysisCfg = next.analysis;
+    windows.configure(analysisCfg.bucket_ms, analysisCfg.history_ms);
+    effectiveCache.clear();
+    for (const [model, r] of runs) {
+      const c = next.models[model]?.canary;
+      if (c && canaryKey(c) === r.state.key) {
+        r.cfg = c;
+        continue;
+      }
+      runs.delete(model);
+      retired.set(`${model}\u0000${r.state.key}`, r);
+    }
+    for (const [model, m] of Object.entries(next.models)) {
+      if (!m.canary || runs.has(model)) continue;
+      const key = canaryKey(m.canary);
+      const old = retired.get(`${model}\u0000${key}`);
+      if (old) {
+        retired.delete(`${model}\u0000${key}`);
+        old.cfg = m.canary;
+        runs.set(model, old);
+        continue;
+      }
+      const state = startProgression(m.canary, now());
+      const r: ModelRun = {
+        cfg: m.canary,
+        state,
+        epoch: state.epoch,
+        stats: new Map(),
+        lastJudgement: null,
+        leader: !next.analysis.redis,
+      };
+      runs.set(model, r);
+      count(model, r, 'start', 'config', state.reason);
+      emit(model, r, 'start', 'config', state.reason, true);
+    }
+    // A retired run is kept only for the datastore putting the last good config
+    // back within the same apply (synchronously); a later edit back to an old
+    // section starts it over, as any changed section does.
+    queueMicrotask(() => retired.clear());
+    setRedis(next.analysis.redis, next.analysis.redis_prefix);
+    schedule();
+  };
+
+  const stepStats = (r: ModelRun, version: string): VersionStats | undefined => {
+    if (version !== r.cfg.version && version !== r.cfg.baseline) return undefined;
+    let s = r.stats.get(version);
+    if (!s) {
+      s = emptyStats();
+      r.stats.set(version, s);
+    }
+    return s;
+  };
+
+  const judgeLocal = (r: ModelRun, merged: Map<string, VersionStats>, at: number) => {
+    const c = summarize(merged.get(r.cfg.version) ?? emptyStats());
+    const b = summarize(merged.get(r.cfg.baseline) ?? emptyStats());
+    const j = judge(r.cfg, c, b);
+    const { state, decision } = applyJudgement(r.state, r.cfg, j, at);
+    return { state, decision, j, c, b };
+  };
+
+  const decideLocal = (model: string, r: ModelRun) => {
+    const t = now();
+    if (r.state.phase !== 'progressing' || t < r.state.judgeAt) return;
+    const { state, decision, j, c, b } = judgeLocal(r, r.stats, t);
+    r.lastJudgement = { ...j, at: t, canary: c, baseline: b };
+    adopt(model, r, state);
+    count(model, r, decision, j.reason, j.detail);
+    emit(model, r, decision, j.reason, j.detail, true);
+  };
+
+  const tickShared = async (model: string, r: ModelRun, s: SharedStore) => {
+    const shared = await s.read(model);
+    // (A restarted replica's fresh state may share a revision number with the stored one: compare its timing too.)
+    if (
+      shared &&
+      shared.key === r.state.key &&
+      (shared.rev !== r.state.rev || shared.judgeAt !== r.state.judgeAt)
+    ) {
+      const before = adopt(model, r, shared);
+      const last = shared.timeline[shared.timeline.length - 1];
+      if (last && shared.rev > before.rev) emit(model, r, last.decision, last.reason, last.detail, false);
+    }
+    r.leader = await s.lease(model, Math.max(3 * tickMs, 1_000));
+    const stats: Record<string, StatsJson> = {};
+    for (const [v, st] of r.stats) stats[v] = statsToJson(st);
+    await s.publish(model, r.state.key, r.state.epoch, stats, Math.max(10 * r.cfg.interval_ms, 60_000));
+    if (!r.leader) return;
+    if (!shared || shared.key !== r.state.key) {
+      // This replica's config is newer than the shared state (or there is none): it starts the shared progression.
+      const mine = { ...r.state, rev: (shared?.rev ?? 0) + 1 };
+      if (await s.write(model, shared?.rev ?? -1, mine)) adopt(model, r, mine);
+      return;
+    }
+    const t = now();
+    if (r.state.phase !== 'progressing' || t < r.state.judgeAt) return;
+    const merged = await s.collect(model, r.state.key, r.state.epoch);
+    const { state, decision, j, c, b } = judgeLocal(r, merged, t);
+    if (!(await s.write(model, r.state.rev, state))) return; // someone acted first: adopt it next tick
+    r.lastJudgement = { ...j, at: t, canary: c, baseline: b };
+    adopt(model, r, state);
+    count(model, r, decision, j.reason, j.detail);
+    emit(model, r, decision, j.reason, j.detail, true);
+  };
+
+  let ticking: Promise<void> | undefined;
+  const tick = (): Promise<void> => {
+    if (ticking) return ticking;
+    ticking = (async () => {
+      for (const [model, r] of [...runs]) {
+        const due = r.state.phase === 'progressing' && now() >= r.state.judgeAt;
+        const s = store;
+        if (!s) {
+          decideLocal(model, r);
+        } else if (redisUp) {
+          try {
+            await tickShared(model, r, s);
+          } catch (err) {
+            // The connection's own events flip redisUp; a failed command alone just skips this tick.
+            log.debug('canary shared state unavailable this tick', { model, err: (err as Error).message });
+          }
+        }
+        const e: CanaryTickEvent = { model, due, shared: !s ? 'local' : redisUp ? 'up' : 'down' };
+        events.emit('canary-tick', e);
+      }
+    })().finally(() => {
+      ticking = undefined;
+    });
+    return ticking;
+  };
+
+  const modelStatus = (model: string, r: ModelRun): CanaryModelStatus => {
+    const m = cfg.models[model];
+    const fileWeights = Object.fromEntries(Object.entries(m?.versions ?? {}).map(([v, c]) => [v, c.weight]));
+    const sharing = !redisUrl ? 'local' : redisUp ? 'redis' : 'redis-unavailable';
+    return {
+      model,
+      version: r.cfg.version,
+      baseline: r.cfg.baseline,
+      phase: shownPhase(r),
+      reason:
+        sharing === 'redis-unavailable' && r.state.phase === 'progressing'
+          ? 'shared state (Redis) unreachable: paused at this step until it returns'
+          : r.state.reason,
+      step: r.state.step,
+      steps: r.cfg.steps,
+      share: r.state.share,
+      weights: m ? effectiveWeights(m, r.cfg, r.state.share) : {},
+      fileWeights,
+      intervalMs: r.cfg.interval_ms,
+      minRequests: r.cfg.min_requests,
+      maxErrorRateIncrease: r.cfg.max_error_rate_increase,
+      maxTtftP90Ratio: r.cfg.max_ttft_p90_ratio,
+      maxItlP90Ratio: r.cfg.max_itl_p90_ratio,
+      onFailure: r.cfg.on_failure,
+      nextJudgementInMs: shownPhase(r) === 'progressing' ? Math.max(0, r.state.judgeAt - now()) : null,
+      sharing,
+      judge: sharing === 'local' ? true : r.leader,
+      current: {
+        canary: summarize(r.stats.get(r.cfg.version) ?? emptyStats()),
+        baseline: summarize(r.stats.get(r.cfg.baseline) ?? emptyStats()),
+      },
+      lastJudgement: r.lastJudgement,
+      timeline: r.state.timeline,
+    };
+  };
+
+  configure(config);
+
+  return {
+    configure,
+    effective(model, m) {
+      const r = runs.get(model);
+      if (!r) return m;
+      const hit = effectiveCache.get(model);
+      if (hit && hit.src === m && hit.rev === r.state.rev) return hit.out;
+      const w = effectiveWeights(m, r.cfg, r.state.share);
+      const out: ModelConfig = {
+        ...m,
+        versions: Object.fromEntries(
+          Object.entries(m.versions).map(([v, c]) => [v, { ...c, weight: w[v] ?? c.weight }]),
+        ),
+      };
+      effectiveCache.set(model, { src: m, rev: r.state.rev, out });
+      return out;
+    },
+    firstToken(model, version, seconds) {
+      observe(windows.current(model, version).ttft, seconds);
+      const r = runs.get(model);
+      const s = r && stepStats(r, version);
+      if (s) observe(s.ttft, seconds);
+    },
+    gap(model, version, seconds) {
+      observe(windows.current(model, version).itl, seconds);
+      const r = runs.get(model);
+      const s = r && stepStats(r, version);
+      if (s) observe(s.itl, seconds);
+    },
+    finish(f) {
+      const { rt, version } = f;
+      if (!version || !cfg.models[rt.model]) return undefined;
+      const attemptFault = rt.attempts.some(
+        (a) => a.kind && FAILURE_POLICY[a.kind as OutcomeKind]?.endpointFault,
+      );
+      let finalFault = false;
+      if (f.error !== undefined) {
+        const kind = classifyFailure(f.error, { clientCancelled: f.cancelled, deadlinePassed: false }).kind;
+        // The client's own doing (bad input, cancelling) says nothing about the version.
+        if ((kind === 'client-fault' || kind === 'cancelled') && !attemptFault) return undefined;
+        finalFault = FAILURE_POLICY[kind].endpointFault;
+      }
+      const price = cfg.models[rt.model]?.versions[version]?.price;
+      const c = price && f.usage ? requestCost(price, f.usage, f.durationSeconds) : undefined;
+      const add = (s: VersionStats) => {
+        s.requests++;
+        if (attemptFault || finalFault) s.faults++;
+        if (f.usage) {
+          s.inputTokens += f.usage.promptTokens;
+          s.outputTokens += f.usage.completionTokens;
+        }
+        s.streamSeconds += f.streamSeconds;
+        if (c !== undefined) s.cost += c;
+      };
+      add(windows.current(rt.model, version));
+      const r = runs.get(rt.model);
+      const s = r && stepStats(r, version);
+      if (s) add(s);
+      if (c !== undefined && c > 0)
+        cost.inc({ model: rt.model, model_version: version, tenant: rt.tenant ?? '' }, c);
+      return c;
+    },
+    tick,
+    async control(model, action) {
+      const r = runs.get(model);
+      if (!r) {
+        const with_ = [...runs.keys()];
+        throw errors.notFound(
+          `model "${model}" has no canary section${with_.length ? ` (models with one: ${with_.join(', ')})` : ''}`,
+        );
+      }
+      const apply = (base: ProgressionState) => {
+        try {
+          return applyAction(base, r.cfg, action, now());
+        } catch (err) {
+          throw new MeshError(Status.FAILED_PRECONDITION, (err as Error).message);
+        }
+      };
+      const s = store;
+      if (!s) {
+        const { state, decision } = apply(r.state);
+        adopt(model, r, state);
+        count(model, r, decision, 'operator', state.reason);
+        emit(model, r, decision, 'operator', state.reason, true);
+        return modelStatus(model, r);
+      }
+      if (!redisUp) {
+        throw errors.unavailable('the shared canary state (Redis) is unreachable; try again when it is back');
+      }
+      for (let i = 0; i < 5; i++) {
+        const shared = await s.read(model);
+        const base = shared && shared.key === r.state.key ? shared : r.state;
+        const { state, decision } = apply(base);
+        state.rev = (shared?.rev ?? 0) + 1;
+        if (await s.write(model, shared?.rev ?? -1, state)) {
+          adopt(model, r, state);
+          count(model, r, decision, 'operator', state.reason);
+          emit(model, r, decision, 'operator', state.reason, true);
+          return modelStatus(model, r);
+        }
+      }
+      throw errors.unavailable('the canary state kept changing under this action; try again');
+    },
+    status: () => ({
+      replica: deps.replicaId,
+      redis: !redisUrl ? 'none' : redisUp ? 'up' : 'down',
+      models: [...runs].map(([model, r]) => modelStatus(model, r)),
+    }),
+    analysis: () => ({
+      windows: analysisCfg.windows_ms.map((ms) => ({ label: windowLabel(ms), ms })),
+      historyMs: analysisCfg.history_ms,
+      models: Object.keys(cfg.models).map((name) => ({
+        name,
+        versions: versionsOf(name).map((v) => ({
+          name: v,
+          windows: Object.fromEntries(
+            analysisCfg.windows_ms.map((ms) => [windowLabel(ms), summarize(windows.window(name, v, ms))]),
+          ),
+          series: windows.series(name, v, CHART_POINTS),
+          fleetCostPerHour: fleetCostPerHour(cfg.models[name]?.versions[v]?.price),
+        })),
+      })),
+    }),
+    async close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await ticking;
+      const r = redis;
+      redis = undefined;
+      store = undefined;
+      r?.disconnect();
+    },
+  };
+}
