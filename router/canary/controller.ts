@@ -1,43 +1,22 @@
-/**
- * Canary analysis of one router: the live per-version comparison (sliding
- * windows of TTFT, inter-token latency, endpoint-fault error rate, output
- * tokens/s, requests, cost), and the automatic progression of every model
- * whose config has a `canary` section — judge each interval, advance, hold
- * or roll back — as an overlay on the file's weights.
- *
- * The request path only calls the synchronous, allocation-light hooks
- * (`effective`, `firstToken`, `gap`, `finish`); judging, Redis and metrics
- * run on a timer. With `analysis.redis`, replicas share the progression:
- * one replica holds the judging lease, every replica publishes its step
- * statistics, and all adopt the shared state within one tick. When Redis is
- * unreachable the progression is paused (weights stay at the current step)
- * and nothing on the request path notices.
- */
-import type { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { Counter, Gauge } from 'prom-client';
 import { errors, MeshError, Status } from '../../common/errors.js';
-import type { Logger } from '../../common/log.js';
 import { createRedisConnection } from '../../common/redis.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
-import type { RouterMetrics } from '../metrics.js';
 import { classifyFailure, FAILURE_POLICY, type OutcomeKind } from '../request/failure-policy.js';
-import type { RequestTrace } from '../request-trace.js';
 import { fleetCostPerHour, requestCost } from './cost.js';
-import { type Judgement, judge } from './judge.js';
+import { judge } from './judge.js';
+import { type ComparisonLabels, createCanaryMetrics } from './metrics.js';
 import {
   applyAction,
   applyJudgement,
-  type CanaryAction,
   type CanaryDecision,
   type CanaryPhase,
   canaryKey,
   effectiveWeights,
   type ProgressionState,
   startProgression,
-  type TimelineEntry,
 } from './progression.js';
-import type { AnalysisConfig, CanaryConfig } from './schema.js';
+import type { AnalysisConfig } from './schema.js';
 import { createRedisStore, type SharedStore } from './shared-store.js';
 import {
   emptyStats,
@@ -48,7 +27,27 @@ import {
   summarize,
   type VersionStats,
 } from './stats.js';
-import { createVersionWindows, type SeriesPoint } from './windows.js';
+import type {
+  Canary,
+  CanaryDeps,
+  CanaryEvent,
+  CanaryModelStatus,
+  CanaryTickEvent,
+  ModelRun,
+} from './types.js';
+import { createVersionWindows } from './windows.js';
+
+export type {
+  AnalysisStatus,
+  Canary,
+  CanaryDeps,
+  CanaryEvent,
+  CanaryModelStatus,
+  CanaryStatus,
+  CanaryTickEvent,
+  FinishedRequest,
+  VersionAnalysis,
+} from './types.js';
 
 /** Points of each chart on the status page. */
 export const CHART_POINTS = 30;
@@ -56,144 +55,6 @@ export const CHART_POINTS = 30;
 const MAX_TICK_MS = 1_000;
 /** Bound of every Redis command: a slow Redis pauses the progression, it never stalls a tick for long. */
 const REDIS_TIMEOUT_MS = 500;
-
-/** A canary event, emitted on the router's events as `canary`. */
-export interface CanaryEvent {
-  model: string;
-  decision: CanaryDecision;
-  reason: string;
-  detail: string;
-  phase: CanaryPhase;
-  step: number;
-  share: number;
-  /** True when this replica decided (false: adopted from another replica, or a local pause). */
-  local: boolean;
-}
-
-/**
- * Emitted as `canary-tick` after every tick, per model: whether a judgement
- * was due, and whether the shared state could be used (tests wait on it).
- */
-export interface CanaryTickEvent {
-  model: string;
-  due: boolean;
-  shared: 'local' | 'up' | 'down';
-}
-
-/** The progression of one model as `/status.json` shows it. */
-export interface CanaryModelStatus {
-  model: string;
-  version: string;
-  baseline: string;
-  /** The progression's phase; `paused` too while shared state is unavailable (see `sharing`). */
-  phase: CanaryPhase;
-  /** Why: the last decision's detail, or the shared state's problem. */
-  reason: string;
-  step: number;
-  steps: number[];
-  /** Canary share of the two versions' traffic now, percent. */
-  share: number;
-  /** Weights in force (the file's, with the overlay) and the file's own. */
-  weights: Record<string, number>;
-  fileWeights: Record<string, number>;
-  intervalMs: number;
-  minRequests: number;
-  maxErrorRateIncrease: number;
-  maxTtftP90Ratio: number;
-  maxItlP90Ratio: number;
-  onFailure: 'rollback' | 'pause';
-  /** Time until the next judgement (null unless progressing). */
-  nextJudgementInMs: number | null;
-  /** `local`: this replica judges alone (no Redis); `redis`: shared; `redis-unavailable`: paused until Redis returns. */
-  sharing: 'local' | 'redis' | 'redis-unavailable';
-  /** This replica holds the judging lease (always true without Redis). */
-  judge: boolean;
-  /** This step's statistics so far (this replica's, or all replicas' at the last judgement). */
-  current: { canary: StatsSummary; baseline: StatsSummary };
-  lastJudgement: (Judgement & { at: number; canary: StatsSummary; baseline: StatsSummary }) | null;
-  timeline: TimelineEntry[];
-}
-
-/** One version's comparison. */
-export interface VersionAnalysis {
-  name: string;
-  /** Summaries by window, keyed by the window's label (`1m`, `5m`). */
-  windows: Record<string, StatsSummary>;
-  /** Chart points over the history, oldest first. */
-  series: SeriesPoint[];
-  /** The fleet's cost per hour (GPU-hour prices), else null. */
-  fleetCostPerHour: number | null;
-}
-
-/** The per-version comparison as `/status.json` shows it. */
-export interface AnalysisStatus {
-  windows: Array<{ label: string; ms: number }>;
-  historyMs: number;
-  models: Array<{ name: string; versions: VersionAnalysis[] }>;
-}
-
-/** What the canary status of a router holds. */
-export interface CanaryStatus {
-  replica: string;
-  redis: 'none' | 'up' | 'down';
-  models: CanaryModelStatus[];
-}
-
-/** What one finished request tells the analysis. */
-export interface FinishedRequest {
-  rt: RequestTrace;
-  /** The version that served (or was chosen); '' when none was. */
-  version: string;
-  usage?: { promptTokens: number; completionTokens: number };
-  /** From the first to the last chunk. */
-  streamSeconds: number;
-  durationSeconds: number;
-  /** The final error, if the request failed. */
-  error?: unknown;
-  cancelled: boolean;
-}
-
-/** The canary analysis of one router. */
-export interface Canary {
-  /** Applies a (new) config: windows, canary sections (reset when changed), Redis. */
-  configure(config: RouterConfig): void;
-  /** `m` with the progression's weights, or `m` itself when `model` has no canary. */
-  effective(model: string, m: ModelConfig): ModelConfig;
-  firstToken(model: string, version: string, seconds: number): void;
-  gap(model: string, version: string, seconds: number): void;
-  /** Records a finished request; returns its cost when its version has a price. */
-  finish(r: FinishedRequest): number | undefined;
-  /** Judges and shares now (the timer calls it; tests may too). Resolves when done. */
-  tick(): Promise<void>;
-  /** An operator's action; throws a MeshError (NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE). */
-  control(model: string, action: CanaryAction): Promise<CanaryModelStatus>;
-  status(): CanaryStatus;
-  analysis(): AnalysisStatus;
-  close(): Promise<void>;
-}
-
-/** What the canary needs. */
-export interface CanaryDeps {
-  metrics: RouterMetrics;
-  log: Logger;
-  now: () => number;
-  events: EventEmitter;
-  replicaId: string;
-  /** Redis client factory (default: common/redis.ts). */
-  redis?: (url: string, onState: (up: boolean) => void) => Redis;
-  /** Run the tick timer (default true; unit tests tick by hand). */
-  timer?: boolean;
-}
-
-interface ModelRun {
-  cfg: CanaryConfig;
-  state: ProgressionState;
-  /** Step statistics of this replica for `state.epoch`. */
-  epoch: number;
-  stats: Map<string, VersionStats>;
-  lastJudgement: CanaryModelStatus['lastJudgement'];
-  leader: boolean;
-}
 
 const windowLabel = (ms: number) =>
   ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
@@ -215,65 +76,9 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   let store: SharedStore | undefined;
   let redisUp = false;
 
-  const decisions = new Counter({
-    name: 'llm_canary_decisions_total',
-    help: 'Canary decisions by model, canary version, decision (start, advance, hold, complete, rollback, pause, resume, promote) and reason.',
-    labelNames: ['model', 'version', 'decision', 'reason'],
-    registers,
-  });
-  const cost = new Counter({
-    name: 'llm_cost_total',
-    help: 'Cost of served requests from the configured per-version prices (currency units of the price).',
-    labelNames: ['model', 'model_version', 'tenant'],
-    registers,
-  });
-  const shareGauge = new Gauge({
-    name: 'llm_canary_share',
-    help: 'Canary share (0..1) of the canary and baseline traffic, as the progression sets it.',
-    labelNames: ['model', 'version'],
-    registers,
-    collect() {
-      this.reset();
-      for (const [model, r] of runs) this.set({ model, version: r.cfg.version }, r.state.share / 100);
-    },
-  });
-  const stepGauge = new Gauge({
-    name: 'llm_canary_step',
-    help: 'Index of the canary step in force (0-based); see llm_canary_phase.',
-    labelNames: ['model', 'version'],
-    registers,
-    collect() {
-      this.reset();
-      for (const [model, r] of runs) this.set({ model, version: r.cfg.version }, r.state.step);
-    },
-  });
-  const phaseGauge = new Gauge({
-    name: 'llm_canary_phase',
-    help: 'Canary phase: 1 for the phase in force (progressing, paused, rolled_back, completed).',
-    labelNames: ['model', 'version', 'phase'],
-    registers,
-    collect() {
-      this.reset();
-      for (const [model, r] of runs) {
-        for (const phase of ['progressing', 'paused', 'rolled_back', 'completed'] as const) {
-          this.set({ model, version: r.cfg.version, phase }, shownPhase(r) === phase ? 1 : 0);
-        }
-      }
-    },
-  });
-  const sharedGauge = new Gauge({
-    name: 'llm_canary_shared_state_up',
-    help: '1 while the Redis that replicas share canary progressions through is reachable (absent without one).',
-    registers,
-    collect() {
-      this.reset();
-      if (redisUrl) this.set(redisUp ? 1 : 0);
-    },
-  });
   // Per-version comparison gauges, computed at scrape time from the windows.
-  type Labels = { model: string; model_version: string; window: string };
-  const summaries = (): Array<{ labels: Labels; summary: StatsSummary }> => {
-    const out: Array<{ labels: Labels; summary: StatsSummary }> = [];
+  const summaries = (): Array<{ labels: ComparisonLabels; summary: StatsSummary }> => {
+    const out: Array<{ labels: ComparisonLabels; summary: StatsSummary }> = [];
     for (const model of Object.keys(cfg.models)) {
       for (const version of versionsOf(model)) {
         for (const w of analysisCfg.windows_ms) {
@@ -286,83 +91,12 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     }
     return out;
   };
-  const fill = (g: Gauge<'model' | 'model_version' | 'window'>, pick: (s: StatsSummary) => number | null) => {
-    g.reset();
-    for (const { labels, summary } of summaries()) {
-      const v = pick(summary);
-      if (v !== null) g.set(labels, v);
-    }
-  };
-  const comparisonGauges = [
-    new Gauge({
-      name: 'llm_version_ttft_seconds',
-      help: 'Time to first token per version over a sliding window, by quantile (0.5, 0.9, 0.99).',
-      labelNames: ['model', 'model_version', 'window', 'quantile'],
-      registers,
-      collect() {
-        this.reset();
-        for (const { labels, summary } of summaries()) {
-          for (const [quantile, v] of [
-            ['0.5', summary.ttftP50],
-            ['0.9', summary.ttftP90],
-            ['0.99', summary.ttftP99],
-          ] as const) {
-            if (v !== null) this.set({ ...labels, quantile }, v);
-          }
-        }
-      },
-    }),
-    new Gauge({
-      name: 'llm_version_itl_p90_seconds',
-      help: 'Inter-token latency p90 per version over a sliding window.',
-      labelNames: ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        fill(this, (s) => s.itlP90);
-      },
-    }),
-    new Gauge({
-      name: 'llm_version_error_rate',
-      help: 'Share of requests that met an endpoint fault (hidden by a retry or not) per version over a sliding window; client faults excluded.',
-      labelNames: ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        fill(this, (s) => s.errorRate);
-      },
-    }),
-    new Gauge({
-      name: 'llm_version_output_tokens_per_second',
-      help: 'Output tokens per second of streaming per version over a sliding window.',
-      labelNames: ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        fill(this, (s) => s.outputTokensPerSecond);
-      },
-    }),
-    new Gauge({
-      name: 'llm_version_requests',
-      help: 'Requests per version finished within a sliding window.',
-      labelNames: ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        fill(this, (s) => s.requests);
-      },
-    }),
-    new Gauge({
-      name: 'llm_version_cost_per_1k_requests',
-      help: 'Cost of 1,000 requests per version over a sliding window (from the configured prices).',
-      labelNames: ['model', 'model_version', 'window'],
-      registers,
-      collect() {
-        fill(this, (s) => s.costPer1kRequests);
-      },
-    }),
-  ];
-  void comparisonGauges;
-  void shareGauge;
-  void stepGauge;
-  void phaseGauge;
-  void sharedGauge;
+  const { decisions, cost } = createCanaryMetrics(registers, {
+    runs,
+    shownPhase: (r) => shownPhase(r),
+    redis: () => (!redisUrl ? 'none' : redisUp ? 'up' : 'down'),
+    summaries,
+  });
 
   const versionsOf = (model: string) => {
     const vs = new Set(Object.keys(cfg.models[model]?.versions ?? {}));
