@@ -91,6 +91,8 @@ export interface GenerateStreamCall extends AsyncIterable<GenerateChunk__Output>
   readonly servedBy: Promise<ServedBy>;
   /** Resolves with the trace id (trailer `x-llmmesh-trace-id`) when the call ends, '' if absent. */
   readonly traceId: Promise<string>;
+  /** Resolves with what the call cost (trailer `x-llmmesh-cost`) when it ends; null when its version has no price. */
+  readonly cost: Promise<number | null>;
   /** Cancels the call. */
   cancel(): void;
 }
@@ -106,6 +108,8 @@ export interface GenerateResult {
   /** How the pod served it (`x-llmmesh-cache`). */
   cache: string;
   traceId: string;
+  /** What the call cost at its version's configured prices (trailer `x-llmmesh-cost`); null when it has none. */
+  cost: number | null;
 }
 
 /** The typed client. */
@@ -171,6 +175,7 @@ export function createInferenceClient(
         }
         let servedBy: ServedBy = { version: '', endpoint: '', cache: '' };
         let traceId = '';
+        let cost: number | null = null;
         let response: GenerateResponse__Output | undefined;
         let error: unknown;
         const call = raw.Generate(toRequest(input), md, grpcOptions, (err, res) => {
@@ -185,6 +190,7 @@ export function createInferenceClient(
         call.on('status', (s: grpc.StatusObject) => {
           callOptions.signal?.removeEventListener('abort', onAbort);
           traceId = String(s.metadata.get('x-llmmesh-trace-id')[0] ?? '');
+          cost = costFrom(s.metadata);
           if (error || !response) {
             reject(MeshError.from(error ?? new MeshError(s.code, s.details)));
             return;
@@ -198,6 +204,7 @@ export function createInferenceClient(
             endpoint: servedBy.endpoint,
             cache: servedBy.cache,
             traceId,
+            cost,
           });
         });
       });
@@ -216,9 +223,14 @@ export function createInferenceClient(
         rejectServed = rej;
       });
       servedBy.catch(() => {});
+      let resolveCost!: (c: number | null) => void;
+      const cost = new Promise<number | null>((res) => {
+        resolveCost = res;
+      });
       const traceId = new Promise<string>((res) => {
         call.on('status', (s: grpc.StatusObject) => {
           callOptions.signal?.removeEventListener('abort', onAbort);
+          resolveCost(costFrom(s.metadata));
           res(String(s.metadata.get('x-llmmesh-trace-id')[0] ?? ''));
           if (s.code !== Status.OK) rejectServed(new MeshError(s.code, s.details));
         });
@@ -227,6 +239,7 @@ export function createInferenceClient(
       return {
         servedBy,
         traceId,
+        cost,
         cancel: () => call.cancel(),
         async *[Symbol.asyncIterator]() {
           try {
@@ -261,6 +274,14 @@ export function createInferenceClient(
       raw.close();
     },
   };
+}
+
+/** The `x-llmmesh-cost` trailer as a number; null when absent. */
+function costFrom(m: grpc.Metadata): number | null {
+  const v = m.get('x-llmmesh-cost')[0];
+  if (v === undefined || v === '') return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
 }
 
 function servedFrom(m: grpc.Metadata): ServedBy {

@@ -8,9 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import { COST_KEY } from '../common/metadata.js';
-import { loadProtos } from '../common/proto.js';
+import { createInferenceClient } from '../client/index.js';
 import type { CanaryEvent } from '../router/canary/controller.js';
 import { canaryRoutes, drive, PRICES, PROBE_MS, recordCanary } from './helpers/canary.js';
 import { MODEL } from './helpers/mesh.js';
@@ -48,7 +46,6 @@ const STEPS = 'steps: [20, 50, 100], interval_ms: 700, min_requests: 30';
 const LATENCY_BOUNDS = 'max_ttft_p90_ratio: 2, max_itl_p90_ratio: 2';
 
 /** A unary method of a dynamically loaded gRPC client. */
-type UnaryCall = (req: unknown, cb: (err: Error | null, res: never) => void) => grpc.ClientUnaryCall;
 
 describe('canary progression', () => {
   let pods: Pod[];
@@ -136,37 +133,45 @@ describe('canary progression', () => {
     );
   });
 
-  it('the request cost is a trailer', async () => {
-    const Inference = loadProtos().inference.Inference as unknown as grpc.ServiceClientConstructor;
-    const raw = new Inference(h.router.address, grpc.credentials.createInsecure());
+  it('the request cost is a trailer, read by the client for unary and streaming calls', async () => {
+    const client = createInferenceClient(h.router.address);
     try {
-      const { usage, cost } = await new Promise<{
-        usage: { promptTokens: number; completionTokens: number };
-        cost: string;
-      }>((resolve, reject) => {
-        let response: { usage: { promptTokens: number; completionTokens: number } } | undefined;
-        const call = (raw.Generate as UnaryCall).call(
-          raw,
-          {
-            model: MODEL,
-            prompt: 'what does this cost',
-            sampling: { maxTokens: 3 },
-            routing: { version: 'v1' },
-          },
-          (err: Error | null, res: typeof response) => {
-            if (err) reject(err);
-            response = res;
-          },
-        ) as grpc.ClientUnaryCall;
-        call.on('status', (s: grpc.StatusObject) => {
-          if (!response) return;
-          resolve({ usage: response.usage, cost: String(s.metadata.get(COST_KEY)[0] ?? '') });
-        });
-      });
-      const want = (usage.promptTokens * PRICES.v1.input + usage.completionTokens * PRICES.v1.output) / 1000;
-      assert.ok(Math.abs(Number(cost) - want) < 1e-9, `trailer ${cost} vs ${want}`);
+      const unary = await client.generate(
+        {
+          model: MODEL,
+          prompt: 'what does this cost',
+          sampling: { maxTokens: 3 },
+          routing: { version: 'v1' },
+        },
+        { timeoutMs: 10_000 },
+      );
+      assert.ok(unary.usage, 'usage');
+      const want = (u: { promptTokens: number; completionTokens: number }) =>
+        (u.promptTokens * PRICES.v1.input + u.completionTokens * PRICES.v1.output) / 1000;
+      assert.ok(
+        unary.cost !== null && Math.abs(unary.cost - want(unary.usage)) < 1e-9,
+        `trailer ${unary.cost}`,
+      );
+
+      const stream = client.generateStream(
+        {
+          model: MODEL,
+          prompt: 'and what does this cost',
+          sampling: { maxTokens: 5 },
+          routing: { version: 'v1' },
+        },
+        { timeoutMs: 10_000 },
+      );
+      let usage: { promptTokens: number; completionTokens: number } | null = null;
+      for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
+      assert.ok(usage, 'usage on the last chunk');
+      const cost = await stream.cost;
+      assert.ok(
+        cost !== null && Math.abs(cost - want(usage)) < 1e-9,
+        `stream trailer ${cost} vs ${want(usage)}`,
+      );
     } finally {
-      raw.close();
+      client.close();
     }
   });
 });
