@@ -17,7 +17,7 @@ import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
 import { createScheduler } from './profile.js';
 import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
-import type { PluginDeps, SchedulingRequest } from './types.js';
+import type { PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
 
 const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({
   random: seeded(7),
@@ -41,7 +41,7 @@ const request = (
     'v1',
     new Set(over.exclude ?? []),
   );
-const addresses = (list: readonly EndpointView[]) => list.map((e) => e.address);
+const addresses = (list: readonly SchedulingEndpoint[]) => list.map((e) => e.address);
 
 describe('scheduling plugins', () => {
   it('registers exactly the types the config schema accepts', () => {
