@@ -18,7 +18,13 @@
 import type { LoadReport__Output } from '../common/generated/llmmesh/v1/LoadReport.js';
 import { prefixBlockHashes } from '../common/prefix-hash.js';
 import type { ProfileConfig } from '../router/config/schema.js';
-import { type LoadHistory, NO_HISTORY, observeReport } from '../router/scheduling/load.js';
+import {
+  addRecent,
+  type LoadHistory,
+  NO_HISTORY,
+  observeReport,
+  type RecentAssignments,
+} from '../router/scheduling/load.js';
 import { createScheduler } from '../router/scheduling/profile.js';
 import { createBuiltinRegistry } from '../router/scheduling/registry.js';
 import type { SchedulingEndpoint, SchedulingRequest } from '../router/scheduling/types.js';
@@ -195,6 +201,7 @@ interface Pod {
   scrape: { numRequestsRunning: number; numRequestsWaiting: number; kvCacheUsagePerc: number };
   report: LoadReport__Output | undefined;
   history: LoadHistory;
+  recent: RecentAssignments | undefined;
   view: SchedulingEndpoint | undefined;
   reportPending: boolean;
   sequence: number;
@@ -213,6 +220,7 @@ export function runMesh(o: MeshOptions): MeshResult {
     random: o.random,
     saturationQueueDepth: o.saturationQueueDepth ?? 8,
     maxEjectionPercent: 50,
+    now: clock.now,
   });
   const costModel = createStepCostModel(o.preset.stepCost);
   const pods: Pod[] = [];
@@ -241,6 +249,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       scrape: { numRequestsRunning: 0, numRequestsWaiting: 0, kvCacheUsagePerc: 0 },
       report: undefined,
       history: NO_HISTORY,
+      recent: undefined,
       view: undefined,
       reportPending: false,
       sequence: 0,
@@ -273,7 +282,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       prefixIndex: null,
     };
     p.report = r;
-    p.history = observeReport(p.history, r);
+    p.history = observeReport(p.history, r, clock.now());
     p.routerInFlightAtReport = p.routerInFlight;
     p.view = undefined;
   };
@@ -314,6 +323,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       routerInFlightAtReport: p.routerInFlightAtReport,
       report: p.report,
       history: p.history,
+      recent: p.recent,
       breaker: 'closed',
       failureRatio: 0,
       consecutiveFailures: 0,
@@ -367,6 +377,7 @@ export function runMesh(o: MeshOptions): MeshResult {
     const p = picked;
     p.taken++;
     p.routerInFlight++;
+    p.recent = addRecent(p.recent, clock.now());
     p.view = undefined;
     p.sidecarInFlight++;
     p.sidecarIndex.record(sreq.prefixHashes(p.sidecarIndex.blockChars));

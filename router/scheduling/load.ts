@@ -21,11 +21,24 @@ import type { SchedulingEndpoint } from './types.js';
 /** KV cache usage at which an engine starts preempting or refusing new sequences. */
 export const KV_FULL = 0.9;
 
-/** Knee assumed for an endpoint that has told nothing about its capacity yet. */
+/** Knee assumed for an idle endpoint whose engine has never queued (twice what runs, when more). */
 export const DEFAULT_KNEE = 32;
 
-/** Reports in a row with requests waiting in the engine after which it counts as saturated. */
-export const QUEUEING_REPORTS = 2;
+/** How long requests must have been waiting in the engine (or sidecar) for it to count as saturated. */
+export const QUEUEING_MS = 500;
+
+/**
+ * Time constant (ms) of the recent-assignment count: a request just sent is
+ * most likely still in its engine's front end or prefill, where the next one
+ * would wait behind it, so it weighs more for about this long.
+ */
+export const RECENT_TAU_MS = 100;
+
+/**
+ * How many running requests one just-sent request weighs: a prompt in
+ * prefill costs the engine's next steps far more than a sequence decoding.
+ */
+export const RECENT_WEIGHT = 4;
 
 /** Characters per prompt token, to turn prompt text into KV cache tokens (as the sidecar's prefix index does). */
 const CHARS_PER_TOKEN = 4;
@@ -34,12 +47,14 @@ const CHARS_PER_TOKEN = 4;
 export interface LoadHistory {
   /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
   readonly learnedKnee: number;
-  /** Consecutive reports with requests waiting in the engine or the sidecar. */
-  readonly queueingReports: number;
+  /** Since when (report clock) reports have shown requests waiting in the engine or sidecar; -1 when none. */
+  readonly queueingSince: number;
+  /** How long they had been waiting as of the last report (ms). */
+  readonly queueingMs: number;
 }
 
 /** The history before any report. */
-export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingReports: 0 });
+export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingSince: -1, queueingMs: 0 });
 
 /**
  * Folds one report into an endpoint's history. When requests wait, what runs
@@ -47,16 +62,17 @@ export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingR
  * When more runs without waiting than the knee says, the knee was too low:
  * it rises to what ran.
  */
-export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined): LoadHistory {
+export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
   if (!r) return h;
   const running = r.engine?.numRequestsRunning ?? 0;
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
   let knee = h.learnedKnee;
   if (waiting > 0 && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
   else if (waiting === 0 && knee > 0 && running > knee) knee = running;
-  const queueingReports = waiting > 0 ? h.queueingReports + 1 : 0;
-  if (knee === h.learnedKnee && queueingReports === h.queueingReports) return h;
-  return { learnedKnee: knee, queueingReports };
+  const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
+  const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  if (knee === h.learnedKnee && queueingSince === h.queueingSince && queueingMs === h.queueingMs) return h;
+  return { learnedKnee: knee, queueingSince, queueingMs };
 }
 
 /** An endpoint's load now, projected from its last report and this router's assignments since. */
@@ -94,6 +110,41 @@ export function assignedSinceReport(e: SchedulingEndpoint): number {
 
 const estimates = new WeakMap<SchedulingEndpoint, LoadEstimate>();
 
+/** Requests this router sent to `e` lately, each weighted exp(−age / {@link RECENT_TAU_MS}), at `now`. */
+export function recentAssignments(e: SchedulingEndpoint, now: number): number {
+  const r = e.recent;
+  if (!r || r.count === 0) return 0;
+  return r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS);
+}
+
+/** Adds one assignment at `now` to a recent-assignment record. */
+export function addRecent(r: RecentAssignments | undefined, now: number): RecentAssignments {
+  const count = r ? r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS) : 0;
+  return { count: count + 1, at: now };
+}
+
+/** A decaying count of recent assignments: `count` as of time `at`. */
+export interface RecentAssignments {
+  readonly count: number;
+  readonly at: number;
+}
+
+/**
+ * The endpoint's load at `now` as {@link loadOf} estimates it, with requests
+ * sent in the last moments weighing {@link RECENT_WEIGHT} more (see {@link RECENT_TAU_MS}): between
+ * endpoints otherwise alike, the one that has just taken a request is the
+ * worse choice, which spaces arrivals out the way round robin does.
+ */
+export function loadAt(e: SchedulingEndpoint, now: number): LoadEstimate {
+  const l = loadOf(e);
+  const recent = recentAssignments(e, now);
+  if (recent < 1e-3) return l;
+  return {
+    ...l,
+    utilization: Math.max((l.outstanding + RECENT_WEIGHT * recent) / l.knee, l.kvUsage / KV_FULL),
+  };
+}
+
 /**
  * The endpoint's load estimate. Memoized per view while nothing was assigned
  * to it since (views are immutable; assignments change the estimate).
@@ -119,7 +170,11 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const blockSize = r?.capacity?.blockSize ?? 0;
   const kvTokens = blocks * blockSize;
   const kvReported = engine?.kvCacheUsagePerc ?? 0;
-  const kvUsage = kvTokens > 0 ? kvReported + chars / CHARS_PER_TOKEN / kvTokens : kvReported;
+  // The scrape is older than the counts: scale its usage by the requests
+  // running now over those running then (same mean size), then add the
+  // prompts sent since the report.
+  const kvScaled = running > 0 ? (kvReported * Math.min(outstanding, running * 4)) / running : kvReported;
+  const kvUsage = kvTokens > 0 ? kvScaled + chars / CHARS_PER_TOKEN / kvTokens : kvScaled;
 
   const knee = kneeOf(e, running, kvReported);
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
@@ -139,9 +194,9 @@ function kneeOf(e: SchedulingEndpoint, running: number, kvUsage: number): number
   if (kvBound > 0) bound = Math.min(bound, kvBound);
   const learned = e.history?.learnedKnee ?? 0;
   if (learned > 0) return Math.max(1, Math.min(learned, bound));
-  return Number.isFinite(bound)
-    ? Math.max(1, Math.min(bound, Math.max(DEFAULT_KNEE, running)))
-    : DEFAULT_KNEE;
+  // Nothing learned: the engine has not queued yet, so it takes at least what
+  // runs now; guess twice that (or DEFAULT_KNEE), within the bounds.
+  return Math.max(1, Math.min(bound, Math.max(DEFAULT_KNEE, 2 * running)));
 }
 
 /** Requests waiting at the endpoint, now (reported, or projected past the knee). */
@@ -151,14 +206,18 @@ export function queueDepth(e: SchedulingEndpoint): number {
 
 /**
  * True when the endpoint cannot take more without making it wait: its engine
- * or sidecar has had requests waiting for {@link QUEUEING_REPORTS} reports in
- * a row, its KV cache is (projected) full, or the projected queue reached
- * `saturationQueueDepth`.
+ * or sidecar has had requests waiting for {@link QUEUEING_MS}, its KV cache is
+ * (projected) full, or its sidecar's queue or this router's streams past its
+ * knee reached `saturationQueueDepth`.
  */
 export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number): boolean {
-  if ((e.history?.queueingReports ?? 0) >= QUEUEING_REPORTS) return true;
+  if ((e.history?.queueingMs ?? 0) >= QUEUEING_MS) return true;
   const l = loadOf(e);
-  return l.kvUsage >= KV_FULL || l.queue >= saturationQueueDepth;
+  // The engine's waiting count alone may be a scrape that caught requests
+  // between two steps: it counts once it lasts (above). The sidecar's queue
+  // and this router's excess over the knee are queues now.
+  const queue = Math.max(e.report?.queued ?? 0, l.outstanding - l.knee);
+  return l.kvUsage >= KV_FULL || queue >= saturationQueueDepth;
 }
 
 /** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */

@@ -2,7 +2,7 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { KV_FULL, loadOf } from './load.js';
+import { KV_FULL, loadAt, loadOf } from './load.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
 const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndpoint) => number) => {
@@ -23,10 +23,14 @@ const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndp
  * weight) outweighs the load difference; past them, `prefix-cache` stops
  * counting the busier pod's cache and load decides.
  */
-export function createLeastRequestScorer(): Scorer {
+export function createLeastRequestScorer(deps: PluginDeps): Scorer {
+  const now = deps.now ?? Date.now;
   return {
     type: 'least-request',
-    score: (_req, endpoints) => measure(endpoints, (e) => 1 - Math.min(1, loadOf(e).utilization)),
+    score: (_req, endpoints) => {
+      const t = now();
+      return measure(endpoints, (e) => 1 - Math.min(1, loadAt(e, t).utilization));
+    },
   };
 }
 
@@ -46,11 +50,24 @@ export function createQueueDepthScorer(): Scorer {
   };
 }
 
-/** `kv-cache`: most free KV cache (1 − `kv_cache_usage_perc`, counting prompts this router sent since the report). */
+/** KV cache usage below which `kv-cache` scores every endpoint alike (free blocks there cost no latency). */
+export const KV_COMFORTABLE = 0.5;
+
+/**
+ * `kv-cache`: room left in the KV cache before the engine must preempt or
+ * queue: 1 up to {@link KV_COMFORTABLE} usage, falling to 0 at {@link KV_FULL}
+ * (usage counts the prompts this router sent since the report). Below that,
+ * differences in usage are a stale scrape's noise, not load, and must not
+ * outvote the load scorers.
+ */
 export function createKvCacheScorer(): Scorer {
   return {
     type: 'kv-cache',
-    score: (_req, endpoints) => measure(endpoints, (e) => Math.min(1, Math.max(0, 1 - loadOf(e).kvUsage))),
+    score: (_req, endpoints) =>
+      measure(endpoints, (e) => {
+        const kv = loadOf(e).kvUsage;
+        return 1 - Math.min(1, Math.max(0, (kv - KV_COMFORTABLE) / (KV_FULL - KV_COMFORTABLE)));
+      }),
   };
 }
 
@@ -82,6 +99,7 @@ export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshol
  */
 export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
   const balance = deps.prefixBalance ?? DEFAULT_PREFIX_BALANCE;
+  const now = deps.now ?? Date.now;
   return {
     type: 'prefix-cache',
     score(req, endpoints) {
@@ -97,12 +115,13 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
         if (m > 0) any = true;
       }
       if (!any || endpoints.length < 2) return out;
+      const t = now();
+      const us = measure(endpoints, (e) => loadAt(e, t).utilization);
       let minU = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < endpoints.length; i++)
-        minU = Math.min(minU, loadOf(endpoints[i] as SchedulingEndpoint).utilization);
+      for (let i = 0; i < endpoints.length; i++) minU = Math.min(minU, us[i] as number);
       for (let i = 0; i < endpoints.length; i++) {
         if ((out[i] as number) === 0) continue;
-        const u = loadOf(endpoints[i] as SchedulingEndpoint).utilization;
+        const u = us[i] as number;
         if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[i] = 0;
       }
       return out;

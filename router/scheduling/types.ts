@@ -9,7 +9,7 @@
  */
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { PrefixIndexView } from '../upstream/prefix-index.js';
-import type { LoadHistory } from './load.js';
+import type { LoadHistory, RecentAssignments } from './load.js';
 import type { PrefixBalance } from './scorers.js';
 
 /** Circuit breaker state of an endpoint, as scheduling sees it. */
@@ -34,6 +34,8 @@ export interface SchedulingEndpoint {
   readonly routerInFlightAtReport?: number;
   /** The endpoint's last load report. */
   readonly report: LoadReport__Output | undefined;
+  /** This router's recent assignments to the endpoint (a decaying count); absent: none. */
+  readonly recent?: RecentAssignments;
   /** What earlier reports taught (learned knee, queueing streak); absent: nothing yet. */
   readonly history?: LoadHistory;
   /** Its circuit breaker; `half-open` means one probe may go through now. */
@@ -92,6 +94,8 @@ export interface PluginDeps {
   readonly saturationQueueDepth: number;
   /** Most endpoints, in percent of those reaching the filter, that open breakers may remove. */
   readonly maxEjectionPercent: number;
+  /** The clock of `recent` assignment times (default `Date.now`). */
+  readonly now?: () => number;
   /** When `prefix-cache` lets a hot prefix spread to another pod (default {@link DEFAULT_PREFIX_BALANCE}). */
   readonly prefixBalance?: PrefixBalance;
 }

@@ -9,7 +9,13 @@ import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos } from '../../common/proto.js';
-import { type LoadHistory, NO_HISTORY, observeReport } from '../scheduling/load.js';
+import {
+  addRecent,
+  type LoadHistory,
+  NO_HISTORY,
+  observeReport,
+  type RecentAssignments,
+} from '../scheduling/load.js';
 import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
 import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './prefix-index.js';
 
@@ -109,6 +115,7 @@ interface Entry {
   watch: grpc.ClientReadableStream<LoadReport__Output> | undefined;
   report: LoadReport__Output | undefined;
   history: LoadHistory;
+  recent: RecentAssignments | undefined;
   reportAt: number;
   connected: boolean;
   lastError: string;
@@ -161,6 +168,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       routerInFlightAtReport: e.inFlightAtReport,
       report: r,
       history: e.history,
+      recent: e.recent,
       reason,
       breaker: breakerState(e.address),
       failureRatio: h.failureRatio,
@@ -218,8 +226,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       if (e.watch !== call) return;
       if (r.prefixIndex) e.prefixIndex.apply(r.prefixIndex);
       e.report = r;
-      e.history = observeReport(e.history, r);
       e.reportAt = now();
+      e.history = observeReport(e.history, r, e.reportAt);
       e.inFlightAtReport = e.inFlight;
       e.attempt = 0;
       e.view = undefined;
@@ -262,6 +270,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       watch: undefined,
       report: undefined,
       history: NO_HISTORY,
+      recent: undefined,
       reportAt: 0,
       connected: false,
       lastError: '',
@@ -321,6 +330,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       const e = entries.get(address);
       if (!e) return () => {};
       e.inFlight++;
+      e.recent = addRecent(e.recent, now());
       dirty(e);
       let done = false;
       return () => {
