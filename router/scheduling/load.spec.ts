@@ -84,12 +84,13 @@ describe('load against the knee', () => {
     let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 30, numRequestsWaiting: 0 }), 0);
     assert.equal(h.learnedKnee, 0, 'nothing learned before the engine queues');
     h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 250);
-    assert.equal(h.learnedKnee, 30);
-    assert.equal(h.queueingMs, 0);
-    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 500);
+    assert.equal(h.learnedKnee, 0, 'a passing wait teaches nothing');
+    h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 1_250);
+    assert.equal(h.learnedKnee, 30, 'a wait that lasted QUEUEING_MS does');
+    assert.equal(h.queueingMs, 1_000);
+    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 1_500);
     assert.equal(h.learnedKnee, 28, 'moves a third of the way to what ran while queueing');
-    assert.equal(h.queueingMs, 250);
-    h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 750);
+    h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_750);
     assert.equal(h.learnedKnee, 45, 'ran more without queueing: the knee was too low');
     assert.equal(h.queueingMs, 0);
   });
@@ -123,14 +124,17 @@ describe('load against the knee', () => {
     assert.ok((b as number) - (c as number) < 1e-4, 'long ago no longer counts');
   });
 
-  it('saturation: a lasting engine queue, a full KV cache, or streams past the knee; not one passing wait', () => {
+  it('saturation: a lasting engine queue, a full KV cache, or streams past max_num_seqs; not one passing wait', () => {
     const sat = (f: Omit<FakeEndpoint, 'address'>) =>
       isSaturated(endpointView({ address: 'a', ...h100, ...f }), 8);
     assert.equal(sat({ running: 20, waiting: 3 }), false, 'a scrape between two steps');
-    assert.equal(sat({ running: 20, waiting: 3, queueingMs: 600 }), true);
+    assert.equal(sat({ running: 20, waiting: 3, queueingMs: 1_200 }), true);
     assert.equal(sat({ running: 20, inFlight: 20, kv: 0.95 }), true);
-    assert.equal(sat({ learnedKnee: 16, routerInFlight: 24 }), true);
-    assert.equal(sat({ learnedKnee: 16, routerInFlight: 20 }), false);
+    // Past a hard limit (max_num_seqs published) requests queue for sure...
+    assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 24 }), true);
+    assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 20 }), false);
+    // ...past a learned knee they only rank the pod lower (the knee moves with the workload).
+    assert.equal(sat({ learnedKnee: 16, routerInFlight: 24 }), false);
   });
 });
 

@@ -25,7 +25,7 @@ export const KV_FULL = 0.9;
 export const DEFAULT_KNEE = 32;
 
 /** How long requests must have been waiting in the engine (or sidecar) for it to count as saturated. */
-export const QUEUEING_MS = 500;
+export const QUEUEING_MS = 1_000;
 
 /**
  * Time constant (ms) of the recent-assignment count: a request just sent is
@@ -57,8 +57,9 @@ export interface LoadHistory {
 export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingSince: -1, queueingMs: 0 });
 
 /**
- * Folds one report into an endpoint's history. When requests wait, what runs
- * is what the engine could take: the knee moves a third of the way there.
+ * Folds one report into an endpoint's history. When requests have waited for
+ * {@link QUEUEING_MS}, what runs is what the engine could take: the knee moves
+ * a third of the way there.
  * When more runs without waiting than the knee says, the knee was too low:
  * it rises to what ran.
  */
@@ -66,11 +67,13 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   if (!r) return h;
   const running = r.engine?.numRequestsRunning ?? 0;
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
-  let knee = h.learnedKnee;
-  if (waiting > 0 && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
-  else if (waiting === 0 && knee > 0 && running > knee) knee = running;
   const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
   const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  let knee = h.learnedKnee;
+  // Only a lasting queue teaches: a scrape between two steps, or prompts
+  // waiting a step for the token budget, say nothing about capacity.
+  if (queueingMs >= QUEUEING_MS && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
+  else if (waiting === 0 && knee > 0 && running > knee) knee = running;
   if (knee === h.learnedKnee && queueingSince === h.queueingSince && queueingMs === h.queueingMs) return h;
   return { learnedKnee: knee, queueingSince, queueingMs };
 }
@@ -85,6 +88,13 @@ export interface LoadEstimate {
   readonly kvUsage: number;
   /** Concurrency at which the endpoint starts to queue. */
   readonly knee: number;
+  /**
+   * True when the knee is a hard limit (the engine published `max_num_seqs`
+   * and the knee is it): requests past it queue for sure. A learned knee
+   * moves with the mix of prompts and cache hits, so it ranks but does not
+   * decide saturation.
+   */
+  readonly kneeKnown: boolean;
   /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
   readonly utilization: number;
 }
@@ -177,9 +187,10 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const kvUsage = kvTokens > 0 ? kvScaled + chars / CHARS_PER_TOKEN / kvTokens : kvScaled;
 
   const knee = kneeOf(e, running, kvReported);
+  const kneeKnown = knee === (r?.capacity?.maxNumSeqs ?? 0);
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
   const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL);
-  const est: LoadEstimate = { outstanding, queue, kvUsage, knee, utilization };
+  const est: LoadEstimate = { outstanding, queue, kvUsage, knee, kneeKnown, utilization };
   if (chars === 0) estimates.set(e, est);
   return est;
 }
@@ -216,7 +227,9 @@ export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number)
   // The engine's waiting count alone may be a scrape that caught requests
   // between two steps: it counts once it lasts (above). The sidecar's queue
   // and this router's excess over the knee are queues now.
-  const queue = Math.max(e.report?.queued ?? 0, l.outstanding - l.knee);
+  // Only a hard knee (max_num_seqs) makes the excess a queue for sure.
+  const excess = l.kneeKnown ? l.outstanding - l.knee : 0;
+  const queue = Math.max(e.report?.queued ?? 0, excess);
   return l.kvUsage >= KV_FULL || queue >= saturationQueueDepth;
 }
 

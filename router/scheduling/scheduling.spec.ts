@@ -123,7 +123,7 @@ describe('scheduling plugins', () => {
       pool: [
         { address: 'a', queued: 4, inFlight: 8, maxNumSeqs: 8 },
         { address: 'b', waiting: 5, running: 3 },
-        { address: 'c', waiting: 5, running: 3, queueingMs: 600 },
+        { address: 'c', waiting: 5, running: 3, queueingMs: 1_200 },
       ],
       want: ['b'],
     },
