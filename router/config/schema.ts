@@ -14,20 +14,6 @@ const hostPort = z.string().superRefine((value, ctx) => {
   }
 });
 
-/** Filter plugins by type name. */
-export const FILTER_TYPES = ['ready', 'not-draining', 'circuit-closed', 'not-saturated'] as const;
-/** Scorer plugins by type name. */
-export const SCORER_TYPES = [
-  'round-robin',
-  'least-request',
-  'queue-depth',
-  'kv-cache',
-  'prefix-cache',
-  'session-affinity',
-] as const;
-/** Picker plugins by type name. */
-export const PICKER_TYPES = ['max-score', 'p2c', 'random', 'round-robin'] as const;
-
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'must be letters, digits and . _ : / -');
 const ms = (min = 1) =>
   z.number().int('must be a whole number of milliseconds').min(min, `must be >= ${min}`);
@@ -57,15 +43,20 @@ const modelSchema = z
     path: ['versions'],
   });
 
+/**
+ * A plugin type name. Which names exist is the plugin registry's business
+ * (router/scheduling/registry.ts): `validateRouterConfig` checks them there,
+ * so registering a plugin is all it takes for configs to use it.
+ */
+const pluginType = z.string().regex(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, 'must be a kebab-case plugin type');
+
 const scorerSchema = z.strictObject({
-  type: z.enum(SCORER_TYPES),
+  type: pluginType,
   weight: z.number().min(0, 'must be >= 0').default(1),
 });
 
 const profileSchema = z.strictObject({
-  filters: z
-    .array(z.enum(FILTER_TYPES))
-    .default(['ready', 'not-draining', 'circuit-closed', 'not-saturated']),
+  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed', 'not-saturated']),
   // Tuned on the simulator (bench/schedule-profiles.ts): prefix and load weighed
   // alike keep most cache hits without queueing behind a hot prefix.
   scorers: z.array(scorerSchema).default([
@@ -75,7 +66,7 @@ const profileSchema = z.strictObject({
     { type: 'queue-depth', weight: 2 },
     { type: 'kv-cache', weight: 1 },
   ]),
-  picker: z.enum(PICKER_TYPES).default('max-score'),
+  picker: pluginType.default('max-score'),
 });
 
 /** The built-in `default` profile, used by models that name none (a config may redefine it). */

@@ -4,13 +4,8 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import {
-  DEFAULT_PROFILE,
-  FILTER_TYPES,
-  PICKER_TYPES,
-  type ProfileConfig,
-  SCORER_TYPES,
-} from '../config/schema.js';
+import { validateRouterConfig } from '../config/load.js';
+import { DEFAULT_PROFILE, type ProfileConfig } from '../config/schema.js';
 import { createBreakers } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
 import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
@@ -44,11 +39,20 @@ const request = (
 const addresses = (list: readonly SchedulingEndpoint[]) => list.map((e) => e.address);
 
 describe('scheduling plugins', () => {
-  it('registers exactly the types the config schema accepts', () => {
-    const t = registry.types();
-    assert.deepEqual(t.filters.sort(), [...FILTER_TYPES].sort());
-    assert.deepEqual(t.scorers.sort(), [...SCORER_TYPES].sort());
-    assert.deepEqual(t.pickers.sort(), [...PICKER_TYPES].sort());
+  it('configs accept exactly the registered types: registering a scorer is all it takes', () => {
+    const config = (scorer: string) => ({
+      models: { m: { versions: { v1: { weight: 1 } }, profile: 'p' } },
+      profiles: { p: { scorers: [{ type: 'least-request' }, { type: scorer }] } },
+    });
+    assert.throws(
+      () => validateRouterConfig(config('idle-gpu')),
+      /profiles\.p\.scorers\[1\]\.type: unknown scorer "idle-gpu" \(known: .*least-request/,
+    );
+    const r = createBuiltinRegistry();
+    r.registerScorer('idle-gpu', () => ({ type: 'idle-gpu', score: (_q, e) => new Float64Array(e.length) }));
+    const cfg = validateRouterConfig(config('idle-gpu'), '<test>', r);
+    const s = createScheduler('p', cfg.profiles.p as ProfileConfig, r, deps());
+    assert.equal(s.schedule(request(), views([{ address: 'a' }])).picked?.address, 'a');
   });
 
   it('rejects non-kebab-case names, duplicates and unknown types', () => {
@@ -531,7 +535,7 @@ describe('recent failures make an endpoint worse', () => {
   const busy = (address: string): FakeEndpoint => ({ address, routerInFlight: 6, inFlight: 6, kv: 0.1 });
   const everyProfile: Array<{ name: string; profile: ProfileConfig }> = [
     { name: 'default', profile: DEFAULT_PROFILE },
-    ...PICKER_TYPES.map((picker) => ({
+    ...registry.types().pickers.map((picker) => ({
       name: `least-request + ${picker}`,
       profile: { ...DEFAULT_PROFILE, scorers: [{ type: 'least-request' as const, weight: 1 }], picker },
     })),
