@@ -56,9 +56,14 @@ const scorerSchema = z.strictObject({
 });
 
 const profileSchema = z.strictObject({
-  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed', 'not-saturated']),
-  // Tuned on the simulator (bench/schedule-profiles.ts): prefix and load weighed
-  // alike keep most cache hits without queueing behind a hot prefix.
+  // No `not-saturated`: taking a pod whose engine queues out of the running
+  // sends its prefixes' requests to pods that must prefill them again, which
+  // then queue in turn (measured: bench/scenarios/routing.ts). Load scorers
+  // rank a queueing pod last instead, and admission waits when all queue.
+  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed']),
+  // Measured on the virtual mesh (`npm run bench:routing`): a cached prefix
+  // outweighs load differences within the prefix balance thresholds, load
+  // decides past them.
   scorers: z.array(scorerSchema).default([
     { type: 'prefix-cache', weight: 2 },
     { type: 'session-affinity', weight: 1 },

@@ -189,7 +189,8 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const knee = kneeOf(e, running, kvReported);
   const kneeKnown = knee === (r?.capacity?.maxNumSeqs ?? 0);
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
-  const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL);
+  // Requests queued in the sidecar mean its limit is reached: past the knee.
+  const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL, queued > 0 ? 1 + queued / knee : 0);
   const est: LoadEstimate = { outstanding, queue, kvUsage, knee, kneeKnown, utilization };
   if (chars === 0) estimates.set(e, est);
   return est;

@@ -189,15 +189,24 @@ describe('scheduling plugins', () => {
     req?: Parameters<typeof request>[0];
   }> = [
     {
-      name: 'least-request: free share of capacity (router streams, sidecar in flight and queued)',
+      name: 'least-request: headroom below the knee (router streams, sidecar in flight and queued)',
       type: 'least-request',
       pool: [
         { address: 'a', routerInFlight: 4, maxNumSeqs: 8 },
-        { address: 'b', inFlight: 2, queued: 2, maxNumSeqs: 8 },
+        { address: 'b', inFlight: 4, maxNumSeqs: 8 },
         { address: 'c', maxNumSeqs: 8 },
         { address: 'd', routerInFlight: 20, maxNumSeqs: 8 },
       ],
       want: [0.5, 0.5, 1, 0],
+    },
+    {
+      name: 'least-request: a sidecar queue means the pod is past its knee',
+      type: 'least-request',
+      pool: [
+        { address: 'a', inFlight: 2, queued: 1, maxNumSeqs: 8 },
+        { address: 'b', inFlight: 7, maxNumSeqs: 8 },
+      ],
+      want: [0, 0.125],
     },
     {
       name: 'least-request: this router’s fresher count wins over a lagging report',
@@ -376,7 +385,6 @@ describe('scheduling profiles', () => {
         ['ready', 2],
         ['not-draining', 2],
         ['circuit-closed', 2],
-        ['not-saturated', 2],
         ['prefer-healthy', 2],
       ],
     );

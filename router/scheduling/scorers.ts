@@ -79,8 +79,8 @@ export interface PrefixBalance {
   readonly relThreshold: number;
 }
 
-/** Defaults of {@link PrefixBalance}: 0.4 knee apart and 1.5× as busy. */
-export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.4, relThreshold: 1.5 });
+/** Defaults of {@link PrefixBalance}: 0.5 knee apart and twice as busy. */
+export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.5, relThreshold: 2 });
 
 /**
  * `prefix-cache`: the share of the prompt's blocks the endpoint holds as a
@@ -99,7 +99,6 @@ export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshol
  */
 export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
   const balance = deps.prefixBalance ?? DEFAULT_PREFIX_BALANCE;
-  const now = deps.now ?? Date.now;
   return {
     type: 'prefix-cache',
     score(req, endpoints) {
@@ -115,8 +114,9 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
         if (m > 0) any = true;
       }
       if (!any || endpoints.length < 2) return out;
-      const t = now();
-      const us = measure(endpoints, (e) => loadAt(e, t).utilization);
+      // Load without the just-sent boost: a burst of a few requests is no
+      // reason to pay for a prefix's prefill a second time.
+      const us = measure(endpoints, (e) => loadOf(e).utilization);
       let minU = Number.POSITIVE_INFINITY;
       for (let i = 0; i < endpoints.length; i++) minU = Math.min(minU, us[i] as number);
       for (let i = 0; i < endpoints.length; i++) {
