@@ -27,7 +27,7 @@ import {
 } from '../router/scheduling/load.js';
 import { createScheduler } from '../router/scheduling/profile.js';
 import { createBuiltinRegistry } from '../router/scheduling/registry.js';
-import type { SchedulingEndpoint, SchedulingRequest } from '../router/scheduling/types.js';
+import type { PluginDeps, SchedulingEndpoint, SchedulingRequest } from '../router/scheduling/types.js';
 import { createPrefixIndex as createRouterIndex } from '../router/upstream/prefix-index.js';
 import {
   createPrefixIndex as createSidecarIndex,
@@ -83,6 +83,8 @@ export interface MeshOptions {
   reportIntervalMs?: number;
   scrapeIntervalMs?: number;
   saturationQueueDepth?: number;
+  /** The `prefix_balance` thresholds (default the router's). */
+  prefixBalance?: PluginDeps['prefixBalance'];
   /** Called with each decision's duration in µs (wall clock), to check the scheduler's cost. */
   onDecision?: (us: number) => void;
 }
@@ -221,6 +223,7 @@ export function runMesh(o: MeshOptions): MeshResult {
     saturationQueueDepth: o.saturationQueueDepth ?? 8,
     maxEjectionPercent: 50,
     now: clock.now,
+    prefixBalance: o.prefixBalance,
   });
   const costModel = createStepCostModel(o.preset.stepCost);
   const pods: Pod[] = [];

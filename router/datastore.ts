@@ -51,6 +51,7 @@ export function createDatastore(config: RouterConfig, deps: DatastoreDeps): Data
       random: deps.random,
       saturationQueueDepth: cfg.admission.saturation_queue_depth,
       maxEjectionPercent: cfg.breaker.max_ejection_percent,
+      prefixBalance: { absThreshold: cfg.prefix_balance.abs, relThreshold: cfg.prefix_balance.rel },
     };
     for (const model of Object.keys(cfg.models)) {
       const { name, profile } = profileFor(cfg, model);

@@ -177,6 +177,17 @@ const admissionSchema = z.strictObject({
   pushback_ms: ms(0).default(1_000),
 });
 
+/**
+ * When a hot prefix spreads to another pod (the `prefix-cache` scorer): its
+ * pod's cache stops counting once that pod is busier than the least-loaded
+ * candidate by more than `abs` (in knees: the concurrency at which a pod
+ * starts to queue) and more than `rel` times.
+ */
+const prefixBalanceSchema = z.strictObject({
+  abs: z.number().min(0).default(0.3),
+  rel: z.number().min(1, 'must be >= 1').default(2),
+});
+
 const tenantSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'must be letters, digits and . _ -'),
   /** Lowercase or uppercase hex SHA-256 of the API key (never the key itself). */
@@ -272,6 +283,7 @@ export const routerConfigSchema = z
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
     breaker: breakerSchema.default(breakerSchema.parse({})),
     admission: admissionSchema.default(admissionSchema.parse({})),
+    prefix_balance: prefixBalanceSchema.default(prefixBalanceSchema.parse({})),
     /** Tenants, API keys and rate limits; without it the API is open (the local default). */
     auth: authSchema.optional(),
     /** TLS for the public API; plaintext without it. */

@@ -21,7 +21,7 @@ import type { SchedulingEndpoint } from './types.js';
 /** KV cache usage at which an engine starts preempting or refusing new sequences. */
 export const KV_FULL = 0.9;
 
-/** Knee assumed for an idle endpoint whose engine has never queued (twice what runs, when more). */
+/** Knee assumed for an endpoint whose engine has never queued for long (within its KV and max_num_seqs bounds). */
 export const DEFAULT_KNEE = 32;
 
 /** How long requests must have been waiting in the engine (or sidecar) for it to count as saturated. */
@@ -206,9 +206,10 @@ function kneeOf(e: SchedulingEndpoint, running: number, kvUsage: number): number
   if (kvBound > 0) bound = Math.min(bound, kvBound);
   const learned = e.history?.learnedKnee ?? 0;
   if (learned > 0) return Math.max(1, Math.min(learned, bound));
-  // Nothing learned: the engine has not queued yet, so it takes at least what
-  // runs now; guess twice that (or DEFAULT_KNEE), within the bounds.
-  return Math.max(1, Math.min(bound, Math.max(DEFAULT_KNEE, 2 * running)));
+  // Nothing learned (the engine never queued for long): a fixed guess within
+  // the bounds. Not one that grows with what runs, which would keep every
+  // busy pod at the same fraction of its "knee" and hide a hot one.
+  return Math.max(1, Math.min(bound, DEFAULT_KNEE));
 }
 
 /** Requests waiting at the endpoint, now (reported, or projected past the knee). */

@@ -36,6 +36,7 @@ const request = (
     'v1',
     new Set(over.exclude ?? []),
   );
+const r9 = (x: number) => Math.round(x * 1e9) / 1e9;
 const addresses = (list: readonly SchedulingEndpoint[]) => list.map((e) => e.address);
 
 describe('scheduling plugins', () => {
@@ -197,7 +198,8 @@ describe('scheduling plugins', () => {
         { address: 'c', maxNumSeqs: 8 },
         { address: 'd', routerInFlight: 20, maxNumSeqs: 8 },
       ],
-      want: [0.5, 0.5, 1, 0],
+      // e^-utilization: 4 of a knee of 8, twice; idle; 20 of 8.
+      want: [r9(Math.exp(-0.5)), r9(Math.exp(-0.5)), 1, r9(Math.exp(-2.5))],
     },
     {
       name: 'least-request: a sidecar queue means the pod is past its knee',
@@ -206,7 +208,8 @@ describe('scheduling plugins', () => {
         { address: 'a', inFlight: 2, queued: 1, maxNumSeqs: 8 },
         { address: 'b', inFlight: 7, maxNumSeqs: 8 },
       ],
-      want: [0, 0.125],
+      // a: 1 + 1/8 past its knee; b: 7 of 8.
+      want: [r9(Math.exp(-1.125)), r9(Math.exp(-7 / 8))],
     },
     {
       name: 'least-request: this router’s fresher count wins over a lagging report',
@@ -215,7 +218,7 @@ describe('scheduling plugins', () => {
         { address: 'a', routerInFlight: 8, inFlight: 0 },
         { address: 'b', inFlight: 8 },
       ],
-      want: [0.75, 0.75],
+      want: [r9(Math.exp(-0.25)), r9(Math.exp(-0.25))],
     },
     {
       name: 'queue-depth: what waits (sidecar queue, engine waiting, this router past the knee) against the knee',
@@ -279,10 +282,7 @@ describe('scheduling plugins', () => {
   for (const c of scorerCases) {
     it(`scorer: ${c.name}`, () => {
       const scores = registry.scorer(c.type, deps()).score(request(c.req), views(c.pool));
-      assert.deepEqual(
-        Array.from(scores, (x) => Math.round(x * 1e9) / 1e9),
-        c.want,
-      );
+      assert.deepEqual(Array.from(scores, r9), c.want);
     });
   }
 
@@ -395,7 +395,7 @@ describe('scheduling profiles', () => {
     );
     assert.equal(c[1]?.scores['least-request'], 1);
     // 3 streams against the default knee of 32 requests (nothing learned, KV nearly empty).
-    assert.equal(c[0]?.scores['least-request'], 1 - 3 / 32);
+    assert.equal(c[0]?.scores['least-request'], Math.exp(-3 / 32));
     assert.ok((c[1]?.total ?? 0) > (c[0]?.total ?? 0));
     for (const key of ['filter/ready', 'scorer/prefix-cache', 'picker/max-score']) {
       assert.equal(typeof d.pluginMs[key], 'number', key);

@@ -12,16 +12,17 @@ const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndp
 };
 
 /**
- * `least-request`: the endpoint's headroom below its knee, 1 − utilization
- * (outstanding requests / the concurrency at which it starts to queue, or KV
- * usage / {@link KV_FULL}, whichever is higher), 0 at or past the knee.
+ * `least-request`: e^−utilization, where utilization is the endpoint's load
+ * relative to its knee (outstanding requests / the concurrency at which it
+ * starts to queue, or KV usage / {@link KV_FULL}, whichever is higher).
  *
- * Load scores are absolute, not normalized over the candidates, and in units
- * of the knee: a pod at 70 % of its knee scores 0.3, one at 10 % scores 0.9,
- * whatever its `max_num_seqs`. Between pods whose loads differ by less than
- * the prefix balance thresholds, a cached prefix (worth up to its scorer's
- * weight) outweighs the load difference; past them, `prefix-cache` stops
- * counting the busier pod's cache and load decides.
+ * Scores are absolute, not normalized over the candidates, and in units of
+ * the knee: a pod at 10 % of its knee scores 0.90, one at 70 % scores 0.50,
+ * whatever its `max_num_seqs`. They never reach 0, so pods past their knee
+ * still rank by how far past they are instead of tying. Between pods whose
+ * loads differ by less than the prefix balance thresholds, a cached prefix
+ * (worth up to its scorer's weight) outweighs the load difference; past
+ * them, `prefix-cache` stops counting the busier pod's cache and load decides.
  */
 export function createLeastRequestScorer(deps: PluginDeps): Scorer {
   const now = deps.now ?? Date.now;
@@ -29,7 +30,7 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
     type: 'least-request',
     score: (_req, endpoints) => {
       const t = now();
-      return measure(endpoints, (e) => 1 - Math.min(1, loadAt(e, t).utilization));
+      return measure(endpoints, (e) => Math.exp(-loadAt(e, t).utilization));
     },
   };
 }
@@ -79,8 +80,8 @@ export interface PrefixBalance {
   readonly relThreshold: number;
 }
 
-/** Defaults of {@link PrefixBalance}: 0.5 knee apart and twice as busy. */
-export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.5, relThreshold: 2 });
+/** Defaults of {@link PrefixBalance}: 0.3 knee apart and twice as busy. */
+export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.3, relThreshold: 2 });
 
 /**
  * `prefix-cache`: the share of the prompt's blocks the endpoint holds as a
