@@ -167,7 +167,11 @@ const breakerSchema = z.strictObject({
 const admissionSchema = z.strictObject({
   /** Requests this router serves at once; more wait in the queue. */
   max_concurrency: z.number().int().min(1).default(4096),
-  /** An endpoint whose queue (sidecar queue + engine waiting) reaches this is saturated. */
+  /**
+   * An endpoint whose sidecar queue, or this router's streams past its published
+   * `max_num_seqs`, reach this is saturated (so is one whose engine queue lasts
+   * a second, or whose KV cache is full).
+   */
   saturation_queue_depth: z.number().int().min(1).default(8),
   /** Requests waiting for admission at most; beyond, new ones are shed. */
   max_queue_length: z.number().int().min(0).default(1024),
