@@ -46,6 +46,10 @@ export function parseRouterConfig(
 }
 
 let builtins: PluginRegistry | undefined;
+const builtinRegistry = (): PluginRegistry => {
+  builtins ??= createBuiltinRegistry();
+  return builtins;
+};
 
 /**
  * Validates an already parsed object; profile plugin types are checked
