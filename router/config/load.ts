@@ -58,8 +58,7 @@ const builtinRegistry = (): PluginRegistry => {
 export function validateRouterConfig(
   raw: unknown,
   source = '<config>',
-  registry: PluginRegistry = (builtins ??=
-    createBuiltinRegistry()),
+  registry: PluginRegistry = builtinRegistry(),
 ): RouterConfig {
   const result = routerConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
