@@ -140,19 +140,16 @@ export interface RecentAssignments {
 }
 
 /**
- * The endpoint's load at `now` as {@link loadOf} estimates it, with requests
+ * The endpoint's utilization at `now` as {@link loadOf} estimates it, with requests
  * sent in the last moments weighing {@link RECENT_WEIGHT} more (see {@link RECENT_TAU_MS}): between
  * endpoints otherwise alike, the one that has just taken a request is the
  * worse choice, which spaces arrivals out the way round robin does.
  */
-export function loadAt(e: SchedulingEndpoint, now: number): LoadEstimate {
+export function utilizationAt(e: SchedulingEndpoint, now: number): number {
   const l = loadOf(e);
   const recent = recentAssignments(e, now);
-  if (recent < 1e-3) return l;
-  return {
-    ...l,
-    utilization: Math.max((l.outstanding + RECENT_WEIGHT * recent) / l.knee, l.kvUsage / KV_FULL),
-  };
+  if (recent < 1e-3) return l.utilization;
+  return Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee);
 }
 
 /**

@@ -2,7 +2,7 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { KV_FULL, loadAt, loadOf } from './load.js';
+import { KV_FULL, loadOf, utilizationAt } from './load.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
 const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndpoint) => number) => {
@@ -30,7 +30,7 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
     type: 'least-request',
     score: (_req, endpoints) => {
       const t = now();
-      return measure(endpoints, (e) => Math.exp(-loadAt(e, t).utilization));
+      return measure(endpoints, (e) => Math.exp(-utilizationAt(e, t)));
     },
   };
 }
