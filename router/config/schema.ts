@@ -66,7 +66,7 @@ const profileSchema = z.strictObject({
   // decides past them.
   scorers: z.array(scorerSchema).default([
     { type: 'prefix-cache', weight: 2 },
-    { type: 'session-affinity', weight: 1 },
+    { type: 'session-affinity', weight: 2 },
     { type: 'least-request', weight: 2 },
     { type: 'queue-depth', weight: 2 },
     { type: 'kv-cache', weight: 1 },

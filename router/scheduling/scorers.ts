@@ -133,10 +133,13 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
 /**
  * `session-affinity`: for a request with a session key, 1 for the endpoint
  * that rendezvous hashing assigns the key among the candidates, 0 for the
- * rest. The key keeps its pod while that pod stays a candidate; when it drops
- * out, only its keys move. Without a session key every endpoint scores 0.
+ * rest. The key keeps its pod while that pod stays a candidate and is not
+ * markedly busier than the least-loaded one (the prefix balance thresholds);
+ * when it drops out, only its keys move. Without a session key every
+ * endpoint scores 0.
  */
-export function createSessionAffinityScorer(): Scorer {
+export function createSessionAffinityScorer(deps: PluginDeps): Scorer {
+  const balance = deps.prefixBalance ?? DEFAULT_PREFIX_BALANCE;
   const addressHashes = new Map<string, number>();
   const addressHash = (a: string) => {
     let h = addressHashes.get(a);
@@ -163,6 +166,13 @@ export function createSessionAffinityScorer(): Scorer {
         }
       }
       out[best] = 1;
+      // Like a hot prefix, a session leaves a pod markedly busier than the
+      // least-loaded candidate (the same thresholds), and only then.
+      const u = loadOf(endpoints[best] as SchedulingEndpoint).utilization;
+      let minU = u;
+      for (let i = 0; i < endpoints.length; i++)
+        minU = Math.min(minU, loadOf(endpoints[i] as SchedulingEndpoint).utilization);
+      if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[best] = 0;
       return out;
     },
   };
