@@ -70,6 +70,8 @@ function pool(n: number, random: () => number): EndpointView[] {
       // A few pods with recent failures (by index: the random sequence stays as it was).
       failureRatio: i % 20 === 1 ? 0.3 : 0,
       consecutiveFailures: i % 40 === 1 ? 1 : 0,
+      // Some endpoints took a request a moment ago (the least-request scorer decays it).
+      ...(i % 3 === 0 ? { recent: { count: 1 + random(), at: Date.now() } } : {}),
       prefixIndex: index,
     } satisfies EndpointView;
   });

@@ -9,7 +9,7 @@ import { ConfigError } from './config/load.js';
 import { profileFor, type RouterConfig } from './config/schema.js';
 import { createDiscovery, type Discovery, type DiscoveryDeps, sameDiscovery } from './discovery/discovery.js';
 import { createScheduler, type PluginTimer, type Scheduler } from './scheduling/profile.js';
-import type { PluginRegistry } from './scheduling/registry.js';
+import { type PluginRegistry, profileProblems } from './scheduling/registry.js';
 
 /** One config and the schedulers built from it; a request takes one and keeps it. */
 export interface ConfigState {
@@ -51,11 +51,15 @@ export function createDatastore(config: RouterConfig, deps: DatastoreDeps): Data
       random: deps.random,
       saturationQueueDepth: cfg.admission.saturation_queue_depth,
       maxEjectionPercent: cfg.breaker.max_ejection_percent,
+      prefixBalance: { absThreshold: cfg.prefix_balance.abs, relThreshold: cfg.prefix_balance.rel },
     };
     for (const model of Object.keys(cfg.models)) {
       const { name, profile } = profileFor(cfg, model);
       let scheduler = byProfile.get(name);
       if (!scheduler) {
+        // Checked against the registry this router runs with (it may hold more than the built-ins).
+        const problems = profileProblems(deps.registry, `profiles.${name}`, profile);
+        if (problems.length > 0) throw new ConfigError('<config>', problems);
         try {
           scheduler = createScheduler(name, profile, deps.registry, pluginDeps, deps.pluginTimer);
         } catch (err) {

@@ -77,7 +77,8 @@ describe('sidecar load reports from a real simulator', () => {
       assert.equal(idle.version, 'v1');
       assert.equal(idle.servedModelName, MODEL);
       assert.deepEqual(idle.capacity, {
-        maxNumSeqs: 256,
+        // The simulator, like vLLM outside dev mode, does not publish max_num_seqs.
+        maxNumSeqs: 0,
         numGpuBlocks: 4096,
         blockSize: 16,
         // The model's own context length, cut to what 4096 blocks of 16 hold (as vLLM does).
@@ -304,7 +305,7 @@ describe('sidecar load reports from recorded engine output', () => {
     try {
       const r = await w.until((x) => x.ready, 'ready');
       assert.equal(r.model, 'TinyLlama/TinyLlama-1.1B-Chat-v1.0', 'the model defaults to the served name');
-      assert.deepEqual(r.capacity, { maxNumSeqs: 256, numGpuBlocks: 15998, blockSize: 4, maxModelLen: 2048 });
+      assert.deepEqual(r.capacity, { maxNumSeqs: 0, numGpuBlocks: 15998, blockSize: 4, maxModelLen: 2048 });
       assert.equal(sidecar.prefixIndex.capacity, 3999);
 
       // A failing scrape turns the pod not ready, and the stream goes on.

@@ -1,61 +1,49 @@
 /**
  * routing: does the router's endpoint picking beat what Kubernetes gives for
- * free (round robin behind a Service)? A mesh of simulated pods (a calibrated
- * preset) takes the shared-prefix workload at rising request rates, once per
- * scheduling profile named in `routing.yaml`. Reported per rate: TTFT p90,
- * output tokens/s, the engines' prefix-cache hit rate (from their
- * `vllm:prefix_cache_hits_total` / `queries_total`), and errors or sheds.
+ * free (round robin behind a Service) and the obvious load balancer (least
+ * requests)? Each scenario of `routing.yaml` runs on the virtual mesh
+ * (bench/routing-mesh.ts: the router's real scheduling profiles over
+ * simulated vLLM engines of a calibrated preset, on a discrete-event clock).
+ *
+ * Method, per scenario:
+ * - one arrival sequence per repeat (seed + repeat), the same for every
+ *   profile: a unit-rate Poisson sequence scaled by the offered rate, with
+ *   request i's content fixed by the seed and i;
+ * - profiles interleaved (their order rotates every repeat) and repeated;
+ * - for each profile and repeat, a rate sweep finds the knee: rates rise by
+ *   `rate_step` until TTFT p90 exceeds the SLO (or more than 1 % fail), then
+ *   two bisection steps between the last good and the first bad rate;
+ *   goodput is the completed requests/s of the best rate that met the SLO;
+ * - at the rate where round robin first missed the SLO, every profile runs
+ *   once more per repeat, for TTFT p90 side by side.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { runLoad } from '../load-generator.js';
-import { createProcessGroup } from '../processes.js';
-import {
-  type BenchReport,
-  createReport,
-  errorsLabel,
-  fmt,
-  type ReportTable,
-  type RunReport,
-  runReport,
-} from '../report.js';
-import { createWorkload } from '../workloads.js';
+import { createRandom, deriveSeed } from '../../common/random.js';
+import { DEFAULT_PROFILE, type ProfileConfig } from '../../router/config/schema.js';
+import { getPreset, type SimPreset } from '../../sim/presets.js';
+import { type BenchReport, createReport, fmt, type ReportTable } from '../report.js';
+import { type MeshOutcome, runMesh } from '../routing-mesh.js';
+import { type RoutingScenario, scenarioRequests } from '../routing-workloads.js';
 import type { ScenarioContext } from './context.js';
-import { type BenchPod, prefixCacheCounters, startPods } from './pods.js';
 
-/** The scenario's settings (`routing.yaml`). */
+/** The benchmark's settings (`routing.yaml`). */
 export interface RoutingConfig {
-  model: string;
-  pods: number;
-  sim: { preset: string; time_scale: number; max_model_len: number; num_gpu_blocks_override?: number };
-  workload: {
-    groups: number;
-    prompts_per_group: number;
-    system_prompt_len: number;
-    question_len: number;
-    output_len: number;
-    seed: number;
-  };
-  rates: number[];
-  seconds_per_rate: number;
-  warmup_seconds: number;
-  /** Warm-up of each profile's first rate (its caches start cold). */
-  warmup_seconds_first?: number;
+  preset: string;
+  seed: number;
+  repeats: number;
+  /** TTFT p90 objective (simulated ms); goodput counts rates that meet it. */
   ttft_p90_slo_ms: number;
-  /** Per-request deadline (wall ms). */
-  timeout_ms?: number;
-  /** Profile name → router profile config; null = the router's built-in profile of that name. */
-  profiles: Record<string, Record<string, unknown> | null>;
-  quick: {
-    pods: number;
-    rates: number[];
-    seconds_per_rate: number;
-    warmup_seconds: number;
-    groups: number;
-    system_prompt_len: number;
-  };
+  /** A request unfinished this long after arriving fails (DEADLINE_EXCEEDED). */
+  timeout_ms: number;
+  /** Bisection steps after the sweep passed the knee. */
+  bisect_steps: number;
+  /** Profile name → profile config; null = the router's built-in default. */
+  profiles: Record<string, Partial<ProfileConfig> | null>;
+  scenarios: RoutingScenario[];
+  quick: { repeats: number; scenarios: string[]; measure_s: number; warmup_s: number; bisect_steps: number };
 }
 
 /** Path of the default settings file. */
@@ -67,197 +55,298 @@ export function loadRoutingConfig(path = ROUTING_CONFIG_PATH, quick = false): Ro
   if (!quick) return c;
   return {
     ...c,
-    pods: c.quick.pods,
-    rates: c.quick.rates,
-    seconds_per_rate: c.quick.seconds_per_rate,
-    warmup_seconds: c.quick.warmup_seconds,
-    warmup_seconds_first: c.quick.warmup_seconds,
-    workload: { ...c.workload, groups: c.quick.groups, system_prompt_len: c.quick.system_prompt_len },
+    repeats: c.quick.repeats,
+    bisect_steps: c.quick.bisect_steps,
+    scenarios: c.scenarios
+      .filter((s) => c.quick.scenarios.includes(s.name))
+      .map((s) => ({ ...s, measure_s: c.quick.measure_s, warmup_s: c.quick.warmup_s })),
   };
 }
+
+/** A profile config with the schema's defaults filled in. */
+export function profileConfig(p: Partial<ProfileConfig> | null): ProfileConfig {
+  if (!p) return DEFAULT_PROFILE;
+  return {
+    filters: p.filters ?? DEFAULT_PROFILE.filters,
+    scorers: (p.scorers ?? DEFAULT_PROFILE.scorers).map((s) => ({ type: s.type, weight: s.weight ?? 1 })),
+    picker: p.picker ?? 'max-score',
+  };
+}
+
+/** What one (scenario, profile, seed, rate) run measured over its measurement window. */
+export interface CellResult {
+  rate: number;
+  offered: number;
+  ok: number;
+  failed: number;
+  /** Completed requests per simulated second. */
+  goodput: number;
+  ttftP50: number;
+  /** Failed requests count as infinitely slow. */
+  ttftP90: number;
+  ttftP99: number;
+  /** Prompt tokens found in the engines' prefix caches. */
+  hitRate: number;
+  /** Requests of the busiest pod over the mean per pod. */
+  busiestShare: number;
+  pass: boolean;
+}
+
+const quantile = (sorted: readonly number[], q: number) =>
+  sorted.length === 0
+    ? Number.NaN
+    : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+
+/** Runs one cell. */
+export function runCell(
+  s: RoutingScenario,
+  preset: SimPreset,
+  profile: ProfileConfig,
+  seed: number,
+  rate: number,
+  cfg: Pick<RoutingConfig, 'ttft_p90_slo_ms' | 'timeout_ms'>,
+): CellResult {
+  const requests = scenarioRequests(s, seed, rate);
+  const result = runMesh({
+    pods: s.pods,
+    preset,
+    numGpuBlocks: s.num_gpu_blocks,
+    profile,
+    random: createRandom(deriveSeed(seed, 3)),
+    requests,
+    timeoutMs: cfg.timeout_ms,
+  });
+  const from = s.warmup_s * 1000;
+  const to = (s.warmup_s + s.measure_s) * 1000;
+  const window: MeshOutcome[] = [];
+  requests.forEach((r, i) => {
+    if (r.arrivalMs >= from && r.arrivalMs < to) window.push(result.outcomes[i] as MeshOutcome);
+  });
+  const ok = window.filter((o) => o.status === 'ok');
+  const ttfts = window
+    .map((o) => (o.status === 'ok' ? o.ttftMs : Number.POSITIVE_INFINITY))
+    .sort((a, b) => a - b);
+  const perPod = new Array<number>(s.pods).fill(0);
+  for (const o of window) if (o.pod >= 0) perPod[o.pod] = (perPod[o.pod] as number) + 1;
+  const prompt = window.reduce((a, o) => a + o.promptTokens, 0);
+  const cached = window.reduce((a, o) => a + o.cachedTokens, 0);
+  const failed = window.length - ok.length;
+  const p90 = quantile(ttfts, 0.9);
+  return {
+    rate,
+    offered: window.length,
+    ok: ok.length,
+    failed,
+    goodput: ok.length / s.measure_s,
+    ttftP50: quantile(ttfts, 0.5),
+    ttftP90: p90,
+    ttftP99: quantile(ttfts, 0.99),
+    hitRate: prompt > 0 ? cached / prompt : 0,
+    busiestShare: window.length > 0 ? Math.max(...perPod) / (window.length / s.pods) : 0,
+    pass: p90 <= cfg.ttft_p90_slo_ms && failed <= 0.01 * window.length,
+  };
+}
+
+/** A profile's knee on one seed: the best passing cell and every cell run. */
+export interface KneeResult {
+  best: CellResult | undefined;
+  /** The first rate that missed the SLO. */
+  firstFail: number | undefined;
+  cells: CellResult[];
+}
+
+/** Sweeps rates up from the scenario's start until the SLO is missed, then bisects. */
+export function findKnee(
+  s: RoutingScenario,
+  preset: SimPreset,
+  profile: ProfileConfig,
+  seed: number,
+  cfg: Pick<RoutingConfig, 'ttft_p90_slo_ms' | 'timeout_ms' | 'bisect_steps'>,
+): KneeResult {
+  const cells: CellResult[] = [];
+  const run = (rate: number) => {
+    const c = runCell(s, preset, profile, seed, Math.round(rate * 100) / 100, cfg);
+    cells.push(c);
+    return c;
+  };
+  let good: CellResult | undefined;
+  let bad: CellResult | undefined;
+  let rate = s.start_rate;
+  for (let i = 0; i < 30; i++) {
+    const c = run(rate);
+    if (c.pass) {
+      good = c;
+      if (bad) break;
+      rate *= s.rate_step;
+    } else {
+      bad = c;
+      if (good) break;
+      rate /= s.rate_step;
+      if (rate < s.start_rate / 16) break;
+    }
+  }
+  for (let i = 0; good && bad && i < cfg.bisect_steps; i++) {
+    const c = run(Math.sqrt(good.rate * bad.rate));
+    if (c.pass) good = c;
+    else bad = c;
+  }
+  const best = cells
+    .filter((c) => c.pass)
+    .reduce<CellResult | undefined>((a, c) => (!a || c.goodput > a.goodput ? c : a), undefined);
+  return { best, firstFail: bad?.rate, cells };
+}
+
+const median = (v: readonly number[]) => {
+  if (v.length === 0) return Number.NaN;
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const spread = (v: readonly number[]) =>
+  v.length === 0 ? '—' : `${fmt(median(v))} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})`;
 
 /** Runs the routing scenario. */
 export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
   const cfg = loadRoutingConfig(ctx.configPath ?? ROUTING_CONFIG_PATH, ctx.quick);
-  const report = createReport('Routing: scheduling profiles on the shared-prefix workload', ctx.command);
-  const w = cfg.workload;
-  const profiles = Object.keys(cfg.profiles);
+  const preset = getPreset(cfg.preset);
+  const report = createReport('Routing: scheduling profiles on the virtual mesh', ctx.command);
+  const names = Object.keys(cfg.profiles);
+  const profiles = new Map(names.map((n) => [n, profileConfig(cfg.profiles[n] ?? null)]));
+  const kvTokens = (s: RoutingScenario) => (s.num_gpu_blocks ?? Math.floor(preset.kvCacheTokens / 16)) * 16;
   report.notes.push(
-    `${cfg.pods} pods, each llmmesh sim --preset ${cfg.sim.preset} --time-scale ${cfg.sim.time_scale}${cfg.sim.num_gpu_blocks_override ? ` --num-gpu-blocks-override ${cfg.sim.num_gpu_blocks_override}` : ''} (every simulated delay ×${cfg.sim.time_scale}: rates and tokens/s below are wall-clock, 1/${cfg.sim.time_scale} of what the preset's GPU would do; latencies ×${cfg.sim.time_scale}) with its sidecar, and one router, all separate processes on the same 2 cores. ` +
-      `Workload shared-prefix: ${w.groups} groups × ${w.prompts_per_group} prompts, system prompt ${w.system_prompt_len} tokens, question ${w.question_len}, output ${w.output_len}, Poisson arrivals at ${cfg.rates.join(', ')} req/s, ${cfg.seconds_per_rate} s per rate after ${cfg.warmup_seconds} s of warm-up (${cfg.warmup_seconds_first ?? cfg.warmup_seconds} s for a profile's first rate); throughputs count what arrived inside the window. ` +
-      `Profiles ${profiles.join(', ')} run one after another on the same pods, each with its own seed (its own system prompts), so no profile starts with another's cache contents.`,
+    `Virtual mesh (bench/routing-mesh.ts): the router's scheduling profiles (router/scheduling, unchanged) over simulated engines of preset ${preset.name} (calibrated step costs and front end, max_num_seqs ${preset.maxNumSeqs}, max_num_batched_tokens ${preset.maxNumBatchedTokens}, prefix caching on), on one discrete-event clock: latencies are the preset's real-time figures, not wall clock. Sidecars scrape engine gauges every 500 ms and report every 250 ms and on each prefix-index change; engines do not publish max_num_seqs (as vLLM outside dev mode). The data plane (gRPC, HTTP, sidecar CPU) is not in the loop; the overhead and throughput scenarios measure it.`,
+    `Method: per scenario and repeat, one seed (${cfg.seed} + repeat) gives every profile the same requests at the same times; profiles run interleaved (order rotates per repeat), ${cfg.repeats} repeats. Per profile and repeat, offered rates rise by the scenario's step until TTFT p90 exceeds ${cfg.ttft_p90_slo_ms} ms or more than 1 % of requests fail (timeout ${cfg.timeout_ms} ms), then ${cfg.bisect_steps} bisection steps; goodput = completed req/s at the best rate meeting the SLO. Failed requests count as infinitely slow in TTFT quantiles. Figures are median (min–max) over repeats.`,
   );
-  const group = createProcessGroup(false);
-  const cpu = { routers: 0, sims: 0, sidecars: 0, client: 0, wallS: 0 };
-  const started = performance.now();
-  const clientCpu0 = process.cpuUsage();
-  const tableRows: Array<Array<string | number>> = [];
-  const byProfile = new Map<string, RunReport[]>();
-  try {
-    ctx.log(`routing: starting ${cfg.pods} pods (${cfg.sim.preset})`);
-    const pods = await startPods(group, {
-      count: cfg.pods,
-      model: cfg.model,
-      version: 'v1',
-      simArgs: [
-        '--preset',
-        cfg.sim.preset,
-        '--time-scale',
-        String(cfg.sim.time_scale),
-        '--max-model-len',
-        String(cfg.sim.max_model_len),
-        ...(cfg.sim.num_gpu_blocks_override
-          ? ['--num-gpu-blocks-override', String(cfg.sim.num_gpu_blocks_override)]
-          : []),
-      ],
-    });
-    for (const [p, profileName] of profiles.entries()) {
-      const profileConfig = cfg.profiles[profileName];
-      const router = await group.helper('router', {
-        config: {
-          listen: '127.0.0.1:0',
-          admin: '127.0.0.1:0',
-          discovery: { kind: 'static', endpoints: pods.map((pod) => pod.sidecarAddress) },
-          models: { [cfg.model]: { versions: { v1: { weight: 1 } }, profile: profileName } },
-          ...(profileConfig ? { profiles: { [profileName]: profileConfig } } : {}),
-        },
-      });
-      await router.request('wait-ready', { n: pods.length });
-      const workload = createWorkload('shared-prefix', {
-        seed: w.seed + p,
-        params: {
-          groups: w.groups,
-          promptsPerGroup: w.prompts_per_group,
-          systemPromptLen: w.system_prompt_len,
-          questionLen: w.question_len,
-          outputLen: w.output_len,
-        },
-      });
-      const target = { name: profileName, kind: 'inference' as const, address: String(router.info.address) };
-      let index = 0;
-      for (const rate of cfg.rates) {
-        if (ctx.signal.aborted) throw new Error('aborted');
-        const before = await cacheCounters(pods);
-        const result = await runLoad({
-          target,
-          model: cfg.model,
-          workload,
-          mode: { kind: 'open', ratePerS: rate },
-          durationMs: cfg.seconds_per_rate * 1000,
-          warmupMs:
-            (index === 0 ? (cfg.warmup_seconds_first ?? cfg.warmup_seconds) : cfg.warmup_seconds) * 1000,
-          startIndex: index,
-          seed: w.seed + p,
-          timeoutMs: cfg.timeout_ms ?? 60_000,
-          signal: ctx.signal,
-          onProgress: ctx.onProgress
-            ? (pr) => ctx.onProgress?.(`${profileName} rate ${rate}/s`, pr)
-            : undefined,
-        });
-        index = result.nextIndex;
-        const after = await cacheCounters(pods);
-        const hitRate =
-          after.queries > before.queries ? (after.hits - before.hits) / (after.queries - before.queries) : 0;
-        const spread = Object.values(result.endpoints);
-        const run = runReport('routing', profileName, result, {
-          'engine prefix hit %': hitRate * 100,
-          'busiest pod share %': spread.length > 0 ? (Math.max(...spread) / result.stats.ok) * 100 : 0,
-        });
-        report.runs.push(run);
-        byProfile.set(profileName, [...(byProfile.get(profileName) ?? []), run]);
-        tableRows.push([
-          profileName,
-          rate,
-          fmt(result.stats.requestsPerS),
-          fmt(result.stats.outputTokensPerS),
-          fmt(result.stats.ttft.p50),
-          fmt(result.stats.ttft.p90),
-          `${fmt(hitRate * 100)} %`,
-          errorsLabel(result.stats),
-        ]);
-        ctx.log(
-          `routing ${profileName} rate ${rate}/s: ${fmt(result.stats.outputTokensPerS)} tok/s, TTFT p90 ${fmt(result.stats.ttft.p90)} ms, engine prefix hits ${fmt(hitRate * 100)} %, errors ${errorsLabel(result.stats)}`,
-        );
-      }
-      cpu.routers += router.cpuSeconds() ?? 0;
-      await router.stop();
-    }
-    for (const pod of pods) {
-      cpu.sims += pod.sim.cpuSeconds() ?? 0;
-      cpu.sidecars += pod.sidecar.cpuSeconds() ?? 0;
-    }
-    const c = process.cpuUsage(clientCpu0);
-    cpu.client = (c.user + c.system) / 1e6;
-    cpu.wallS = (performance.now() - started) / 1000;
+  const goodputRows: Array<Array<string | number>> = [];
+  const atRrRows: Array<Array<string | number>> = [];
+  const detailRows: Array<Array<string | number>> = [];
+  const t0 = performance.now();
+  for (const s of cfg.scenarios) {
     report.notes.push(
-      `CPU used over the ${fmt(cpu.wallS)} s run: simulators ${fmt(cpu.sims)} s, sidecars ${fmt(cpu.sidecars)} s, routers ${fmt(cpu.routers)} s, load generator ${fmt(cpu.client)} s (2 cores = ${fmt(2 * cpu.wallS)} CPU-s, shared with other work on the machine).`,
+      `Scenario ${s.name} (${s.kind}): ${s.description} ${s.pods} pods, KV cache ${fmt(kvTokens(s))} tokens per pod${s.num_gpu_blocks ? ` (--num-gpu-blocks-override ${s.num_gpu_blocks}; the preset holds ${fmt(preset.kvCacheTokens)})` : ' (the preset’s full cache)'}; ${s.groups} ${s.kind === 'multi-turn' ? `conversations alive at once, ${s.turns ?? 4} turns each,` : 'tenants,'} system prompt ${s.system_prompt_len} tokens, ${s.kind === 'multi-turn' ? 'each turn adds' : 'question'} ${s.question_len}, output ${s.output_len}${s.hot_share ? `, tenant 0 gets ${fmt(s.hot_share * 100)} % of requests` : ''}; ${s.warmup_s} s warm-up, ${s.measure_s} s measured.`,
     );
-  } finally {
-    await group.stopAll();
+    const knees = new Map<string, KneeResult[]>(names.map((n) => [n, []]));
+    const atRr = new Map<string, CellResult[]>(names.map((n) => [n, []]));
+    for (let r = 0; r < cfg.repeats; r++) {
+      const seed = cfg.seed + r;
+      const order = names.map((_, i) => names[(i + r) % names.length] as string);
+      for (const name of order) {
+        if (ctx.signal.aborted) throw new Error('aborted');
+        const k = findKnee(s, preset, profiles.get(name) as ProfileConfig, seed, cfg);
+        knees.get(name)?.push(k);
+        ctx.log(
+          `routing ${s.name} repeat ${r + 1} ${name}: goodput ${k.best ? fmt(k.best.goodput) : 0} req/s at ${k.best?.rate ?? '—'} req/s offered (TTFT p90 ${k.best ? fmt(k.best.ttftP90) : '—'} ms, prefix hits ${k.best ? fmt(k.best.hitRate * 100) : '—'} %), first miss at ${k.firstFail ?? '—'} req/s; ${k.cells.length} runs, ${fmt((performance.now() - t0) / 1000)} s so far`,
+        );
+        await new Promise((res) => setImmediate(res));
+      }
+      // Every profile at the rate where round robin first missed the SLO.
+      const rrFail = knees.get('round-robin')?.[r]?.firstFail;
+      if (rrFail !== undefined) {
+        for (const name of order) {
+          atRr.get(name)?.push(runCell(s, preset, profiles.get(name) as ProfileConfig, seed, rrFail, cfg));
+        }
+      }
+    }
+    const goodputs = (n: string) => (knees.get(n) ?? []).map((k) => k.best?.goodput ?? 0);
+    const baselines = ['round-robin', 'least-request'].filter((n) => knees.has(n));
+    for (const n of names) {
+      const g = goodputs(n);
+      // Per repeat, against the better baseline of that repeat (same arrivals).
+      const ratios = g.map((v, r) => {
+        const base = Math.max(...baselines.map((b) => goodputs(b)[r] ?? 0));
+        return base > 0 ? v / base : Number.NaN;
+      });
+      const rrRatios = g.map((v, r) => {
+        const base = goodputs('round-robin')[r] ?? 0;
+        return base > 0 ? v / base : Number.NaN;
+      });
+      const bests = (knees.get(n) ?? []).map((k) => k.best).filter((c): c is CellResult => c !== undefined);
+      goodputRows.push([
+        s.name,
+        n,
+        spread(g),
+        spread(ratios.filter(Number.isFinite)),
+        spread(rrRatios.filter(Number.isFinite)),
+        spread(bests.map((c) => c.hitRate * 100)),
+        spread(bests.map((c) => c.busiestShare)),
+      ]);
+      const cells = atRr.get(n) ?? [];
+      if (cells.length > 0) {
+        atRrRows.push([
+          s.name,
+          n,
+          spread(cells.map((c) => c.rate)),
+          spread(cells.map((c) => c.ttftP90)),
+          spread(cells.map((c) => c.ttftP99)),
+          spread(cells.map((c) => c.goodput)),
+          spread(cells.map((c) => c.failed)),
+          spread(cells.map((c) => c.hitRate * 100)),
+        ]);
+      }
+      for (const [r, k] of (knees.get(n) ?? []).entries()) {
+        for (const c of k.cells) {
+          detailRows.push([
+            s.name,
+            n,
+            r + 1,
+            c.rate,
+            fmt(c.goodput),
+            fmt(c.ttftP50),
+            Number.isFinite(c.ttftP90) ? fmt(c.ttftP90) : '∞',
+            c.failed,
+            fmt(c.hitRate * 100),
+            fmt(c.busiestShare),
+            c.pass ? 'yes' : 'no',
+          ]);
+        }
+      }
+    }
   }
-  report.tables.push({
-    title: 'Per profile and rate',
+  report.notes.push(`Wall time ${fmt((performance.now() - t0) / 1000)} s.`);
+  const goodputTable: ReportTable = {
+    title: `Goodput: completed req/s at the best offered rate with TTFT p90 ≤ ${cfg.ttft_p90_slo_ms} ms`,
     columns: [
+      'scenario',
+      'profile',
+      'goodput req/s',
+      'vs better of round-robin / least-request',
+      'vs round-robin',
+      'prefix hits % at the knee',
+      'busiest pod / mean at the knee',
+    ],
+    rows: goodputRows,
+    note: 'Ratios are taken per repeat (same arrivals), then summarized.',
+  };
+  report.tables.push(goodputTable, {
+    title: 'Every profile at the rate where round robin first missed the SLO',
+    columns: [
+      'scenario',
       'profile',
       'offered req/s',
-      'ok req/s',
-      'out tok/s',
+      'TTFT p90 ms',
+      'TTFT p99 ms',
+      'completed req/s',
+      'failed',
+      'prefix hits %',
+    ],
+    rows: atRrRows,
+  });
+  report.tables.push({
+    title: 'Every run',
+    columns: [
+      'scenario',
+      'profile',
+      'repeat',
+      'offered req/s',
+      'completed req/s',
       'TTFT p50 ms',
       'TTFT p90 ms',
-      'engine prefix hits',
-      'errors',
+      'failed',
+      'prefix hits %',
+      'busiest / mean',
+      'met SLO',
     ],
-    rows: tableRows,
+    rows: detailRows,
   });
-  report.tables.push(comparison(byProfile, cfg));
   return report;
-}
-
-/** Headline comparison: throughput within the TTFT p90 budget, and TTFT p90 where round robin saturates. */
-function comparison(byProfile: Map<string, RunReport[]>, cfg: RoutingConfig): ReportTable {
-  const rate = (r: RunReport) => (r.mode.kind === 'open' ? r.mode.ratePerS : 0);
-  const rr = byProfile.get('round-robin') ?? [];
-  // Round robin saturates at the first rate whose TTFT p90 exceeds the budget (its queues grow without bound from there).
-  const saturation = rr.find((r) => r.stats.ttft.p90 > cfg.ttft_p90_slo_ms || r.stats.ok === 0);
-  const rows = [...byProfile].map(([name, runs]) => {
-    const within = runs.filter((r) => r.stats.ttft.p90 <= cfg.ttft_p90_slo_ms);
-    const best = within.reduce<RunReport | undefined>(
-      (a, r) => (!a || r.stats.outputTokensPerS > a.stats.outputTokensPerS ? r : a),
-      undefined,
-    );
-    const atSat = saturation ? runs.find((r) => rate(r) === rate(saturation)) : undefined;
-    const errors = runs.reduce((a, r) => a + Object.values(r.stats.errors).reduce((x, y) => x + y, 0), 0);
-    return [
-      name,
-      best ? fmt(best.stats.outputTokensPerS) : '—',
-      best ? rate(best) : '—',
-      atSat ? fmt(atSat.stats.ttft.p90) : '—',
-      errors,
-    ];
-  });
-  const rrBest = Number(String(rows.find((r) => r[0] === 'round-robin')?.[1] ?? '0').replace(/,/g, ''));
-  return {
-    title: `Headline: output tokens/s within TTFT p90 ≤ ${cfg.ttft_p90_slo_ms} ms, and TTFT p90 where round robin saturates`,
-    columns: [
-      'profile',
-      'best out tok/s within budget',
-      'at rate',
-      `TTFT p90 ms at ${saturation ? `${rate(saturation)} req/s` : 'round-robin saturation (not reached)'}`,
-      'errors (all rates)',
-      'vs round-robin',
-    ],
-    rows: rows.map((r) => {
-      const v = Number(String(r[1]).replace(/,/g, ''));
-      return [...r, rrBest > 0 && Number.isFinite(v) ? `${fmt(v / rrBest)}×` : '—'];
-    }),
-    note: 'Last column: throughput within the budget relative to round-robin. Targets: prefix + load (default) ≥ 2× round-robin, and a TTFT p90 ≥ 10× lower at the rate where round robin saturates, with no more errors.',
-  };
-}
-
-async function cacheCounters(pods: BenchPod[]): Promise<{ hits: number; queries: number }> {
-  const all = await Promise.all(pods.map((p) => prefixCacheCounters(p.simUrl)));
-  return all.reduce((a, b) => ({ hits: a.hits + b.hits, queries: a.queries + b.queries }), {
-    hits: 0,
-    queries: 0,
-  });
 }

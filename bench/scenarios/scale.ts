@@ -193,7 +193,7 @@ export async function runScale(ctx: ScenarioContext): Promise<BenchReport> {
   const streams = ctx.quick ? 100 : 1000;
   const decisions = ctx.quick ? 2000 : 20_000;
   report.notes.push(
-    `Decision time: ${decisions} decisions of the built-in default profile (filters ready, not-draining, circuit-closed, not-saturated; scorers prefix-cache ×3, session-affinity ×2, least-request, queue-depth, kv-cache; max-score picker) ` +
+    `Decision time: ${decisions} decisions of the built-in default profile (filters ${DEFAULT_PROFILE.filters.join(', ')}; scorers ${DEFAULT_PROFILE.scorers.map((x) => `${x.type} ×${x.weight}`).join(', ')}; ${DEFAULT_PROFILE.picker} picker) ` +
       'over simulated endpoint state, in one process, including hashing the prompt. ' +
       `Memory: a router process (node --expose-gc) in front of a synthetic engine listening on N ports (N endpoints, each with its load stream, reporting every ${MEMORY_REPORT_MS} ms); ${streams} streams opened and held open after their first chunk; heap and RSS after GC with the streams open, minus before, divided by ${streams}.`,
   );

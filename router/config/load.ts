@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { createBuiltinRegistry, type PluginRegistry, profileProblems } from '../scheduling/registry.js';
 import { type RouterConfig, routerConfigSchema } from './schema.js';
 
 /** A config that failed to load; `problems` lists one line per bad field. */
@@ -44,10 +45,27 @@ export function parseRouterConfig(
   return validateRouterConfig({ ...(raw as Record<string, unknown>), ...overrides }, source);
 }
 
-/** Validates an already parsed object. Throws {@link ConfigError}. */
-export function validateRouterConfig(raw: unknown, source = '<config>'): RouterConfig {
+let builtins: PluginRegistry | undefined;
+const builtinRegistry = (): PluginRegistry => {
+  builtins ??= createBuiltinRegistry();
+  return builtins;
+};
+
+/**
+ * Validates an already parsed object; profile plugin types are checked
+ * against `registry` (default: the built-in plugins). Throws {@link ConfigError}.
+ */
+export function validateRouterConfig(
+  raw: unknown,
+  source = '<config>',
+  registry: PluginRegistry = builtinRegistry(),
+): RouterConfig {
   const result = routerConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
+  const problems = Object.entries(result.data.profiles).flatMap(([name, profile]) =>
+    profileProblems(registry, `profiles.${name}`, profile),
+  );
+  if (problems.length > 0) throw new ConfigError(source, problems);
   return result.data;
 }
 

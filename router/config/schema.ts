@@ -21,20 +21,6 @@ const hostPort = z.string().superRefine((value, ctx) => {
   }
 });
 
-/** Filter plugins by type name. */
-export const FILTER_TYPES = ['ready', 'not-draining', 'circuit-closed', 'not-saturated'] as const;
-/** Scorer plugins by type name. */
-export const SCORER_TYPES = [
-  'round-robin',
-  'least-request',
-  'queue-depth',
-  'kv-cache',
-  'prefix-cache',
-  'session-affinity',
-] as const;
-/** Picker plugins by type name. */
-export const PICKER_TYPES = ['max-score', 'p2c', 'random', 'round-robin'] as const;
-
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'must be letters, digits and . _ : / -');
 const ms = (min = 1) =>
   z.number().int('must be a whole number of milliseconds').min(min, `must be >= ${min}`);
@@ -69,25 +55,35 @@ const modelSchema = z
     path: ['versions'],
   });
 
+/**
+ * A plugin type name. Which names exist is the plugin registry's business
+ * (router/scheduling/registry.ts): `validateRouterConfig` checks them there,
+ * so registering a plugin is all it takes for configs to use it.
+ */
+const pluginType = z.string().regex(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, 'must be a kebab-case plugin type');
+
 const scorerSchema = z.strictObject({
-  type: z.enum(SCORER_TYPES),
+  type: pluginType,
   weight: z.number().min(0, 'must be >= 0').default(1),
 });
 
 const profileSchema = z.strictObject({
-  filters: z
-    .array(z.enum(FILTER_TYPES))
-    .default(['ready', 'not-draining', 'circuit-closed', 'not-saturated']),
-  // Tuned on the simulator (bench/schedule-profiles.ts): prefix and load weighed
-  // alike keep most cache hits without queueing behind a hot prefix.
+  // No `not-saturated`: taking a pod whose engine queues out of the running
+  // sends its prefixes' requests to pods that must prefill them again, which
+  // then queue in turn (measured: bench/scenarios/routing.ts). Load scorers
+  // rank a queueing pod last instead, and admission waits when all queue.
+  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed']),
+  // Measured on the virtual mesh (`npm run bench:routing`): a cached prefix
+  // outweighs load differences within the prefix balance thresholds, load
+  // decides past them.
   scorers: z.array(scorerSchema).default([
     { type: 'prefix-cache', weight: 2 },
-    { type: 'session-affinity', weight: 1 },
+    { type: 'session-affinity', weight: 2 },
     { type: 'least-request', weight: 2 },
     { type: 'queue-depth', weight: 2 },
     { type: 'kv-cache', weight: 1 },
   ]),
-  picker: z.enum(PICKER_TYPES).default('max-score'),
+  picker: pluginType.default('max-score'),
 });
 
 /** The built-in `default` profile, used by models that name none (a config may redefine it). */
@@ -183,7 +179,11 @@ const breakerSchema = z.strictObject({
 const admissionSchema = z.strictObject({
   /** Requests this router serves at once; more wait in the queue. */
   max_concurrency: z.number().int().min(1).default(4096),
-  /** An endpoint whose queue (sidecar queue + engine waiting) reaches this is saturated. */
+  /**
+   * An endpoint whose sidecar queue, or this router's streams past its published
+   * `max_num_seqs`, reach this is saturated (so is one whose engine queue lasts
+   * a second, or whose KV cache is full).
+   */
   saturation_queue_depth: z.number().int().min(1).default(8),
   /** Requests waiting for admission at most; beyond, new ones are shed. */
   max_queue_length: z.number().int().min(0).default(1024),
@@ -191,6 +191,17 @@ const admissionSchema = z.strictObject({
   max_queue_wait_ms: ms(0).default(2_000),
   /** `grpc-retry-pushback-ms` sent with shed requests. */
   pushback_ms: ms(0).default(1_000),
+});
+
+/**
+ * When a hot prefix spreads to another pod (the `prefix-cache` scorer): its
+ * pod's cache stops counting once that pod is busier than the least-loaded
+ * candidate by more than `abs` (in knees: the concurrency at which a pod
+ * starts to queue) and more than `rel` times.
+ */
+const prefixBalanceSchema = z.strictObject({
+  abs: z.number().min(0).default(0.3),
+  rel: z.number().min(1, 'must be >= 1').default(2),
 });
 
 const tenantSchema = z.strictObject({
@@ -288,6 +299,7 @@ export const routerConfigSchema = z
     upstream: upstreamSchema.default(upstreamSchema.parse({})),
     breaker: breakerSchema.default(breakerSchema.parse({})),
     admission: admissionSchema.default(admissionSchema.parse({})),
+    prefix_balance: prefixBalanceSchema.default(prefixBalanceSchema.parse({})),
     /** Tenants, API keys and rate limits; without it the API is open (the local default). */
     auth: authSchema.optional(),
     /** TLS for the public API; plaintext without it. */

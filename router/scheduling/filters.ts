@@ -1,7 +1,6 @@
 /** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`. */
-import type { EndpointView } from '../upstream/endpoints.js';
 import { isSaturated } from './load.js';
-import type { Filter, PluginDeps } from './types.js';
+import type { Filter, PluginDeps, SchedulingEndpoint } from './types.js';
 
 /** `ready`: connected, reported ready, report fresh. */
 export function createReadyFilter(): Filter {
@@ -22,9 +21,10 @@ export function createNotDrainingFilter(): Filter {
 export function createCircuitClosedFilter(deps: PluginDeps): Filter {
   return {
     type: 'circuit-closed',
+    ejectsOpenBreakers: true,
     filter(_req, endpoints) {
-      const open: EndpointView[] = [];
-      const kept: EndpointView[] = [];
+      const open: SchedulingEndpoint[] = [];
+      const kept: SchedulingEndpoint[] = [];
       for (const e of endpoints) {
         // A half-open endpoint is kept: the breaker itself lets exactly one probe through.
         (e.breaker === 'open' ? open : kept).push(e);
@@ -36,10 +36,10 @@ export function createCircuitClosedFilter(deps: PluginDeps): Filter {
       const keep = open.length - maxEjected;
       for (let i = 0; i < keep; i++) {
         const j = i + Math.floor(deps.random() * (open.length - i));
-        const t = open[i] as EndpointView;
-        open[i] = open[j] as EndpointView;
+        const t = open[i] as SchedulingEndpoint;
+        open[i] = open[j] as SchedulingEndpoint;
         open[j] = t;
-        kept.push(open[i] as EndpointView);
+        kept.push(open[i] as SchedulingEndpoint);
       }
       return kept;
     },

@@ -25,7 +25,7 @@
  *
  * Penalties fade as failures leave the breaker's window (`breaker.window_ms`).
  */
-import type { EndpointView } from '../upstream/endpoints.js';
+import type { SchedulingEndpoint } from './types.js';
 
 /** A penalty from which an endpoint is avoided while a healthier candidate remains. */
 export const AVOID_PENALTY = 0.5;
@@ -39,7 +39,7 @@ export const AVOID_PENALTY = 0.5;
  * None for a half-open endpoint (its probe must be able to go), nor for a
  * closed one with nothing in flight from this router (one attempt at a time).
  */
-export function failurePenalty(e: EndpointView): number {
+export function failurePenalty(e: SchedulingEndpoint): number {
   if (e.breaker === 'half-open') return 0;
   if (e.breaker === 'closed' && e.routerInFlight === 0) return 0;
   const c = e.consecutiveFailures;
@@ -47,10 +47,10 @@ export function failurePenalty(e: EndpointView): number {
 }
 
 /** Drops endpoints with a penalty of at least {@link AVOID_PENALTY} while one below it remains (no copy when none is dropped). */
-export function preferHealthy(endpoints: readonly EndpointView[]): readonly EndpointView[] {
+export function preferHealthy<E extends SchedulingEndpoint>(endpoints: readonly E[]): readonly E[] {
   let avoided = 0;
   for (let i = 0; i < endpoints.length; i++)
-    if (failurePenalty(endpoints[i] as EndpointView) >= AVOID_PENALTY) avoided++;
+    if (failurePenalty(endpoints[i] as E) >= AVOID_PENALTY) avoided++;
   if (avoided === 0 || avoided === endpoints.length) return endpoints;
   return endpoints.filter((e) => failurePenalty(e) < AVOID_PENALTY);
 }

@@ -1,55 +1,243 @@
 /**
- * Load arithmetic shared by scorers, filters and admission. Reports lag (they
- * arrive every 250 ms at most), the router's own in-flight count does not, so
- * each measure takes the fresher of the two where they overlap.
+ * Load arithmetic shared by scorers, filters and admission, in units that
+ * matter: how far an endpoint is from its *knee*, the concurrency at which its
+ * engine starts to queue and latency starts to grow.
+ *
+ * The knee is not `max_num_seqs` (vLLM's default is 256, presets run 1024, and
+ * an engine with long prompts queues far earlier, on its token budget or KV
+ * cache). It is learned from what the engine reports: the requests it ran
+ * when it last had to make some wait, bounded by what its KV cache can hold at
+ * the current mean sequence size, and by `max_num_seqs` when the engine
+ * publishes it. Until the engine has queued once, the bound is all there is.
+ *
+ * Reports lag (a sidecar scrapes its engine every 500 ms and reports every
+ * 250 ms). The router's own assignments do not: streams it opened since the
+ * last report, and their prompt tokens, are added to every signal, so a burst
+ * between two reports does not all see the same "best" endpoint.
  */
-import type { EndpointView } from '../upstream/endpoints.js';
+import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+import type { SchedulingEndpoint } from './types.js';
 
-/** Outstanding work of an endpoint: streams in flight plus everything queued. */
-export function endpointLoad(e: EndpointView): number {
-  const r = e.report;
-  const engineQueue = r?.engine ? r.engine.numRequestsWaiting : 0;
-  // The sidecar's in-flight count includes this router's streams; the router's
-  // own count is fresher, so take the larger.
-  return Math.max(e.routerInFlight, r?.inFlight ?? 0) + (r?.queued ?? 0) + engineQueue;
-}
-
-/** KV cache usage from which an engine's waiting requests count as queued even with free sequence slots. */
+/** KV cache usage at which an engine starts preempting or refusing new sequences. */
 export const KV_FULL = 0.9;
 
+/** Knee assumed for an endpoint whose engine has never queued for long (within its KV and max_num_seqs bounds). */
+export const DEFAULT_KNEE = 32;
+
+/** How long requests must have been waiting in the engine (or sidecar) for it to count as saturated. */
+export const QUEUEING_MS = 1_000;
+
 /**
- * Requests waiting at the endpoint: the sidecar's queue, plus the engine's
- * waiting requests when the engine is full (running at capacity, or KV cache
- * nearly used up; otherwise they only arrived between two engine steps, and a
- * scrape that caught a burst must not mark a healthy pod saturated).
- *
- * The sidecar's queue is also projected from what this router did since the
- * last report: streams it opened since take the pod's free places first and
- * queue beyond them (streams that ended free places). Without that, every
- * request between two reports would see the same "best" pod and pile onto it.
+ * Time constant (ms) of the recent-assignment count: a request just sent is
+ * most likely still in its engine's front end or prefill, where the next one
+ * would wait behind it, so it weighs more for about this long.
  */
-export function queueDepth(e: EndpointView): number {
-  const r = e.report;
-  const queued = r?.queued ?? 0;
-  const capacity = r?.capacity?.maxNumSeqs ?? 0;
-  const engine = r?.engine;
-  const engineFull =
-    capacity <= 0 ||
-    (engine?.numRequestsRunning ?? 0) >= capacity ||
-    (engine?.kvCacheUsagePerc ?? 0) >= KV_FULL;
-  const waiting = engineFull ? (engine?.numRequestsWaiting ?? 0) : 0;
-  if (capacity <= 0) return waiting + queued;
-  const sinceReport = e.routerInFlight - (e.routerInFlightAtReport ?? e.routerInFlight);
-  const outstanding = Math.max((r?.inFlight ?? 0) + queued + sinceReport, e.routerInFlight);
-  return waiting + Math.max(queued, outstanding - capacity);
+export const RECENT_TAU_MS = 100;
+
+/**
+ * How many running requests one just-sent request weighs: a prompt in
+ * prefill costs the engine's next steps far more than a sequence decoding.
+ */
+export const RECENT_WEIGHT = 4;
+
+/** Characters per prompt token, to turn prompt text into KV cache tokens (as the sidecar's prefix index does). */
+const CHARS_PER_TOKEN = 4;
+
+/** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
+export interface LoadHistory {
+  /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
+  readonly learnedKnee: number;
+  /** Since when (report clock) reports have shown requests waiting in the engine or sidecar; -1 when none. */
+  readonly queueingSince: number;
+  /** How long they had been waiting as of the last report (ms). */
+  readonly queueingMs: number;
 }
 
-/** True when the endpoint's queue reached `saturationQueueDepth`. */
-export function isSaturated(e: EndpointView, saturationQueueDepth: number): boolean {
-  return queueDepth(e) >= saturationQueueDepth;
+/** The history before any report. */
+export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingSince: -1, queueingMs: 0 });
+
+/**
+ * Folds one report into an endpoint's history. When requests have waited for
+ * {@link QUEUEING_MS}, what runs is what the engine could take: the knee moves
+ * a third of the way there.
+ * When more runs without waiting than the knee says, the knee was too low:
+ * it rises to what ran.
+ */
+export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
+  if (!r) return h;
+  const running = r.engine?.numRequestsRunning ?? 0;
+  const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
+  const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
+  const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  let knee = h.learnedKnee;
+  // Only a lasting queue teaches: a scrape between two steps, or prompts
+  // waiting a step for the token budget, say nothing about capacity.
+  if (queueingMs >= QUEUEING_MS && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
+  else if (waiting === 0 && knee > 0 && running > knee) knee = running;
+  if (knee === h.learnedKnee && queueingSince === h.queueingSince && queueingMs === h.queueingMs) return h;
+  return { learnedKnee: knee, queueingSince, queueingMs };
+}
+
+/** An endpoint's load now, projected from its last report and this router's assignments since. */
+export interface LoadEstimate {
+  /** Requests at the endpoint: running, waiting in the engine or sidecar, and this router's newer ones. */
+  readonly outstanding: number;
+  /** Requests beyond what runs: reported waiting, or what the projection puts past the knee. */
+  readonly queue: number;
+  /** KV cache usage (0..1+) with the prompts this router sent since the report. */
+  readonly kvUsage: number;
+  /** Concurrency at which the endpoint starts to queue. */
+  readonly knee: number;
+  /**
+   * True when the knee is a hard limit (the engine published `max_num_seqs`
+   * and the knee is it): requests past it queue for sure. A learned knee
+   * moves with the mix of prompts and cache hits, so it ranks but does not
+   * decide saturation.
+   */
+  readonly kneeKnown: boolean;
+  /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
+  readonly utilization: number;
+}
+
+/** Prompt characters this router sent to each endpoint since the endpoint's report (keyed by that report). */
+const assignedChars = new WeakMap<object, number>();
+
+/**
+ * Counts a request just sent to `e` (its prompt, in characters) until the
+ * endpoint's next report, which includes it. Keyed by the report object, so a
+ * new report starts from nothing.
+ */
+export function noteAssignment(e: SchedulingEndpoint, promptChars: number): void {
+  const r = e.report;
+  if (!r) return;
+  assignedChars.set(r, (assignedChars.get(r) ?? 0) + promptChars);
+}
+
+/** Prompt characters assigned to `e` since its report. */
+export function assignedSinceReport(e: SchedulingEndpoint): number {
+  return e.report ? (assignedChars.get(e.report) ?? 0) : 0;
+}
+
+const estimates = new WeakMap<SchedulingEndpoint, LoadEstimate>();
+
+/** Requests this router sent to `e` lately, each weighted exp(−age / {@link RECENT_TAU_MS}), at `now`. */
+export function recentAssignments(e: SchedulingEndpoint, now: number): number {
+  const r = e.recent;
+  if (!r || r.count === 0) return 0;
+  return r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS);
+}
+
+/** Adds one assignment at `now` to a recent-assignment record. */
+export function addRecent(r: RecentAssignments | undefined, now: number): RecentAssignments {
+  const count = r ? r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS) : 0;
+  return { count: count + 1, at: now };
+}
+
+/** A decaying count of recent assignments: `count` as of time `at`. */
+export interface RecentAssignments {
+  readonly count: number;
+  readonly at: number;
+}
+
+/**
+ * The endpoint's utilization at `now` as {@link loadOf} estimates it, with requests
+ * sent in the last moments weighing {@link RECENT_WEIGHT} more (see {@link RECENT_TAU_MS}): between
+ * endpoints otherwise alike, the one that has just taken a request is the
+ * worse choice, which spaces arrivals out the way round robin does.
+ */
+export function utilizationAt(e: SchedulingEndpoint, now: number): number {
+  const l = loadOf(e);
+  const recent = recentAssignments(e, now);
+  if (recent < 1e-3) return l.utilization;
+  return Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee);
+}
+
+/**
+ * The endpoint's load estimate. Memoized per view while nothing was assigned
+ * to it since (views are immutable; assignments change the estimate).
+ */
+export function loadOf(e: SchedulingEndpoint): LoadEstimate {
+  const cached = estimates.get(e);
+  const chars = assignedSinceReport(e);
+  if (cached && chars === 0) return cached;
+  const r = e.report;
+  const engine = r?.engine;
+  const running = engine?.numRequestsRunning ?? 0;
+  const engineWaiting = engine?.numRequestsWaiting ?? 0;
+  const queued = r?.queued ?? 0;
+  const sinceReport = e.routerInFlight - (e.routerInFlightAtReport ?? e.routerInFlight);
+  // The sidecar's count is exact when it reports; the engine's gauges are a
+  // scrape up to a probe interval older, so they count only when the sidecar
+  // has none (traffic that bypasses it).
+  const sidecar = (r?.inFlight ?? 0) + queued;
+  const reported = sidecar > 0 ? sidecar : running + engineWaiting;
+  const outstanding = Math.max(0, reported + sinceReport, e.routerInFlight);
+
+  const blocks = r?.capacity?.numGpuBlocks ?? 0;
+  const blockSize = r?.capacity?.blockSize ?? 0;
+  const kvTokens = blocks * blockSize;
+  const kvReported = engine?.kvCacheUsagePerc ?? 0;
+  // The scrape is older than the counts: scale its usage by the requests
+  // running now over those running then (same mean size), then add the
+  // prompts sent since the report.
+  const kvScaled = running > 0 ? (kvReported * Math.min(outstanding, running * 4)) / running : kvReported;
+  const kvUsage = kvTokens > 0 ? kvScaled + chars / CHARS_PER_TOKEN / kvTokens : kvScaled;
+
+  const knee = kneeOf(e, running, kvReported);
+  const kneeKnown = knee === (r?.capacity?.maxNumSeqs ?? 0);
+  const queue = Math.max(engineWaiting + queued, outstanding - knee);
+  // Requests queued in the sidecar mean its limit is reached: past the knee.
+  const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL, queued > 0 ? 1 + queued / knee : 0);
+  const est: LoadEstimate = { outstanding, queue, kvUsage, knee, kneeKnown, utilization };
+  if (chars === 0) estimates.set(e, est);
+  return est;
+}
+
+/** The endpoint's knee: learned, else bounded by KV capacity and `max_num_seqs`. */
+function kneeOf(e: SchedulingEndpoint, running: number, kvUsage: number): number {
+  const maxSeqs = e.report?.capacity?.maxNumSeqs ?? 0;
+  // Sequences the KV cache holds at the current mean size of a running sequence.
+  const kvBound = running > 0 && kvUsage > 0 ? (running * KV_FULL) / kvUsage : 0;
+  let bound = Number.POSITIVE_INFINITY;
+  if (maxSeqs > 0) bound = maxSeqs;
+  if (kvBound > 0) bound = Math.min(bound, kvBound);
+  const learned = e.history?.learnedKnee ?? 0;
+  if (learned > 0) return Math.max(1, Math.min(learned, bound));
+  // Nothing learned (the engine never queued for long): a fixed guess within
+  // the bounds. Not one that grows with what runs, which would keep every
+  // busy pod at the same fraction of its "knee" and hide a hot one.
+  return Math.max(1, Math.min(bound, DEFAULT_KNEE));
+}
+
+/** Requests waiting at the endpoint, now (reported, or projected past the knee). */
+export function queueDepth(e: SchedulingEndpoint): number {
+  return loadOf(e).queue;
+}
+
+/**
+ * True when the endpoint cannot take more without making it wait: its engine
+ * or sidecar has had requests waiting for {@link QUEUEING_MS}, its KV cache is
+ * (projected) full, or its sidecar's queue or this router's streams past its
+ * knee reached `saturationQueueDepth`.
+ */
+export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number): boolean {
+  if ((e.history?.queueingMs ?? 0) >= QUEUEING_MS) return true;
+  const l = loadOf(e);
+  // The engine's waiting count alone may be a scrape that caught requests
+  // between two steps: it counts once it lasts (above). The sidecar's queue
+  // and this router's excess over the knee are queues now.
+  // Only a hard knee (max_num_seqs) makes the excess a queue for sure.
+  const excess = l.kneeKnown ? l.outstanding - l.knee : 0;
+  const queue = Math.max(e.report?.queued ?? 0, excess);
+  return l.kvUsage >= KV_FULL || queue >= saturationQueueDepth;
+}
+
+/** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */
+export function endpointLoad(e: SchedulingEndpoint): number {
+  return loadOf(e).outstanding;
 }
 
 /** True when the endpoint can take new work (ready and not draining). */
-export function usable(e: EndpointView): boolean {
+export function usable(e: SchedulingEndpoint): boolean {
   return e.ready && !e.draining;
 }

@@ -5,8 +5,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ProfileConfig } from '../config/schema.js';
-import type { EndpointView } from '../upstream/endpoints.js';
 import { failurePenalty, preferHealthy } from './health.js';
+import { noteAssignment } from './load.js';
 import type { PluginRegistry } from './registry.js';
 import type {
   CandidateTrace,
@@ -14,6 +14,7 @@ import type {
   Picker,
   PluginDeps,
   SchedulingDecision,
+  SchedulingEndpoint,
   SchedulingRequest,
   Scorer,
 } from './types.js';
@@ -26,7 +27,11 @@ export interface Scheduler {
   readonly name: string;
   /** True when the profile filters on breaker state (so a kept open endpoint is a deliberate, forced try). */
   readonly filtersBreakers: boolean;
-  schedule(req: SchedulingRequest, pool: readonly EndpointView[]): SchedulingDecision;
+  /**
+   * Picks an endpoint of `pool` for `req`. The pick is counted against the
+   * endpoint's load (its prompt too) until the endpoint's next report.
+   */
+  schedule<E extends SchedulingEndpoint>(req: SchedulingRequest, pool: readonly E[]): SchedulingDecision<E>;
 }
 
 /** Called with each plugin's duration (e.g. to feed a histogram). */
@@ -52,16 +57,20 @@ export function createScheduler(
 
   return {
     name,
-    filtersBreakers: filters.some((f) => f.type === 'circuit-closed'),
-    schedule(req, pool) {
+    filtersBreakers: filters.some((f) => f.ejectsOpenBreakers === true),
+    schedule<E extends SchedulingEndpoint>(
+      req: SchedulingRequest,
+      pool: readonly E[],
+    ): SchedulingDecision<E> {
       const started = performance.now();
       const pluginMs: Record<string, number> = {};
       const filtered: Array<{ type: string; remaining: number }> = [];
-      let candidates: readonly EndpointView[] = pool;
+      // Filters only remove endpoints: what they return is still a list of E.
+      let candidates = pool as readonly E[];
       for (let i = 0; i < filters.length; i++) {
         const f = filters[i] as Filter;
         const t0 = performance.now();
-        candidates = f.filter(req, candidates);
+        candidates = f.filter(req, candidates) as readonly E[];
         const ms = performance.now() - t0;
         pluginMs[filterKeys[i] as string] = ms;
         onPluginTime?.(name, filterKeys[i] as string, ms);
@@ -88,7 +97,7 @@ export function createScheduler(
         scoreLists.push(scores);
       }
       for (let i = 0; i < candidates.length; i++) {
-        const p = failurePenalty(candidates[i] as EndpointView);
+        const p = failurePenalty(candidates[i] as E);
         if (p > 0) totals[i] = (totals[i] as number) * (1 - p);
       }
       const t0 = performance.now();
@@ -97,6 +106,7 @@ export function createScheduler(
       pluginMs[pickerKey] = pickMs;
       onPluginTime?.(name, pickerKey, pickMs);
       const picked = index >= 0 ? candidates[index] : undefined;
+      if (picked) noteAssignment(picked, req.promptChars ?? 0);
       const totalMs = performance.now() - started;
       const finalCandidates = candidates;
 

@@ -2,7 +2,7 @@
  * The plugin registry: factories by kebab-case type name, one map per kind.
  * Profiles in the config name plugins by these types.
  */
-import { FILTER_TYPES, PICKER_TYPES, SCORER_TYPES } from '../config/schema.js';
+import type { ProfileConfig } from '../config/schema.js';
 import {
   createCircuitClosedFilter,
   createNotDrainingFilter,
@@ -38,6 +38,8 @@ export interface PluginRegistry {
   picker(type: string, deps: PluginDeps): Picker;
   /** Registered type names by kind. */
   types(): { filters: string[]; scorers: string[]; pickers: string[] };
+  /** True when a plugin of that kind and type is registered. */
+  has(kind: 'filter' | 'scorer' | 'picker', type: string): boolean;
 }
 
 const KEBAB = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
@@ -74,6 +76,7 @@ export function createPluginRegistry(): PluginRegistry {
       scorers: [...scorers.keys()],
       pickers: [...pickers.keys()],
     }),
+    has: (kind, type) => (kind === 'filter' ? filters : kind === 'scorer' ? scorers : pickers).has(type),
   };
 }
 
@@ -97,9 +100,24 @@ export function createBuiltinRegistry(): PluginRegistry {
   return r;
 }
 
-/** The built-in type names, as the config schema lists them. */
-export const BUILTIN_TYPES = {
-  filters: [...FILTER_TYPES],
-  scorers: [...SCORER_TYPES],
-  pickers: [...PICKER_TYPES],
-};
+/**
+ * Problems with a profile's plugin types against `registry`, one line per
+ * unknown type, each naming its config path under `path` (e.g.
+ * `profiles.fast.scorers[1].type: unknown scorer "magic" (known: …)`).
+ */
+export function profileProblems(registry: PluginRegistry, path: string, profile: ProfileConfig): string[] {
+  const known = registry.types();
+  const out: string[] = [];
+  const unknown = (kind: string, type: string, list: string[]) =>
+    `unknown ${kind} "${type}" (known: ${list.join(', ')})`;
+  profile.filters.forEach((t, i) => {
+    if (!registry.has('filter', t)) out.push(`${path}.filters[${i}]: ${unknown('filter', t, known.filters)}`);
+  });
+  profile.scorers.forEach((s, i) => {
+    if (!registry.has('scorer', s.type))
+      out.push(`${path}.scorers[${i}].type: ${unknown('scorer', s.type, known.scorers)}`);
+  });
+  if (!registry.has('picker', profile.picker))
+    out.push(`${path}.picker: ${unknown('picker', profile.picker, known.pickers)}`);
+  return out;
+}

@@ -17,6 +17,10 @@ export function createSchedulingRequest(
   let text: string | undefined;
   const memo = new Map<number, readonly number[]>();
   return {
+    get promptChars() {
+      text ??= canonicalPrompt(req);
+      return text.length;
+    },
     requestId,
     model: req.model,
     version,

@@ -4,20 +4,15 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../../common/log.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import {
-  DEFAULT_PROFILE,
-  FILTER_TYPES,
-  PICKER_TYPES,
-  type ProfileConfig,
-  SCORER_TYPES,
-} from '../config/schema.js';
+import { validateRouterConfig } from '../config/load.js';
+import { DEFAULT_PROFILE, type ProfileConfig } from '../config/schema.js';
 import { createBreakers } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
 import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
 import { createScheduler } from './profile.js';
 import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
-import type { PluginDeps, SchedulingRequest } from './types.js';
+import type { PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
 
 const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({
   random: seeded(7),
@@ -41,14 +36,24 @@ const request = (
     'v1',
     new Set(over.exclude ?? []),
   );
-const addresses = (list: readonly EndpointView[]) => list.map((e) => e.address);
+const r9 = (x: number) => Math.round(x * 1e9) / 1e9;
+const addresses = (list: readonly SchedulingEndpoint[]) => list.map((e) => e.address);
 
 describe('scheduling plugins', () => {
-  it('registers exactly the types the config schema accepts', () => {
-    const t = registry.types();
-    assert.deepEqual(t.filters.sort(), [...FILTER_TYPES].sort());
-    assert.deepEqual(t.scorers.sort(), [...SCORER_TYPES].sort());
-    assert.deepEqual(t.pickers.sort(), [...PICKER_TYPES].sort());
+  it('configs accept exactly the registered types: registering a scorer is all it takes', () => {
+    const config = (scorer: string) => ({
+      models: { m: { versions: { v1: { weight: 1 } }, profile: 'p' } },
+      profiles: { p: { scorers: [{ type: 'least-request' }, { type: scorer }] } },
+    });
+    assert.throws(
+      () => validateRouterConfig(config('idle-gpu')),
+      /profiles\.p\.scorers\[1\]\.type: unknown scorer "idle-gpu" \(known: .*least-request/,
+    );
+    const r = createBuiltinRegistry();
+    r.registerScorer('idle-gpu', () => ({ type: 'idle-gpu', score: (_q, e) => new Float64Array(e.length) }));
+    const cfg = validateRouterConfig(config('idle-gpu'), '<test>', r);
+    const s = createScheduler('p', cfg.profiles.p as ProfileConfig, r, deps());
+    assert.equal(s.schedule(request(), views([{ address: 'a' }])).picked?.address, 'a');
   });
 
   it('rejects non-kebab-case names, duplicates and unknown types', () => {
@@ -118,11 +123,12 @@ describe('scheduling plugins', () => {
       d: { maxEjectionPercent: 100 },
     },
     {
-      name: 'not-saturated drops pods whose queue reached the depth',
+      name: 'not-saturated drops pods whose queue reached the depth, not one whose scrape caught a passing wait',
       type: 'not-saturated',
       pool: [
-        { address: 'a', queued: 3, waiting: 1, running: 256 },
-        { address: 'b', queued: 3, waiting: 5 },
+        { address: 'a', queued: 4, inFlight: 8, maxNumSeqs: 8 },
+        { address: 'b', waiting: 5, running: 3 },
+        { address: 'c', waiting: 5, running: 3, queueingMs: 1_200 },
       ],
       want: ['b'],
     },
@@ -184,46 +190,57 @@ describe('scheduling plugins', () => {
     req?: Parameters<typeof request>[0];
   }> = [
     {
-      name: 'least-request: free share of capacity (router streams, sidecar in flight and queued)',
+      name: 'least-request: headroom below the knee (router streams, sidecar in flight and queued)',
       type: 'least-request',
       pool: [
         { address: 'a', routerInFlight: 4, maxNumSeqs: 8 },
-        { address: 'b', inFlight: 2, queued: 2, maxNumSeqs: 8 },
+        { address: 'b', inFlight: 4, maxNumSeqs: 8 },
         { address: 'c', maxNumSeqs: 8 },
         { address: 'd', routerInFlight: 20, maxNumSeqs: 8 },
       ],
-      want: [0.5, 0.5, 1, 0],
+      // e^-utilization: 4 of a knee of 8, twice; idle; 20 of 8.
+      want: [r9(Math.exp(-0.5)), r9(Math.exp(-0.5)), 1, r9(Math.exp(-2.5))],
+    },
+    {
+      name: 'least-request: a sidecar queue means the pod is past its knee',
+      type: 'least-request',
+      pool: [
+        { address: 'a', inFlight: 2, queued: 1, maxNumSeqs: 8 },
+        { address: 'b', inFlight: 7, maxNumSeqs: 8 },
+      ],
+      // a: 1 + 1/8 past its knee; b: 7 of 8.
+      want: [r9(Math.exp(-1.125)), r9(Math.exp(-7 / 8))],
     },
     {
       name: 'least-request: this router’s fresher count wins over a lagging report',
       type: 'least-request',
       pool: [
-        { address: 'a', routerInFlight: 64, inFlight: 0 },
-        { address: 'b', inFlight: 64 },
+        { address: 'a', routerInFlight: 8, inFlight: 0 },
+        { address: 'b', inFlight: 8 },
       ],
-      want: [0.75, 0.75],
+      want: [r9(Math.exp(-0.25)), r9(Math.exp(-0.25))],
     },
     {
-      name: 'queue-depth: sidecar queue plus a full engine’s waiting requests, against the saturation depth',
+      name: 'queue-depth: what waits (sidecar queue, engine waiting, this router past the knee) against the knee',
       type: 'queue-depth',
       pool: [
-        { address: 'a', queued: 2, waiting: 2, running: 256 },
-        { address: 'b', waiting: 1, kv: 0.95 },
+        { address: 'a', queued: 4, inFlight: 8, maxNumSeqs: 8 },
+        { address: 'b', waiting: 2, running: 8, maxNumSeqs: 8 },
         { address: 'c' },
-        { address: 'd', queued: 9 },
-        // Waiting with free sequence slots and KV: requests between two engine steps, not a queue.
-        { address: 'e', waiting: 30, running: 40 },
+        { address: 'd', routerInFlight: 20, maxNumSeqs: 8 },
       ],
-      want: [0, 0.75, 1, 0, 1],
+      want: [0.5, 0.75, 1, 0],
     },
     {
-      name: 'kv-cache: free share of the KV cache',
+      name: 'kv-cache: room before the cache is full, alike below half full',
       type: 'kv-cache',
       pool: [
         { address: 'a', kv: 0.25 },
         { address: 'b', kv: 1 },
+        { address: 'c', kv: 0.8 },
+        { address: 'd', kv: 0.4 },
       ],
-      want: [0.75, 0],
+      want: [1, 0, 0.25, 1],
     },
     {
       name: 'prefix-cache: share of the prompt blocks held as a prefix',
@@ -265,7 +282,7 @@ describe('scheduling plugins', () => {
   for (const c of scorerCases) {
     it(`scorer: ${c.name}`, () => {
       const scores = registry.scorer(c.type, deps()).score(request(c.req), views(c.pool));
-      assert.deepEqual(Array.from(scores), c.want);
+      assert.deepEqual(Array.from(scores, r9), c.want);
     });
   }
 
@@ -368,7 +385,6 @@ describe('scheduling profiles', () => {
         ['ready', 2],
         ['not-draining', 2],
         ['circuit-closed', 2],
-        ['not-saturated', 2],
         ['prefer-healthy', 2],
       ],
     );
@@ -378,7 +394,8 @@ describe('scheduling profiles', () => {
       ['busy', 'idle'],
     );
     assert.equal(c[1]?.scores['least-request'], 1);
-    assert.equal(c[0]?.scores['least-request'], 1 - 3 / 256);
+    // 3 streams against the default knee of 32 requests (nothing learned, KV nearly empty).
+    assert.equal(c[0]?.scores['least-request'], Math.exp(-3 / 32));
     assert.ok((c[1]?.total ?? 0) > (c[0]?.total ?? 0));
     for (const key of ['filter/ready', 'scorer/prefix-cache', 'picker/max-score']) {
       assert.equal(typeof d.pluginMs[key], 'number', key);
@@ -526,7 +543,7 @@ describe('recent failures make an endpoint worse', () => {
   const busy = (address: string): FakeEndpoint => ({ address, routerInFlight: 6, inFlight: 6, kv: 0.1 });
   const everyProfile: Array<{ name: string; profile: ProfileConfig }> = [
     { name: 'default', profile: DEFAULT_PROFILE },
-    ...PICKER_TYPES.map((picker) => ({
+    ...registry.types().pickers.map((picker) => ({
       name: `least-request + ${picker}`,
       profile: { ...DEFAULT_PROFILE, scorers: [{ type: 'least-request' as const, weight: 1 }], picker },
     })),

@@ -2,77 +2,128 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import type { EndpointView } from '../upstream/endpoints.js';
-import { endpointLoad, queueDepth } from './load.js';
-import type { PluginDeps, Scorer } from './types.js';
+import { KV_FULL, loadOf, utilizationAt } from './load.js';
+import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
-const measure = (endpoints: readonly EndpointView[], f: (e: EndpointView) => number) => {
+const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndpoint) => number) => {
   const v = new Float64Array(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) v[i] = f(endpoints[i] as EndpointView);
+  for (let i = 0; i < endpoints.length; i++) v[i] = f(endpoints[i] as SchedulingEndpoint);
   return v;
 };
 
-/** Capacity assumed for an endpoint that has not reported one (vLLM's default `max_num_seqs`). */
-const DEFAULT_CAPACITY = 256;
-
 /**
- * `least-request`: the free share of the endpoint's capacity, 1 − outstanding
- * requests (router streams, sidecar in flight and queued) / `max_num_seqs`.
+ * `least-request`: e^−utilization, where utilization is the endpoint's load
+ * relative to its knee (outstanding requests / the concurrency at which it
+ * starts to queue, or KV usage / {@link KV_FULL}, whichever is higher).
  *
- * Load scores are absolute, not normalized over the candidates: a pod with
- * one more stream than its peers loses a sliver of score, not all of it, so
- * cache and session affinity hold until load really differs (and the
- * `not-saturated` filter takes a pod out before work piles up on it).
+ * Scores are absolute, not normalized over the candidates, and in units of
+ * the knee: a pod at 10 % of its knee scores 0.90, one at 70 % scores 0.50,
+ * whatever its `max_num_seqs`. They never reach 0, so pods past their knee
+ * still rank by how far past they are instead of tying. Between pods whose
+ * loads differ by less than the prefix balance thresholds, a cached prefix
+ * (worth up to its scorer's weight) outweighs the load difference; past
+ * them, `prefix-cache` stops counting the busier pod's cache and load decides.
  */
-export function createLeastRequestScorer(): Scorer {
+export function createLeastRequestScorer(deps: PluginDeps): Scorer {
+  const now = deps.now ?? Date.now;
   return {
     type: 'least-request',
+    score: (_req, endpoints) => {
+      const t = now();
+      return measure(endpoints, (e) => Math.exp(-utilizationAt(e, t)));
+    },
+  };
+}
+
+/**
+ * `queue-depth`: 1 − queue / knee, where the queue is what waits at the
+ * endpoint (reported by its engine or sidecar, or projected past its knee by
+ * this router's assignments since the last report); 1 while nothing waits.
+ */
+export function createQueueDepthScorer(): Scorer {
+  return {
+    type: 'queue-depth',
     score: (_req, endpoints) =>
       measure(endpoints, (e) => {
-        const capacity = e.report?.capacity?.maxNumSeqs || DEFAULT_CAPACITY;
-        return 1 - Math.min(1, endpointLoad(e) / capacity);
+        const l = loadOf(e);
+        return 1 - Math.min(1, l.queue / l.knee);
       }),
   };
 }
 
-/** `queue-depth`: 1 − queue (sidecar queue + engine waiting) / the saturation depth; 0 once saturated. */
-export function createQueueDepthScorer(deps: PluginDeps): Scorer {
-  return {
-    type: 'queue-depth',
-    score: (_req, endpoints) =>
-      measure(endpoints, (e) => 1 - Math.min(1, queueDepth(e) / deps.saturationQueueDepth)),
-  };
-}
+/** KV cache usage below which `kv-cache` scores every endpoint alike (free blocks there cost no latency). */
+export const KV_COMFORTABLE = 0.5;
 
-/** `kv-cache`: most free KV cache (1 − `kv_cache_usage_perc`). */
+/**
+ * `kv-cache`: room left in the KV cache before the engine must preempt or
+ * queue: 1 up to {@link KV_COMFORTABLE} usage, falling to 0 at {@link KV_FULL}
+ * (usage counts the prompts this router sent since the report). Below that,
+ * differences in usage are a stale scrape's noise, not load, and must not
+ * outvote the load scorers.
+ */
 export function createKvCacheScorer(): Scorer {
   return {
     type: 'kv-cache',
     score: (_req, endpoints) =>
       measure(endpoints, (e) => {
-        const used = e.report?.engine?.kvCacheUsagePerc ?? 0;
-        return Math.min(1, Math.max(0, 1 - used));
+        const kv = loadOf(e).kvUsage;
+        return 1 - Math.min(1, Math.max(0, (kv - KV_COMFORTABLE) / (KV_FULL - KV_COMFORTABLE)));
       }),
   };
 }
+
+/** When a prefix's pod counts as markedly busier than the least-loaded candidate (see {@link createPrefixCacheScorer}). */
+export interface PrefixBalance {
+  /** Utilization difference (in knees) above which the busier pod's cache stops counting. */
+  readonly absThreshold: number;
+  /** ... and the ratio of utilizations above which it does. */
+  readonly relThreshold: number;
+}
+
+/** Defaults of {@link PrefixBalance}: 0.3 knee apart and twice as busy. */
+export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.3, relThreshold: 2 });
 
 /**
  * `prefix-cache`: the share of the prompt's blocks the endpoint holds as a
  * cached prefix, from its prefix index (the router's copy of the sidecar's
  * index, kept by load-report deltas). Hashes follow common/prefix-hash.ts at
  * the endpoint's own block size.
+ *
+ * A hot prefix spreads instead of queueing: a pod holding the prefix scores
+ * nothing for it once it is markedly busier than the least-loaded candidate
+ * (utilization higher by more than `absThreshold` knees *and* more than
+ * `relThreshold` times). The request then goes to another pod holding the
+ * prefix that is not that busy, or, when there is none, where load sends it,
+ * and that pod caches the prefix too: a second replica, then a third, as long
+ * as demand outgrows them. A cold or rare prefix, whose pod is not busier
+ * than the rest, still goes where its cache is.
  */
-export function createPrefixCacheScorer(): Scorer {
+export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
+  const balance = deps.prefixBalance ?? DEFAULT_PREFIX_BALANCE;
   return {
     type: 'prefix-cache',
     score(req, endpoints) {
       const out = new Float64Array(endpoints.length);
+      let any = false;
       for (let i = 0; i < endpoints.length; i++) {
-        const index = (endpoints[i] as EndpointView).prefixIndex;
+        const index = (endpoints[i] as SchedulingEndpoint).prefixIndex;
         if (index.size === 0 || index.blockChars === 0) continue;
         const hashes = req.prefixHashes(index.blockChars);
         if (hashes.length === 0) continue;
-        out[i] = index.matchLength(hashes) / hashes.length;
+        const m = index.matchLength(hashes) / hashes.length;
+        out[i] = m;
+        if (m > 0) any = true;
+      }
+      if (!any || endpoints.length < 2) return out;
+      // Load without the just-sent boost: a burst of a few requests is no
+      // reason to pay for a prefix's prefill a second time.
+      const us = measure(endpoints, (e) => loadOf(e).utilization);
+      let minU = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < endpoints.length; i++) minU = Math.min(minU, us[i] as number);
+      for (let i = 0; i < endpoints.length; i++) {
+        if ((out[i] as number) === 0) continue;
+        const u = us[i] as number;
+        if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[i] = 0;
       }
       return out;
     },
@@ -82,10 +133,13 @@ export function createPrefixCacheScorer(): Scorer {
 /**
  * `session-affinity`: for a request with a session key, 1 for the endpoint
  * that rendezvous hashing assigns the key among the candidates, 0 for the
- * rest. The key keeps its pod while that pod stays a candidate; when it drops
- * out, only its keys move. Without a session key every endpoint scores 0.
+ * rest. The key keeps its pod while that pod stays a candidate and is not
+ * markedly busier than the least-loaded one (the prefix balance thresholds);
+ * when it drops out, only its keys move. Without a session key every
+ * endpoint scores 0.
  */
-export function createSessionAffinityScorer(): Scorer {
+export function createSessionAffinityScorer(deps: PluginDeps): Scorer {
+  const balance = deps.prefixBalance ?? DEFAULT_PREFIX_BALANCE;
   const addressHashes = new Map<string, number>();
   const addressHash = (a: string) => {
     let h = addressHashes.get(a);
@@ -105,13 +159,20 @@ export function createSessionAffinityScorer(): Scorer {
       let best = -1;
       let bestWeight = -1;
       for (let i = 0; i < endpoints.length; i++) {
-        const w = fmix32(k ^ addressHash((endpoints[i] as EndpointView).address));
+        const w = fmix32(k ^ addressHash((endpoints[i] as SchedulingEndpoint).address));
         if (w > bestWeight) {
           bestWeight = w;
           best = i;
         }
       }
       out[best] = 1;
+      // Like a hot prefix, a session leaves a pod markedly busier than the
+      // least-loaded candidate (the same thresholds), and only then.
+      const u = loadOf(endpoints[best] as SchedulingEndpoint).utilization;
+      let minU = u;
+      for (let i = 0; i < endpoints.length; i++)
+        minU = Math.min(minU, loadOf(endpoints[i] as SchedulingEndpoint).utilization);
+      if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[best] = 0;
       return out;
     },
   };

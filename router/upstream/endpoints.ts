@@ -9,18 +9,25 @@ import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos } from '../../common/proto.js';
+import {
+  addRecent,
+  type LoadHistory,
+  NO_HISTORY,
+  observeReport,
+  type RecentAssignments,
+} from '../scheduling/load.js';
+import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
 import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './prefix-index.js';
+
+export type { BreakerState } from '../scheduling/types.js';
 
 /** A report older than this many report intervals marks the endpoint stale (not ready). */
 export const STALE_AFTER_MS = 2_000;
 
 const NO_FAILURES = Object.freeze({ failureRatio: 0, consecutiveFailures: 0 });
 
-/** Circuit breaker state of an endpoint, as scheduling sees it. */
-export type BreakerState = 'closed' | 'open' | 'half-open';
-
 /** What routing knows about one endpoint at one instant. Never mutated. */
-export interface EndpointView {
+export interface EndpointView extends SchedulingEndpoint {
   readonly address: string;
   /** False until the first load report arrives, and while the watch stream is down. */
   readonly connected: boolean;
@@ -107,6 +114,8 @@ interface Entry {
   client: EngineClient;
   watch: grpc.ClientReadableStream<LoadReport__Output> | undefined;
   report: LoadReport__Output | undefined;
+  history: LoadHistory;
+  recent: RecentAssignments | undefined;
   reportAt: number;
   connected: boolean;
   lastError: string;
@@ -158,6 +167,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       routerInFlight: e.inFlight,
       routerInFlightAtReport: e.inFlightAtReport,
       report: r,
+      history: e.history,
+      recent: e.recent,
       reason,
       breaker: breakerState(e.address),
       failureRatio: h.failureRatio,
@@ -216,6 +227,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       if (r.prefixIndex) e.prefixIndex.apply(r.prefixIndex);
       e.report = r;
       e.reportAt = now();
+      e.history = observeReport(e.history, r, e.reportAt);
       e.inFlightAtReport = e.inFlight;
       e.attempt = 0;
       e.view = undefined;
@@ -257,6 +269,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       client,
       watch: undefined,
       report: undefined,
+      history: NO_HISTORY,
+      recent: undefined,
       reportAt: 0,
       connected: false,
       lastError: '',
@@ -316,6 +330,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       const e = entries.get(address);
       if (!e) return () => {};
       e.inFlight++;
+      e.recent = addRecent(e.recent, now());
       dirty(e);
       let done = false;
       return () => {

@@ -123,7 +123,12 @@ export function createPodMonitor(o: PodMonitorOptions): PodMonitor {
           kvCacheUsagePerc: s.metrics.kvCacheUsagePerc ?? 0,
         },
         capacity: {
-          maxNumSeqs: admission.limit,
+          // A limit the pod really holds to: the engine's published max_num_seqs,
+          // or the sidecar's --max-in-flight. 0 when neither is known (vLLM
+          // outside dev mode): the sidecar's default admission limit is a
+          // guess, and routers treat a reported limit as the point past
+          // which requests queue for sure.
+          maxNumSeqs: o.maxInFlight ?? s.maxNumSeqs ?? 0,
           numGpuBlocks: s.metrics.numGpuBlocks ?? 0,
           blockSize: s.metrics.blockSize ?? 0,
           maxModelLen: s.maxModelLen,

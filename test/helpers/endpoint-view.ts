@@ -21,7 +21,16 @@ export interface FakeEndpoint {
   waiting?: number;
   running?: number;
   kv?: number;
+  /** The engine's `max_num_seqs` as reported (default 256; 0: not published). */
   maxNumSeqs?: number;
+  /** KV cache blocks of 16 tokens (default 1000). */
+  numGpuBlocks?: number;
+  /** The knee learned from earlier reports (default none). */
+  learnedKnee?: number;
+  /** How long the engine has had requests waiting, as of the report (ms; default 0). */
+  queueingMs?: number;
+  /** This router's recent assignments (decaying count) and when it was taken. */
+  recent?: { count: number; at: number };
   /** Block hashes the endpoint's prefix index holds. */
   prefix?: number[];
   blockChars?: number;
@@ -47,7 +56,12 @@ export function endpointView(f: FakeEndpoint): EndpointView {
       numRequestsWaiting: f.waiting ?? 0,
       kvCacheUsagePerc: f.kv ?? 0,
     },
-    capacity: { maxNumSeqs: f.maxNumSeqs ?? 256, numGpuBlocks: 1000, blockSize: 16, maxModelLen: 8192 },
+    capacity: {
+      maxNumSeqs: f.maxNumSeqs ?? 256,
+      numGpuBlocks: f.numGpuBlocks ?? 1000,
+      blockSize: 16,
+      maxModelLen: 8192,
+    },
     sequence: 1,
     reason: '',
     servedModelName: f.model ?? 'm',
@@ -63,6 +77,12 @@ export function endpointView(f: FakeEndpoint): EndpointView {
     routerInFlight: f.routerInFlight ?? 0,
     routerInFlightAtReport: f.routerInFlightAtReport ?? f.routerInFlight ?? 0,
     report,
+    history: {
+      learnedKnee: f.learnedKnee ?? 0,
+      queueingSince: f.queueingMs ? 0 : -1,
+      queueingMs: f.queueingMs ?? 0,
+    },
+    ...(f.recent ? { recent: f.recent } : {}),
     reason: '',
     breaker: f.breaker ?? 'closed',
     failureRatio: f.failureRatio ?? 0,

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
+import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
+import {
+  addRecent,
+  isSaturated,
+  KV_FULL,
+  loadOf,
+  NO_HISTORY,
+  noteAssignment,
+  observeReport,
+  RECENT_TAU_MS,
+} from './load.js';
+import { createBuiltinRegistry } from './registry.js';
+import { createSchedulingRequest } from './request.js';
+import type { PluginDeps } from './types.js';
+
+const registry = createBuiltinRegistry();
+const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({
+  random: seeded(11),
+  saturationQueueDepth: 8,
+  maxEjectionPercent: 50,
+  now: () => 10_000,
+  ...over,
+});
+const request = (prompt = 'hello') =>
+  createSchedulingRequest(
+    {
+      model: 'm',
+      prompt,
+      messages: [],
+      routing: { version: '', sessionKey: '', priority: 'PRIORITY_UNSPECIFIED' },
+    },
+    'r',
+    'v1',
+    new Set(),
+  );
+const score = (type: string, pool: FakeEndpoint[], prompt?: string, d?: Partial<PluginDeps>) =>
+  Array.from(registry.scorer(type, deps(d)).score(request(prompt), pool.map(endpointView)));
+
+// An H100 pod of the llama-3.1-8b preset: max_num_seqs 1024, 26,300 KV blocks.
+const h100 = { maxNumSeqs: 1024, numGpuBlocks: 26_300 };
+
+function report(over: Partial<LoadReport__Output['engine'] & { queued: number }>): LoadReport__Output {
+  return endpointView({
+    address: 'x',
+    running: over?.numRequestsRunning,
+    waiting: over?.numRequestsWaiting,
+    kv: over?.kvCacheUsagePerc,
+    queued: over?.queued,
+  }).report as LoadReport__Output;
+}
+
+describe('load against the knee', () => {
+  it('a pod at 70 % of its knee scores clearly worse than one at 10 %, at a real pod’s capacity', () => {
+    // The knee was learned at 40 running requests (the engine queued there),
+    // far below max_num_seqs 1024.
+    const [at10, at70] = score('least-request', [
+      { address: 'a', ...h100, learnedKnee: 40, inFlight: 4, running: 4, kv: 0.02 },
+      { address: 'b', ...h100, learnedKnee: 40, inFlight: 28, running: 28, kv: 0.14 },
+    ]);
+    assert.ok((at10 as number) - (at70 as number) >= 0.35, `10 %: ${at10}, 70 %: ${at70}`);
+    assert.ok(Math.abs((at10 as number) - Math.exp(-0.1)) < 1e-9);
+  });
+
+  it('one stream moves the load by a share of the knee, not of max_num_seqs', () => {
+    const idle = loadOf(endpointView({ address: 'a', ...h100, learnedKnee: 20 }));
+    const one = loadOf(endpointView({ address: 'b', ...h100, learnedKnee: 20, routerInFlight: 1 }));
+    assert.ok(Math.abs(one.utilization - idle.utilization - 1 / 20) < 1e-9);
+  });
+
+  it('past the knee, pods still rank by how far past they are (no clamp to a tie)', () => {
+    const [past, farPast] = score('least-request', [
+      { address: 'a', ...h100, learnedKnee: 20, inFlight: 30 },
+      { address: 'b', ...h100, learnedKnee: 20, inFlight: 60 },
+    ]);
+    assert.ok((past as number) > (farPast as number) && (farPast as number) > 0);
+  });
+
+  it('without a learned knee, the KV cache bounds it at the current sequence size', () => {
+    // 10 running sequences hold 60 % of the cache: 15 fit below KV_FULL.
+    const l = loadOf(endpointView({ address: 'a', ...h100, running: 10, inFlight: 10, kv: 0.6 }));
+    assert.equal(l.knee, (10 * KV_FULL) / 0.6);
+    assert.ok(Math.abs(l.utilization - 10 / 15) < 1e-9);
+  });
+
+  it('learns the knee where the engine queued, and raises it when more runs without queueing', () => {
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 30, numRequestsWaiting: 0 }), 0);
+    assert.equal(h.learnedKnee, 0, 'nothing learned before the engine queues');
+    h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 250);
+    assert.equal(h.learnedKnee, 0, 'a passing wait teaches nothing');
+    h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 1_250);
+    assert.equal(h.learnedKnee, 30, 'a wait that lasted QUEUEING_MS does');
+    assert.equal(h.queueingMs, 1_000);
+    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 1_500);
+    assert.equal(h.learnedKnee, 28, 'moves a third of the way to what ran while queueing');
+    h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_750);
+    assert.equal(h.learnedKnee, 45, 'ran more without queueing: the knee was too low');
+    assert.equal(h.queueingMs, 0);
+  });
+
+  it('counts this router’s streams and prompts since the last report', () => {
+    const base: FakeEndpoint = { address: 'a', ...h100, learnedKnee: 40, inFlight: 10, routerInFlight: 10 };
+    const before = loadOf(endpointView(base));
+    const after = endpointView({ ...base, routerInFlight: 14, routerInFlightAtReport: 10 });
+    assert.equal(loadOf(after).outstanding, before.outstanding + 4);
+    // 4,000-token prompts (16,000 characters) sent since the report take KV blocks the report cannot show.
+    const kv0 = loadOf(after).kvUsage;
+    for (let i = 0; i < 4; i++) noteAssignment(after, 16_000);
+    assert.ok(Math.abs(loadOf(after).kvUsage - kv0 - 16_000 / (26_300 * 16)) < 1e-9);
+  });
+
+  it('a request just sent weighs more for a moment, so equal pods take turns', () => {
+    const now = 10_000;
+    const pool: FakeEndpoint[] = [
+      { address: 'a', ...h100, learnedKnee: 40, inFlight: 5, recent: addRecent(undefined, now - 5) },
+      { address: 'b', ...h100, learnedKnee: 40, inFlight: 5 },
+      {
+        address: 'c',
+        ...h100,
+        learnedKnee: 40,
+        inFlight: 5,
+        recent: addRecent(undefined, now - 10 * RECENT_TAU_MS),
+      },
+    ];
+    const [a, b, c] = score('least-request', pool);
+    assert.ok((a as number) < (b as number), 'just sent loses');
+    assert.ok((b as number) - (c as number) < 1e-4, 'long ago no longer counts');
+  });
+
+  it('saturation: a lasting engine queue, a full KV cache, or streams past max_num_seqs; not one passing wait', () => {
+    const sat = (f: Omit<FakeEndpoint, 'address'>) =>
+      isSaturated(endpointView({ address: 'a', ...h100, ...f }), 8);
+    assert.equal(sat({ running: 20, waiting: 3 }), false, 'a scrape between two steps');
+    assert.equal(sat({ running: 20, waiting: 3, queueingMs: 1_200 }), true);
+    assert.equal(sat({ running: 20, inFlight: 20, kv: 0.95 }), true);
+    // Past a hard limit (max_num_seqs published) requests queue for sure...
+    assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 24 }), true);
+    assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 20 }), false);
+    // ...past a learned knee they only rank the pod lower (the knee moves with the workload).
+    assert.equal(sat({ learnedKnee: 16, routerInFlight: 24 }), false);
+  });
+});
+
+describe('hot prefixes spread', () => {
+  const system = 'You are the support assistant of a large retailer. '.repeat(20);
+  const prompt = `${system}Where is my parcel?`;
+  const hashes = prefixBlockHashes(canonicalPrompt({ prompt, messages: [] }));
+  const pod = (address: string, inFlight: number, cached: boolean): FakeEndpoint => ({
+    address,
+    ...h100,
+    learnedKnee: 20,
+    inFlight,
+    ...(cached ? { prefix: hashes } : {}),
+  });
+
+  it('a cold prefix goes where its cache is', () => {
+    const s = score('prefix-cache', [pod('holder', 4, true), pod('idle', 0, false)], prompt);
+    assert.deepEqual(s, [1, 0]);
+  });
+
+  it('the cache of a markedly busier pod stops counting: the prefix gets a second pod', () => {
+    const s = score('prefix-cache', [pod('holder', 14, true), pod('idle', 2, false)], prompt);
+    assert.deepEqual(s, [0, 0]);
+  });
+
+  it('a second replica that is not busy keeps it, the overloaded first does not', () => {
+    const s = score(
+      'prefix-cache',
+      [pod('first', 16, true), pod('second', 3, true), pod('idle', 1, false)],
+      prompt,
+    );
+    assert.deepEqual(s, [0, 1, 0]);
+  });
+
+  it('thresholds come from the deps', () => {
+    const s = score('prefix-cache', [pod('holder', 14, true), pod('idle', 2, false)], prompt, {
+      prefixBalance: { absThreshold: 0.9, relThreshold: 1.5 },
+    });
+    assert.deepEqual(s, [1, 0]);
+  });
+});
