@@ -110,6 +110,9 @@ describe('stream migration across failing pods', () => {
     const [crashing, killed, drained] = pods as [FailoverPod, FailoverPod, FailoverPod, FailoverPod];
     // The engine of pod 0 dies once one of its streams has sent 60 tokens.
     await crashing.faults({ crash_after_tokens: 60 });
+    // Computing the reference texts keeps this process busy; its simulators may
+    // have missed a probe meanwhile. The streams start on four ready pods.
+    await front.waitReady(4);
     let killSent = false;
     let drainSent = false;
     const onChunk = (endpoint: string, count: number) => {
@@ -127,10 +130,18 @@ describe('stream migration across failing pods', () => {
 
     assert.ok(killSent && drainSent, 'both sidecar faults were injected');
     const failed = results.filter((r) => r.error);
+    const pod = (address: string) => pods.findIndex((p) => p.address === address);
+    const paths = front.traces
+      .filter((t) => t.status !== 'OK')
+      .map((t) =>
+        t.attempts.map(
+          (a) => `pod ${pod(a.endpoint)} ${a.kind ?? ''} ${a.outcome} @${a.startMs}ms ${a.chunks} chunks`,
+        ),
+      );
     assert.deepEqual(
       failed.map((r) => r.error?.message),
       [],
-      'every stream completed',
+      `every stream completed; attempts of the failed ones: ${JSON.stringify(paths, null, 1)}`,
     );
     for (const [i, r] of results.entries()) {
       assert.equal(r.text, expected[i], `stream ${i}: text identical to an undisturbed run`);
@@ -319,35 +330,48 @@ describe('one bad pod of three', () => {
     });
   }
 
-  it('a hung pod (accepts, never answers) is ejected within seconds and its requests are retried elsewhere', async () => {
+  it('a hung pod (accepts, never answers) is ejected after a few timed-out attempts and its requests are retried elsewhere', async () => {
     const [hung] = pods as [FailoverPod];
-    const front = await startFrontRouter(pods.map((p) => p.address));
+    // No half-open probe while the test runs: every attempt the hung pod
+    // gets is one it got before its breaker opened.
+    const consecutive = 5;
+    const concurrency = 8;
+    const front = await startFrontRouter(
+      pods.map((p) => p.address),
+      { breaker: { consecutive_failures: consecutive, reset_timeout_ms: 600_000 } },
+    );
     try {
       await front.waitReady(3);
-      let openedAt = 0;
+      let opened = false;
       front.router.events.on('breaker', (t: { endpoint: string; to: string }) => {
-        if (t.endpoint === hung.address && t.to === 'open' && !openedAt) openedAt = Date.now();
+        if (t.endpoint === hung.address && t.to === 'open') opened = true;
       });
       await hung.faults({ stall_after_tokens: 0 });
-      const started = Date.now();
-      // Clients with a 2 s deadline: a hung attempt may take half of it. The
-      // traffic runs until the pod is ejected and 100 requests after that
-      // (at most 20,000: the test stops by itself).
+      // Clients with a 6 s deadline: a hung attempt may take half of it, the
+      // retry elsewhere has the rest (a busy machine's scheduling delays
+      // included). The traffic runs until the pod is ejected and 100 requests
+      // after that (at most 20,000: the test stops by itself).
       let doneAtOpen = 0;
       let done = 0;
-      const errors = await hammer(front, 20_000, 8, {
-        timeoutMs: 2_000,
+      const errors = await hammer(front, 20_000, concurrency, {
+        timeoutMs: 6_000,
         progress: (n) => {
           done = n;
-          if (openedAt && !doneAtOpen) doneAtOpen = n;
+          if (opened && !doneAtOpen) doneAtOpen = n;
         },
         stop: () => doneAtOpen > 0 && done >= doneAtOpen + 100,
       });
       assert.deepEqual(errors, [], 'every request was retried elsewhere in time');
-      assert.ok(openedAt > 0, 'the hung pod was ejected');
-      assert.ok(openedAt - started < 10_000, `ejected after ${openedAt - started} ms`);
+      assert.ok(opened, 'the hung pod was ejected');
       const hungAttempts = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === hung.address));
       assert.ok(hungAttempts.every((a) => a.kind === 'first-token-timeout' && a.outcome === 'retried'));
+      // Ejected after `consecutive` timeouts: the pod got those and at most
+      // the other requests already in flight when they ended, however long
+      // each took.
+      assert.ok(
+        hungAttempts.length >= consecutive && hungAttempts.length < consecutive + concurrency,
+        `attempts on the hung pod: ${hungAttempts.length}`,
+      );
       // Every hung attempt is counted, none lost on the way out.
       const counted = await front.router.metrics.registry.getSingleMetricAsString(
         'llm_router_upstream_attempts_total',
