@@ -284,7 +284,7 @@ async function hammer(
       try {
         await front.client.generate(
           { model: MODEL, prompt: `request ${i} of a busy day`, sampling: { maxTokens: 8 } },
-          { timeoutMs: options.timeoutMs ?? 10_000 },
+          { timeoutMs: options.timeoutMs ?? 30_000 },
         );
       } catch (err) {
         errors.push((err as Error).message);
