@@ -57,7 +57,9 @@ async function stream(
   prompt: string,
   maxTokens: number,
   onChunk: (endpoint: string, n: number) => void = () => {},
-  timeoutMs = 30_000,
+  // 300 tokens take 3 s on an idle machine; a loaded one runs this process's
+  // simulators ten times slower. The deadline only bounds a lost stream.
+  timeoutMs = 180_000,
   stop: string[] = [],
 ): Promise<StreamResult> {
   const call = front.client.generateStream(
@@ -90,9 +92,12 @@ describe('stream migration across failing pods', () => {
       processSidecars: [1, 2],
       sidecarArgs: ['--drain-grace-ms', '700'],
     });
+    // Every fault here ends its streams at once (a reset connection, a
+    // hand-back); the idle timeout is only a backstop, long enough that a
+    // healthy stream of this busy process never trips it.
     front = await startFrontRouter(
       pods.map((p) => p.address),
-      { upstream: { idle_timeout_ms: 2_000 } },
+      { upstream: { idle_timeout_ms: 10_000 } },
     );
     await front.waitReady(4);
   });
@@ -110,6 +115,9 @@ describe('stream migration across failing pods', () => {
     const [crashing, killed, drained] = pods as [FailoverPod, FailoverPod, FailoverPod, FailoverPod];
     // The engine of pod 0 dies once one of its streams has sent 60 tokens.
     await crashing.faults({ crash_after_tokens: 60 });
+    // Computing the reference texts keeps this process busy; its simulators may
+    // have missed a probe meanwhile. The streams start on four ready pods.
+    await front.waitReady(4);
     let killSent = false;
     let drainSent = false;
     const onChunk = (endpoint: string, count: number) => {
@@ -125,12 +133,26 @@ describe('stream migration across failing pods', () => {
     };
     const results = await Promise.all(prompts.map((p) => stream(front, p, maxTokens, onChunk)));
 
-    assert.ok(killSent && drainSent, 'both sidecar faults were injected');
+    const pod = (address: string) => pods.findIndex((p) => p.address === address);
+    const progress = results.map(
+      (r) => `pod ${pod(r.firstEndpoint)}: ${r.chunks.length}${r.error ? ' (failed)' : ''}`,
+    );
+    assert.ok(
+      killSent && drainSent,
+      `both sidecar faults were injected (kill ${killSent}, drain ${drainSent}); chunks by first pod: ${progress.join(', ')}`,
+    );
     const failed = results.filter((r) => r.error);
+    const paths = front.traces
+      .filter((t) => t.status !== 'OK')
+      .map((t) =>
+        t.attempts.map(
+          (a) => `pod ${pod(a.endpoint)} ${a.kind ?? ''} ${a.outcome} @${a.startMs}ms ${a.chunks} chunks`,
+        ),
+      );
     assert.deepEqual(
       failed.map((r) => r.error?.message),
       [],
-      'every stream completed',
+      `every stream completed; attempts of the failed ones: ${JSON.stringify(paths, null, 1)}`,
     );
     for (const [i, r] of results.entries()) {
       assert.equal(r.text, expected[i], `stream ${i}: text identical to an undisturbed run`);
@@ -170,9 +192,12 @@ describe('hung and stalled pods', () => {
 
   before(async () => {
     pods = await startFailoverPods(2, { sim: { interTokenLatencyMs: 5, timeScale: 1 } });
+    // The stalled pod is found by the idle timeout. Healthy streams of this
+    // process pause for up to 2 s on a loaded machine (measured at load 20):
+    // 3 s tells them apart, and a stall costs each test 3 s.
     front = await startFrontRouter(
       pods.map((p) => p.address),
-      { upstream: { idle_timeout_ms: 400 } },
+      { upstream: { idle_timeout_ms: 3_000 } },
     );
     await front.waitReady(2);
   });
@@ -259,7 +284,7 @@ async function hammer(
       try {
         await front.client.generate(
           { model: MODEL, prompt: `request ${i} of a busy day`, sampling: { maxTokens: 8 } },
-          { timeoutMs: options.timeoutMs ?? 10_000 },
+          { timeoutMs: options.timeoutMs ?? 30_000 },
         );
       } catch (err) {
         errors.push((err as Error).message);
@@ -319,35 +344,58 @@ describe('one bad pod of three', () => {
     });
   }
 
-  it('a hung pod (accepts, never answers) is ejected within seconds and its requests are retried elsewhere', async () => {
+  it('a hung pod (accepts, never answers) is ejected after a few timed-out attempts and its requests are retried elsewhere', async (t) => {
     const [hung] = pods as [FailoverPod];
-    const front = await startFrontRouter(pods.map((p) => p.address));
+    // No half-open probe while the test runs: every attempt the hung pod
+    // gets is one it got before its breaker opened.
+    const consecutive = 5;
+    const concurrency = 8;
+    const front = await startFrontRouter(
+      pods.map((p) => p.address),
+      { breaker: { consecutive_failures: consecutive, reset_timeout_ms: 600_000 } },
+    );
     try {
       await front.waitReady(3);
-      let openedAt = 0;
+      let opened = false;
       front.router.events.on('breaker', (t: { endpoint: string; to: string }) => {
-        if (t.endpoint === hung.address && t.to === 'open' && !openedAt) openedAt = Date.now();
+        if (t.endpoint === hung.address && t.to === 'open') opened = true;
       });
       await hung.faults({ stall_after_tokens: 0 });
-      const started = Date.now();
-      // Clients with a 2 s deadline: a hung attempt may take half of it. The
-      // traffic runs until the pod is ejected and 100 requests after that
-      // (at most 20,000: the test stops by itself).
+      // Clients with a 6 s deadline: a hung attempt may take half of it, the
+      // retry elsewhere has the rest (a busy machine's scheduling delays
+      // included). The traffic runs until the pod is ejected and 100 requests
+      // after that (at most 20,000: the test stops by itself).
       let doneAtOpen = 0;
       let done = 0;
-      const errors = await hammer(front, 20_000, 8, {
-        timeoutMs: 2_000,
+      const errors = await hammer(front, 20_000, concurrency, {
+        timeoutMs: 6_000,
         progress: (n) => {
           done = n;
-          if (openedAt && !doneAtOpen) doneAtOpen = n;
+          if (opened && !doneAtOpen) doneAtOpen = n;
         },
         stop: () => doneAtOpen > 0 && done >= doneAtOpen + 100,
       });
       assert.deepEqual(errors, [], 'every request was retried elsewhere in time');
-      assert.ok(openedAt > 0, 'the hung pod was ejected');
-      assert.ok(openedAt - started < 10_000, `ejected after ${openedAt - started} ms`);
-      const hungAttempts = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === hung.address));
-      assert.ok(hungAttempts.every((a) => a.kind === 'first-token-timeout' && a.outcome === 'retried'));
+      assert.ok(opened, 'the hung pod was ejected');
+      const onHung = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === hung.address));
+      // A pick from a snapshot taken just before the breaker opened is refused
+      // locally ('breaker_open'): nothing reached the pod and the request picks
+      // again. Every attempt that was sent timed out and was retried.
+      const hungAttempts = onHung.filter((a) => a.outcome !== 'breaker_open');
+      t.diagnostic(
+        `attempts sent to the hung pod: ${hungAttempts.length}; refused at its open breaker: ${onHung.length - hungAttempts.length}`,
+      );
+      assert.ok(
+        hungAttempts.every((a) => a.kind === 'first-token-timeout' && a.outcome === 'retried'),
+        `every attempt on the hung pod timed out and was retried: ${JSON.stringify(hungAttempts.map((a) => [a.kind, a.outcome, a.code, a.error]))}`,
+      );
+      // Ejected after `consecutive` timeouts: the pod got those and at most
+      // the other requests already in flight when they ended, however long
+      // each took.
+      assert.ok(
+        hungAttempts.length >= consecutive && hungAttempts.length < consecutive + concurrency,
+        `attempts on the hung pod: ${hungAttempts.length}`,
+      );
       // Every hung attempt is counted, none lost on the way out.
       const counted = await front.router.metrics.registry.getSingleMetricAsString(
         'llm_router_upstream_attempts_total',

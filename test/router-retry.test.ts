@@ -32,8 +32,10 @@ describe('retries before the first token', () => {
     stubs = await Promise.all([0, 1, 2].map(() => startEngineStub({ model: MODEL, version: 'v1' })));
     h = await startRouterHarness({
       endpoints: stubs.map((s) => s.address),
+      // The first-token timeout tells a stalled stub from a healthy one: 2 s,
+      // as a loaded machine can delay a healthy first token past 200 ms.
       yaml: routes(
-        'upstream: { max_attempts: 3, first_token_timeout_ms: 200, retry_budget: { ratio: 1, min_retries: 100 } }\n',
+        'upstream: { max_attempts: 3, first_token_timeout_ms: 2000, retry_budget: { ratio: 1, min_retries: 100 } }\n',
       ),
     });
     await h.waitReady(3);

@@ -53,10 +53,16 @@ describe('canary split', () => {
   let pods: Pod[];
   let h: RouterHarness;
   before(async () => {
+    // These simulators share this process with the router, the sidecars and
+    // 24 clients: on a loaded machine a /health answer can take over a second
+    // (measured at load 20), which is this process being slow, not the engine
+    // being down. A 3 s probe timeout keeps the pods ready; what is asserted
+    // here is routing, not probing.
+    const probeIntervalMs = 3_000;
     pods = await Promise.all([
-      startPod({ version: 'v1' }),
-      startPod({ version: 'v1' }),
-      startPod({ version: 'v2' }),
+      startPod({ version: 'v1', probeIntervalMs }),
+      startPod({ version: 'v1', probeIntervalMs }),
+      startPod({ version: 'v2', probeIntervalMs }),
     ]);
     h = await startRouterHarness({
       endpoints: pods.map((p) => p.sidecar.address),

@@ -64,7 +64,7 @@ describe('tracing across router, sidecar and engine', () => {
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-trace-'));
     writeFileSync(
       join(dir, 'routes.yaml'),
-      `models:\n  ${MODEL}:\n    versions:\n      v1: { weight: 1 }\nupstream: { idle_timeout_ms: 500 }\n`,
+      `models:\n  ${MODEL}:\n    versions:\n      v1: { weight: 1 }\nupstream: { idle_timeout_ms: 2000 }\n`,
     );
     const router = runCommand(
       [

@@ -4,7 +4,9 @@
  * length) when the engine becomes ready, `GET /metrics` (scheduler gauges and
  * KV capacity) every interval, and the engine's `max_num_seqs` once, where the
  * engine tells it. A failed probe turns the state not ready at once, so the
- * next load report says so.
+ * next load report says so, unless it only timed out while the sidecar's own
+ * event loop stalled (CPU throttling, a GC pause): then it proves nothing
+ * about the engine and the prober asks again at once.
  */
 import { MeshError, Status } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -16,6 +18,16 @@ export const DEFAULT_PROBE_INTERVAL_MS = 500;
 
 /** Shortest probe timeout, whatever the interval. */
 export const MIN_PROBE_TIMEOUT_MS = 1_000;
+
+/**
+ * Timed-out probes in a row excused by a stall of the sidecar itself; the
+ * next one counts whatever happened, so a sidecar that is starved for good
+ * still reports a hung engine.
+ */
+export const MAX_EXCUSED_PROBES = 3;
+
+/** Period of the timer that notices stalls of this process during a probe. */
+const STALL_TICK_MS = 50;
 
 /** What the prober knows about the engine. */
 export interface EngineState {
@@ -77,6 +89,19 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
   let learnedSeqs = false;
   let running: Promise<void> | undefined;
   let stopped = false;
+  // The longest gap between ticks of a short timer during the current probe:
+  // a probe that timed out while this process stood still for half the
+  // timeout may have had its answer waiting, unread.
+  let probeStarted = 0;
+  let lastTick = 0;
+  let longestStall = 0;
+  const tick = () => {
+    const now = performance.now();
+    longestStall = Math.max(longestStall, now - lastTick);
+    lastTick = now;
+  };
+  let excused = 0;
+  let again = false;
 
   const setReady = (ready: boolean, reason: string) => {
     if (state.ready === ready && state.reason === reason) return;
@@ -90,11 +115,47 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
     options.onChange(state);
   };
 
+  /** A failed probe: not ready, unless it timed out during a stall of this process. */
+  const fail = async (reason: string) => {
+    // Timers that came due during a stall all run before the check phase;
+    // the last tick counts a stall its timer has not reported yet.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (stopped) return;
+    tick();
+    const timedOut = performance.now() - probeStarted >= timeoutMs;
+    const stalledMs = longestStall;
+    if (state.ready && timedOut && stalledMs >= timeoutMs / 2 && excused < MAX_EXCUSED_PROBES) {
+      excused++;
+      again = true;
+      log.debug('engine probe timed out while the sidecar stalled; probing again', {
+        engine: engine.url,
+        stalledMs: Math.round(stalledMs),
+      });
+      return;
+    }
+    setReady(false, reason);
+  };
+
   const probeOnce = async () => {
+    probeStarted = performance.now();
+    lastTick = probeStarted;
+    longestStall = 0;
+    const ticker = setInterval(tick, STALL_TICK_MS);
+    ticker.unref();
+    try {
+      await probeSteps();
+    } catch (err) {
+      if (!stopped) await fail(MeshError.from(err, `engine at ${engine.url}`).message);
+    } finally {
+      clearInterval(ticker);
+    }
+  };
+
+  const probeSteps = async () => {
     const healthy = await engine.health({ timeoutMs });
     if (stopped) return;
     if (!healthy) {
-      setReady(false, `engine at ${engine.url} /health is not 200 (loading, down or not answering)`);
+      await fail(`engine at ${engine.url} /health is not 200 (loading, down or not answering)`);
       return;
     }
     if (!state.ready || !state.servedModelName) {
@@ -135,22 +196,23 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
             engine: engine.url,
           });
         } else {
-          setReady(false, `metrics scrape of engine at ${engine.url} failed: ${e.message}`);
+          await fail(`metrics scrape of engine at ${engine.url} failed: ${e.message}`);
           return;
         }
       }
     }
+    excused = 0;
     setReady(true, '');
   };
 
   const probe = (): Promise<void> => {
-    running ??= probeOnce()
-      .catch((err: unknown) => {
-        if (!stopped) setReady(false, MeshError.from(err, `engine at ${engine.url}`).message);
-      })
-      .finally(() => {
-        running = undefined;
-      });
+    running ??= probeOnce().finally(() => {
+      running = undefined;
+      if (again && !stopped) {
+        again = false;
+        void probe();
+      }
+    });
     return running;
   };
 

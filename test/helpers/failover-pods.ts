@@ -14,7 +14,7 @@ import { type Sidecar, startSidecar } from '../../sidecar/server.js';
 import { createSimServer, type SimOptions, type SimServer } from '../../sim/server.js';
 import { MODEL } from './mesh.js';
 import { freePorts, type RunningCommand, runCommand } from './processes.js';
-import { waitUntil } from './wait.js';
+import { WAIT_TIMEOUT_MS, waitUntil } from './wait.js';
 
 /** One pod: a simulator and its sidecar. */
 export interface FailoverPod {
@@ -149,7 +149,7 @@ export async function startFrontRouter(
     client,
     traces,
     events,
-    waitReady: (n, timeoutMs = 20_000) =>
+    waitReady: (n, timeoutMs = WAIT_TIMEOUT_MS) =>
       waitUntil(
         router.endpoints.events,
         'change',

@@ -2,6 +2,13 @@
 import type { EventEmitter } from 'node:events';
 
 /**
+ * How long a wait may take before the test fails naming it. Only a bound for
+ * a wait that will never end: a loaded machine runs a test process many times
+ * slower than an idle one, and a slow wait is no failure.
+ */
+export const WAIT_TIMEOUT_MS = 60_000;
+
+/**
  * Resolves once `predicate()` holds, re-checking on every `event` of
  * `emitter`. Rejects after `timeoutMs` with `what` in the message.
  */
@@ -10,7 +17,7 @@ export function waitUntil(
   event: string,
   predicate: () => boolean,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = WAIT_TIMEOUT_MS,
 ): Promise<void> {
   if (predicate()) return Promise.resolve();
   return new Promise((resolve, reject) => {
@@ -36,7 +43,7 @@ export function nextEvent<T>(
   emitter: EventEmitter,
   event: string,
   match: (payload: T) => boolean = () => true,
-  timeoutMs = 10_000,
+  timeoutMs = WAIT_TIMEOUT_MS,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
     const on = (payload: T) => {
