@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { decodeChunk, encodeChunk } from './chunk-codec.js';
 import type { ProtoGrpcType as EngineProto } from './generated/engine.js';
 import type { ProtoGrpcType as InferenceProto } from './generated/inference.js';
 
@@ -53,11 +54,26 @@ export function loadProtos(): LoadedProtos {
     ...PROTO_LOADER_OPTIONS,
     includeDirs: [protoRoot()],
   });
+  useChunkCodec(packageDefinition);
   const grpcObject = grpc.loadPackageDefinition(packageDefinition);
   const inference = (grpcObject as unknown as InferenceProto).llmmesh.v1;
   const engine = (grpcObject as unknown as EngineProto).llmmesh.v1;
   loaded = { packageDefinition, inference, engine };
   return loaded;
+}
+
+/**
+ * Streamed chunks through the hand-written codec (common/chunk-codec.ts) on
+ * the router's hot path: reading `Engine.GenerateStream` and writing
+ * `Inference.GenerateStream`. The other directions (an engine writing, a
+ * client reading) keep proto-loader's codec; the two are wire-compatible.
+ */
+function useChunkCodec(definition: protoLoader.PackageDefinition): void {
+  const engine = (definition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition).GenerateStream;
+  const inference = (definition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition).GenerateStream;
+  if (!engine || !inference) throw new Error('llmmesh.v1 protos without GenerateStream');
+  engine.responseDeserialize = decodeChunk;
+  inference.responseSerialize = encodeChunk as (value: object) => Buffer;
 }
 
 /** Fully qualified service names, as clients and health checks see them. */

@@ -3,6 +3,7 @@
  * registry: two routers in one process, as in tests, never collide).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LocalHistogram } from './local-histogram.js';
 
 /** Latency buckets (seconds) for LLM requests: from 5 ms to 10 minutes. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -19,9 +20,9 @@ export const BREAKER_STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as con
 export interface RouterMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'model' | 'model_version' | 'status'>;
-  readonly latency: Histogram<'model' | 'model_version'>;
-  readonly ttft: Histogram<'model' | 'model_version'>;
-  readonly itl: Histogram<'model' | 'model_version'>;
+  readonly latency: LocalHistogram<'model' | 'model_version'>;
+  readonly ttft: LocalHistogram<'model' | 'model_version'>;
+  readonly itl: LocalHistogram<'model' | 'model_version'>;
   readonly tenantRequests: Counter<'tenant' | 'status'>;
   readonly tenantTokens: Counter<'tenant' | 'kind'>;
   readonly rateLimitDegraded: Gauge;
@@ -46,8 +47,8 @@ export interface RouterMetrics {
   /** Stream migrations per `model\u0000version`, for the status page (the counter above, readable at once). */
   readonly migrationCounts: Map<string, number>;
   readonly retryBudgetExhausted: Counter<'model'>;
-  readonly pluginDuration: Histogram<'profile' | 'plugin'>;
-  readonly scheduleDuration: Histogram<'profile'>;
+  readonly pluginDuration: LocalHistogram<'profile' | 'plugin'>;
+  readonly scheduleDuration: LocalHistogram<'profile'>;
   readonly admissionQueue: Gauge;
   readonly admissionWait: Histogram;
   readonly shed: Counter<'reason'>;
@@ -66,14 +67,14 @@ export function createRouterMetrics(): RouterMetrics {
       labelNames: ['model', 'model_version', 'status'],
       registers,
     }),
-    latency: new Histogram({
+    latency: new LocalHistogram({
       name: 'llm_inference_latency_seconds',
       help: 'End-to-end request latency as the router sees it.',
       labelNames: ['model', 'model_version'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    ttft: new Histogram({
+    ttft: new LocalHistogram({
       name: 'llm_time_to_first_token_seconds',
       help: 'Time from request arrival to the first chunk sent to the client.',
       labelNames: ['model', 'model_version'],
@@ -103,7 +104,7 @@ export function createRouterMetrics(): RouterMetrics {
       labelNames: ['reason'],
       registers,
     }),
-    itl: new Histogram({
+    itl: new LocalHistogram({
       name: 'llm_inter_token_latency_seconds',
       help: 'Time between consecutive chunks of a stream, as sent to the client.',
       labelNames: ['model', 'model_version'],
@@ -211,14 +212,14 @@ export function createRouterMetrics(): RouterMetrics {
       labelNames: ['model'],
       registers,
     }),
-    pluginDuration: new Histogram({
+    pluginDuration: new LocalHistogram({
       name: 'llm_router_scheduler_plugin_duration_seconds',
       help: 'Time per scheduling plugin run (filter, scorer, picker).',
       labelNames: ['profile', 'plugin'],
       buckets: PLUGIN_BUCKETS,
       registers,
     }),
-    scheduleDuration: new Histogram({
+    scheduleDuration: new LocalHistogram({
       name: 'llm_router_schedule_duration_seconds',
       help: 'Time per scheduling decision (all plugins).',
       labelNames: ['profile'],

@@ -17,6 +17,7 @@ import { COST_KEY, TRACE_ID_KEY } from '../../common/metadata.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import { defaultDeadlineMs } from '../config/schema.js';
+import type { HistogramSeries } from '../local-histogram.js';
 import type { RequestTrace } from '../request-trace.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
@@ -99,7 +100,8 @@ export function createLifecycle(
     let version = '';
     let firstAt = 0;
     let lastAt = 0;
-    let itlLabels = { model: modelLabel, model_version: '' };
+    /** Bound at the first chunk: each later chunk observes without hashing labels. */
+    let itl: HistogramSeries | undefined;
     let usage: { promptTokens: number; completionTokens: number } | undefined;
     // Canary analysis and cost (router/canary/): per-version windows, the request's price.
     const finishAnalysis = (error?: unknown) => {
@@ -121,11 +123,12 @@ export function createLifecycle(
       if (!firstAt) {
         firstAt = at;
         version = s.version;
-        itlLabels = { model: modelLabel, model_version: s.version };
-        metrics.ttft.observe(itlLabels, (firstAt - started) / 1000);
+        const labels = { model: modelLabel, model_version: s.version };
+        metrics.ttft.observe(labels, (firstAt - started) / 1000);
+        itl = metrics.itl.series(labels);
         ctx.canary?.firstToken(modelLabel, s.version, (firstAt - started) / 1000);
       } else {
-        metrics.itl.observe(itlLabels, (at - lastAt) / 1000);
+        itl?.observe((at - lastAt) / 1000);
         ctx.canary?.gap(modelLabel, s.version, (at - lastAt) / 1000);
       }
       lastAt = at;
