@@ -93,7 +93,7 @@ export interface Admission {
   configure(config: AdmissionConfig): void;
   readonly inFlight: number;
   readonly queued: number;
-  /** Emits `queued`, `admitted` ({waitedMs}), `shed` ({reason}). */
+  /** Emits `queued` ({priority}), `admitted` ({waitedMs, priority}), `shed` ({reason}). */
   readonly events: EventEmitter;
   /** A pool's drain state (undefined before its first request). */
   drain(poolKey: string): Readonly<PoolDrain> | undefined;
@@ -132,6 +132,10 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
   events.setMaxListeners(0);
   let passScheduled = false;
   const pools = new Map<string, PoolDrain>();
+  // Slots freed by finishes while the pool's requests waited: each lets one
+  // in even if the pool still looks saturated (its load may not show the
+  // finish yet), so the pool's in-flight stays where it was, not lower.
+  const credits = new Map<string, number>();
   const poolOf = (key: string) => {
     let d = pools.get(key);
     if (!d) {
@@ -153,7 +157,8 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       inFlight--;
       d.inFlight--;
       recordService(d, timers.now() - startedAt);
-      // A finish frees room: the queue is re-examined.
+      // A finish frees room: one waiter of the pool takes it.
+      if (queue.some((w) => w.ticket.poolKey === key)) credits.set(key, (credits.get(key) ?? 0) + 1);
       schedulePass();
     };
   };
@@ -199,22 +204,29 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
 
   const grant = (w: Waiter) => {
     remove(w);
-    events.emit('admitted', { waitedMs: timers.now() - w.enqueuedAt });
+    events.emit('admitted', { waitedMs: timers.now() - w.enqueuedAt, priority: w.ticket.priority });
     w.resolve(start(w.ticket.poolKey));
   };
 
-  // One pass admits, in priority order, what fits: one request per pool, as
-  // the pool's saturation is re-judged once the admitted request counts in
-  // its load (its pod is picked before the next pass), so a draining pool
-  // takes one request per freed slot instead of a burst into engine queues.
+  // One pass admits, in priority order, what fits: a request per slot freed
+  // by a finish, else one per unsaturated pool, as the pool's saturation is
+  // re-judged once the admitted request counts in its load (its pod is picked
+  // before the next pass): a draining pool takes one request per freed slot
+  // instead of a burst into engine queues.
   const pass = () => {
     passScheduled = false;
     const granted = new Set<string>();
     const blocked = new Set<string>();
     for (const w of [...queue]) {
-      if (inFlight >= cfg.max_concurrency) return;
+      if (inFlight >= cfg.max_concurrency) break;
       const key = w.ticket.poolKey;
       if (blocked.has(key)) continue;
+      const credit = credits.get(key) ?? 0;
+      if (credit > 0) {
+        credits.set(key, credit - 1);
+        grant(w);
+        continue;
+      }
       if (granted.has(key) || w.ticket.saturated()) {
         blocked.add(key);
         continue;
@@ -222,6 +234,8 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       granted.add(key);
       grant(w);
     }
+    for (const key of credits.keys()) if (!queue.some((w) => w.ticket.poolKey === key)) credits.delete(key);
+    if (inFlight >= cfg.max_concurrency) return;
     if (queue.length > 0 && granted.size > 0 && inFlight < cfg.max_concurrency) {
       // Something may still fit once this pass's admissions are counted.
       const anyRunnable = queue.some((w) => !w.ticket.saturated());
@@ -244,7 +258,7 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
     },
     admit(ticket) {
       if (queue.length === 0 && inFlight < cfg.max_concurrency && !ticket.saturated()) {
-        events.emit('admitted', { waitedMs: 0 });
+        events.emit('admitted', { waitedMs: 0, priority: ticket.priority });
         return Promise.resolve(start(ticket.poolKey));
       }
       if (queue.length >= cfg.max_queue_length) return Promise.reject(shedError('queue_full'));

@@ -192,11 +192,6 @@ const admissionSchema = z.strictObject({
   /** `grpc-retry-pushback-ms` sent with shed requests. */
   pushback_ms: ms(0).default(1_000),
   /**
-   * Admission holds a pool's requests once each of its pods holds this many
-   * past its knee (queued in its engine or sidecar); unset, `saturation_queue_depth`.
-   */
-  pod_queue_depth: z.number().int().min(1).optional(),
-  /**
    * Lower bound of the pushback sent when a request is shed early (its
    * expected wait behind the pool's drain exceeds its budget); the upper
    * bound is `max_queue_wait_ms`.

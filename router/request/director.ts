@@ -138,11 +138,7 @@ export function createDirector(ctx: RouterContext): Director {
       const releaseAdmission = await ctx.admission.admit({
         priority: rt.priority,
         poolKey: `${req.model}\u0000${choice.version}`,
-        saturated: saturatedPool(
-          req.model,
-          choice.version,
-          cfg.admission.pod_queue_depth ?? cfg.admission.saturation_queue_depth,
-        ),
+        saturated: saturatedPool(req.model, choice.version, cfg.admission.saturation_queue_depth),
         deadline: scope.deadline,
         signal: scope.signal,
       });
