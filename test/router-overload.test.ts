@@ -139,6 +139,7 @@ describe('overload', () => {
         assert.ok(pushback > 0 && pushback <= MAX_QUEUE_WAIT_MS, `pushback ${pushback}`);
       }
       assert.match(early[0]?.message ?? '', new RegExp(`pool "${MODEL}" version "v1" overloaded`));
+      assert.match(await h.metric('llm_router_shed_total'), /reason="expected_wait"\} [1-9]/);
       // No request sat in an engine queue: the router holds each pod at its
       // knee plus one (the saturation depth), give or take requests in
       // transit between a finish and the pick that fills its slot; fewer
