@@ -235,7 +235,6 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       grant(w);
     }
     for (const key of credits.keys()) if (!queue.some((w) => w.ticket.poolKey === key)) credits.delete(key);
-    if (inFlight >= cfg.max_concurrency) return;
     if (queue.length > 0 && granted.size > 0 && inFlight < cfg.max_concurrency) {
       // Something may still fit once this pass's admissions are counted.
       const anyRunnable = queue.some((w) => !w.ticket.saturated());
