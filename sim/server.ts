@@ -78,6 +78,11 @@ export interface SimOptions {
   maxModelLen?: number;
   /** Requests running at once, the rest wait; vLLM `--max-num-seqs` (default: the preset's, 1024). */
   maxNumSeqs?: number;
+  /**
+   * Serve `GET /server_info` with the engine's `max_num_seqs`, as vLLM does
+   * with `VLLM_SERVER_DEV_MODE=1` (default false: 404, like vLLM without it).
+   */
+  serverInfo?: boolean;
   /** Tokens computed per engine step, longer prompts are prefilled in chunks; vLLM `--max-num-batched-tokens` (default: the preset's, 8192). */
   maxNumBatchedTokens?: number;
   /** Tokens per KV block, vLLM `--block-size` (default 16). */
@@ -470,6 +475,25 @@ export function createSimServer(options: SimOptions): SimServer {
       new Map([['GET', (_req, res) => sendJson(res, 200, { version: config.version }, commonHeaders)]]),
     ],
     ['/v1/models', new Map([['GET', models]])],
+    ...(config.serverInfo
+      ? [
+          [
+            '/server_info',
+            new Map<string, RouteHandler>([
+              [
+                'GET',
+                (_req, res) =>
+                  sendJson(
+                    res,
+                    200,
+                    { vllm_config: { scheduler_config: { max_num_seqs: settings.maxNumSeqs } } },
+                    commonHeaders,
+                  ),
+              ],
+            ]),
+          ] as const,
+        ]
+      : []),
     ['/tokenize', new Map([['POST', tokenize]])],
     ['/detokenize', new Map([['POST', detokenize]])],
     ['/v1/completions', new Map([['POST', generate('completions', '/v1/completions')]])],

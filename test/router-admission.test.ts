@@ -142,7 +142,12 @@ describe('admission', () => {
       assert.ok(shed.length > 0, 'overload was shed');
       for (const s of shed) {
         assert.equal(s.err?.code, Status.RESOURCE_EXHAUSTED, s.err?.message);
-        assert.equal(s.err?.retryPushbackMs, 500);
+        // After the full wait: the configured pushback; at once (the pool's
+        // drain says the wait would exceed 300 ms): the backlog's drain time.
+        const pushback = s.err?.retryPushbackMs ?? 0;
+        if (/expected wait/.test(s.err?.message ?? ''))
+          assert.ok(pushback >= 50 && pushback <= 300, `${pushback}`);
+        else assert.equal(pushback, 500);
       }
       // The pod never held more than its capacity plus the saturation depth of work from us.
       assert.ok(pod.sim.stats.finished >= ok.length);

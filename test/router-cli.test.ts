@@ -34,7 +34,7 @@ profiles:
   spread: { filters: [ready], scorers: [{ type: least-request }], picker: p2c }
 upstream: { max_attempts: 3, default_timeout_ms: 600000, first_token_timeout_ms: 30000, first_token_deadline_share: 0.5, idle_timeout_ms: 15000, migration_limit: 2, retry_budget: { ratio: 0.2, min_retries: 10, window_ms: 10000 } }
 breaker: { error_threshold_percentage: 50, volume_threshold: 5, consecutive_failures: 5, reset_timeout_ms: 10000, window_ms: 5000, max_ejection_percent: 50 }
-admission: { max_concurrency: 4096, saturation_queue_depth: 8, max_queue_length: 1024, max_queue_wait_ms: 2000, pushback_ms: 1000 }
+admission: { max_concurrency: 4096, saturation_queue_depth: 8, max_queue_length: 1024, max_queue_wait_ms: 2000, pushback_ms: 1000, min_pushback_ms: 50 }
 analysis: { windows_ms: [60000, 300000], bucket_ms: 10000, history_ms: 1800000, redis: redis://127.0.0.1:6379, redis_prefix: llmmesh:canary }
 prefix_balance: { abs: 0.3, rel: 2 }
 `;

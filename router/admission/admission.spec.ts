@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { type MeshError, Status } from '../../common/errors.js';
-import { type AdmissionTimers, createAdmission } from './admission.js';
+import {
+  type AdmissionTimers,
+  createAdmission,
+  drainRate,
+  expectedWaitMs,
+  type PoolDrain,
+  pushbackFor,
+  recordService,
+} from './admission.js';
 
 const config = {
   max_concurrency: 2,
@@ -10,6 +18,7 @@ const config = {
   max_queue_length: 3,
   max_queue_wait_ms: 1_000,
   pushback_ms: 250,
+  min_pushback_ms: 50,
 };
 
 /** Manual timers: time moves only when the test says so. */
@@ -155,5 +164,89 @@ describe('admission', () => {
     const [ev] = (await admitted) as [{ waitedMs: number }];
     assert.equal(ev.waitedMs, 40);
     (await w)();
+  });
+
+  it('estimates a pool drain rate from in-flight requests over their mean service time', () => {
+    const d: PoolDrain = { inFlight: 4, serviceMs: 0 };
+    assert.equal(drainRate(d), 0, 'unknown before the first finish');
+    assert.equal(expectedWaitMs(3, drainRate(d)), undefined);
+    recordService(d, 100);
+    assert.equal(d.serviceMs, 100, 'the first sample sets it');
+    assert.equal(drainRate(d), 0.04, '4 in flight over 100 ms: 40/s');
+    recordService(d, 200);
+    assert.equal(d.serviceMs, 120, 'EWMA with weight 0.2');
+    // An idle gap between requests does not lower the rate: only service times count.
+    d.serviceMs = 100;
+    assert.equal(expectedWaitMs(0, drainRate(d)), 25);
+    assert.equal(expectedWaitMs(7, drainRate(d)), 200);
+  });
+
+  it('bounds the pushback between min_pushback_ms and max_queue_wait_ms', () => {
+    const cfg = { ...config, max_queue_wait_ms: 100, min_pushback_ms: 10 };
+    assert.equal(pushbackFor(125, cfg), 25, 'the backlog beyond the budget');
+    assert.equal(pushbackFor(101, cfg), 10, 'at least the minimum');
+    assert.equal(pushbackFor(10_000, cfg), 100, 'at most the queue wait');
+    assert.equal(pushbackFor(10_000, { ...cfg, max_queue_wait_ms: 0 }), 10);
+  });
+
+  it('sheds at once when the expected wait exceeds the budget, and admits one per finish, highest priority first', async () => {
+    const { timers, advance } = manualTimers();
+    const a = createAdmission(
+      { ...config, max_concurrency: 100, max_queue_length: 100, max_queue_wait_ms: 100, min_pushback_ms: 10 },
+      timers,
+    );
+    // A pool that runs 4 at once: saturated with 4 in flight.
+    const saturated = () => (a.drain('m/v1')?.inFlight ?? 0) >= 4;
+    const t = (priority: number, deadline?: number) => ticket(priority, { saturated, deadline });
+    const running = [await a.admit(t(2)), await a.admit(t(2)), await a.admit(t(2)), await a.admit(t(2))];
+    advance(100);
+    // Saturated, but nothing finished yet: no estimate, so it waits.
+    const first = a.admit(t(2));
+    await tick();
+    assert.equal(a.queued, 1);
+    running.shift()?.();
+    running.push(await first);
+    assert.equal(a.drain('m/v1')?.serviceMs, 100);
+    assert.equal(a.drain('m/v1')?.inFlight, 4);
+    // 4 in flight over 100 ms: 25 ms per place in the queue; the budget is 100 ms.
+    const order: string[] = [];
+    const queued = ['n1', 'n2', 'n3', 'n4'].map((name) =>
+      a.admit(t(2)).then((r) => {
+        order.push(name);
+        running.push(r);
+      }),
+    );
+    assert.equal(a.queued, 4);
+    await assert.rejects(a.admit(t(2)), (e: MeshError) => {
+      assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
+      assert.equal(e.retryPushbackMs, 25);
+      assert.match(e.message, /pool "m\/v1" overloaded: every pod saturated, 4 queued ahead/);
+      assert.match(e.message, /expected wait 125 ms exceeds the 100 ms budget/);
+      return true;
+    });
+    // Its own deadline is a tighter budget.
+    await assert.rejects(
+      a.admit(t(3, timers.now() + 20)),
+      (e: MeshError) => e.code === Status.RESOURCE_EXHAUSTED,
+    );
+    // Higher priority has nobody ahead; lower has everyone.
+    const high = a.admit(t(3)).then((r) => {
+      order.push('high');
+      running.push(r);
+    });
+    await assert.rejects(a.admit(t(1)), (e: MeshError) => /5 queued ahead/.test(e.message));
+    assert.equal(a.queued, 5);
+    // Each finish lets exactly one in, highest priority first, FIFO within one.
+    for (let i = 0; i < 5; i++) {
+      running.shift()?.();
+      await tick();
+      await tick();
+      assert.equal(order.length, i + 1);
+      assert.equal(a.drain('m/v1')?.inFlight, 4, 'never past the pool capacity');
+    }
+    assert.deepEqual(order, ['high', 'n1', 'n2', 'n3', 'n4']);
+    await Promise.all([...queued, high]);
+    for (const r of running) r();
+    assert.equal(a.inFlight, 0);
   });
 });

@@ -59,6 +59,7 @@ profiles:
     assert.equal(cfg.upstream.first_token_timeout_ms, 60_000);
     assert.equal(cfg.admission.saturation_queue_depth, 8);
     assert.equal(cfg.admission.max_queue_wait_ms, 2_000);
+    assert.equal(cfg.admission.min_pushback_ms, 50);
     assert.equal(defaultDeadlineMs(cfg, 'm'), 600_000);
     assert.deepEqual(profileFor(cfg, 'm'), { name: 'default', profile: DEFAULT_PROFILE });
     const withDeadline = parseRouterConfig(
@@ -165,6 +166,11 @@ profiles:
       'unknown admission field',
       'models: { m: { versions: { v1: { weight: 1 } } } }\nadmission: { pushback: 5 }',
       /^admission: unknown field "pushback"$/,
+    ],
+    [
+      'negative minimum pushback',
+      'models: { m: { versions: { v1: { weight: 1 } } } }\nadmission: { min_pushback_ms: -5 }',
+      /^admission\.min_pushback_ms: /,
     ],
     [
       'fractional model deadline',

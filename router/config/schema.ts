@@ -191,6 +191,12 @@ const admissionSchema = z.strictObject({
   max_queue_wait_ms: ms(0).default(2_000),
   /** `grpc-retry-pushback-ms` sent with shed requests. */
   pushback_ms: ms(0).default(1_000),
+  /**
+   * Lower bound of the pushback sent when a request is shed early (its
+   * expected wait behind the pool's drain exceeds its budget); the upper
+   * bound is `max_queue_wait_ms`.
+   */
+  min_pushback_ms: ms(0).default(50),
 });
 
 /**

@@ -1,0 +1,157 @@
+/**
+ * Overload on real simulator pods: two pods that run 4 requests at once,
+ * driven at 4× that. The router keeps its in-flight per pod at the pods'
+ * knee (so engine queues stay near empty), admits waiting requests as
+ * requests finish, highest priority first, and sheds what the pool cannot
+ * start within the queue budget at once, with RESOURCE_EXHAUSTED and a
+ * pushback computed from how fast the pool drains.
+ */
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { describe, it } from 'node:test';
+import type { MeshError } from '../client/index.js';
+import { Status } from '../common/errors.js';
+import { MODEL } from './helpers/mesh.js';
+import { type Pod, startPod } from './helpers/pods.js';
+import { startRouterHarness } from './helpers/router-harness.js';
+import { nextEvent, waitUntil } from './helpers/wait.js';
+
+const MAX_NUM_SEQS = 4;
+const MAX_QUEUE_WAIT_MS = 300;
+
+describe('overload', () => {
+  it('sheds early with a drain-rate pushback, admits by priority, and keeps engine queues near empty', async (t) => {
+    const pods: Pod[] = [];
+    for (let i = 0; i < 2; i++)
+      pods.push(
+        await startPod({
+          version: 'v1',
+          sim: {
+            timeScale: 1,
+            maxNumSeqs: MAX_NUM_SEQS,
+            interTokenLatencyMs: 10,
+            timeToFirstTokenMs: 10,
+            serverInfo: true,
+          },
+        }),
+      );
+    const h = await startRouterHarness({
+      endpoints: pods.map((p) => p.sidecar.address),
+      yaml: `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\nadmission: { saturation_queue_depth: 1, max_queue_wait_ms: ${MAX_QUEUE_WAIT_MS}, pushback_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`,
+    });
+    // The most requests seen waiting in any engine, sampled on every streamed chunk.
+    let maxWaiting = 0;
+    const sample = () => {
+      for (const p of pods) maxWaiting = Math.max(maxWaiting, p.sim.stats.waiting);
+    };
+    const run = async (prompt: string, maxTokens = 20, priority?: 'PRIORITY_LOW' | 'PRIORITY_HIGH') => {
+      const started = performance.now();
+      try {
+        let firstAt = 0;
+        for await (const _c of h.client.generateStream(
+          { model: MODEL, prompt, sampling: { maxTokens }, routing: priority ? { priority } : undefined },
+          { timeoutMs: 30_000 },
+        )) {
+          firstAt ||= performance.now();
+          sample();
+        }
+        return { ok: true as const, ttftMs: firstAt - started };
+      } catch (err) {
+        return { ok: false as const, err: err as MeshError };
+      }
+    };
+    try {
+      await h.waitReady(2);
+      await waitUntil(
+        h.router.endpoints.events,
+        'change',
+        () =>
+          h.router.endpoints
+            .snapshot()
+            .endpoints.every((e) => e.report?.capacity?.maxNumSeqs === MAX_NUM_SEQS),
+        'published max_num_seqs',
+      );
+      const unloaded = await run('unloaded');
+      assert.ok(unloaded.ok);
+
+      // Priority: with the pool full and others waiting, a high-priority
+      // request is admitted before them all, a low-priority one after them.
+      // (Short requests: the queue drains well within its budget.)
+      const fillers = Array.from({ length: 12 }, (_, i) => run(`filler ${i}`, 4));
+      await waitUntil(
+        h.router.admission.events,
+        'queued',
+        () => h.router.admission.queued >= 2,
+        'fillers queued',
+      );
+      const lowQueued = nextEvent(
+        h.router.admission.events,
+        'queued',
+        (e: { priority: number }) => e.priority === 1,
+      );
+      const low = run('low', 4, 'PRIORITY_LOW');
+      await lowQueued;
+      const highQueued = nextEvent(
+        h.router.admission.events,
+        'queued',
+        (e: { priority: number }) => e.priority === 3,
+      );
+      const high = run('high', 4, 'PRIORITY_HIGH');
+      await highQueued;
+      const waitingNormal = h.router.admission.queued - 2;
+      const admittedOrder: number[] = [];
+      const onAdmitted = (e: { priority: number }) => admittedOrder.push(e.priority);
+      h.router.admission.events.on('admitted', onAdmitted);
+      const phase1 = await Promise.all([...fillers, low, high]);
+      h.router.admission.events.off('admitted', onAdmitted);
+      assert.ok(
+        phase1.every((o) => o.ok),
+        `nothing shed while the queue fits the budget: ${phase1.map((o) => (o.ok ? 'ok' : o.err.message)).join('; ')}`,
+      );
+      assert.deepEqual(admittedOrder, [3, ...Array(waitingNormal).fill(2), 1]);
+      const phase1Waiting = maxWaiting;
+      maxWaiting = 0;
+
+      // Overload: 32 closed-loop clients (4× what the pods run), 4 requests each.
+      const outcomes = (
+        await Promise.all(
+          Array.from({ length: 32 }, async (_, c) => {
+            const mine = [];
+            for (let i = 0; i < 4; i++) mine.push(await run(`load ${c}.${i}`));
+            return mine;
+          }),
+        )
+      ).flat();
+      const ok = outcomes.filter((o) => o.ok);
+      const shed = outcomes.flatMap((o) => (o.ok ? [] : [o.err]));
+      const early = shed.filter((e) => /expected wait/.test(e.message));
+      const ttfts = ok.map((o) => Math.round(o.ttftMs)).sort((a, b) => a - b);
+      t.diagnostic(
+        `unloaded TTFT ${Math.round(unloaded.ttftMs)} ms; completed ${ok.length}, shed ${shed.length} (${early.length} early); ` +
+          `max engine waiting ${phase1Waiting} then ${maxWaiting}; completed TTFT p50 ${ttfts[Math.floor(ttfts.length / 2)]} max ${ttfts.at(-1)} ms; ` +
+          `pushbacks ${[...new Set(shed.map((e) => e.retryPushbackMs))].sort((a, b) => (a ?? 0) - (b ?? 0)).join(' ')}`,
+      );
+      assert.ok(ok.length > 0, 'the pods keep completing requests');
+      assert.ok(early.length > 0, 'overload is shed at once, not after the full wait');
+      for (const e of shed) {
+        assert.equal(e.code, Status.RESOURCE_EXHAUSTED, e.message);
+        const pushback = e.retryPushbackMs ?? 0;
+        assert.ok(pushback > 0 && pushback <= MAX_QUEUE_WAIT_MS, `pushback ${pushback}`);
+      }
+      assert.match(early[0]?.message ?? '', new RegExp(`pool "${MODEL}" version "v1" overloaded`));
+      assert.match(await h.metric('llm_router_shed_total'), /reason="expected_wait"\} [1-9]/);
+      // No request sat in an engine queue: the router holds each pod at its
+      // knee plus one (the saturation depth), give or take requests in
+      // transit between a finish and the pick that fills its slot; fewer
+      // than max_num_seqs waiting means each starts within one generation.
+      for (const w of [phase1Waiting, maxWaiting]) assert.ok(w < MAX_NUM_SEQS, `engine waiting reached ${w}`);
+      assert.ok(
+        shed.every((e) => e.code !== Status.DEADLINE_EXCEEDED),
+        'no request ran out of time in a queue',
+      );
+    } finally {
+      await h.close();
+      for (const p of pods) await p.close();
+    }
+  });
+});
