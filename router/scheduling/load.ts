@@ -97,10 +97,26 @@ export interface LoadEstimate {
   readonly kneeKnown: boolean;
   /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
   readonly utilization: number;
+  /** e^−utilization: the `least-request` score while nothing was sent to the endpoint lately. */
+  readonly expNegUtilization: number;
 }
 
-/** Prompt characters this router sent to each endpoint since the endpoint's report (keyed by that report). */
-const assignedChars = new WeakMap<object, number>();
+/** Prompt characters this router sent to an endpoint since its report. */
+interface Assigned {
+  chars: number;
+}
+
+/** What was assigned since each report (keyed by the report object, shared by every view of it). */
+const assignedChars = new WeakMap<object, Assigned>();
+
+function assignedOf(r: object): Assigned {
+  let a = assignedChars.get(r);
+  if (!a) {
+    a = { chars: 0 };
+    assignedChars.set(r, a);
+  }
+  return a;
+}
 
 /**
  * Counts a request just sent to `e` (its prompt, in characters) until the
@@ -110,7 +126,7 @@ const assignedChars = new WeakMap<object, number>();
 export function noteAssignment(e: SchedulingEndpoint, promptChars: number): void {
   const r = e.report;
   if (!r) return;
-  assignedChars.set(r, (assignedChars.get(r) ?? 0) + promptChars);
+  assignedOf(r).chars += promptChars;
   assignments++;
 }
 
@@ -119,11 +135,12 @@ let assignments = 0;
 
 /** Prompt characters assigned to `e` since its report. */
 export function assignedSinceReport(e: SchedulingEndpoint): number {
-  return e.report ? (assignedChars.get(e.report) ?? 0) : 0;
+  return e.report ? (assignedChars.get(e.report)?.chars ?? 0) : 0;
 }
 
-/** An endpoint's estimate and the prompt characters assigned since its report when it was computed. */
+/** An endpoint's estimate, what is assigned since its report, and how much of it the estimate counts. */
 interface Memo {
+  readonly assigned: Assigned | undefined;
   chars: number;
   est: LoadEstimate;
 }
@@ -160,10 +177,17 @@ export function utilizationAt(e: SchedulingEndpoint, now: number): number {
 }
 
 /** {@link utilizationAt} given the endpoint's {@link loadOf} estimate `l`. */
-export function utilizationWith(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
+function utilizationWith(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
   const recent = recentAssignments(e, now);
   if (recent < 1e-3) return l.utilization;
   return Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee);
+}
+
+/** e^−{@link utilizationAt}, the `least-request` score, given the endpoint's {@link loadOf} estimate `l`. */
+export function expNegUtilizationAt(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
+  const recent = recentAssignments(e, now);
+  if (recent < 1e-3) return l.expNegUtilization;
+  return Math.exp(-Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee));
 }
 
 /**
@@ -172,9 +196,10 @@ export function utilizationWith(e: SchedulingEndpoint, l: LoadEstimate, now: num
  */
 export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const cached = estimates.get(e);
-  const chars = assignedSinceReport(e);
-  if (cached && cached.chars === chars) return cached.est;
+  if (cached && (cached.assigned?.chars ?? 0) === cached.chars) return cached.est;
   const r = e.report;
+  const assigned = cached ? cached.assigned : r ? assignedOf(r) : undefined;
+  const chars = assigned?.chars ?? 0;
   const engine = r?.engine;
   const running = engine?.numRequestsRunning ?? 0;
   const engineWaiting = engine?.numRequestsWaiting ?? 0;
@@ -202,11 +227,19 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
   // Requests queued in the sidecar mean its limit is reached: past the knee.
   const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL, queued > 0 ? 1 + queued / knee : 0);
-  const est: LoadEstimate = { outstanding, queue, kvUsage, knee, kneeKnown, utilization };
+  const est: LoadEstimate = {
+    outstanding,
+    queue,
+    kvUsage,
+    knee,
+    kneeKnown,
+    utilization,
+    expNegUtilization: Math.exp(-utilization),
+  };
   if (cached) {
     cached.chars = chars;
     cached.est = est;
-  } else estimates.set(e, { chars, est });
+  } else estimates.set(e, { assigned, chars, est });
   return est;
 }
 

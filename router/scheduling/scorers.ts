@@ -2,7 +2,7 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { KV_FULL, type LoadEstimate, poolLoad, utilizationWith } from './load.js';
+import { expNegUtilizationAt, KV_FULL, type LoadEstimate, poolLoad } from './load.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
 /**
@@ -27,7 +27,7 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
       const { loads } = poolLoad(endpoints);
       const out = new Float64Array(endpoints.length);
       for (let i = 0; i < out.length; i++)
-        out[i] = Math.exp(-utilizationWith(endpoints[i] as SchedulingEndpoint, loads[i] as LoadEstimate, t));
+        out[i] = expNegUtilizationAt(endpoints[i] as SchedulingEndpoint, loads[i] as LoadEstimate, t);
       return out;
     },
   };
