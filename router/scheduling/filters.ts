@@ -4,12 +4,33 @@ import type { Filter, PluginDeps, SchedulingEndpoint } from './types.js';
 
 /** `ready`: connected, reported ready, report fresh. */
 export function createReadyFilter(): Filter {
-  return { type: 'ready', filter: (_req, endpoints) => endpoints.filter((e) => e.ready) };
+  return {
+    type: 'ready',
+    filter(_req, endpoints) {
+      let n = 0;
+      for (let i = 0; i < endpoints.length; i++) if ((endpoints[i] as SchedulingEndpoint).ready) n++;
+      // Most decisions drop nothing: no copy then.
+      if (n === endpoints.length) return endpoints;
+      const out = new Array<SchedulingEndpoint>(n);
+      for (let i = 0, j = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (e.ready) out[j++] = e;
+      }
+      return out;
+    },
+  };
 }
 
 /** `not-draining`: drops endpoints that are shutting down. */
 export function createNotDrainingFilter(): Filter {
-  return { type: 'not-draining', filter: (_req, endpoints) => endpoints.filter((e) => !e.draining) };
+  return {
+    type: 'not-draining',
+    filter(_req, endpoints) {
+      for (let i = 0; i < endpoints.length; i++)
+        if ((endpoints[i] as SchedulingEndpoint).draining) return endpoints.filter((e) => !e.draining);
+      return endpoints;
+    },
+  };
 }
 
 /**
@@ -23,6 +44,10 @@ export function createCircuitClosedFilter(deps: PluginDeps): Filter {
     type: 'circuit-closed',
     ejectsOpenBreakers: true,
     filter(_req, endpoints) {
+      let anyOpen = false;
+      for (let i = 0; i < endpoints.length && !anyOpen; i++)
+        anyOpen = (endpoints[i] as SchedulingEndpoint).breaker === 'open';
+      if (!anyOpen) return endpoints;
       const open: SchedulingEndpoint[] = [];
       const kept: SchedulingEndpoint[] = [];
       for (const e of endpoints) {

@@ -112,6 +112,19 @@ describe('load against the knee', () => {
     assert.ok(Math.abs(loadOf(after).kvUsage - kv0 - 16_000 / (26_300 * 16)) < 1e-9);
   });
 
+  it('scorers given the same candidate list again see what was assigned in between', () => {
+    const pool = [
+      endpointView({ address: 'a', ...h100, inFlight: 2 }),
+      endpointView({ address: 'b', ...h100, inFlight: 2 }),
+    ];
+    const kv = registry.scorer('kv-cache', deps());
+    assert.deepEqual(Array.from(kv.score(request(), pool)), [1, 1]);
+    // 300,000-token prompts: past KV_COMFORTABLE on a cache of 420,800 tokens.
+    noteAssignment(pool[0] as (typeof pool)[number], 1_200_000);
+    const after = Array.from(kv.score(request(), pool));
+    assert.ok((after[0] as number) < 1 && after[1] === 1, `scores ${after}`);
+  });
+
   it('a request just sent weighs more for a moment, so equal pods take turns', () => {
     const now = 10_000;
     const pool: FakeEndpoint[] = [

@@ -97,10 +97,26 @@ export interface LoadEstimate {
   readonly kneeKnown: boolean;
   /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
   readonly utilization: number;
+  /** e^−utilization: the `least-request` score while nothing was sent to the endpoint lately. */
+  readonly expNegUtilization: number;
 }
 
-/** Prompt characters this router sent to each endpoint since the endpoint's report (keyed by that report). */
-const assignedChars = new WeakMap<object, number>();
+/** Prompt characters this router sent to an endpoint since its report. */
+interface Assigned {
+  chars: number;
+}
+
+/** What was assigned since each report (keyed by the report object, shared by every view of it). */
+const assignedChars = new WeakMap<object, Assigned>();
+
+function assignedOf(r: object): Assigned {
+  let a = assignedChars.get(r);
+  if (!a) {
+    a = { chars: 0 };
+    assignedChars.set(r, a);
+  }
+  return a;
+}
 
 /**
  * Counts a request just sent to `e` (its prompt, in characters) until the
@@ -110,15 +126,26 @@ const assignedChars = new WeakMap<object, number>();
 export function noteAssignment(e: SchedulingEndpoint, promptChars: number): void {
   const r = e.report;
   if (!r) return;
-  assignedChars.set(r, (assignedChars.get(r) ?? 0) + promptChars);
+  assignedOf(r).chars += promptChars;
+  assignments++;
 }
+
+/** Assignments noted so far: estimates computed since the last one still hold. */
+let assignments = 0;
 
 /** Prompt characters assigned to `e` since its report. */
 export function assignedSinceReport(e: SchedulingEndpoint): number {
-  return e.report ? (assignedChars.get(e.report) ?? 0) : 0;
+  return e.report ? (assignedChars.get(e.report)?.chars ?? 0) : 0;
 }
 
-const estimates = new WeakMap<SchedulingEndpoint, LoadEstimate>();
+/** An endpoint's estimate, what is assigned since its report, and how much of it the estimate counts. */
+interface Memo {
+  readonly assigned: Assigned | undefined;
+  chars: number;
+  est: LoadEstimate;
+}
+
+const estimates = new WeakMap<SchedulingEndpoint, Memo>();
 
 /** Requests this router sent to `e` lately, each weighted exp(−age / {@link RECENT_TAU_MS}), at `now`. */
 export function recentAssignments(e: SchedulingEndpoint, now: number): number {
@@ -146,21 +173,33 @@ export interface RecentAssignments {
  * worse choice, which spaces arrivals out the way round robin does.
  */
 export function utilizationAt(e: SchedulingEndpoint, now: number): number {
-  const l = loadOf(e);
+  return utilizationWith(e, loadOf(e), now);
+}
+
+/** {@link utilizationAt} given the endpoint's {@link loadOf} estimate `l`. */
+function utilizationWith(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
   const recent = recentAssignments(e, now);
   if (recent < 1e-3) return l.utilization;
   return Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee);
 }
 
+/** e^−{@link utilizationAt}, the `least-request` score, given the endpoint's {@link loadOf} estimate `l`. */
+export function expNegUtilizationAt(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
+  const recent = recentAssignments(e, now);
+  if (recent < 1e-3) return l.expNegUtilization;
+  return Math.exp(-Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee));
+}
+
 /**
- * The endpoint's load estimate. Memoized per view while nothing was assigned
- * to it since (views are immutable; assignments change the estimate).
+ * The endpoint's load estimate. Memoized per view until something is next
+ * assigned to it (views are immutable; assignments change the estimate).
  */
 export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const cached = estimates.get(e);
-  const chars = assignedSinceReport(e);
-  if (cached && chars === 0) return cached;
+  if (cached && (cached.assigned?.chars ?? 0) === cached.chars) return cached.est;
   const r = e.report;
+  const assigned = cached ? cached.assigned : r ? assignedOf(r) : undefined;
+  const chars = assigned?.chars ?? 0;
   const engine = r?.engine;
   const running = engine?.numRequestsRunning ?? 0;
   const engineWaiting = engine?.numRequestsWaiting ?? 0;
@@ -188,9 +227,58 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
   // Requests queued in the sidecar mean its limit is reached: past the knee.
   const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL, queued > 0 ? 1 + queued / knee : 0);
-  const est: LoadEstimate = { outstanding, queue, kvUsage, knee, kneeKnown, utilization };
-  if (chars === 0) estimates.set(e, est);
+  const est: LoadEstimate = {
+    outstanding,
+    queue,
+    kvUsage,
+    knee,
+    kneeKnown,
+    utilization,
+    expNegUtilization: Math.exp(-utilization),
+  };
+  if (cached) {
+    cached.chars = chars;
+    cached.est = est;
+  } else estimates.set(e, { assigned, chars, est });
   return est;
+}
+
+/** The load estimates of a candidate list, aligned with it, and their lowest utilization. */
+export interface PoolLoad {
+  readonly loads: readonly LoadEstimate[];
+  /** The lowest {@link LoadEstimate.utilization} among them (+∞ for none). */
+  readonly minUtilization: number;
+}
+
+/** The last candidate list {@link poolLoad} was asked about, and what it answered. */
+let lastList: readonly SchedulingEndpoint[] | undefined;
+let lastLength = -1;
+let lastAssignments = -1;
+const lastLoads: LoadEstimate[] = [];
+const lastPool = { loads: lastLoads, minUtilization: Number.POSITIVE_INFINITY };
+
+/**
+ * {@link loadOf} for each endpoint of a candidate list. The scorers of one
+ * decision are given the same list, and nothing is assigned between them, so
+ * the estimates are looked up once per decision rather than once per scorer.
+ * The answer is reused by the next call: read it before calling again.
+ */
+export function poolLoad(endpoints: readonly SchedulingEndpoint[]): PoolLoad {
+  if (endpoints === lastList && endpoints.length === lastLength && assignments === lastAssignments)
+    return lastPool;
+  const n = endpoints.length;
+  lastLoads.length = n;
+  let min = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const l = loadOf(endpoints[i] as SchedulingEndpoint);
+    lastLoads[i] = l;
+    min = Math.min(min, l.utilization);
+  }
+  lastPool.minUtilization = min;
+  lastList = endpoints;
+  lastLength = n;
+  lastAssignments = assignments;
+  return lastPool;
 }
 
 /** The endpoint's knee: learned, else bounded by KV capacity and `max_num_seqs`. */

@@ -2,14 +2,8 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { KV_FULL, loadOf, utilizationAt } from './load.js';
+import { expNegUtilizationAt, KV_FULL, type LoadEstimate, poolLoad } from './load.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
-
-const measure = (endpoints: readonly SchedulingEndpoint[], f: (e: SchedulingEndpoint) => number) => {
-  const v = new Float64Array(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) v[i] = f(endpoints[i] as SchedulingEndpoint);
-  return v;
-};
 
 /**
  * `least-request`: e^−utilization, where utilization is the endpoint's load
@@ -30,7 +24,11 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
     type: 'least-request',
     score: (_req, endpoints) => {
       const t = now();
-      return measure(endpoints, (e) => Math.exp(-utilizationAt(e, t)));
+      const { loads } = poolLoad(endpoints);
+      const out = new Float64Array(endpoints.length);
+      for (let i = 0; i < out.length; i++)
+        out[i] = expNegUtilizationAt(endpoints[i] as SchedulingEndpoint, loads[i] as LoadEstimate, t);
+      return out;
     },
   };
 }
@@ -43,11 +41,15 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
 export function createQueueDepthScorer(): Scorer {
   return {
     type: 'queue-depth',
-    score: (_req, endpoints) =>
-      measure(endpoints, (e) => {
-        const l = loadOf(e);
-        return 1 - Math.min(1, l.queue / l.knee);
-      }),
+    score(_req, endpoints) {
+      const { loads } = poolLoad(endpoints);
+      const out = new Float64Array(endpoints.length);
+      for (let i = 0; i < out.length; i++) {
+        const l = loads[i] as LoadEstimate;
+        out[i] = 1 - Math.min(1, l.queue / l.knee);
+      }
+      return out;
+    },
   };
 }
 
@@ -64,11 +66,15 @@ export const KV_COMFORTABLE = 0.5;
 export function createKvCacheScorer(): Scorer {
   return {
     type: 'kv-cache',
-    score: (_req, endpoints) =>
-      measure(endpoints, (e) => {
-        const kv = loadOf(e).kvUsage;
-        return 1 - Math.min(1, Math.max(0, (kv - KV_COMFORTABLE) / (KV_FULL - KV_COMFORTABLE)));
-      }),
+    score(_req, endpoints) {
+      const { loads } = poolLoad(endpoints);
+      const out = new Float64Array(endpoints.length);
+      for (let i = 0; i < out.length; i++) {
+        const kv = (loads[i] as LoadEstimate).kvUsage;
+        out[i] = 1 - Math.min(1, Math.max(0, (kv - KV_COMFORTABLE) / (KV_FULL - KV_COMFORTABLE)));
+      }
+      return out;
+    },
   };
 }
 
@@ -105,10 +111,16 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
     score(req, endpoints) {
       const out = new Float64Array(endpoints.length);
       let any = false;
+      // Pods of a pool share a block size: hash lookups once per size, not per pod.
+      let blockChars = 0;
+      let hashes: readonly number[] = [];
       for (let i = 0; i < endpoints.length; i++) {
         const index = (endpoints[i] as SchedulingEndpoint).prefixIndex;
         if (index.size === 0 || index.blockChars === 0) continue;
-        const hashes = req.prefixHashes(index.blockChars);
+        if (index.blockChars !== blockChars) {
+          blockChars = index.blockChars;
+          hashes = req.prefixHashes(blockChars);
+        }
         if (hashes.length === 0) continue;
         const m = index.matchLength(hashes) / hashes.length;
         out[i] = m;
@@ -117,12 +129,10 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
       if (!any || endpoints.length < 2) return out;
       // Load without the just-sent boost: a burst of a few requests is no
       // reason to pay for a prefix's prefill a second time.
-      const us = measure(endpoints, (e) => loadOf(e).utilization);
-      let minU = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < endpoints.length; i++) minU = Math.min(minU, us[i] as number);
+      const { loads, minUtilization: minU } = poolLoad(endpoints);
       for (let i = 0; i < endpoints.length; i++) {
         if ((out[i] as number) === 0) continue;
-        const u = us[i] as number;
+        const u = (loads[i] as LoadEstimate).utilization;
         if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[i] = 0;
       }
       return out;
@@ -168,10 +178,8 @@ export function createSessionAffinityScorer(deps: PluginDeps): Scorer {
       out[best] = 1;
       // Like a hot prefix, a session leaves a pod markedly busier than the
       // least-loaded candidate (the same thresholds), and only then.
-      const u = loadOf(endpoints[best] as SchedulingEndpoint).utilization;
-      let minU = u;
-      for (let i = 0; i < endpoints.length; i++)
-        minU = Math.min(minU, loadOf(endpoints[i] as SchedulingEndpoint).utilization);
+      const { loads, minUtilization: minU } = poolLoad(endpoints);
+      const u = (loads[best] as LoadEstimate).utilization;
       if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[best] = 0;
       return out;
     },

@@ -33,37 +33,54 @@ export interface PrefixIndex extends PrefixIndexView {
  */
 const key = (h: number) => h & 0x3fffffff;
 
+/**
+ * One class for every endpoint's index: scheduling reads each candidate's
+ * index per decision, and instances of one class share a shape where object
+ * literals with their own getter closures would not (a megamorphic read).
+ */
+class SetPrefixIndex implements PrefixIndex {
+  #hashes = new Set<number>();
+  #blockChars = 0;
+
+  get blockChars(): number {
+    return this.#blockChars;
+  }
+
+  get size(): number {
+    return this.#hashes.size;
+  }
+
+  has(h: number): boolean {
+    return this.#hashes.has(key(h));
+  }
+
+  matchLength(list: readonly number[]): number {
+    const hashes = this.#hashes;
+    let n = 0;
+    while (n < list.length && hashes.has(key(list[n] as number))) n++;
+    return n;
+  }
+
+  apply(update: PrefixIndexUpdate__Output): void {
+    if (update.reset) this.#hashes = new Set();
+    if (update.blockChars) {
+      // A new block size makes every old hash meaningless.
+      if (this.#blockChars && update.blockChars !== this.#blockChars && !update.reset)
+        this.#hashes = new Set();
+      this.#blockChars = update.blockChars;
+    }
+    // Removals first: an update may evict a block and re-add it (re-cached).
+    for (const h of update.removed) this.#hashes.delete(key(Number(h)));
+    for (const h of update.added) this.#hashes.add(key(Number(h)));
+  }
+
+  clear(): void {
+    this.#hashes = new Set();
+    this.#blockChars = 0;
+  }
+}
+
 /** Creates an empty index. */
 export function createPrefixIndex(): PrefixIndex {
-  let hashes = new Set<number>();
-  let blockChars = 0;
-  return {
-    get blockChars() {
-      return blockChars;
-    },
-    get size() {
-      return hashes.size;
-    },
-    has: (h) => hashes.has(key(h)),
-    matchLength(list) {
-      let n = 0;
-      while (n < list.length && hashes.has(key(list[n] as number))) n++;
-      return n;
-    },
-    apply(update) {
-      if (update.reset) hashes = new Set();
-      if (update.blockChars) {
-        // A new block size makes every old hash meaningless.
-        if (blockChars && update.blockChars !== blockChars && !update.reset) hashes = new Set();
-        blockChars = update.blockChars;
-      }
-      // Removals first: an update may evict a block and re-add it (re-cached).
-      for (const h of update.removed) hashes.delete(key(Number(h)));
-      for (const h of update.added) hashes.add(key(Number(h)));
-    },
-    clear() {
-      hashes = new Set();
-      blockChars = 0;
-    },
-  };
+  return new SetPrefixIndex();
 }
