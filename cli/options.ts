@@ -127,3 +127,21 @@ export function num(
   }
   return n;
 }
+
+/** The options of a command that talks to a router's admin API (`status`, `canary`). */
+export const ADMIN_CLIENT_OPTIONS: Record<string, OptionSpec> = {
+  admin: {
+    type: 'string',
+    env: 'LLMMESH_ADMIN_URL',
+    default: 'http://127.0.0.1:9090',
+    valueName: 'URL',
+    description: "The router's admin base URL",
+  },
+  'admin-token': {
+    type: 'string',
+    env: 'LLMMESH_ADMIN_TOKEN',
+    valueName: 'TOKEN',
+    description: "The router's admin token, when its config sets admin_token_sha256",
+  },
+  json: { type: 'boolean', description: 'Print the raw JSON' },
+};

@@ -4,7 +4,14 @@
  * and `POST /canary/<action>`), with the admin token when the router needs
  * one. With Redis, an action on any replica applies to all of them.
  */
-import { type CommandSpec, helpText, parseOptions, str, UsageError } from '../options.js';
+import {
+  ADMIN_CLIENT_OPTIONS,
+  type CommandSpec,
+  helpText,
+  parseOptions,
+  str,
+  UsageError,
+} from '../options.js';
 
 export const canaryCommand: CommandSpec = {
   name: 'canary',
@@ -18,20 +25,7 @@ export const canaryCommand: CommandSpec = {
       valueName: 'M',
       description: 'The model whose canary to act on (status: all models when absent)',
     },
-    admin: {
-      type: 'string',
-      env: 'LLMMESH_ADMIN_URL',
-      default: 'http://127.0.0.1:9090',
-      valueName: 'URL',
-      description: "The router's admin base URL",
-    },
-    'admin-token': {
-      type: 'string',
-      env: 'LLMMESH_ADMIN_TOKEN',
-      valueName: 'TOKEN',
-      description: "The router's admin token, when its config sets admin_token_sha256",
-    },
-    json: { type: 'boolean', description: 'Print the raw JSON' },
+    ...ADMIN_CLIENT_OPTIONS,
   },
 };
 

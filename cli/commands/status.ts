@@ -3,7 +3,7 @@
  * its config state (reloads, last rejection) and its endpoints with their
  * load and breaker state, from the admin port's `/status.json`.
  */
-import { type CommandSpec, helpText, parseOptions, str } from '../options.js';
+import { ADMIN_CLIENT_OPTIONS, type CommandSpec, helpText, parseOptions, str } from '../options.js';
 
 export const statusCommand: CommandSpec = {
   name: 'status',
@@ -11,20 +11,7 @@ export const statusCommand: CommandSpec = {
     "Show a router's models, configured and observed split, config state, and endpoints with load and breakers.",
   usage: 'llmmesh status [--admin URL] [--admin-token TOKEN] [--json]',
   options: {
-    admin: {
-      type: 'string',
-      env: 'LLMMESH_ADMIN_URL',
-      default: 'http://127.0.0.1:9090',
-      valueName: 'URL',
-      description: "The router's admin base URL",
-    },
-    'admin-token': {
-      type: 'string',
-      env: 'LLMMESH_ADMIN_TOKEN',
-      valueName: 'TOKEN',
-      description: "The router's admin token, when its config sets admin_token_sha256",
-    },
-    json: { type: 'boolean', description: 'Print the raw JSON' },
+    ...ADMIN_CLIENT_OPTIONS,
   },
 };
 
