@@ -243,3 +243,13 @@ export function createProcessGroup(pin = true): ProcessGroup {
     },
   };
 }
+
+/** Pins this process's threads to `cpus`; returns a function that restores the old mask. */
+export function pinSelf(cpus: string): () => void {
+  const before = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
+  const mask = /:\s*([0-9a-f]+)\s*$/i.exec(before.stdout ?? '')?.[1];
+  spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+  return () => {
+    if (mask) spawnSync('taskset', ['-a', '-p', mask, String(process.pid)], { stdio: 'ignore' });
+  };
+}

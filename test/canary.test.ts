@@ -45,8 +45,6 @@ async function setFaults(pod: Pod, faults: Record<string, unknown>): Promise<voi
 const STEPS = 'steps: [20, 50, 100], interval_ms: 700, min_requests: 30';
 const LATENCY_BOUNDS = 'max_ttft_p90_ratio: 2, max_itl_p90_ratio: 2';
 
-/** A unary method of a dynamically loaded gRPC client. */
-
 describe('canary progression', () => {
   let pods: Pod[];
   let h: RouterHarness;

@@ -1,23 +1,3 @@
-/**
- * overhead: what the router adds. The same closed-loop workload goes directly
- * to an endpoint, through a bare grpc-js pass-through (raw bytes, never
- * decoded: the floor of any Node proxy), and through the router, in
- * interleaved blocks (the order rotated each round; every path gets the same
- * requests of a round) so all three see the same machine. Two endpoints:
- *
- * - `sim`: a real pod, the simulator (fixed 20 ms inter-token latency) and its sidecar;
- * - `stub`: a synthetic Engine server sending a chunk every 20 ms, which takes
- *   the engine's step timing (±20 ms of TTFT jitter) out, so the proxies' own cost shows.
- *
- * Reported: TTFT and inter-chunk gap p50/p99 per path, what each proxy adds
- * over direct, and each proxy process's CPU time per request (from /proc),
- * with the router / pass-through ratio of every round. Then coalescing:
- * long streams read by slow readers (and a mix of slow and fast), chunks
- * delivered per proxy CPU-second per path.
- *
- * `--pin` runs the measured proxy alone on core 0 and everything else on core 1.
- */
-import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -25,7 +5,7 @@ import { COALESCE_BACKLOG } from '../../common/coalescing.js';
 import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import { loadProtos } from '../../common/proto.js';
 import { type LoadResult, runLoad } from '../load-generator.js';
-import { createProcessGroup, type HelperProcess, type ProcessGroup } from '../processes.js';
+import { createProcessGroup, type HelperProcess, type ProcessGroup, pinSelf } from '../processes.js';
 import { type BenchReport, createReport, fmt, runReport } from '../report.js';
 import { createStatsCollector, type RunStats } from '../stats.js';
 import { type BenchTarget, createTargetClient } from '../targets.js';
@@ -73,16 +53,6 @@ const spread = (xs: number[]) =>
     : xs.length === 1
       ? fmt(xs[0] as number)
       : '';
-
-/** Pins this process's threads to `cpus`; returns a function that restores the old mask. */
-function pinSelf(cpus: string): () => void {
-  const before = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
-  const mask = /:\s*([0-9a-f]+)\s*$/i.exec(before.stdout ?? '')?.[1];
-  spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
-  return () => {
-    if (mask) spawnSync('taskset', ['-a', '-p', mask, String(process.pid)], { stdio: 'ignore' });
-  };
-}
 
 /** Runs the overhead scenario. */
 export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {

@@ -1,20 +1,9 @@
-/**
- * throughput: how many token chunks per second the router forwards on one
- * core, and where it saturates. A synthetic engine (`fake-engine.ts`) sends
- * chunks as fast as they are read; the router runs in its own process, pinned
- * to core 0 with `taskset` where available, while the engine and the load
- * generator share core 1. Streams in flight rise until the router's core is
- * busy; each level also runs directly against the engine, to show the load
- * generator's own ceiling. A last probe reads one long stream slowly, to see
- * whether the router coalesces pending chunks for a slow reader.
- */
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { runLoad } from '../load-generator.js';
-import { createProcessGroup } from '../processes.js';
+import { createProcessGroup, pinSelf } from '../processes.js';
 import { type BenchReport, createReport, fmt, runReport } from '../report.js';
 import { type BenchTarget, createTargetClient, type TargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
@@ -25,16 +14,6 @@ const MODEL = 'llama-3-8b-chat';
 
 interface EngineStats {
   chunks: number;
-}
-
-/** Pins this process's threads to `cpus`; returns a function that restores the old mask. */
-function pinSelf(cpus: string): () => void {
-  const before = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
-  const mask = /:\s*([0-9a-f]+)\s*$/i.exec(before.stdout ?? '')?.[1];
-  spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
-  return () => {
-    if (mask) spawnSync('taskset', ['-a', '-p', mask, String(process.pid)], { stdio: 'ignore' });
-  };
 }
 
 /** Runs the throughput scenario. */
