@@ -1,3 +1,22 @@
+/**
+ * overhead: what the router adds. The same closed-loop workload goes directly
+ * to an endpoint, through a bare grpc-js pass-through (raw bytes, never
+ * decoded: the floor of any Node proxy), and through the router, in
+ * interleaved blocks (the order rotated each round; every path gets the same
+ * requests of a round) so all three see the same machine. Two endpoints:
+ *
+ * - `sim`: a real pod, the simulator (fixed 20 ms inter-token latency) and its sidecar;
+ * - `stub`: a synthetic Engine server sending a chunk every 20 ms, which takes
+ *   the engine's step timing (±20 ms of TTFT jitter) out, so the proxies' own cost shows.
+ *
+ * Reported: TTFT and inter-chunk gap p50/p99 per path, what each proxy adds
+ * over direct, and each proxy process's CPU time per request (from /proc),
+ * with the router / pass-through ratio of every round. Then coalescing:
+ * long streams read by slow readers (and a mix of slow and fast), chunks
+ * delivered per proxy CPU-second per path.
+ *
+ * `--pin` runs the measured proxy alone on core 0 and everything else on core 1.
+ */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';

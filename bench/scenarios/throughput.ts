@@ -1,3 +1,13 @@
+/**
+ * throughput: how many token chunks per second the router forwards on one
+ * core, and where it saturates. A synthetic engine (`fake-engine.ts`) sends
+ * chunks as fast as they are read; the router runs in its own process, pinned
+ * to core 0 with `taskset` where available, while the engine and the load
+ * generator share core 1. Streams in flight rise until the router's core is
+ * busy; each level also runs directly against the engine, to show the load
+ * generator's own ceiling. A last probe reads one long stream slowly, to see
+ * whether the router coalesces pending chunks for a slow reader.
+ */
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
