@@ -1,3 +1,18 @@
+/**
+ * Canary analysis of one router: the live per-version comparison (sliding
+ * windows of TTFT, inter-token latency, endpoint-fault error rate, output
+ * tokens/s, requests, cost), and the automatic progression of every model
+ * whose config has a `canary` section — judge each interval, advance, hold
+ * or roll back — as an overlay on the file's weights.
+ *
+ * The request path only calls the synchronous, allocation-light hooks
+ * (`effective`, `firstToken`, `gap`, `finish`); judging, Redis and metrics
+ * run on a timer. With `analysis.redis`, replicas share the progression:
+ * one replica holds the judging lease, every replica publishes its step
+ * statistics, and all adopt the shared state within one tick. When Redis is
+ * unreachable the progression is paused (weights stay at the current step)
+ * and nothing on the request path notices.
+ */
 import type { Redis } from 'ioredis';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { createRedisConnection } from '../../common/redis.js';
