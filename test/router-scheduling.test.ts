@@ -19,12 +19,7 @@ const ask = (i: number) => `${SYSTEM}Customer question number ${i}: where is my 
 
 describe('prefix-cache scheduling', () => {
   it('sends a shared-prefix workload to the pod holding the prefix, follows index deltas, and spares a saturated pod', async () => {
-    // Reports far apart (sidecars send one every 250 ms): the 30 quick requests
-    // below mostly fall between two, and finished ones must not keep the
-    // holder looking busy until the next report.
-    const stubs = await Promise.all(
-      [0, 1, 2].map(() => startEngineStub({ model: 'm', version: 'v1', reportIntervalMs: 800 })),
-    );
+    const stubs = await Promise.all([0, 1, 2].map(() => startEngineStub({ model: 'm', version: 'v1' })));
     const [a, b, c] = stubs as [EngineStub, EngineStub, EngineStub];
     const h = await startRouterHarness({
       endpoints: stubs.map((s) => s.address),
@@ -50,6 +45,14 @@ describe('prefix-cache scheduling', () => {
       );
       return out;
     };
+    // The decisions that sent a request away from b, with every candidate's scores.
+    const strays = () =>
+      JSON.stringify(
+        h.traces
+          .map((t) => t.attempts[0])
+          .filter((a) => a !== undefined && a.endpoint !== b.address)
+          .map((a) => a?.decision?.candidates().map((c) => ({ address: c.address, scores: c.scores }))),
+      );
     try {
       await h.waitReady(3);
       assert.ok(systemBlocks.length >= 10);
@@ -64,7 +67,7 @@ describe('prefix-cache scheduling', () => {
       assert.deepEqual(
         new Set(first),
         new Set([b.address]),
-        `every request went to the prefix holder ${b.address}: ${first.join(' ')}`,
+        `every request went to the prefix holder ${b.address}: ${first.join(' ')}; elsewhere: ${strays()}`,
       );
       const decision = h.traces.at(-1)?.attempts[0]?.decision;
       const scores = decision?.candidates().find((x) => x.address === b.address)?.scores['prefix-cache'];
