@@ -26,6 +26,7 @@ describe('llmmesh canary', () => {
         `admin_token_sha256: ${createHash('sha256').update(TOKEN).digest('hex')}\n`,
       ),
       admin: true,
+      adminToken: TOKEN,
     });
     await h.waitReady(2);
   });

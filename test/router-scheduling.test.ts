@@ -45,6 +45,14 @@ describe('prefix-cache scheduling', () => {
       );
       return out;
     };
+    // The decisions that sent a request away from b, with every candidate's scores.
+    const strays = () =>
+      JSON.stringify(
+        h.traces
+          .map((t) => t.attempts[0])
+          .filter((a) => a !== undefined && a.endpoint !== b.address)
+          .map((a) => a?.decision?.candidates().map((c) => ({ address: c.address, scores: c.scores }))),
+      );
     try {
       await h.waitReady(3);
       assert.ok(systemBlocks.length >= 10);
@@ -56,7 +64,11 @@ describe('prefix-cache scheduling', () => {
         'b’s index copied',
       );
       const first = await servedBy(30, 4);
-      assert.deepEqual(new Set(first), new Set([b.address]), 'every request went to the prefix holder');
+      assert.deepEqual(
+        new Set(first),
+        new Set([b.address]),
+        `every request went to the prefix holder ${b.address}: ${first.join(' ')}; elsewhere: ${strays()}`,
+      );
       const decision = h.traces.at(-1)?.attempts[0]?.decision;
       const scores = decision?.candidates().find((x) => x.address === b.address)?.scores['prefix-cache'];
       assert.ok(scores !== undefined && scores > 0.9, `b's prefix score ${scores}`);

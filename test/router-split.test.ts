@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import type { GenerateResult, MeshError } from '../client/index.js';
 import { Status } from '../common/errors.js';
 import { seeded } from './helpers/endpoint-view.js';
@@ -56,9 +56,12 @@ describe('canary split', () => {
     // These simulators share this process with the router, the sidecars and
     // 24 clients: on a loaded machine a /health answer can take over a second
     // (measured at load 20), which is this process being slow, not the engine
-    // being down. A 3 s probe timeout keeps the pods ready; what is asserted
-    // here is routing, not probing.
-    const probeIntervalMs = 3_000;
+    // being down. The sidecar excuses a probe that timed out while its event
+    // loop stood still, but a process starved of CPU keeps ticking, only
+    // slowly, so that is not excused. A 10 s probe timeout (it follows the
+    // interval; the first probe runs at once) keeps the pods ready; what is
+    // asserted here is routing, not probing.
+    const probeIntervalMs = 10_000;
     pods = await Promise.all([
       startPod({ version: 'v1', probeIntervalMs }),
       startPod({ version: 'v1', probeIntervalMs }),
@@ -72,6 +75,9 @@ describe('canary split', () => {
     });
     await h.waitReady(3);
   });
+  // Each phase starts with every pod ready: a share or a session's pod is
+  // only meaningful over the whole pool.
+  beforeEach(() => h.waitReady(3));
   after(async () => {
     await h.close();
     for (const p of pods) await p.close();

@@ -112,9 +112,26 @@ describe('load against the knee', () => {
     assert.ok(Math.abs(loadOf(after).kvUsage - kv0 - 16_000 / (26_300 * 16)) < 1e-9);
   });
 
+  it('counts only the prompts since the report that can still be running', () => {
+    // 40 quick requests sent and finished since the last report; 2 streams still open.
+    const e = endpointView({
+      address: 'a',
+      ...h100,
+      numGpuBlocks: 1_000,
+      routerInFlight: 2,
+      routerInFlightAtReport: 0,
+    });
+    for (let i = 0; i < 40; i++) noteAssignment(e, 800);
+    const l = loadOf(e);
+    // Two 200-token prompts at most hold KV blocks, not forty.
+    assert.ok(Math.abs(l.kvUsage - 400 / 16_000) < 1e-9, `kv ${l.kvUsage}`);
+    assert.ok(l.utilization < 0.1, `utilization ${l.utilization}`);
+  });
+
   it('scorers given the same candidate list again see what was assigned in between', () => {
     const pool = [
-      endpointView({ address: 'a', ...h100, inFlight: 2 }),
+      // `a`'s stream for the request assigned below is open (the router counts it as it sends).
+      endpointView({ address: 'a', ...h100, inFlight: 2, routerInFlight: 1 }),
       endpointView({ address: 'b', ...h100, inFlight: 2 }),
     ];
     const kv = registry.scorer('kv-cache', deps());

@@ -84,7 +84,7 @@ export interface LoadEstimate {
   readonly outstanding: number;
   /** Requests beyond what runs: reported waiting, or what the projection puts past the knee. */
   readonly queue: number;
-  /** KV cache usage (0..1+) with the prompts this router sent since the report. */
+  /** KV cache usage (0..1+) with the prompts this router sent since the report and may still run there. */
   readonly kvUsage: number;
   /** Concurrency at which the endpoint starts to queue. */
   readonly knee: number;
@@ -104,6 +104,8 @@ export interface LoadEstimate {
 /** Prompt characters this router sent to an endpoint since its report. */
 interface Assigned {
   chars: number;
+  /** Requests those characters came from. */
+  count: number;
 }
 
 /** What was assigned since each report (keyed by the report object, shared by every view of it). */
@@ -112,7 +114,7 @@ const assignedChars = new WeakMap<object, Assigned>();
 function assignedOf(r: object): Assigned {
   let a = assignedChars.get(r);
   if (!a) {
-    a = { chars: 0 };
+    a = { chars: 0, count: 0 };
     assignedChars.set(r, a);
   }
   return a;
@@ -126,7 +128,9 @@ function assignedOf(r: object): Assigned {
 export function noteAssignment(e: SchedulingEndpoint, promptChars: number): void {
   const r = e.report;
   if (!r) return;
-  assignedOf(r).chars += promptChars;
+  const a = assignedOf(r);
+  a.chars += promptChars;
+  a.count++;
   assignments++;
 }
 
@@ -220,7 +224,13 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   // running now over those running then (same mean size), then add the
   // prompts sent since the report.
   const kvScaled = running > 0 ? (kvReported * Math.min(outstanding, running * 4)) / running : kvReported;
-  const kvUsage = kvTokens > 0 ? kvScaled + chars / CHARS_PER_TOKEN / kvTokens : kvScaled;
+  // Only prompts still running hold KV blocks: of those sent since the
+  // report, at most as many as this router has open there now (short
+  // requests finish long before the next report; counting them all would
+  // make a pod that served a quick burst look full).
+  const sent = assigned?.count ?? 0;
+  const open = sent > 0 ? Math.min(1, e.routerInFlight / sent) : 0;
+  const kvUsage = kvTokens > 0 ? kvScaled + (chars * open) / CHARS_PER_TOKEN / kvTokens : kvScaled;
 
   const knee = kneeOf(e, running, kvReported);
   const kneeKnown = knee === (r?.capacity?.maxNumSeqs ?? 0);

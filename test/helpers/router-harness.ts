@@ -25,7 +25,7 @@ export interface RouterHarness {
   rewrite(yaml: string): Promise<ConfigReloadEvent>;
   /** Waits until `n` endpoints are ready. */
   waitReady(n: number): Promise<void>;
-  /** A Prometheus metric's text. */
+  /** A Prometheus metric family's text, as a scrape of `/metrics` shows it when the router has an admin server. */
   metric(name: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -36,6 +36,8 @@ export async function startRouterHarness(options: {
   yaml: string;
   random?: () => number;
   admin?: boolean;
+  /** The admin token the routing file requires (its SHA-256 in `admin_token_sha256`), for metric scrapes. */
+  adminToken?: string;
   extra?: Partial<RouterOptions>;
   discovery?: Record<string, unknown>;
 }): Promise<RouterHarness> {
@@ -77,7 +79,25 @@ export async function startRouterHarness(options: {
       writeFileSync(configPath, yaml);
       return event;
     },
-    metric: (name) => router.metrics.registry.getSingleMetricAsString(name),
+    async metric(name) {
+      // With an admin server, read what a scrape reads: /metrics recomputes the
+      // route and endpoint gauges first, while the registry alone may still hold
+      // values from before the last change (they refresh within 100 ms).
+      if (!router.adminUrl) return router.metrics.registry.getSingleMetricAsString(name);
+      const res = await fetch(`${router.adminUrl}/metrics`, {
+        headers: options.adminToken ? { authorization: `Bearer ${options.adminToken}` } : {},
+      });
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
+      const family = (line: string) => {
+        const n = line.startsWith('# ') ? (line.split(' ')[2] ?? '') : (/^[^{ ]+/.exec(line)?.[0] ?? '');
+        return n === name || ['_bucket', '_sum', '_count'].some((x) => n === name + x);
+      };
+      return text
+        .split('\n')
+        .filter((l) => l !== '' && family(l))
+        .join('\n');
+    },
     async close() {
       client.close();
       await router.close(0);
