@@ -20,6 +20,14 @@ const MAX_NUM_SEQS = 4;
 const MAX_QUEUE_WAIT_MS = 300;
 
 describe('overload', () => {
+  // The priority phase is about order, not shedding: its queue budget is wide
+  // enough that a slow machine does not shed it; the overload phase then
+  // reloads the tight budget.
+  const PRIORITY_QUEUE_WAIT_MS = 20_000;
+  const routes = (queueWaitMs: number) =>
+    `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\n` +
+    `admission: { saturation_queue_depth: 1, max_queue_wait_ms: ${queueWaitMs}, pushback_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`;
+
   it('sheds early with a drain-rate pushback, admits by priority, and keeps engine queues near empty', async (t) => {
     const pods: Pod[] = [];
     for (let i = 0; i < 2; i++)
@@ -37,7 +45,7 @@ describe('overload', () => {
       );
     const h = await startRouterHarness({
       endpoints: pods.map((p) => p.sidecar.address),
-      yaml: `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\nadmission: { saturation_queue_depth: 1, max_queue_wait_ms: ${MAX_QUEUE_WAIT_MS}, pushback_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`,
+      yaml: routes(PRIORITY_QUEUE_WAIT_MS),
     });
     // The most requests seen waiting in any engine, sampled on every streamed chunk.
     let maxWaiting = 0;
@@ -111,6 +119,8 @@ describe('overload', () => {
       assert.deepEqual(admittedOrder, [3, ...Array(waitingNormal).fill(2), 1]);
       const phase1Waiting = maxWaiting;
       maxWaiting = 0;
+      const reload = await h.rewrite(routes(MAX_QUEUE_WAIT_MS));
+      assert.equal(reload.result, 'applied', 'the tight queue budget is applied');
 
       // Overload: 32 closed-loop clients (4× what the pods run), 4 requests each.
       const outcomes = (

@@ -145,7 +145,15 @@ describe('load against the knee', () => {
   it('a request just sent weighs more for a moment, so equal pods take turns', () => {
     const now = 10_000;
     const pool: FakeEndpoint[] = [
-      { address: 'a', ...h100, learnedKnee: 40, inFlight: 5, recent: addRecent(undefined, now - 5) },
+      // The request a just took is still open there (this router's stream).
+      {
+        address: 'a',
+        ...h100,
+        learnedKnee: 40,
+        inFlight: 5,
+        routerInFlight: 1,
+        recent: addRecent(undefined, now - 5),
+      },
       { address: 'b', ...h100, learnedKnee: 40, inFlight: 5 },
       {
         address: 'c',
@@ -158,6 +166,21 @@ describe('load against the knee', () => {
     const [a, b, c] = score('least-request', pool);
     assert.ok((a as number) < (b as number), 'just sent loses');
     assert.ok((b as number) - (c as number) < 1e-4, 'long ago no longer counts');
+  });
+
+  it('a just-sent request that already finished weighs nothing: a pod serving a quick run of short requests is not busy', () => {
+    const now = 10_000;
+    let quick: ReturnType<typeof addRecent> | undefined;
+    for (let i = 0; i < 20; i++) quick = addRecent(quick, now - 20 + i); // 20 sent and finished in the last 20 ms
+    const pool: FakeEndpoint[] = [
+      { address: 'a', ...h100, learnedKnee: 32, routerInFlight: 0, recent: quick },
+      { address: 'b', ...h100, learnedKnee: 32, routerInFlight: 0 },
+      { address: 'c', ...h100, learnedKnee: 32, routerInFlight: 2, recent: quick },
+    ];
+    const [a, b, c] = score('least-request', pool);
+    assert.ok(Math.abs((a as number) - (b as number)) < 1e-9, `finished requests do not count: ${a} vs ${b}`);
+    // Open ones do, each at the just-sent weight: (2 + 4 × 2) / 32.
+    assert.ok(Math.abs((c as number) - Math.exp(-10 / 32)) < 1e-3, `two open requests just sent: ${c}`);
   });
 
   it('saturation: a lasting engine queue, a full KV cache, or streams past max_num_seqs; not one passing wait', () => {

@@ -158,6 +158,16 @@ export function recentAssignments(e: SchedulingEndpoint, now: number): number {
   return r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS);
 }
 
+/**
+ * The recent assignments that can still be in the engine's front end or
+ * prefill: no more than this router has open there. A request that already
+ * finished is not in prefill, and counting it would make a pod that serves a
+ * quick run of short requests look busy while it idles.
+ */
+function openRecent(e: SchedulingEndpoint, now: number): number {
+  return Math.min(recentAssignments(e, now), e.routerInFlight);
+}
+
 /** Adds one assignment at `now` to a recent-assignment record. */
 export function addRecent(r: RecentAssignments | undefined, now: number): RecentAssignments {
   const count = r ? r.count * Math.exp(-Math.max(0, now - r.at) / RECENT_TAU_MS) : 0;
@@ -182,14 +192,14 @@ export function utilizationAt(e: SchedulingEndpoint, now: number): number {
 
 /** {@link utilizationAt} given the endpoint's {@link loadOf} estimate `l`. */
 function utilizationWith(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
-  const recent = recentAssignments(e, now);
+  const recent = openRecent(e, now);
   if (recent < 1e-3) return l.utilization;
   return Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee);
 }
 
 /** e^−{@link utilizationAt}, the `least-request` score, given the endpoint's {@link loadOf} estimate `l`. */
 export function expNegUtilizationAt(e: SchedulingEndpoint, l: LoadEstimate, now: number): number {
-  const recent = recentAssignments(e, now);
+  const recent = openRecent(e, now);
   if (recent < 1e-3) return l.expNegUtilization;
   return Math.exp(-Math.max(l.utilization, (l.outstanding + RECENT_WEIGHT * recent) / l.knee));
 }
