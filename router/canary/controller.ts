@@ -17,7 +17,6 @@ import type { Redis } from 'ioredis';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { createRedisConnection } from '../../common/redis.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
-import { classifyFailure, FAILURE_POLICY, type OutcomeKind } from '../request/failure-policy.js';
 import { fleetCostPerHour, requestCost } from './cost.js';
 import { judge } from './judge.js';
 import { type ComparisonLabels, createCanaryMetrics } from './metrics.js';
@@ -50,6 +49,7 @@ import type {
   CanaryTickEvent,
   ModelRun,
 } from './types.js';
+import { addFinished, modelStatusOf, versionFault } from './view.js';
 import { createVersionWindows } from './windows.js';
 
 export type {
@@ -353,41 +353,12 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     return ticking;
   };
 
-  const modelStatus = (model: string, r: ModelRun): CanaryModelStatus => {
-    const m = cfg.models[model];
-    const fileWeights = Object.fromEntries(Object.entries(m?.versions ?? {}).map(([v, c]) => [v, c.weight]));
-    const sharing = !redisUrl ? 'local' : redisUp ? 'redis' : 'redis-unavailable';
-    return {
-      model,
-      version: r.cfg.version,
-      baseline: r.cfg.baseline,
+  const modelStatus = (model: string, r: ModelRun): CanaryModelStatus =>
+    modelStatusOf(model, r, cfg.models[model], {
+      sharing: !redisUrl ? 'local' : redisUp ? 'redis' : 'redis-unavailable',
       phase: shownPhase(r),
-      reason:
-        sharing === 'redis-unavailable' && r.state.phase === 'progressing'
-          ? 'shared state (Redis) unreachable: paused at this step until it returns'
-          : r.state.reason,
-      step: r.state.step,
-      steps: r.cfg.steps,
-      share: r.state.share,
-      weights: m ? effectiveWeights(m, r.cfg, r.state.share) : {},
-      fileWeights,
-      intervalMs: r.cfg.interval_ms,
-      minRequests: r.cfg.min_requests,
-      maxErrorRateIncrease: r.cfg.max_error_rate_increase,
-      maxTtftP90Ratio: r.cfg.max_ttft_p90_ratio,
-      maxItlP90Ratio: r.cfg.max_itl_p90_ratio,
-      onFailure: r.cfg.on_failure,
-      nextJudgementInMs: shownPhase(r) === 'progressing' ? Math.max(0, r.state.judgeAt - now()) : null,
-      sharing,
-      judge: sharing === 'local' ? true : r.leader,
-      current: {
-        canary: summarize(r.stats.get(r.cfg.version) ?? emptyStats()),
-        baseline: summarize(r.stats.get(r.cfg.baseline) ?? emptyStats()),
-      },
-      lastJudgement: r.lastJudgement,
-      timeline: r.state.timeline,
-    };
-  };
+      now: now(),
+    });
 
   configure(config);
 
@@ -423,28 +394,11 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     finish(f) {
       const { rt, version } = f;
       if (!version || !cfg.models[rt.model]) return undefined;
-      const attemptFault = rt.attempts.some(
-        (a) => a.kind && FAILURE_POLICY[a.kind as OutcomeKind]?.endpointFault,
-      );
-      let finalFault = false;
-      if (f.error !== undefined) {
-        const kind = classifyFailure(f.error, { clientCancelled: f.cancelled, deadlinePassed: false }).kind;
-        // The client's own doing (bad input, cancelling) says nothing about the version.
-        if ((kind === 'client-fault' || kind === 'cancelled') && !attemptFault) return undefined;
-        finalFault = FAILURE_POLICY[kind].endpointFault;
-      }
+      const fault = versionFault(f);
+      if (fault === undefined) return undefined;
       const price = cfg.models[rt.model]?.versions[version]?.price;
       const c = price && f.usage ? requestCost(price, f.usage, f.durationSeconds) : undefined;
-      const add = (s: VersionStats) => {
-        s.requests++;
-        if (attemptFault || finalFault) s.faults++;
-        if (f.usage) {
-          s.inputTokens += f.usage.promptTokens;
-          s.outputTokens += f.usage.completionTokens;
-        }
-        s.streamSeconds += f.streamSeconds;
-        if (c !== undefined) s.cost += c;
-      };
+      const add = (s: VersionStats) => addFinished(s, f, fault, c);
       add(windows.current(rt.model, version));
       const r = runs.get(rt.model);
       const s = r && stepStats(r, version);
