@@ -7,6 +7,12 @@
  * modelling choice, not a published figure: they give the right tail real
  * conversations have (answers of several times the median), which decides
  * how long a short run lasts. The previous uniform 1–357 lengths had none.
+ * No percentile, median or histogram of the runs' dataset
+ * (`ShareGPT_V3_unfiltered_cleaned_split`, first rounds, after the filter) is
+ * published; the one published histogram of ShareGPT's first rounds (vLLM's
+ * paper artifact, a March 2023 scrape in OPT tokens) is of another release
+ * and was not adopted. `calibration-data.md` section 12 lists every source
+ * found and what it states.
  */
 import { createRandom } from '../common/random.js';
 
