@@ -67,19 +67,26 @@ export function createCircuitClosedFilter(deps: PluginDeps): Filter {
     type: 'circuit-closed',
     ejectsOpenBreakers: true,
     filter(_req, endpoints) {
-      let anyOpen = false;
-      for (let i = 0; i < endpoints.length && !anyOpen; i++)
-        anyOpen = (endpoints[i] as SchedulingEndpoint).breaker === 'open';
-      if (!anyOpen) return endpoints;
+      let nOpen = 0;
+      for (let i = 0; i < endpoints.length; i++)
+        if ((endpoints[i] as SchedulingEndpoint).breaker === 'open') nOpen++;
+      if (nOpen === 0) return endpoints;
+      const maxEjected = Math.floor((endpoints.length * deps.maxEjectionPercent) / 100);
+      if (nOpen <= maxEjected) {
+        // The common case: every open one goes (one copy, no lists of the open ones).
+        const kept = new Array<SchedulingEndpoint>(endpoints.length - nOpen);
+        for (let i = 0, j = 0; i < endpoints.length; i++) {
+          const e = endpoints[i] as SchedulingEndpoint;
+          if (e.breaker !== 'open') kept[j++] = e;
+        }
+        return kept;
+      }
       const open: SchedulingEndpoint[] = [];
       const kept: SchedulingEndpoint[] = [];
       for (const e of endpoints) {
         // A half-open endpoint is kept: the breaker itself lets exactly one probe through.
         (e.breaker === 'open' ? open : kept).push(e);
       }
-      if (open.length === 0) return endpoints;
-      const maxEjected = Math.floor((endpoints.length * deps.maxEjectionPercent) / 100);
-      if (open.length <= maxEjected) return kept;
       // Partial Fisher–Yates: keep (open - maxEjected) of the open ones at random.
       const keep = open.length - maxEjected;
       for (let i = 0; i < keep; i++) {
