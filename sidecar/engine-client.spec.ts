@@ -162,6 +162,25 @@ describe('engine client against recorded engine output', () => {
     assert.equal(sockets.size, 1);
   });
 
+  it('keeps the pooled connection when the response ends only after [DONE] has been read', async () => {
+    // As vLLM and the simulator do: `data: [DONE]` is written, the body ends in a later write.
+    const sockets = new Set<string>();
+    const server = await startHttpServer((req, res) => {
+      sockets.add(`${req.socket.remotePort}`);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`${fixture('vllm-completions-stream.sse').trimEnd()}\n\n`);
+      setImmediate(() => res.end());
+    });
+    // One socket: the next request waits for it to come back to the pool (or be replaced).
+    const client = createEngineClient({ url: server.url, maxSockets: 1 });
+    closers.push(() => client.close(), server.close);
+    for (let i = 0; i < 5; i++) {
+      const events = await collect(client.stream(completion));
+      assert.equal(events.at(-1)?.finishReason, 'length');
+    }
+    assert.equal(sockets.size, 1);
+  });
+
   it('carries token ids with their text, ids of text-less tokens included, and none from a capture without them', async () => {
     const chunk = (text: string, ids: number[] | null, finish: string | null = null) =>
       `data: ${JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish, token_ids: ids }] })}\n\n`;

@@ -304,7 +304,8 @@ async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGen
   };
 
   try {
-    for await (const part of res) {
+    // Not destroyed when the loop leaves at `[DONE]`: see below.
+    for await (const part of res.iterator({ destroyOnReturn: false })) {
       for (const ev of parser.push(decoder.write(part as Buffer))) {
         yield* handle(ev.data);
         if (done) break;
@@ -317,9 +318,15 @@ async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGen
     throw MeshError.from(err, `engine at ${label}`);
   } finally {
     // Ends the HTTP exchange whether we finished, failed or were abandoned
-    // by the consumer (generator return): an unfinished response is
-    // destroyed, which vLLM sees as a client disconnect and aborts.
-    if (!res.complete) res.destroy();
+    // by the consumer (generator return). After `[DONE]` only the end of the
+    // body is left: it is read, so the connection goes back to the pool (an
+    // engine that does not end the response soon loses it). Any other
+    // unfinished response is destroyed, which vLLM sees as a client
+    // disconnect and aborts.
+    if (!res.complete) {
+      if (done) drainRest(res);
+      else res.destroy();
+    }
   }
   if (finishReason === undefined) {
     throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
@@ -328,6 +335,17 @@ async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGen
   if (pendingIds) last.tokenIds = pendingIds;
   if (usage) last.usage = usage;
   yield last;
+}
+
+/** How long the end of a response may take to arrive after `[DONE]`. */
+const END_AFTER_DONE_MS = 1000;
+
+/** Reads what is left of a finished stream's response, destroying it if it does not end soon. */
+function drainRest(res: http.IncomingMessage): void {
+  const timer = setTimeout(() => res.destroy(), END_AFTER_DONE_MS);
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+  res.resume();
 }
 
 /** One engine's HTTP connection pool and identity. */
