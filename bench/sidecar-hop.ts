@@ -12,7 +12,7 @@
  * With `--baseline-bin`, a second sidecar started from another checkout's
  * `bin/llmmesh.js` runs in the same rounds (before / after a change).
  * `BENCH_SIDECAR_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=DIR`) applies
- * to the sidecar process. `--cache` adds time to first token of a response
+ * to the sidecar process, `BENCH_FLOOR_NODE_OPTIONS` to the floor's. `--cache` adds time to first token of a response
  * cache hit against a miss, through a sidecar with its cache on.
  *
  * Usage: node --import tsx bench/sidecar-hop.ts [--concurrency 64] [--tokens 32,256]
@@ -194,7 +194,7 @@ async function main() {
         'floor',
         [FLOOR, '--engine-url', engineUrl, '--listen', `127.0.0.1:${port}`, '--model', MODEL],
         'sse passthrough listening',
-        ['--import', 'tsx'],
+        ['--import', 'tsx', ...(process.env.BENCH_FLOOR_NODE_OPTIONS ?? '').split(' ').filter(Boolean)],
       ),
     );
     await addGrpc('sidecar', (port) =>

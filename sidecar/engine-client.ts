@@ -328,12 +328,12 @@ function createEventReader(label: string): EventReader {
         return undefined;
       }
       // A token may decode to no text yet (part of a character): its id still counts.
-      if (chunk.text || chunk.tokenIds?.length) {
-        const ev: EngineEvent = { text: chunk.text };
-        if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
-        return ev;
-      }
-      return undefined;
+      if (!chunk.text && !chunk.tokenIds?.length) return undefined;
+      // Usage travels on the last event only.
+      if (!chunk.usage && (chunk.tokenIds === undefined || chunk.tokenIds.length > 0)) return chunk;
+      const ev: EngineEvent = { text: chunk.text };
+      if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
+      return ev;
     },
     last() {
       if (finishReason === undefined) {
@@ -534,18 +534,18 @@ function send(
         },
       },
       (res) => {
-        signal?.removeEventListener('abort', onAbort);
         if (signal) {
           // From here on an abort destroys the response (and so the request).
-          const abortRes = () => res.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
-          if (signal.aborted) abortRes();
-          else signal.addEventListener('abort', abortRes, { once: true });
-          res.once('close', () => signal.removeEventListener('abort', abortRes));
+          response = res;
+          if (signal.aborted) onAbort();
+          else res.once('close', () => signal.removeEventListener('abort', onAbort));
         }
         resolve(res);
       },
     );
-    const onAbort = () => req.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+    let response: http.IncomingMessage | undefined;
+    const onAbort = () =>
+      (response ?? req).destroy(errors.cancelled(`request to engine at ${label} cancelled`));
     signal?.addEventListener('abort', onAbort, { once: true });
     req.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);

@@ -237,6 +237,8 @@ function toChunk(
   mode: ContinuationMode | undefined,
   ev: EngineEvent,
 ): StreamChunk {
+  // An event is a chunk as it is (same fields), but for a continuation's usage.
+  if (!(req.continuation && mode && ev.usage)) return ev;
   const chunk: StreamChunk = { text: ev.text };
   if (ev.tokenIds) chunk.tokenIds = ev.tokenIds;
   if (ev.finishReason !== undefined) {
