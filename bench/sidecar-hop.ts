@@ -34,6 +34,8 @@ const MODEL = 'llama-3-8b-chat';
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = join(here, '..', 'bin', 'llmmesh.js');
 const FLOOR = join(here, 'sse-passthrough.ts');
+/** Requests per path and round of the one-stream-at-a-time phase. */
+const LONE_REQUESTS = 40;
 
 interface Sample {
   ttftMs: number;
@@ -282,7 +284,15 @@ async function main() {
     for (const p of paths) await run(concurrency, concurrency * 4, (i) => p.one(i, `warm-${p.path}`, 32));
 
     const phases: Phase[] = [];
+    // One stream at a time, short answers: time to first token without queueing behind other streams.
+    const lone: Array<{ path: string; round: number; ttftP50: number; ttftP99: number }> = [];
     for (let round = 1; round <= rounds; round++) {
+      for (let k = 0; k < paths.length; k++) {
+        const p = paths[(k + round - 1) % paths.length] as (typeof paths)[number];
+        const samples = await run(1, LONE_REQUESTS, (i) => p.one(i, `${p.path}-lone-r${round}`, 4));
+        const ttft = samples.map((x) => x.ttftMs).sort((a, b) => a - b);
+        lone.push({ path: p.path, round, ttftP50: percentile(ttft, 50), ttftP99: percentile(ttft, 99) });
+      }
       for (const tokens of tokenCounts) {
         const requests = concurrency * Math.max(2, Math.round(tokensPerPhase / (concurrency * tokens)));
         // The order rotates from round to round, so no path always follows the same one.
@@ -371,6 +381,35 @@ async function main() {
             )}`,
         );
       }
+    }
+
+    {
+      const at = (path: string) => lone.filter((x) => x.path === path).sort((a, b) => a.round - b.round);
+      const d = at('direct');
+      const added = (path: string, pick: (x: (typeof lone)[number]) => number) =>
+        at(path).map((x, i) => pick(x) - pick(d[i] as (typeof lone)[number]));
+      console.log(
+        `one stream at a time (${LONE_REQUESTS} requests of 4 tokens per path and round): direct TTFT p50 ` +
+          `${spread(
+            d.map((x) => x.ttftP50),
+            1,
+            ' ms',
+          )}; added over direct, median (min–max): ` +
+          targets
+            .map(
+              (t) =>
+                `${t.path} p50 ${spread(
+                  added(t.path, (x) => x.ttftP50),
+                  2,
+                  ' ms',
+                )}, p99 ${spread(
+                  added(t.path, (x) => x.ttftP99),
+                  1,
+                  ' ms',
+                )}`,
+            )
+            .join('; '),
+      );
     }
 
     if (values.cache) {

@@ -143,7 +143,8 @@ export function writeStream(
           if (chunk.tokenIds?.length) progress.tokenIds += chunk.tokenIds.length;
           else if (chunk.text !== '') progress.textWithoutIds = true;
           const more = call.write(toProtoChunk(chunk, i, opts.version, fromCache));
-          if (signal.aborted) return end();
+          // An abort ends the write at once (onAbort).
+          if (over) return;
           if (!more) {
             draining = true;
             call.once('drain', onDrain);
