@@ -1,27 +1,41 @@
 /**
- * The cost of the sidecar hop: the same streaming workload sent to the
- * simulator directly (OpenAI HTTP/SSE, pooled keep-alive client) and through
- * a sidecar (gRPC `Engine.GenerateStream`), at a fixed concurrency. The
- * simulator and the sidecar run as separate `llmmesh` processes, the load
- * generator in this one, so they do not share an event loop.
+ * The cost of the sidecar hop, against a floor. The same streaming workload
+ * goes, interleaved in rounds, to the simulator directly (OpenAI HTTP/SSE,
+ * pooled keep-alive client), through the floor (`bench/sse-passthrough.ts`:
+ * gRPC in, SSE out, nothing else) and through a sidecar (response cache off,
+ * so every call reaches the engine), at 32- and 256-token streams and a
+ * fixed concurrency. The simulator, the floor and the sidecar run as
+ * separate processes, the load generator in this one; each proxy's CPU time
+ * comes from /proc, per request and per streamed chunk, and its ratio to
+ * the floor's is taken round by round.
  *
- * Also: time to first token of a response-cache hit against a miss.
+ * With `--baseline-bin`, a second sidecar started from another checkout's
+ * `bin/llmmesh.js` runs in the same rounds (before / after a change).
+ * `BENCH_SIDECAR_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=DIR`) applies
+ * to the sidecar process, `BENCH_FLOOR_NODE_OPTIONS` to the floor's. `--cache` adds time to first token of a response
+ * cache hit against a miss, through a sidecar with its cache on.
  *
- * Usage: node --import tsx bench/sidecar-hop.ts [--concurrency 64] [--requests 1280]
- *        [--max-tokens 64] [--itl-ms 10] [--ttft-ms 20]
+ * Usage: node --import tsx bench/sidecar-hop.ts [--concurrency 64] [--tokens 32,256]
+ *        [--rounds 3] [--tokens-per-phase 40960] [--itl-ms 10] [--ttft-ms 20]
+ *        [--baseline-bin PATH] [--cache]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { createEngineClient } from '../sidecar/engine-client.js';
+import { freePort } from './processes.js';
 import { createSidecarClient, generate } from './sidecar-client.js';
 
 const MODEL = 'llama-3-8b-chat';
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'llmmesh.js');
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = join(here, '..', 'bin', 'llmmesh.js');
+const FLOOR = join(here, 'sse-passthrough.ts');
+/** Requests per path and round of the one-stream-at-a-time phase. */
+const LONE_REQUESTS = 40;
 
 interface Sample {
   ttftMs: number;
@@ -35,16 +49,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[idx] as number;
 }
 
-function summary(samples: Sample[]) {
-  const ttft = samples.map((s) => s.ttftMs).sort((a, b) => a - b);
-  const total = samples.map((s) => s.totalMs).sort((a, b) => a - b);
-  return {
-    n: samples.length,
-    ttftP50: percentile(ttft, 50),
-    ttftP99: percentile(ttft, 99),
-    totalP50: percentile(total, 50),
-    totalP99: percentile(total, 99),
-  };
+function median(xs: number[]): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** CPU time (user + system, ms) a process used so far; Linux /proc only, NaN elsewhere. */
@@ -59,19 +68,14 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function launch(args: string[], readyText: string): Promise<ChildProcess> {
-  // BENCH_SIDECAR_NODE_OPTIONS (e.g. --cpu-prof) applies to the sidecar process only.
-  const nodeOptions =
-    args[0] === 'sidecar' ? (process.env.BENCH_SIDECAR_NODE_OPTIONS ?? '').split(' ').filter(Boolean) : [];
-  const proc = spawn(process.execPath, [...nodeOptions, BIN, ...args], {
+/** Starts `args` under node (with `nodeOptions`), resolving once its output contains `readyText`. */
+function launch(
+  name: string,
+  args: string[],
+  readyText: string,
+  nodeOptions: string[] = [],
+): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [...nodeOptions, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LLMMESH_LOG_LEVEL: 'warn' },
   });
@@ -84,7 +88,7 @@ function launch(args: string[], readyText: string): Promise<ChildProcess> {
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
     });
-    proc.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
+    proc.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${out}`)));
   });
 }
 
@@ -103,22 +107,49 @@ async function run(
   return samples;
 }
 
+/** One path's figures in one round. */
+interface Phase {
+  path: string;
+  tokens: number;
+  round: number;
+  n: number;
+  chunks: number;
+  ttftP50: number;
+  ttftP99: number;
+  totalP50: number;
+  /** CPU of the proxy process (NaN for direct). */
+  cpuMs: number;
+  /** CPU of the simulator. */
+  simCpuMs: number;
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
       concurrency: { type: 'string', default: '64' },
-      requests: { type: 'string', default: '1280' },
-      'max-tokens': { type: 'string', default: '64' },
+      tokens: { type: 'string', default: '32,256' },
+      rounds: { type: 'string', default: '3' },
+      'tokens-per-phase': { type: 'string', default: '40960' },
       'itl-ms': { type: 'string', default: '10' },
       'ttft-ms': { type: 'string', default: '20' },
+      'baseline-bin': { type: 'string' },
+      cache: { type: 'boolean', default: false },
     },
   });
   const concurrency = Number(values.concurrency);
-  const requests = Number(values.requests);
-  const maxTokens = Number(values['max-tokens']);
-  const [simPort, sidecarPort] = [await freePort(), await freePort()];
+  const tokenCounts = values.tokens.split(',').map(Number);
+  const rounds = Number(values.rounds);
+  const tokensPerPhase = Number(values['tokens-per-phase']);
+  const started = new Date().toISOString();
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+  const simPort = await freePort();
+  const engineUrl = `http://127.0.0.1:${simPort}`;
   const sim = await launch(
+    'sim',
     [
+      BIN,
       'sim',
       '--port',
       String(simPort),
@@ -133,36 +164,63 @@ async function main() {
     ],
     'llmmesh sim serving on',
   );
-  const sidecar = await launch(
-    [
-      'sidecar',
-      '--engine-url',
-      `http://127.0.0.1:${simPort}`,
-      '--listen',
-      `127.0.0.1:${sidecarPort}`,
-      '--admin',
-      'off',
-      '--model',
-      MODEL,
-      '--max-in-flight',
-      '1024',
-    ],
-    'llmmesh sidecar listening',
-  );
-  const engine = createEngineClient({ url: `http://127.0.0.1:${simPort}` });
-  const grpcClient: EngineClient = createSidecarClient(`127.0.0.1:${sidecarPort}`);
+  const procs: ChildProcess[] = [sim];
+  const sidecarArgs = (bin: string, port: number, cache: boolean) => [
+    bin,
+    'sidecar',
+    '--engine-url',
+    engineUrl,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--admin',
+    'off',
+    '--model',
+    MODEL,
+    '--max-in-flight',
+    '1024',
+    '--response-cache',
+    cache ? 'on' : 'off',
+  ];
+  const sidecarNodeOptions = (process.env.BENCH_SIDECAR_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+  const targets: Array<{ path: string; proc: ChildProcess; client: EngineClient }> = [];
+  const addGrpc = async (path: string, start: (port: number) => Promise<ChildProcess>) => {
+    const port = await freePort();
+    const proc = await start(port);
+    procs.push(proc);
+    targets.push({ path, proc, client: createSidecarClient(`127.0.0.1:${port}`) });
+  };
+  const engine = createEngineClient({ url: engineUrl });
   try {
-    // Wait until the sidecar serves (its first probe).
-    for (;;) {
-      try {
-        await generate(grpcClient, { model: MODEL, prompt: 'warm up', sampling: { maxTokens: 1 } });
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
+    await addGrpc('floor', (port) =>
+      launch(
+        'floor',
+        [FLOOR, '--engine-url', engineUrl, '--listen', `127.0.0.1:${port}`, '--model', MODEL],
+        'sse passthrough listening',
+        ['--import', 'tsx', ...(process.env.BENCH_FLOOR_NODE_OPTIONS ?? '').split(' ').filter(Boolean)],
+      ),
+    );
+    await addGrpc('sidecar', (port) =>
+      launch('sidecar', sidecarArgs(BIN, port, false), 'llmmesh sidecar listening', sidecarNodeOptions),
+    );
+    if (values['baseline-bin']) {
+      const bin = values['baseline-bin'];
+      await addGrpc('baseline', (port) =>
+        launch('baseline sidecar', sidecarArgs(bin, port, false), 'llmmesh sidecar listening'),
+      );
+    }
+    // Wait until every gRPC path serves (a sidecar's first probe).
+    for (const t of targets) {
+      for (;;) {
+        try {
+          await generate(t.client, { model: MODEL, prompt: 'warm up', sampling: { maxTokens: 1 } });
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
       }
     }
 
-    const direct = async (i: number, tag: string): Promise<Sample> => {
+    const direct = async (i: number, tag: string, maxTokens: number): Promise<Sample> => {
       const t0 = performance.now();
       let ttft = -1;
       let chunks = 0;
@@ -175,6 +233,7 @@ async function main() {
           temperature: 0.7,
           stream: true,
           stream_options: { include_usage: true },
+          return_token_ids: true,
         },
       })) {
         if (ttft < 0) ttft = performance.now() - t0;
@@ -183,11 +242,17 @@ async function main() {
       }
       return { ttftMs: ttft, totalMs: performance.now() - t0, chunks };
     };
-    const viaSidecar = async (i: number, tag: string, temperature = 0.7): Promise<Sample> => {
+    const viaGrpc = async (
+      client: EngineClient,
+      i: number,
+      tag: string,
+      maxTokens: number,
+      temperature = 0.7,
+    ): Promise<Sample> => {
       const t0 = performance.now();
       let ttft = -1;
       const r = await generate(
-        grpcClient,
+        client,
         {
           model: MODEL,
           prompt: `${tag} request ${i}: tell me about the sea`,
@@ -202,103 +267,194 @@ async function main() {
       return { ttftMs: ttft, totalMs: performance.now() - t0, chunks: r.chunks.length };
     };
 
-    // Warm both paths (connection pools, JIT).
-    await run(concurrency, concurrency * 2, (i) => direct(i, 'warm-direct'));
-    await run(concurrency, concurrency * 2, (i) => viaSidecar(i, 'warm-sidecar'));
+    const paths: Array<{
+      path: string;
+      pid?: number;
+      one: (i: number, tag: string, t: number) => Promise<Sample>;
+    }> = [
+      { path: 'direct', one: direct },
+      ...targets.map((t) => ({
+        path: t.path,
+        pid: t.proc.pid,
+        one: (i: number, tag: string, n: number) => viaGrpc(t.client, i, tag, n),
+      })),
+    ];
 
-    // The engine's own view of each request (vllm:e2e_request_latency_seconds), to tell
-    // time added on the way from time the engine itself took longer (CPU contention).
-    const engineE2e = async () => {
-      const text = await engine.metrics();
-      const read = (name: string) =>
-        Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-      return {
-        sum: read('vllm:e2e_request_latency_seconds_sum'),
-        count: read('vllm:e2e_request_latency_seconds_count'),
-      };
-    };
-    type Row = ReturnType<typeof summary> & { clientMean: number; engineMean: number };
-    const phase = async (name: string, one: (i: number) => Promise<Sample>): Promise<[string, Row]> => {
-      const e0 = await engineE2e();
-      const samples = await run(concurrency, requests, one);
-      const e1 = await engineE2e();
-      const engineMean = (1000 * (e1.sum - e0.sum)) / Math.max(1, e1.count - e0.count);
-      const clientMean = samples.reduce((a, x) => a + x.totalMs, 0) / samples.length;
-      return [name, { ...summary(samples), clientMean, engineMean }];
-    };
-    const rows: Array<[string, Row]> = [];
-    let sidecarCpuMs = 0;
-    let sidecarChunks = 0;
-    for (let round = 1; round <= 2; round++) {
-      rows.push(await phase(`direct #${round}`, (i) => direct(i, `d${round}`)));
-      const cpuBefore = cpuMs(sidecar.pid);
-      rows.push(
-        await phase(`sidecar #${round}`, async (i) => {
-          const x = await viaSidecar(i, `s${round}`);
-          sidecarChunks += x.chunks;
-          return x;
-        }),
-      );
-      sidecarCpuMs += cpuMs(sidecar.pid) - cpuBefore;
+    // Warm every path (connection pools, JIT).
+    for (const p of paths) await run(concurrency, concurrency * 4, (i) => p.one(i, `warm-${p.path}`, 32));
+
+    const phases: Phase[] = [];
+    // One stream at a time, short answers: time to first token without queueing behind other streams.
+    const lone: Array<{ path: string; round: number; ttftP50: number; ttftP99: number }> = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (let k = 0; k < paths.length; k++) {
+        const p = paths[(k + round - 1) % paths.length] as (typeof paths)[number];
+        const samples = await run(1, LONE_REQUESTS, (i) => p.one(i, `${p.path}-lone-r${round}`, 4));
+        const ttft = samples.map((x) => x.ttftMs).sort((a, b) => a - b);
+        lone.push({ path: p.path, round, ttftP50: percentile(ttft, 50), ttftP99: percentile(ttft, 99) });
+      }
+      for (const tokens of tokenCounts) {
+        const requests = concurrency * Math.max(2, Math.round(tokensPerPhase / (concurrency * tokens)));
+        // The order rotates from round to round, so no path always follows the same one.
+        for (let k = 0; k < paths.length; k++) {
+          const p = paths[(k + round - 1) % paths.length] as (typeof paths)[number];
+          const cpu0 = cpuMs(p.pid);
+          const sim0 = cpuMs(sim.pid);
+          const samples = await run(concurrency, requests, (i) =>
+            p.one(i, `${p.path}-r${round}-t${tokens}`, tokens),
+          );
+          const cpu = cpuMs(p.pid) - cpu0;
+          const simCpu = cpuMs(sim.pid) - sim0;
+          const ttft = samples.map((s) => s.ttftMs).sort((a, b) => a - b);
+          const total = samples.map((s) => s.totalMs).sort((a, b) => a - b);
+          phases.push({
+            path: p.path,
+            tokens,
+            round,
+            n: samples.length,
+            chunks: samples.reduce((a, s) => a + s.chunks, 0),
+            ttftP50: percentile(ttft, 50),
+            ttftP99: percentile(ttft, 99),
+            totalP50: percentile(total, 50),
+            cpuMs: cpu,
+            simCpuMs: simCpu,
+          });
+        }
+      }
     }
-    const f = (n: number) => n.toFixed(2).padStart(8);
+
+    const f = (n: number, d = 1) => (Number.isNaN(n) ? '' : n.toFixed(d));
     console.log(
-      `sidecar hop: ${concurrency} concurrent streams, ${requests} requests of ${maxTokens} tokens per run, ` +
-        `sim ITL ${values['itl-ms']} ms, TTFT ${values['ttft-ms']} ms (fixed step model)`,
+      `sidecar hop vs floor: ${concurrency} concurrent streams, ${rounds} interleaved rounds, ` +
+        `sim ITL ${values['itl-ms']} ms, TTFT ${values['ttft-ms']} ms; started ${started}, load average ${load}`,
     );
+    console.log('');
     console.log(
-      'path        |    n | TTFT p50 | TTFT p99 | total p50 | total p99 | engine e2e mean | client − engine mean   (ms)',
+      '| tokens | round | path | requests | chunks | TTFT p50 ms | TTFT p99 ms | total p50 ms | CPU µs/request | CPU µs/chunk | sim CPU µs/chunk |',
     );
-    for (const [name, s] of rows) {
+    console.log('| -: | -: | - | -: | -: | -: | -: | -: | -: | -: | -: |');
+    for (const p of phases) {
       console.log(
-        `${name.padEnd(11)} | ${String(s.n).padStart(4)} | ${f(s.ttftP50)} | ${f(s.ttftP99)} | ${f(s.totalP50).padStart(9)} | ` +
-          `${f(s.totalP99).padStart(9)} | ${f(s.engineMean).padStart(15)} | ${f(s.clientMean - s.engineMean).padStart(20)}`,
+        `| ${p.tokens} | ${p.round} | ${p.path} | ${p.n} | ${p.chunks} | ${f(p.ttftP50)} | ${f(p.ttftP99)} | ${f(p.totalP50)} | ` +
+          `${f((1000 * p.cpuMs) / p.n, 0)} | ${f((1000 * p.cpuMs) / p.chunks)} | ${f((1000 * p.simCpuMs) / p.chunks)} |`,
       );
     }
-    const d = rows.filter(([n]) => n.startsWith('direct')).map(([, s]) => s);
-    const sc = rows.filter(([n]) => n.startsWith('sidecar')).map(([, s]) => s);
-    const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const delta = (pick: (r: Row) => number) => (avg(sc.map(pick)) - avg(d.map(pick))).toFixed(2);
-    console.log(
-      `added by the hop (mean of runs): TTFT p50 ${delta((s) => s.ttftP50)} ms, TTFT p99 ${delta((s) => s.ttftP99)} ms, ` +
-        `total p50 ${delta((s) => s.totalP50)} ms, total p99 ${delta((s) => s.totalP99)} ms; ` +
-        `transport only (client − engine, mean) ${delta((s) => s.clientMean - s.engineMean)} ms`,
-    );
+    console.log('');
+    const spread = (xs: number[], d = 2, unit = '') =>
+      `${f(median(xs), d)}${unit} (${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)})`;
+    for (const tokens of tokenCounts) {
+      const at = (path: string) =>
+        phases.filter((p) => p.tokens === tokens && p.path === path).sort((a, b) => a.round - b.round);
+      const d = at('direct');
+      const fl = at('floor');
+      for (const path of targets.map((t) => t.path).filter((x) => x !== 'floor')) {
+        const s = at(path);
+        const perChunk = (p: Phase) => (1000 * p.cpuMs) / p.chunks;
+        const perReq = (p: Phase) => (1000 * p.cpuMs) / p.n;
+        const ratio = s.map((x, i) => x.cpuMs / (fl[i] as Phase).cpuMs);
+        console.log(
+          `${tokens} tokens, ${path}: CPU µs/chunk ${spread(s.map(perChunk), 1)} vs floor ${spread(fl.map(perChunk), 1)}; ` +
+            `µs/request ${spread(s.map(perReq), 0)} vs ${spread(fl.map(perReq), 0)}; ` +
+            `CPU ratio to the floor, median (min–max) of ${rounds} rounds: ${spread(ratio, 2, '×')}`,
+        );
+        const added = (xs: Phase[], pick: (p: Phase) => number) =>
+          xs.map((x, i) => pick(x) - pick(d[i] as Phase));
+        console.log(
+          `${tokens} tokens, TTFT added over direct, median (min–max): ${path} p50 ${spread(
+            added(s, (p) => p.ttftP50),
+            1,
+            ' ms',
+          )}, ` +
+            `p99 ${spread(
+              added(s, (p) => p.ttftP99),
+              1,
+              ' ms',
+            )}; floor p50 ${spread(
+              added(fl, (p) => p.ttftP50),
+              1,
+              ' ms',
+            )}, ` +
+            `p99 ${spread(
+              added(fl, (p) => p.ttftP99),
+              1,
+              ' ms',
+            )}`,
+        );
+      }
+    }
 
-    console.log(
-      `sidecar CPU: ${(sidecarCpuMs / 1000).toFixed(2)} s for ${sidecarChunks} chunks = ` +
-        `${((1000 * sidecarCpuMs) / sidecarChunks).toFixed(1)} µs per streamed chunk`,
-    );
-
-    // One stream at a time: the hop without queueing behind 63 others.
     {
-      const n = 200;
-      const lone = async (one: (i: number) => Promise<Sample>) => summary(await run(1, n, one));
-      const d1 = await lone((i) => direct(i, 'lone-direct'));
-      const s1 = await lone((i) => viaSidecar(i, 'lone-sidecar'));
+      const at = (path: string) => lone.filter((x) => x.path === path).sort((a, b) => a.round - b.round);
+      const d = at('direct');
+      const added = (path: string, pick: (x: (typeof lone)[number]) => number) =>
+        at(path).map((x, i) => pick(x) - pick(d[i] as (typeof lone)[number]));
       console.log(
-        `one stream at a time (${n} requests): direct TTFT p50 ${d1.ttftP50.toFixed(2)} / p99 ${d1.ttftP99.toFixed(2)} ms, ` +
-          `sidecar TTFT p50 ${s1.ttftP50.toFixed(2)} / p99 ${s1.ttftP99.toFixed(2)} ms; ` +
-          `total p50 ${d1.totalP50.toFixed(1)} vs ${s1.totalP50.toFixed(1)} ms`,
+        `one stream at a time (${LONE_REQUESTS} requests of 4 tokens per path and round): direct TTFT p50 ` +
+          `${spread(
+            d.map((x) => x.ttftP50),
+            1,
+            ' ms',
+          )}; added over direct, median (min–max): ` +
+          targets
+            .map(
+              (t) =>
+                `${t.path} p50 ${spread(
+                  added(t.path, (x) => x.ttftP50),
+                  2,
+                  ' ms',
+                )}, p99 ${spread(
+                  added(t.path, (x) => x.ttftP99),
+                  1,
+                  ' ms',
+                )}`,
+            )
+            .join('; '),
       );
     }
 
-    // Response cache: misses (first time) and hits (second time), deterministic requests.
-    for (const c of [1, concurrency]) {
-      const n = Math.max(c * 4, 64);
-      const miss = summary(await run(c, n, (i) => viaSidecar(i, `cache-c${c}`, 0)));
-      const hit = summary(await run(c, n, (i) => viaSidecar(i, `cache-c${c}`, 0)));
-      console.log(
-        `response cache at concurrency ${c}: miss TTFT p50 ${miss.ttftP50.toFixed(2)} / p99 ${miss.ttftP99.toFixed(2)} ms, ` +
-          `hit TTFT p50 ${hit.ttftP50.toFixed(2)} / p99 ${hit.ttftP99.toFixed(2)} ms; ` +
-          `whole response: miss p50 ${miss.totalP50.toFixed(1)} ms, hit p50 ${hit.totalP50.toFixed(2)} ms`,
+    if (values.cache) {
+      // Response cache: misses (first time) and hits (second time), deterministic requests.
+      const port = await freePort();
+      const cached = await launch(
+        'cached sidecar',
+        sidecarArgs(BIN, port, true),
+        'llmmesh sidecar listening',
       );
+      procs.push(cached);
+      const client = createSidecarClient(`127.0.0.1:${port}`);
+      targets.push({ path: 'cached', proc: cached, client });
+      for (;;) {
+        try {
+          await generate(client, { model: MODEL, prompt: 'warm up', sampling: { maxTokens: 1 } });
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      const summary = (samples: Sample[]) => {
+        const ttft = samples.map((s) => s.ttftMs).sort((a, b) => a - b);
+        const total = samples.map((s) => s.totalMs).sort((a, b) => a - b);
+        return {
+          ttftP50: percentile(ttft, 50),
+          ttftP99: percentile(ttft, 99),
+          totalP50: percentile(total, 50),
+        };
+      };
+      for (const c of [1, concurrency]) {
+        const n = Math.max(c * 4, 64);
+        const miss = summary(await run(c, n, (i) => viaGrpc(client, i, `cache-c${c}`, 64, 0)));
+        const hit = summary(await run(c, n, (i) => viaGrpc(client, i, `cache-c${c}`, 64, 0)));
+        console.log(
+          `response cache at concurrency ${c}: miss TTFT p50 ${f(miss.ttftP50, 2)} / p99 ${f(miss.ttftP99, 2)} ms, ` +
+            `hit TTFT p50 ${f(hit.ttftP50, 2)} / p99 ${f(hit.ttftP99, 2)} ms; ` +
+            `whole 64-token response: miss p50 ${f(miss.totalP50)} ms, hit p50 ${f(hit.totalP50, 2)} ms`,
+        );
+      }
     }
   } finally {
-    grpcClient.close();
+    for (const t of targets) t.client.close();
     engine.close();
-    sidecar.kill('SIGTERM');
-    sim.kill('SIGTERM');
+    for (const p of procs.reverse()) p.kill('SIGTERM');
   }
 }
 

@@ -150,6 +150,65 @@ describe('engine client against recorded engine output', () => {
     await server.aborted; // the engine saw the client go away
   });
 
+  it('hands each event to a callback, the same events the generator yields, for every capture', async () => {
+    for (const name of ['vllm-completions-stream.sse', 'llamacpp-chat-stream.sse']) {
+      const server = await startHttpServer((_req, res) => replaySse(res, fixture(name)));
+      const client = createEngineClient({ url: server.url });
+      closers.push(() => client.close(), server.close);
+      const pushed: EngineEvent[] = [];
+      await client.each(completion, (ev) => {
+        pushed.push(ev);
+        return true;
+      });
+      assert.deepEqual(pushed, await collect(client.stream(completion)), name);
+    }
+  });
+
+  it('a callback that returns false stops the stream and closes the HTTP request', async () => {
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
+      // ...and never finishes, like a long generation.
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const pushed: string[] = [];
+    await client.each(completion, (ev) => {
+      pushed.push(ev.text);
+      return false;
+    });
+    assert.deepEqual(pushed, ['a']);
+    await server.aborted;
+  });
+
+  it('a callback sees an aborted stream fail CANCELLED, and its own throw as it is', async () => {
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    const controller = new AbortController();
+    await assert.rejects(
+      client.each(
+        completion,
+        () => {
+          controller.abort();
+          return true;
+        },
+        { signal: controller.signal },
+      ),
+      (err: MeshError) => err.code === Status.CANCELLED,
+    );
+    const mine = new Error('mine');
+    await assert.rejects(
+      client.each(completion, () => {
+        throw mine;
+      }),
+      (err) => err === mine,
+    );
+  });
+
   it('reuses one pooled connection for sequential requests', async () => {
     const sockets = new Set<string>();
     const server = await startHttpServer((req, res) => {
@@ -159,6 +218,25 @@ describe('engine client against recorded engine output', () => {
     const client = createEngineClient({ url: server.url });
     closers.push(() => client.close(), server.close);
     for (let i = 0; i < 5; i++) await collect(client.stream(completion));
+    assert.equal(sockets.size, 1);
+  });
+
+  it('keeps the pooled connection when the response ends only after [DONE] has been read', async () => {
+    // As vLLM and the simulator do: `data: [DONE]` is written, the body ends in a later write.
+    const sockets = new Set<string>();
+    const server = await startHttpServer((req, res) => {
+      sockets.add(`${req.socket.remotePort}`);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`${fixture('vllm-completions-stream.sse').trimEnd()}\n\n`);
+      setImmediate(() => res.end());
+    });
+    // One socket: the next request waits for it to come back to the pool (or be replaced).
+    const client = createEngineClient({ url: server.url, maxSockets: 1 });
+    closers.push(() => client.close(), server.close);
+    for (let i = 0; i < 5; i++) {
+      const events = await collect(client.stream(completion));
+      assert.equal(events.at(-1)?.finishReason, 'length');
+    }
     assert.equal(sockets.size, 1);
   });
 

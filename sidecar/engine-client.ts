@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { finished } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import {
   errors,
@@ -15,7 +16,7 @@ import {
   MeshError,
 } from '../common/errors.js';
 import { type EngineUsage, type OpenAiRequest, parseStreamChunk } from './openai.js';
-import { createSseParser } from './sse.js';
+import { createSseParser, type SseEvent } from './sse.js';
 
 /** One event of a streamed completion. */
 export interface EngineEvent {
@@ -53,6 +54,19 @@ export interface EngineClient {
    * end without a finish.
    */
   stream(req: OpenAiRequest, options?: EngineCallOptions): AsyncGenerator<EngineEvent>;
+  /**
+   * Streams one completion as {@link stream} does, handing each event to
+   * `onEvent` in the read that brought it (no promise per event). `onEvent`
+   * returning `false` stops the stream: the HTTP request is destroyed, as an
+   * abandoned stream's is, and no last event follows. Resolves after the last
+   * event (or the stop); rejects with what {@link stream} throws, or with what
+   * `onEvent` threw.
+   */
+  each(
+    req: OpenAiRequest,
+    onEvent: (ev: EngineEvent) => boolean | undefined,
+    options?: EngineCallOptions,
+  ): Promise<void>;
   /**
    * `POST /tokenize` (vLLM, the simulator): the token ids of a prompt as the
    * engine renders it. Throws a {@link MeshError} when the engine has no such
@@ -146,6 +160,28 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
     }
   };
 
+  /** POSTs a streamed completion; the response once its headers say 200, or the HTTP error as a MeshError. */
+  const openStream = async (req: OpenAiRequest, callOptions: EngineCallOptions) => {
+    const res = await request(
+      'POST',
+      req.path,
+      { accept: 'text/event-stream', ...callOptions.headers },
+      JSON.stringify(req.body),
+      callOptions.signal,
+    );
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      let text = '';
+      try {
+        text = await readBody(res);
+      } catch {
+        // The status alone still says what happened.
+      }
+      throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
+    }
+    return res;
+  };
+
   const simpleGet = async (path: string, timeoutMs: number, signal?: AbortSignal) => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -160,26 +196,11 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
   return {
     url: base.origin,
     async *stream(req, callOptions = {}) {
-      const body = JSON.stringify(req.body);
-      const res = await request(
-        'POST',
-        req.path,
-        { accept: 'text/event-stream', ...callOptions.headers },
-        body,
-        callOptions.signal,
-      );
-      const status = res.statusCode ?? 0;
-      if (status !== 200) {
-        let text = '';
-        try {
-          text = await readBody(res);
-        } catch {
-          // The status alone still says what happened.
-        }
-        throw fromHttpStatus(status, text, label, headerValue(res.headers['retry-after']));
-      }
+      yield* streamEvents(await openStream(req, callOptions), label);
+    },
 
-      yield* streamEvents(res, label);
+    async each(req, onEvent, callOptions = {}) {
+      return eachEvent(await openStream(req, callOptions), label, onEvent);
     },
 
     async tokenize(body, callOptions = {}) {
@@ -256,78 +277,217 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
 }
 
 /**
- * The events of one streamed completion response: text as it arrives, then
- * one last event with the finish reason and usage (and any text or ids that
- * came with or after the finish). Throws on in-band errors, malformed events
- * and streams that end without a finish.
+ * The events of one streamed completion response, from its SSE `data`
+ * fields in order: text as it arrives, then one last event with the finish
+ * reason and usage (and any text or ids that came with or after the finish).
+ * Throws on in-band errors and malformed events.
  */
-async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGenerator<EngineEvent> {
-  const parser = createSseParser();
-  const decoder = new StringDecoder('utf8');
+interface EventReader {
+  /** `[DONE]` was read. */
+  readonly done: boolean;
+  /** The event one `data` field yields now, if any. */
+  read(data: string): EngineEvent | undefined;
+  /** The last event; throws when the stream ended without a finish. */
+  last(): EngineEvent;
+}
+
+function createEventReader(label: string): EventReader {
   let finishReason: string | undefined;
   let usage: EngineUsage | undefined;
   let pendingText = '';
   let pendingIds: number[] | undefined;
   let done = false;
-  const handle = function* (data: string): Generator<EngineEvent> {
-    if (data.trim() === '[DONE]') {
-      done = true;
-      return;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
-    }
-    if (typeof json === 'object' && json !== null && 'error' in json) {
-      throw fromEngineErrorObject(json, label);
-    }
-    const chunk = parseStreamChunk(json);
-    if (!chunk) return;
-    if (chunk.usage) usage = chunk.usage;
-    if (finishReason !== undefined || chunk.finishReason !== undefined) {
-      // Hold the finish chunk until usage (vLLM sends it right after), so
-      // the last text, finish reason and usage travel as one chunk. Text
-      // after the finish chunk is unusual but must not be lost.
-      finishReason ??= chunk.finishReason;
-      pendingText += chunk.text;
-      if (chunk.tokenIds?.length) pendingIds = [...(pendingIds ?? []), ...chunk.tokenIds];
-      return;
-    }
-    // A token may decode to no text yet (part of a character): its id still counts.
-    if (chunk.text || chunk.tokenIds?.length) {
+  return {
+    get done() {
+      return done;
+    },
+    read(data) {
+      if (data.trim() === '[DONE]') {
+        done = true;
+        return undefined;
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(data);
+      } catch {
+        throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
+      }
+      if (typeof json === 'object' && json !== null && 'error' in json) {
+        throw fromEngineErrorObject(json, label);
+      }
+      const chunk = parseStreamChunk(json);
+      if (!chunk) return undefined;
+      if (chunk.usage) usage = chunk.usage;
+      if (finishReason !== undefined || chunk.finishReason !== undefined) {
+        // Hold the finish chunk until usage (vLLM sends it right after), so
+        // the last text, finish reason and usage travel as one chunk. Text
+        // after the finish chunk is unusual but must not be lost.
+        finishReason ??= chunk.finishReason;
+        pendingText += chunk.text;
+        if (chunk.tokenIds?.length) pendingIds = [...(pendingIds ?? []), ...chunk.tokenIds];
+        return undefined;
+      }
+      // A token may decode to no text yet (part of a character): its id still counts.
+      if (!chunk.text && !chunk.tokenIds?.length) return undefined;
+      // Usage travels on the last event only.
+      if (!chunk.usage && (chunk.tokenIds === undefined || chunk.tokenIds.length > 0)) return chunk;
       const ev: EngineEvent = { text: chunk.text };
       if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
-      yield ev;
-    }
-  };
-
-  try {
-    for await (const part of res) {
-      for (const ev of parser.push(decoder.write(part as Buffer))) {
-        yield* handle(ev.data);
-        if (done) break;
+      return ev;
+    },
+    last() {
+      if (finishReason === undefined) {
+        throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
       }
-      if (done) break;
+      const last: EngineEvent = { text: pendingText, finishReason };
+      if (pendingIds) last.tokenIds = pendingIds;
+      if (usage) last.usage = usage;
+      return last;
+    },
+  };
+}
+
+/**
+ * Ends a response whether its stream finished, failed or was abandoned.
+ * After `[DONE]` only the end of the body is left: it is read, so the
+ * connection goes back to the pool (an engine that does not end the
+ * response soon loses it). Any other unfinished response is destroyed,
+ * which vLLM sees as a client disconnect and aborts.
+ */
+function release(res: http.IncomingMessage, done: boolean): void {
+  if (res.complete) return;
+  if (done) drainRest(res);
+  else res.destroy();
+}
+
+/** The events of one streamed completion response (see {@link createEventReader}), as a generator. */
+async function* streamEvents(res: http.IncomingMessage, label: string): AsyncGenerator<EngineEvent> {
+  const parser = createSseParser();
+  const decoder = new StringDecoder('utf8');
+  const reader = createEventReader(label);
+  try {
+    // Not destroyed when the loop leaves at `[DONE]`: see release().
+    for await (const part of res.iterator({ destroyOnReturn: false })) {
+      for (const sse of parser.push(decoder.write(part as Buffer))) {
+        const ev = reader.read(sse.data);
+        if (ev) yield ev;
+        if (reader.done) break;
+      }
+      if (reader.done) break;
     }
-    if (!done) for (const ev of parser.push(decoder.end()).concat(parser.flush())) yield* handle(ev.data);
+    if (!reader.done) {
+      for (const sse of parser.push(decoder.end()).concat(parser.flush())) {
+        const ev = reader.read(sse.data);
+        if (ev) yield ev;
+      }
+    }
   } catch (err) {
     if (err instanceof MeshError) throw err;
     throw MeshError.from(err, `engine at ${label}`);
   } finally {
-    // Ends the HTTP exchange whether we finished, failed or were abandoned
-    // by the consumer (generator return): an unfinished response is
-    // destroyed, which vLLM sees as a client disconnect and aborts.
-    if (!res.complete) res.destroy();
+    release(res, reader.done);
   }
-  if (finishReason === undefined) {
-    throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
-  }
-  const last: EngineEvent = { text: pendingText, finishReason };
-  if (pendingIds) last.tokenIds = pendingIds;
-  if (usage) last.usage = usage;
-  yield last;
+  yield reader.last();
+}
+
+/**
+ * The events of one streamed completion response (see {@link createEventReader}),
+ * each handed to `onEvent` in the `data` event that brought it.
+ */
+function eachEvent(
+  res: http.IncomingMessage,
+  label: string,
+  onEvent: (ev: EngineEvent) => boolean | undefined,
+): Promise<void> {
+  const parser = createSseParser();
+  const decoder = new StringDecoder('utf8');
+  const reader = createEventReader(label);
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    // What `onEvent` threw goes to the caller as it is.
+    let thrown: { err: unknown } | undefined;
+    const deliver = (ev: EngineEvent): boolean => {
+      try {
+        return onEvent(ev) !== false;
+      } catch (err) {
+        thrown = { err };
+        throw err;
+      }
+    };
+    const fail = (err: unknown) =>
+      reject(
+        thrown ? thrown.err : err instanceof MeshError ? err : MeshError.from(err, `engine at ${label}`),
+      );
+    const settle = (err?: unknown) => {
+      settled = true;
+      res.off('data', onData);
+      stopWatching();
+      release(res, err === undefined && reader.done);
+      if (err === undefined) resolve();
+      else fail(err);
+    };
+    /** Hands the events of `parts` on; false once the stream is over. */
+    const feed = (parts: SseEvent[], stopAtDone: boolean): boolean => {
+      for (const sse of parts) {
+        const ev = reader.read(sse.data);
+        if (ev && !deliver(ev)) {
+          settle();
+          return false;
+        }
+        if (stopAtDone && reader.done) {
+          finish();
+          return false;
+        }
+      }
+      return true;
+    };
+    const finish = () => {
+      // The last event goes out after the response is released, as the generator's does.
+      settled = true;
+      res.off('data', onData);
+      stopWatching();
+      release(res, reader.done);
+      try {
+        deliver(reader.last());
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      resolve();
+    };
+    const onData = (part: Buffer) => {
+      if (settled) return;
+      try {
+        feed(parser.push(decoder.write(part)), true);
+      } catch (err) {
+        settle(err);
+      }
+    };
+    const stopWatching = finished(res, { writable: false }, (err) => {
+      if (settled) return;
+      if (err) {
+        settle(err);
+        return;
+      }
+      try {
+        if (feed(parser.push(decoder.end()).concat(parser.flush()), false)) finish();
+      } catch (e) {
+        settle(e);
+      }
+    });
+    res.on('data', onData);
+  });
+}
+
+/** How long the end of a response may take to arrive after `[DONE]`. */
+const END_AFTER_DONE_MS = 1000;
+
+/** Reads what is left of a finished stream's response, destroying it if it does not end soon. */
+function drainRest(res: http.IncomingMessage): void {
+  const timer = setTimeout(() => res.destroy(), END_AFTER_DONE_MS);
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+  res.resume();
 }
 
 /** One engine's HTTP connection pool and identity. */
@@ -374,18 +534,18 @@ function send(
         },
       },
       (res) => {
-        signal?.removeEventListener('abort', onAbort);
         if (signal) {
           // From here on an abort destroys the response (and so the request).
-          const abortRes = () => res.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
-          if (signal.aborted) abortRes();
-          else signal.addEventListener('abort', abortRes, { once: true });
-          res.once('close', () => signal.removeEventListener('abort', abortRes));
+          response = res;
+          if (signal.aborted) onAbort();
+          else res.once('close', () => signal.removeEventListener('abort', onAbort));
         }
         resolve(res);
       },
     );
-    const onAbort = () => req.destroy(errors.cancelled(`request to engine at ${label} cancelled`));
+    let response: http.IncomingMessage | undefined;
+    const onAbort = () =>
+      (response ?? req).destroy(errors.cancelled(`request to engine at ${label} cancelled`));
     signal?.addEventListener('abort', onAbort, { once: true });
     req.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);

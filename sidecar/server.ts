@@ -15,7 +15,9 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { formatHostPort, parseHostPort } from '../common/address.js';
 import { adminDisabled } from '../common/admin-http.js';
+import { encodeChunk } from '../common/chunk-codec.js';
 import type { EngineHandlers } from '../common/generated/llmmesh/v1/Engine.js';
+import type { GenerateChunk } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { LoadReport } from '../common/generated/llmmesh/v1/LoadReport.js';
 import type { WatchLoadRequest__Output } from '../common/generated/llmmesh/v1/WatchLoadRequest.js';
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.js';
@@ -120,7 +122,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     server = await startGrpcServer({
       credentials: options.tls ? serverCredentials(options.tls, 'tls') : undefined,
       address: options.listen,
-      services: [{ definition: loadProtos().engine.Engine.service, implementation: handlers }],
+      services: [{ definition: engineService(), implementation: handlers }],
       reflect: [ENGINE_SERVICE],
     });
     const grpcServer = server;
@@ -188,6 +190,22 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     report: () => reporter.current(),
     drain: lifecycle.drain,
     close: lifecycle.close,
+  };
+}
+
+/**
+ * `llmmesh.v1.Engine` with streamed chunks written by the hand-written codec
+ * (common/chunk-codec.ts, wire-compatible with proto-loader's) instead of
+ * protobufjs' generic `fromObject` + encode, once per token.
+ */
+function engineService(): grpc.ServiceDefinition {
+  const service = loadProtos().engine.Engine.service;
+  return {
+    ...service,
+    GenerateStream: {
+      ...service.GenerateStream,
+      responseSerialize: encodeChunk as (value: GenerateChunk) => Buffer,
+    },
   };
 }
 

@@ -38,6 +38,34 @@ describe('SSE parser', () => {
     assert.equal(events[1]?.data, '[DONE]');
   });
 
+  it('reads events of every shape alike, whatever the split, as the WHATWG algorithm does', () => {
+    const body =
+      'data: {"a":1}\n\n\n\ndata:{"b":2}\n\n: comment\ndata: {"c":3}\n\nevent: x\ndata: y\ndata: z\n\n' +
+      'data:  two spaces\n\nid: 7\ndata: [DONE]\n\ndata: tail';
+    const want = [
+      { event: 'message', data: '{"a":1}' },
+      { event: 'message', data: '{"b":2}' },
+      { event: 'message', data: '{"c":3}' },
+      { event: 'x', data: 'y\nz' },
+      { event: 'message', data: ' two spaces' },
+      { event: 'message', data: '[DONE]' },
+      { event: 'message', data: 'tail' },
+    ];
+    for (const size of [1, 2, 3, 5, 11, body.length]) {
+      const p = createSseParser();
+      const events = [];
+      for (let i = 0; i < body.length; i += size) events.push(...p.push(body.slice(i, i + size)));
+      events.push(...p.flush());
+      assert.deepEqual(events, want, `chunk size ${size}`);
+    }
+    const crlf = createSseParser();
+    const events = [...crlf.push('data: a\n\ndata: b\r\n\r\ndata: c\n'), ...crlf.push('\n'), ...crlf.flush()];
+    assert.deepEqual(
+      events.map((e) => e.data),
+      ['a', 'b', 'c'],
+    );
+  });
+
   it('keeps an unterminated last event for flush', () => {
     const p = createSseParser();
     assert.deepEqual(p.push('data: {"a":1}'), []);

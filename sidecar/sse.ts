@@ -45,15 +45,46 @@ export function createSseParser(): SseParser {
     out = [];
     return events;
   };
+  // The common case, an event of one `data: ` line ended by a blank line
+  // (`\n\n`), is read here; any other complete event goes through the
+  // parser, which so always starts at an event boundary. Text after the last
+  // blank line waits in `pending`. A CR anywhere sends everything through
+  // the parser from then on.
+  let pending = '';
+  let slow = false;
   return {
     push(chunk) {
-      parser.feed(chunk);
+      if (slow) {
+        parser.feed(chunk);
+        return take();
+      }
+      if (chunk.includes('\r')) {
+        slow = true;
+        parser.feed(pending + chunk);
+        pending = '';
+        return take();
+      }
+      const text = pending + chunk;
+      let start = 0;
+      for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n', start)) {
+        // An empty block is a blank line: no event.
+        if (end > start) {
+          if (text.indexOf('\n', start) === end && text.startsWith('data: ', start)) {
+            out.push({ event: 'message', data: text.slice(start + 6, end) });
+          } else {
+            parser.feed(text.slice(start, end + 2));
+          }
+        }
+        start = end + 2;
+      }
+      pending = start === 0 ? text : text.slice(start);
       return take();
     },
     flush() {
       // A blank line ends whatever the stream left open: an unterminated
       // line, or an event without its terminating blank line.
-      parser.feed('\n\n');
+      parser.feed(`${pending}\n\n`);
+      pending = '';
       parser.reset();
       return take();
     },

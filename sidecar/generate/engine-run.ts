@@ -149,19 +149,23 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       span.setAttribute('url.path', openAi.path);
       let text = req.continuation?.text ?? '';
       let first = true;
-      for await (const ev of engine.stream(openAi, { signal: flight.signal, headers })) {
-        if (first) {
-          span.addEvent('first_token');
-          first = false;
-        }
-        const chunk = seam ? seam.next(ev) : toChunk(req, mode, ev);
-        if (chunk) {
-          text += chunk.text;
-          flight.push(chunk);
-        }
-        // Leaving the stream ends the engine request (the client side goes away).
-        if (seam?.stopped) break;
-      }
+      await engine.each(
+        openAi,
+        (ev) => {
+          if (first) {
+            span.addEvent('first_token');
+            first = false;
+          }
+          const chunk = seam ? seam.next(ev) : toChunk(req, mode, ev);
+          if (chunk) {
+            text += chunk.text;
+            flight.push(chunk);
+          }
+          // Stopping the stream ends the engine request (the client side goes away).
+          return !seam?.stopped;
+        },
+        { signal: flight.signal, headers },
+      );
       flight.finish();
       const last = flight.chunks.at(-1);
       if (last?.usage) {
@@ -233,6 +237,8 @@ function toChunk(
   mode: ContinuationMode | undefined,
   ev: EngineEvent,
 ): StreamChunk {
+  // An event is a chunk as it is (same fields), but for a continuation's usage.
+  if (!(req.continuation && mode && ev.usage)) return ev;
   const chunk: StreamChunk = { text: ev.text };
   if (ev.tokenIds) chunk.tokenIds = ev.tokenIds;
   if (ev.finishReason !== undefined) {

@@ -43,6 +43,24 @@ describe('flight', () => {
     await f.changed(); // resolves at once once failed
   });
 
+  it('calls change listeners in the push, finish or failure that changed it, until they unsubscribe', () => {
+    const f = createFlight();
+    const seen: number[] = [];
+    const off = f.onChange(() => seen.push(f.chunks.length));
+    f.push({ text: 'a' });
+    f.push({ text: 'b' });
+    assert.deepEqual(seen, [1, 2]);
+    off();
+    f.push({ text: 'c', finishReason: 'stop' });
+    assert.deepEqual(seen, [1, 2]);
+    const g = createFlight();
+    let calls = 0;
+    g.onChange(() => calls++);
+    g.fail(new Error('boom'));
+    g.push({ text: 'late' });
+    assert.equal(calls, 1);
+  });
+
   it('a completed source is done', async () => {
     const s = completedSource([{ text: 'x', finishReason: 'length' }]);
     assert.equal(s.done, true);

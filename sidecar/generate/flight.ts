@@ -28,6 +28,12 @@ export interface ChunkSource {
   readonly error: MeshError | undefined;
   /** Resolves at the next chunk, end or failure. */
   changed(): Promise<void>;
+  /**
+   * Calls `listener` at every chunk, end or failure from now on, in the call
+   * that brought it, until the returned function is called. A listener must
+   * not throw.
+   */
+  onChange(listener: () => void): () => void;
 }
 
 /** A running engine call, fed by its producer. */
@@ -51,8 +57,10 @@ export function createFlight(): Flight {
   let followers = 0;
   let wake: (() => void) | undefined;
   let waiting: Promise<void> | undefined;
+  const listeners = new Set<() => void>();
 
   const notify = () => {
+    for (const l of listeners) l();
     const w = wake;
     wake = undefined;
     waiting = undefined;
@@ -77,6 +85,10 @@ export function createFlight(): Flight {
         wake = resolve;
       });
       return waiting;
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     push(chunk) {
       if (done || error) return;
@@ -109,5 +121,5 @@ export function createFlight(): Flight {
 
 /** A finished source over known chunks (a cached answer). */
 export function completedSource(chunks: readonly StreamChunk[]): ChunkSource {
-  return { chunks, done: true, error: undefined, changed: () => Promise.resolve() };
+  return { chunks, done: true, error: undefined, changed: () => Promise.resolve(), onChange: () => () => {} };
 }

@@ -7,7 +7,6 @@
  * behind), all that wait are merged into
  * one (text and token ids kept exactly; see {@link mergeable}).
  */
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { COALESCE_BACKLOG } from '../../common/coalescing.js';
 import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
@@ -93,9 +92,11 @@ function mergeChunks(chunks: readonly StreamChunk[], from: number, count: number
 
 /**
  * Writes `source` to `call` until it ends or `signal` aborts (the caller went
- * away, or the stream is handed back); rethrows the source's failure.
+ * away, or the stream is handed back); rejects with the source's failure.
+ * Chunks are written in the call that brought them (the source's change),
+ * or when the call drains after a write that filled it.
  */
-export async function writeStream(
+export function writeStream(
   call: GenerateCall,
   source: ChunkSource,
   signal: AbortSignal,
@@ -103,41 +104,68 @@ export async function writeStream(
   progress: WriteOutcome,
 ): Promise<WriteOutcome> {
   const fromCache = opts.result === 'hit-l1' || opts.result === 'hit-l2' || opts.result === 'coalesced';
-  // One abort listener for the whole call, however many chunks wait.
-  const aborted = new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
+  return new Promise<WriteOutcome>((resolve, reject) => {
+    let over = false;
+    let draining = false;
+    const end = (err?: unknown) => {
+      if (over) return;
+      over = true;
+      unsubscribe();
+      signal.removeEventListener('abort', onAbort);
+      call.off('drain', onDrain);
+      if (err === undefined) resolve(progress);
+      else reject(err);
+    };
+    const onAbort = () => end();
+    const onDrain = () => {
+      draining = false;
+      pump();
+    };
+    const pump = () => {
+      if (over || draining) return;
+      try {
+        while (progress.chunks < source.chunks.length) {
+          const i = progress.chunks;
+          let chunk = source.chunks[i] as StreamChunk;
+          if (i === 0) {
+            const md = new grpc.Metadata();
+            md.set(CACHE_KEY, opts.result);
+            call.sendMetadata(md);
+            opts.metrics.ttft.observe({ cache: opts.result }, (performance.now() - opts.startedAt) / 1000);
+          }
+          let count = 1;
+          // COALESCE_BACKLOG chunks or more wait for the caller (it is behind): they go out as one.
+          if (i > 0 && source.chunks.length - i >= COALESCE_BACKLOG) {
+            count = mergeable(source.chunks, i);
+            if (count > 1) chunk = mergeChunks(source.chunks, i, count);
+          }
+          progress.chunks += count;
+          if (chunk.tokenIds?.length) progress.tokenIds += chunk.tokenIds.length;
+          else if (chunk.text !== '') progress.textWithoutIds = true;
+          const more = call.write(toProtoChunk(chunk, i, opts.version, fromCache));
+          // An abort ends the write at once (onAbort).
+          if (over) return;
+          if (!more) {
+            draining = true;
+            call.once('drain', onDrain);
+            return;
+          }
+        }
+        if (source.error) return end(source.error);
+        if (source.done) {
+          progress.completed = true;
+          return end();
+        }
+      } catch (err) {
+        end(err);
+      }
+    };
+    const unsubscribe = source.onChange(pump);
+    if (signal.aborted) {
+      end();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    pump();
   });
-  for (;;) {
-    while (progress.chunks < source.chunks.length) {
-      const i = progress.chunks;
-      let chunk = source.chunks[i] as StreamChunk;
-      if (i === 0) {
-        const md = new grpc.Metadata();
-        md.set(CACHE_KEY, opts.result);
-        call.sendMetadata(md);
-        opts.metrics.ttft.observe({ cache: opts.result }, (performance.now() - opts.startedAt) / 1000);
-      }
-      let count = 1;
-      // COALESCE_BACKLOG chunks or more wait for the caller (it is behind): they go out as one.
-      if (i > 0 && source.chunks.length - i >= COALESCE_BACKLOG) {
-        count = mergeable(source.chunks, i);
-        if (count > 1) chunk = mergeChunks(source.chunks, i, count);
-      }
-      progress.chunks += count;
-      if (chunk.tokenIds?.length) progress.tokenIds += chunk.tokenIds.length;
-      else if (chunk.text !== '') progress.textWithoutIds = true;
-      if (!call.write(toProtoChunk(chunk, i, opts.version, fromCache))) {
-        await once(call, 'drain', { signal }).catch(() => {});
-      }
-      if (signal.aborted) return progress;
-    }
-    if (source.error) throw source.error;
-    if (source.done) {
-      progress.completed = true;
-      return progress;
-    }
-    await Promise.race([source.changed(), aborted]);
-    if (signal.aborted) return progress;
-  }
 }
