@@ -218,6 +218,8 @@ function simConfigFromValues(values: ParsedOptions): SimCommandConfig {
     timeToFirstTokenMs: num(values, 'time-to-first-token-ms', spec, { min: 0 }),
     prefillTimePerTokenMs: num(values, 'prefill-time-per-token-ms', spec, { min: 0 }),
     timeScale: num(values, 'time-scale', spec, { min: 0 }),
+    // As vLLM: `GET /server_info` (with max_num_seqs) only in its dev mode.
+    serverInfo: process.env.VLLM_SERVER_DEV_MODE === '1',
     faults: Object.fromEntries(Object.entries(faults).filter(([, v]) => v !== undefined)),
     onCrash: ({ afterTokens }) => {
       process.stderr.write(`llmmesh sim: simulated crash after ${afterTokens} tokens (fault injection)\n`);
