@@ -293,7 +293,7 @@ describe('admission', () => {
         ...config,
         max_concurrency: 100,
         max_queue_length: 100,
-        max_queue_wait_ms: 1_000,
+        max_queue_wait_ms: 300,
         standing_queue_wait_ms: 120,
       },
       timers,
@@ -309,36 +309,41 @@ describe('admission', () => {
     first();
     const third = await a.admit(t());
     assert.equal(a.drain('m/v1')?.serviceMs, 100);
-    // 2 in flight over 100 ms: 50 ms per place; a burst queues within the full budget.
-    const burst = [a.admit(t()), a.admit(t()), a.admit(t())];
+    // 2 in flight over 100 ms: 50 ms per place. Nothing finishes: the queue
+    // grows within the full budget (a burst)...
+    const w1 = a.admit(t());
+    advance(100);
+    const w2 = a.admit(t());
+    advance(100);
+    const w3 = a.admit(t());
     await tick();
     assert.equal(a.queued, 3);
-    // The queue has not emptied for a service time: it stands. Its waiters
-    // past the standing budget are shed, new ones wait at most that long.
-    advance(160);
+    assert.deepEqual(sheds, []);
+    // ...until it has not emptied for max_queue_wait_ms: it stands. The
+    // oldest reaches its full wait; the waiters past the standing budget
+    // are shed, and new ones wait at most that long.
+    advance(100);
+    await assert.rejects(w1, (e: MeshError) => /no capacity within 300 ms/.test(e.message));
     const late = a.admit(t());
-    for (const w of burst)
-      await assert.rejects(w, (e: MeshError) => {
-        assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
-        assert.match(
-          e.message,
-          /queue stands \(sustained overload\), so a request waits at most 120 ms; waited 160 ms/,
-        );
-        assert.ok((e.retryPushbackMs ?? 0) >= config.min_pushback_ms);
-        return true;
-      });
-    assert.deepEqual(sheds, ['standing_queue', 'standing_queue', 'standing_queue']);
-    assert.equal(a.queued, 1);
-    const more = a.admit(t());
+    await assert.rejects(w2, (e: MeshError) => {
+      assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
+      assert.match(
+        e.message,
+        /queue stands \(sustained overload\), so a request waits at most 120 ms; waited 200 ms/,
+      );
+      assert.ok((e.retryPushbackMs ?? 0) >= config.min_pushback_ms);
+      return true;
+    });
+    assert.deepEqual(sheds, ['queue_timeout', 'standing_queue']);
+    assert.equal(a.queued, 2, 'the waiter within the standing budget stays, and the new one joins');
     await assert.rejects(a.admit(t()), (e: MeshError) =>
       /expected wait 150 ms exceeds the 120 ms budget/.test(e.message),
     );
-    assert.equal(a.queued, 2);
     second();
+    (await w3)();
     (await late)();
-    (await more)();
     third();
-    // Empty for a service time (the mean is now about 100 ms): the full budget again.
+    // Empty for a mean service time (now about 140 ms): the full budget again.
     advance(200);
     const held = [await a.admit(t()), await a.admit(t())];
     const patient = [a.admit(t()), a.admit(t()), a.admit(t()), a.admit(t())];

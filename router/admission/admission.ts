@@ -14,12 +14,13 @@
  * beyond the budget has drained, instead of waiting to be shed.
  *
  * A queue absorbs bursts; under sustained overload it only adds delay. A
- * pool's queue that has not emptied for one mean service time of the pool
- * (every slot turned over and arrivals still outpaced finishes) is
- * *standing*: its budget drops to `standing_queue_wait_ms` (never below two
- * finishes' worth, so a waiter is there when a slot frees), waiters past it
- * are shed, and the queue only bridges a finish to the next admission. Once
- * the queue empties, the full `max_queue_wait_ms` applies again.
+ * pool's queue that has not emptied for `max_queue_wait_ms` (longer than a
+ * burst it can absorb) is *standing*: its budget drops to
+ * `standing_queue_wait_ms` (never below two finishes' worth, so a waiter is
+ * there when a slot frees), waiters past it are shed, and the queue only
+ * bridges a finish to the next admission. Once the queue has stayed empty
+ * for a mean service time of the pool, the full `max_queue_wait_ms` applies
+ * again.
  */
 import { EventEmitter } from 'node:events';
 import { errors } from '../../common/errors.js';
@@ -33,6 +34,13 @@ export interface AdmissionTicket {
   poolKey: string;
   /** True while every usable endpoint of the request's pool is saturated. */
   saturated(): boolean;
+  /**
+   * True while every usable endpoint of the pool holds more than it should
+   * (its knee plus the saturation depth) by the router's own count, which
+   * shows a finish at once: a freed slot then lets nobody in, so a queue
+   * that built up in the engines drains instead of standing.
+   */
+  pastCapacity?(): boolean;
   /** Absolute deadline (ms, `now()` clock). */
   deadline: number;
   signal: AbortSignal;
@@ -183,15 +191,16 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
   };
   /**
    * True while the pool's queue stands: it starts to once the queue has not
-   * emptied for a mean service time, and stops once it has stayed empty as
-   * long (a queue kept short by shedding empties for moments; the overload
-   * has not ended for that).
+   * emptied for `max_queue_wait_ms`, and stops once it has stayed empty for
+   * a mean service time (a queue kept short by shedding empties for
+   * moments; the overload has not ended for that).
    */
   const standing = (key: string) => {
     const q = waiting.get(key);
-    const d = pools.get(key);
-    if (!q || !d || d.serviceMs <= 0) return false;
-    if (timers.now() - q.since >= d.serviceMs) q.standing = q.count > 0;
+    if (!q) return false;
+    const spell = timers.now() - q.since;
+    if (q.count > 0 && spell >= cfg.max_queue_wait_ms) q.standing = true;
+    else if (q.count === 0 && spell >= (pools.get(key)?.serviceMs ?? 0)) q.standing = false;
     return q.standing;
   };
   /** The pool's queue budget now, and its drain rate. */
@@ -299,6 +308,11 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       const key = w.ticket.poolKey;
       if (blocked.has(key)) continue;
       const credit = credits.get(key) ?? 0;
+      if (credit > 0 && w.ticket.pastCapacity?.()) {
+        credits.delete(key);
+        blocked.add(key);
+        continue;
+      }
       if (credit > 0) {
         credits.set(key, credit - 1);
         // A freed slot is the pool's admission of this pass: until the

@@ -190,9 +190,10 @@ const admissionSchema = z.strictObject({
   /** A queued request waits at most this long, then is shed. */
   max_queue_wait_ms: ms(0).default(2_000),
   /**
-   * A pool's queue that has not emptied for one mean service time stands
+   * A pool's queue that has not emptied for `max_queue_wait_ms` stands
    * (sustained overload, not a burst): its requests then wait at most this
-   * long (or two finishes' worth, if longer), and the rest are shed.
+   * long (or two finishes' worth, if longer), and the rest are shed, until
+   * the queue has stayed empty for a mean service time.
    */
   standing_queue_wait_ms: ms(0).default(100),
   /** `grpc-retry-pushback-ms` sent with shed requests. */
