@@ -12,7 +12,7 @@ import { CACHE_KEY } from '../../common/metadata.js';
 import { estimatePromptTokens } from '../../common/validate.js';
 import type { RouterConfig } from '../config/schema.js';
 import { chooseVersion, type VersionChoice } from '../routing/version-split.js';
-import { excessOverKnee, isSaturated, usable } from '../scheduling/load.js';
+import { isSaturated, usable } from '../scheduling/load.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
 import { checkContextLength, checkRequest, upstreamRequest } from './preflight.js';
 import { createTenantCharge } from './tenant-charge.js';
@@ -94,17 +94,6 @@ export function createDirector(ctx: RouterContext): Director {
     return any;
   };
 
-  /** True while every usable endpoint of the pool is past its knee plus `saturation` by this router's count. */
-  const pastCapacity = (model: string, version: string, saturation: number) => () => {
-    let any = false;
-    for (const e of endpoints.snapshot().pool(model, version)) {
-      if (!usable(e) || e.breaker === 'open') continue;
-      any = true;
-      if (excessOverKnee(e) < saturation) return false;
-    }
-    return any;
-  };
-
   return {
     async execute(req, incoming, scope) {
       const { rt } = scope;
@@ -150,7 +139,6 @@ export function createDirector(ctx: RouterContext): Director {
         priority: rt.priority,
         poolKey: `${req.model}\u0000${choice.version}`,
         saturated: saturatedPool(req.model, choice.version, cfg.admission.saturation_queue_depth),
-        pastCapacity: pastCapacity(req.model, choice.version, cfg.admission.saturation_queue_depth),
         deadline: scope.deadline,
         signal: scope.signal,
       });

@@ -91,8 +91,8 @@ export interface LoadEstimate {
   /**
    * True when the knee is a hard limit (the engine published `max_num_seqs`
    * and the knee is it): requests past it queue for sure. A learned knee
-   * moves with the mix of prompts and cache hits; past it, requests queue
-   * as far as the engine last showed (see {@link excessOverKnee}).
+   * moves with the mix of prompts and cache hits, so it ranks but does not
+   * decide saturation.
    */
   readonly kneeKnown: boolean;
   /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
@@ -334,20 +334,10 @@ export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number)
   // The engine's waiting count alone may be a scrape that caught requests
   // between two steps: it counts once it lasts (above). The sidecar's queue
   // and this router's excess over the knee are queues now.
-  const queue = Math.max(e.report?.queued ?? 0, excessOverKnee(e));
+  // Only a hard knee (max_num_seqs) makes the excess a queue for sure.
+  const excess = l.kneeKnown ? l.outstanding - l.knee : 0;
+  const queue = Math.max(e.report?.queued ?? 0, excess);
   return l.kvUsage >= KV_FULL || queue >= saturationQueueDepth;
-}
-
-/**
- * Requests at the endpoint past its knee, by this router's count (which
- * shows a finish at once), when the knee is one that makes the excess a
- * queue: published (`max_num_seqs`), or learned from a lasting engine queue
- * (the saturation depth leaves room for a pod that can run more to show it,
- * and the learned knee then rises). 0 while the knee is only a guess.
- */
-export function excessOverKnee(e: SchedulingEndpoint): number {
-  const l = loadOf(e);
-  return l.kneeKnown || (e.history?.learnedKnee ?? 0) > 0 ? l.outstanding - l.knee : 0;
 }
 
 /** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */
