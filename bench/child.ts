@@ -66,6 +66,7 @@ async function main(): Promise<void> {
         check();
       });
     handlers.stats = () => ({ memory: memory(), cpu: process.cpuUsage(), readyEndpoints: ready() });
+    handlers.admission = () => ({ inFlight: router.admission.inFlight, queued: router.admission.queued });
     close = () => router.close(0);
     send({ type: 'ready', address: router.address });
   } else if (role === 'fake-engine') {

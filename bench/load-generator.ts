@@ -5,7 +5,7 @@
  * of requests or a duration, with a warm-up that is sent but not counted.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Status } from '../common/errors.js';
+import { RETRY_PUSHBACK_KEY, Status } from '../common/errors.js';
 import { createRandom, deriveSeed, exponentialGapMs } from '../common/random.js';
 import { createStatsCollector, type RequestRecord, type RunStats } from './stats.js';
 import { type BenchTarget, createTargetClient, type TargetClient, toGenerateRequest } from './targets.js';
@@ -165,6 +165,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         calls.delete(call);
         const end = now();
         const u = usage as typeof usage;
+        const pushback = s.code === Status.OK ? undefined : s.metadata?.get(RETRY_PUSHBACK_KEY)[0];
         record(
           {
             target: target.name,
@@ -180,6 +181,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
             cachedTokens: u?.cachedTokens ?? 0,
             gapsMs: gaps,
             ...(s.code === Status.OK ? {} : { message: s.details }),
+            ...(pushback === undefined ? {} : { pushbackMs: Number(pushback) }),
           },
           counted,
         );

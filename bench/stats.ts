@@ -33,6 +33,8 @@ export interface RequestRecord {
   gapsMs: readonly number[];
   /** The status message of a failed request. */
   message?: string;
+  /** `grpc-retry-pushback-ms` of a failed request's trailers, when it had one. */
+  pushbackMs?: number;
 }
 
 /** Distribution of one latency, in ms. */

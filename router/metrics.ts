@@ -239,7 +239,7 @@ export function createRouterMetrics(): RouterMetrics {
     }),
     shed: new Counter({
       name: 'llm_router_shed_total',
-      help: 'Requests shed with RESOURCE_EXHAUSTED, by reason (queue_full, queue_timeout, expected_wait).',
+      help: 'Requests shed with RESOURCE_EXHAUSTED, by reason (queue_full, queue_timeout, expected_wait, standing_queue).',
       labelNames: ['reason'],
       registers,
     }),

@@ -21,12 +21,13 @@ const MAX_QUEUE_WAIT_MS = 300;
 
 describe('overload', () => {
   // The priority phase is about order, not shedding: its queue budget is wide
-  // enough that a slow machine does not shed it; the overload phase then
-  // reloads the tight budget.
+  // enough that a slow machine does not shed it, even once its queue stands;
+  // the overload phase then reloads the tight budget (and the default
+  // standing-queue budget).
   const PRIORITY_QUEUE_WAIT_MS = 20_000;
-  const routes = (queueWaitMs: number) =>
+  const routes = (queueWaitMs: number, standingMs?: number) =>
     `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\n` +
-    `admission: { saturation_queue_depth: 1, max_queue_wait_ms: ${queueWaitMs}, pushback_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`;
+    `admission: { saturation_queue_depth: 1, max_queue_wait_ms: ${queueWaitMs}, pushback_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20${standingMs === undefined ? '' : `, standing_queue_wait_ms: ${standingMs}`} }\n`;
 
   it('sheds early with a drain-rate pushback, admits by priority, and keeps engine queues near empty', async (t) => {
     const pods: Pod[] = [];
@@ -45,7 +46,7 @@ describe('overload', () => {
       );
     const h = await startRouterHarness({
       endpoints: pods.map((p) => p.sidecar.address),
-      yaml: routes(PRIORITY_QUEUE_WAIT_MS),
+      yaml: routes(PRIORITY_QUEUE_WAIT_MS, PRIORITY_QUEUE_WAIT_MS),
     });
     // The most requests seen waiting in any engine, sampled on every streamed chunk.
     let maxWaiting = 0;

@@ -23,6 +23,12 @@ describe('llmmesh sim: flags', () => {
       assert.equal(options[fixed], undefined, `${fixed} comes from the preset`);
     }
     assert.deepEqual(options.faults, {});
+    assert.equal(options.serverInfo, undefined, 'no /server_info, as vLLM');
+    assert.equal(
+      simConfigFromArgs([], { VLLM_SERVER_DEV_MODE: '1' }).options.serverInfo,
+      true,
+      'as vLLM in dev mode',
+    );
   });
 
   it('maps every vLLM-named flag, and each has an environment variable', () => {

@@ -2,6 +2,7 @@
 import type { BenchReport } from '../report.js';
 import type { ScenarioContext } from './context.js';
 import { runOverhead } from './overhead.js';
+import { runOverload } from './overload.js';
 import { runRouting } from './routing.js';
 import { runScale } from './scale.js';
 import { runThroughput } from './throughput.js';
@@ -9,7 +10,7 @@ import { runThroughput } from './throughput.js';
 export type { ScenarioContext } from './context.js';
 
 /** Scenario names, in the order BENCHMARKS.md presents them. */
-export const SCENARIO_NAMES: readonly string[] = ['overhead', 'throughput', 'routing', 'scale'];
+export const SCENARIO_NAMES: readonly string[] = ['overhead', 'throughput', 'routing', 'scale', 'overload'];
 
 /** Runs scenario `name`. */
 export async function runScenario(name: string, ctx: ScenarioContext): Promise<BenchReport> {
@@ -22,6 +23,8 @@ export async function runScenario(name: string, ctx: ScenarioContext): Promise<B
       return runRouting(ctx);
     case 'scale':
       return runScale(ctx);
+    case 'overload':
+      return runOverload(ctx);
     default:
       throw new RangeError(`unknown scenario "${name}" (${SCENARIO_NAMES.join(', ')})`);
   }

@@ -182,10 +182,10 @@ export interface SimCommandConfig {
 /** Reads the flags and environment of `llmmesh sim` into server options; throws a UsageError naming a bad flag. */
 export function simConfigFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): SimCommandConfig {
   const { values } = parseOptions(simCommand, argv, env);
-  return simConfigFromValues(values);
+  return simConfigFromValues(values, env);
 }
 
-function simConfigFromValues(values: ParsedOptions): SimCommandConfig {
+function simConfigFromValues(values: ParsedOptions, env: NodeJS.ProcessEnv = process.env): SimCommandConfig {
   const spec = simCommand;
   const preset = str(values, 'preset', spec) ?? DEFAULT_PRESET_NAME;
   if (!SIM_PRESETS[preset]) {
@@ -218,6 +218,8 @@ function simConfigFromValues(values: ParsedOptions): SimCommandConfig {
     timeToFirstTokenMs: num(values, 'time-to-first-token-ms', spec, { min: 0 }),
     prefillTimePerTokenMs: num(values, 'prefill-time-per-token-ms', spec, { min: 0 }),
     timeScale: num(values, 'time-scale', spec, { min: 0 }),
+    // As vLLM: `GET /server_info` (with max_num_seqs) only in its dev mode.
+    ...(env.VLLM_SERVER_DEV_MODE === '1' ? { serverInfo: true } : {}),
     faults: Object.fromEntries(Object.entries(faults).filter(([, v]) => v !== undefined)),
     onCrash: ({ afterTokens }) => {
       process.stderr.write(`llmmesh sim: simulated crash after ${afterTokens} tokens (fault injection)\n`);

@@ -19,6 +19,7 @@ const config = {
   max_queue_wait_ms: 1_000,
   pushback_ms: 250,
   min_pushback_ms: 50,
+  standing_queue_wait_ms: 100,
 };
 
 /** Manual timers: time moves only when the test says so. */
@@ -247,6 +248,109 @@ describe('admission', () => {
     assert.deepEqual(order, ['high', 'n1', 'n2', 'n3', 'n4']);
     await Promise.all([...queued, high]);
     for (const r of running) r();
+    assert.equal(a.inFlight, 0);
+  });
+
+  it('lets one request in per freed slot, though the pool looks free until the request is placed', async () => {
+    const { timers } = manualTimers();
+    const a = createAdmission({ ...config, max_concurrency: 100, max_queue_length: 100 }, timers);
+    // The scheduler's view of the pool: a request counts once it is placed
+    // (after its admission resolves), a finish at once.
+    let placed = 0;
+    const saturated = () => placed >= 4;
+    const admitOne = () =>
+      a.admit(ticket(2, { saturated })).then((release) => {
+        placed++;
+        return () => {
+          placed--;
+          release();
+        };
+      });
+    const running = [await admitOne(), await admitOne(), await admitOne(), await admitOne()];
+    let admitted = 0;
+    const waiters = [admitOne(), admitOne(), admitOne()].map((w) =>
+      w.then((r) => {
+        admitted++;
+        return r;
+      }),
+    );
+    await tick();
+    assert.equal(a.queued, 3);
+    running.shift()?.();
+    await tick();
+    await tick();
+    assert.equal(admitted, 1, 'one finish, one admission');
+    assert.equal(placed, 4, 'the pool stays at its capacity');
+    assert.equal(a.queued, 2);
+    for (const r of running) r();
+    for (const w of waiters) (await w)();
+  });
+
+  it('cuts the wait to standing_queue_wait_ms once the queue stands, and back once it has stayed empty', async () => {
+    const { timers, advance } = manualTimers();
+    const a = createAdmission(
+      {
+        ...config,
+        max_concurrency: 100,
+        max_queue_length: 100,
+        max_queue_wait_ms: 300,
+        standing_queue_wait_ms: 120,
+      },
+      timers,
+    );
+    const sheds: string[] = [];
+    a.events.on('shed', (e: { reason: string }) => sheds.push(e.reason));
+    // A pool that runs 2 at once, each request 100 ms.
+    const saturated = () => (a.drain('m/v1')?.inFlight ?? 0) >= 2;
+    const t = () => ticket(2, { saturated });
+    const first = await a.admit(t());
+    const second = await a.admit(t());
+    advance(100);
+    first();
+    const third = await a.admit(t());
+    assert.equal(a.drain('m/v1')?.serviceMs, 100);
+    // 2 in flight over 100 ms: 50 ms per place. Nothing finishes: the queue
+    // grows within the full budget (a burst)...
+    const w1 = a.admit(t());
+    advance(100);
+    const w2 = a.admit(t());
+    advance(100);
+    const w3 = a.admit(t());
+    await tick();
+    assert.equal(a.queued, 3);
+    assert.deepEqual(sheds, []);
+    // ...until it has not emptied for max_queue_wait_ms: it stands. The
+    // oldest reaches its full wait; the waiters past the standing budget
+    // are shed, and new ones wait at most that long.
+    advance(100);
+    await assert.rejects(w1, (e: MeshError) => /no capacity within 300 ms/.test(e.message));
+    const late = a.admit(t());
+    await assert.rejects(w2, (e: MeshError) => {
+      assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
+      assert.match(
+        e.message,
+        /queue stands \(sustained overload\), so a request waits at most 120 ms; waited 200 ms/,
+      );
+      assert.ok((e.retryPushbackMs ?? 0) >= config.min_pushback_ms);
+      return true;
+    });
+    assert.deepEqual(sheds, ['queue_timeout', 'standing_queue']);
+    assert.equal(a.queued, 2, 'the waiter within the standing budget stays, and the new one joins');
+    await assert.rejects(a.admit(t()), (e: MeshError) =>
+      /expected wait 150 ms exceeds the 120 ms budget/.test(e.message),
+    );
+    second();
+    (await w3)();
+    (await late)();
+    third();
+    // Empty for a mean service time (now about 140 ms): the full budget again.
+    advance(200);
+    const held = [await a.admit(t()), await a.admit(t())];
+    const patient = [a.admit(t()), a.admit(t()), a.admit(t()), a.admit(t())];
+    await tick();
+    assert.equal(a.queued, 4, 'a burst after the overload queues within max_queue_wait_ms again');
+    for (const r of held) r();
+    for (const w of patient) (await w)();
     assert.equal(a.inFlight, 0);
   });
 });

@@ -12,6 +12,15 @@
  * behind the queue ahead of it (same pool, same or higher priority) exceeds
  * its budget is shed at once, with a pushback of the time until the backlog
  * beyond the budget has drained, instead of waiting to be shed.
+ *
+ * A queue absorbs bursts; under sustained overload it only adds delay. A
+ * pool's queue that has not emptied for `max_queue_wait_ms` (longer than a
+ * burst it can absorb) is *standing*: its budget drops to
+ * `standing_queue_wait_ms` (never below two finishes' worth, so a waiter is
+ * there when a slot frees), waiters past it are shed, and the queue only
+ * bridges a finish to the next admission. Once the queue has stayed empty
+ * for a mean service time of the pool, the full `max_queue_wait_ms` applies
+ * again.
  */
 import { EventEmitter } from 'node:events';
 import { errors } from '../../common/errors.js';
@@ -31,7 +40,7 @@ export interface AdmissionTicket {
 }
 
 /** Why a request was shed. */
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'expected_wait';
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'expected_wait' | 'standing_queue';
 
 /** Weight of the newest service time in a pool's EWMA. */
 export const SERVICE_EWMA_ALPHA = 0.2;
@@ -66,12 +75,28 @@ export function expectedWaitMs(ahead: number, rate: number): number | undefined 
 
 /**
  * The pushback for a request shed because its expected wait exceeds the
- * queue budget: the time until the backlog beyond the budget has drained,
+ * queue budget (`max_queue_wait_ms`, or less while the queue stands): the
+ * time until the backlog beyond the budget has drained,
  * within [min_pushback_ms, max(min_pushback_ms, max_queue_wait_ms)].
  */
-export function pushbackFor(expectedMs: number, cfg: AdmissionConfig): number {
+export function pushbackFor(
+  expectedMs: number,
+  cfg: AdmissionConfig,
+  budgetMs: number = cfg.max_queue_wait_ms,
+): number {
   const hi = Math.max(cfg.min_pushback_ms, cfg.max_queue_wait_ms);
-  return Math.round(Math.min(hi, Math.max(cfg.min_pushback_ms, expectedMs - cfg.max_queue_wait_ms)));
+  return Math.round(Math.min(hi, Math.max(cfg.min_pushback_ms, expectedMs - budgetMs)));
+}
+
+/**
+ * The queue budget of a pool (ms): `max_queue_wait_ms`, or while its queue
+ * stands, `standing_queue_wait_ms` but at least two finishes at `rate` (so a
+ * waiter is there when a slot frees), and never above `max_queue_wait_ms`.
+ */
+export function queueBudgetMs(standing: boolean, rate: number, cfg: AdmissionConfig): number {
+  if (!standing) return cfg.max_queue_wait_ms;
+  const twoFinishes = rate > 0 ? 2 / rate : cfg.max_queue_wait_ms;
+  return Math.min(cfg.max_queue_wait_ms, Math.max(cfg.standing_queue_wait_ms, twoFinishes));
 }
 
 /** A pool key (`model\0version`) for messages. */
@@ -97,6 +122,16 @@ export interface Admission {
   readonly events: EventEmitter;
   /** A pool's drain state (undefined before its first request). */
   drain(poolKey: string): Readonly<PoolDrain> | undefined;
+}
+
+/** A pool's admission queue over time. */
+interface PoolQueue {
+  /** Waiters now. */
+  count: number;
+  /** Since when the queue has been non-empty (count > 0) or empty (count 0). */
+  since: number;
+  /** Whether it stood as of the last look. */
+  standing: boolean;
 }
 
 interface Waiter {
@@ -136,6 +171,38 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
   // in even if the pool still looks saturated (its load may not show the
   // finish yet), so the pool's in-flight stays where it was, not lower.
   const credits = new Map<string, number>();
+  // Per pool: its waiters, since when its queue has been non-empty (or
+  // empty), and whether it stands.
+  const waiting = new Map<string, PoolQueue>();
+  const queueOf = (key: string) => {
+    let q = waiting.get(key);
+    if (!q) {
+      q = { count: 0, since: timers.now(), standing: false };
+      waiting.set(key, q);
+    }
+    return q;
+  };
+  /**
+   * True while the pool's queue stands: it starts to once the queue has not
+   * emptied for `max_queue_wait_ms`, and stops once it has stayed empty for
+   * a mean service time (a queue kept short by shedding empties for
+   * moments; the overload has not ended for that).
+   */
+  const standing = (key: string) => {
+    const q = waiting.get(key);
+    if (!q) return false;
+    const spell = timers.now() - q.since;
+    if (q.count > 0 && spell >= cfg.max_queue_wait_ms) q.standing = true;
+    else if (q.count === 0 && spell >= (pools.get(key)?.serviceMs ?? 0)) q.standing = false;
+    return q.standing;
+  };
+  /** The pool's queue budget now, and its drain rate. */
+  const budgetOf = (key: string) => {
+    const d = pools.get(key);
+    const rate = d ? drainRate(d) : 0;
+    const isStanding = standing(key);
+    return { budget: queueBudgetMs(isStanding, rate, cfg), rate, standing: isStanding };
+  };
   const poolOf = (key: string) => {
     let d = pools.get(key);
     if (!d) {
@@ -163,12 +230,12 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
     };
   };
 
-  const shedError = (reason: ShedReason) => {
+  const shedError = (reason: ShedReason, waitedMs = cfg.max_queue_wait_ms) => {
     events.emit('shed', { reason });
     return errors.resourceExhausted(
       reason === 'queue_full'
         ? `router overloaded: admission queue full (${cfg.max_queue_length} waiting); retry later`
-        : `router overloaded: no capacity within ${cfg.max_queue_wait_ms} ms (every endpoint saturated or router at ${cfg.max_concurrency} requests); retry later`,
+        : `router overloaded: no capacity within ${Math.round(waitedMs)} ms (every endpoint saturated or router at ${cfg.max_concurrency} requests); retry later`,
       cfg.pushback_ms,
     );
   };
@@ -180,14 +247,14 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
   const earlyShed = (ticket: AdmissionTicket) => {
     const d = pools.get(ticket.poolKey);
     if (!d || !ticket.saturated()) return undefined;
-    const rate = drainRate(d);
+    const { budget: poolBudget, rate } = budgetOf(ticket.poolKey);
     let ahead = 0;
     for (const w of queue)
       if (w.ticket.poolKey === ticket.poolKey && w.ticket.priority >= ticket.priority) ahead++;
     const expected = expectedWaitMs(ahead, rate);
-    const budget = Math.max(0, Math.min(cfg.max_queue_wait_ms, ticket.deadline - timers.now()));
+    const budget = Math.max(0, Math.min(poolBudget, ticket.deadline - timers.now()));
     if (expected === undefined || expected <= budget) return undefined;
-    const pushback = pushbackFor(expected, cfg);
+    const pushback = pushbackFor(expected, cfg, budget);
     events.emit('shed', { reason: 'expected_wait' satisfies ShedReason });
     return errors.resourceExhausted(
       `pool ${poolName(ticket.poolKey)} overloaded: every pod saturated, ${ahead} queued ahead, draining ${(rate * 1000).toFixed(1)}/s — expected wait ${Math.round(expected)} ms exceeds the ${Math.round(budget)} ms budget; retry in ${pushback} ms`,
@@ -197,7 +264,18 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
 
   const remove = (w: Waiter) => {
     const i = queue.indexOf(w);
-    if (i >= 0) queue.splice(i, 1);
+    if (i >= 0) {
+      queue.splice(i, 1);
+      const q = waiting.get(w.ticket.poolKey);
+      if (q) {
+        // The queue empties: settle what its non-empty spell decided first.
+        if (q.count === 1) {
+          standing(w.ticket.poolKey);
+          q.since = timers.now();
+        }
+        q.count--;
+      }
+    }
     if (w.timer) timers.clearTimeout(w.timer);
     w.ticket.signal.removeEventListener('abort', w.onAbort);
   };
@@ -215,6 +293,7 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
   // instead of a burst into engine queues.
   const pass = () => {
     passScheduled = false;
+    trimStanding();
     const granted = new Set<string>();
     const blocked = new Set<string>();
     for (const w of [...queue]) {
@@ -224,6 +303,10 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       const credit = credits.get(key) ?? 0;
       if (credit > 0) {
         credits.set(key, credit - 1);
+        // A freed slot is the pool's admission of this pass: until the
+        // granted request is placed, the pool's load does not show it, and
+        // the pool would look as unsaturated as the finish left it.
+        granted.add(key);
         grant(w);
         continue;
       }
@@ -239,6 +322,34 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       // Something may still fit once this pass's admissions are counted.
       const anyRunnable = queue.some((w) => !w.ticket.saturated());
       if (anyRunnable) schedulePass();
+    }
+  };
+  /** Sheds the waiters of standing queues that waited past the standing budget (oldest first). */
+  const trimStanding = () => {
+    if (queue.length === 0) return;
+    const now = timers.now();
+    const budgets = new Map<string, number>();
+    for (const w of [...queue]) {
+      const key = w.ticket.poolKey;
+      let budget = budgets.get(key);
+      if (budget === undefined) {
+        budget = standing(key) ? budgetOf(key).budget : Number.POSITIVE_INFINITY;
+        budgets.set(key, budget);
+      }
+      const waited = now - w.enqueuedAt;
+      if (waited < budget) continue;
+      remove(w);
+      events.emit('shed', { reason: 'standing_queue' satisfies ShedReason });
+      const { rate } = budgetOf(key);
+      let behind = 0;
+      for (const o of queue) if (o.ticket.poolKey === key) behind++;
+      const pushback = pushbackFor(expectedWaitMs(behind, rate) ?? cfg.pushback_ms, cfg, budget);
+      w.reject(
+        errors.resourceExhausted(
+          `pool ${poolName(key)} overloaded: its queue stands (sustained overload), so a request waits at most ${Math.round(budget)} ms; waited ${Math.round(waited)} ms; retry in ${pushback} ms`,
+          pushback,
+        ),
+      );
     }
   };
   const schedulePass = () => {
@@ -262,6 +373,7 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       }
       if (queue.length >= cfg.max_queue_length) return Promise.reject(shedError('queue_full'));
       if (ticket.signal.aborted) return Promise.reject(errors.cancelled('client cancelled'));
+      trimStanding();
       const early = inFlight < cfg.max_concurrency ? earlyShed(ticket) : undefined;
       if (early) return Promise.reject(early);
       return new Promise((resolve, reject) => {
@@ -278,6 +390,13 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
           },
         };
         const waitMs = Math.max(0, Math.min(cfg.max_queue_wait_ms, ticket.deadline - timers.now()));
+        const q = queueOf(ticket.poolKey);
+        if (q.count === 0) {
+          // The queue fills again: settle what its empty spell decided first.
+          standing(ticket.poolKey);
+          q.since = timers.now();
+        }
+        q.count++;
         w.timer = timers.setTimeout(() => {
           remove(w);
           reject(shedError('queue_timeout'));

@@ -184,11 +184,18 @@ const admissionSchema = z.strictObject({
    * `max_num_seqs`, reach this is saturated (so is one whose engine queue lasts
    * a second, or whose KV cache is full).
    */
-  saturation_queue_depth: z.number().int().min(1).default(8),
+  saturation_queue_depth: z.number().int().min(1).default(1),
   /** Requests waiting for admission at most; beyond, new ones are shed. */
   max_queue_length: z.number().int().min(0).default(1024),
   /** A queued request waits at most this long, then is shed. */
   max_queue_wait_ms: ms(0).default(2_000),
+  /**
+   * A pool's queue that has not emptied for `max_queue_wait_ms` stands
+   * (sustained overload, not a burst): its requests then wait at most this
+   * long (or two finishes' worth, if longer), and the rest are shed, until
+   * the queue has stayed empty for a mean service time.
+   */
+  standing_queue_wait_ms: ms(0).default(100),
   /** `grpc-retry-pushback-ms` sent with shed requests. */
   pushback_ms: ms(0).default(1_000),
   /**
