@@ -40,6 +40,71 @@ export function prefixBlockHashes(
   return out;
 }
 
+/**
+ * {@link prefixBlockHashes} with a memory of the last few prompts hashed:
+ * a prompt that starts with the same blocks as one of them (a shared system
+ * prompt, a conversation's earlier turns) takes those blocks' hashes from it
+ * and hashes only the rest. Block i's hash depends on the first (i+1) blocks
+ * of text alone, so the hashes are exactly {@link prefixBlockHashes}'s.
+ */
+export function createPrefixHasher(remember = 8): (text: string, blockChars?: number) => number[] {
+  const texts: string[] = [];
+  const chains: number[][] = [];
+  const sizes: number[] = [];
+  let next = 0;
+  return (text, blockChars = DEFAULT_BLOCK_CHARS) => {
+    const n = Math.min(Math.floor(text.length / blockChars), MAX_HASHED_BLOCKS);
+    // The most blocks a remembered prompt of this block size shares with `text`.
+    let best = -1;
+    let shared = 0;
+    for (let e = 0; e < texts.length && shared < n; e++) {
+      if (sizes[e] !== blockChars) continue;
+      const k = sharedBlocks(
+        text,
+        texts[e] as string,
+        blockChars,
+        Math.min(n, (chains[e] as number[]).length),
+      );
+      if (k > shared) {
+        shared = k;
+        best = e;
+      }
+    }
+    const out = new Array<number>(n);
+    const known = best >= 0 ? (chains[best] as number[]) : [];
+    for (let b = 0; b < shared; b++) out[b] = known[b] as number;
+    let prev = shared > 0 ? (known[shared - 1] as number) : 0;
+    for (let b = shared; b < n; b++) {
+      prev = hash53(text, b * blockChars, (b + 1) * blockChars, prev);
+      out[b] = prev;
+    }
+    if (n > shared) {
+      // Remembered as its own copy: callers own what they are given.
+      texts[next] = text;
+      chains[next] = out.slice();
+      sizes[next] = blockChars;
+      next = (next + 1) % remember;
+    }
+    return out;
+  };
+}
+
+/** The number of whole blocks (at most `max`) `a` and `b` share from the start. */
+function sharedBlocks(a: string, b: string, blockChars: number, max: number): number {
+  const same = (k: number) => a.slice(0, k * blockChars) === b.slice(0, k * blockChars);
+  if (max <= 0 || !same(1)) return 0;
+  if (same(max)) return max;
+  // Blocks 0..lo-1 are shared, block hi is not.
+  let lo = 1;
+  let hi = max - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (same(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /** cyrb53-style 53-bit hash of text[start, end) seeded by the previous block's hash. */
 function hash53(text: string, start: number, end: number, seed: number): number {
   let h1 = 0xdeadbeef ^ (seed >>> 0);

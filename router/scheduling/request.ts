@@ -1,8 +1,11 @@
 /** Builds the scheduling view of a GenerateRequest. */
 
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
-import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
+import { canonicalPrompt, createPrefixHasher } from '../../common/prefix-hash.js';
 import type { SchedulingRequest } from './types.js';
+
+/** The router's prompts, hashed: blocks shared with a recent prompt (a system prompt) are not hashed again. */
+const hashPrompt = createPrefixHasher();
 
 /**
  * A scheduling request for `req` on `version`. The prompt is hashed lazily,
@@ -30,7 +33,7 @@ export function createSchedulingRequest(
       let h = memo.get(blockChars);
       if (!h) {
         text ??= canonicalPrompt(req);
-        h = prefixBlockHashes(text, blockChars);
+        h = hashPrompt(text, blockChars);
         memo.set(blockChars, h);
       }
       return h;
