@@ -37,8 +37,9 @@ import {
 import type { CancelTimer, SimClock } from '../sim/clock.js';
 import { createStepCostModel } from '../sim/cost-model.js';
 import { createEngine, type Engine, type EngineHandle } from '../sim/engine.js';
-import { createKvCacheManager } from '../sim/kv-cache.js';
+import { createKvCacheManager, extendBlockHashes, type KvCacheManager } from '../sim/kv-cache.js';
 import type { SimPreset } from '../sim/presets.js';
+import { createOracle, type OracleRequest } from './routing-oracle.js';
 
 /** One request of a mesh run. */
 export interface MeshRequest {
@@ -54,6 +55,8 @@ export interface MeshRequest {
 
 /** How one request ended. */
 export interface MeshOutcome {
+  /** When the router (or the oracle) saw the request, simulated ms. */
+  arrivalMs: number;
   /** Time to first token (ms), NaN when none came. */
   ttftMs: number;
   /** Arrival to last token (ms), NaN when unfinished. */
@@ -75,7 +78,8 @@ export interface MeshOptions {
   maxNumSeqs?: number;
   /** Whether sidecars learn and report `max_num_seqs` (vLLM publishes it only in dev mode); default false. */
   publishMaxNumSeqs?: boolean;
-  profile: ProfileConfig;
+  /** The router's scheduling profile, or `'oracle'`: the clairvoyant reference policy (bench/routing-oracle.ts). */
+  profile: ProfileConfig | 'oracle';
   random: () => number;
   requests: readonly MeshRequest[];
   /** A request not finished this long after arrival is aborted (DEADLINE_EXCEEDED). */
@@ -97,6 +101,9 @@ export interface MeshResult {
   /** Simulated ms when the last request ended. */
   endMs: number;
 }
+
+/** A profile that is never asked (the oracle decides instead). */
+const NO_PROFILE: ProfileConfig = { filters: [], scorers: [], picker: 'round-robin' };
 
 /** Characters per token in the text the router hashes (the sidecar index assumes 4). */
 const CHARS_PER_TOKEN = 4;
@@ -194,6 +201,9 @@ interface Pod {
   index: number;
   address: string;
   engine: Engine;
+  kvCache: KvCacheManager;
+  /** Live requests, for the oracle. */
+  oracleRequests: Map<string, OracleRequest>;
   sidecarIndex: ReturnType<typeof createSidecarIndex>;
   tracker: PrefixIndexTracker;
   routerIndex: ReturnType<typeof createRouterIndex>;
@@ -218,25 +228,34 @@ export function runMesh(o: MeshOptions): MeshResult {
   const maxNumSeqs = o.maxNumSeqs ?? o.preset.maxNumSeqs;
   const reportIntervalMs = o.reportIntervalMs ?? 250;
   const scrapeIntervalMs = o.scrapeIntervalMs ?? 500;
-  const scheduler = createScheduler('bench', o.profile, createBuiltinRegistry(), {
-    random: o.random,
-    saturationQueueDepth: o.saturationQueueDepth ?? 8,
-    maxEjectionPercent: 50,
-    now: clock.now,
-    prefixBalance: o.prefixBalance,
-  });
+  const oracleMode = o.profile === 'oracle';
+  const scheduler = createScheduler(
+    'bench',
+    oracleMode ? NO_PROFILE : (o.profile as ProfileConfig),
+    createBuiltinRegistry(),
+    {
+      random: o.random,
+      saturationQueueDepth: o.saturationQueueDepth ?? 8,
+      maxEjectionPercent: 50,
+      now: clock.now,
+      prefixBalance: o.prefixBalance,
+    },
+  );
   const costModel = createStepCostModel(o.preset.stepCost);
   const pods: Pod[] = [];
   for (let i = 0; i < o.pods; i++) {
     const sidecarIndex = createSidecarIndex({
       capacity: prefixIndexCapacity(numGpuBlocks, blockSize, CHARS_PER_TOKEN),
     });
+    const kvCache = createKvCacheManager({ numBlocks: numGpuBlocks, blockSize, enablePrefixCaching: true });
     const pod: Pod = {
       index: i,
       address: `10.0.0.${i + 1}:50051`,
+      kvCache,
+      oracleRequests: new Map(),
       engine: createEngine({
         clock,
-        kvCache: createKvCacheManager({ numBlocks: numGpuBlocks, blockSize, enablePrefixCaching: true }),
+        kvCache,
         costModel,
         maxNumSeqs,
         maxNumBatchedTokens: o.preset.maxNumBatchedTokens,
@@ -260,6 +279,23 @@ export function runMesh(o: MeshOptions): MeshResult {
     };
     pods.push(pod);
   }
+
+  const oracle = oracleMode
+    ? createOracle(
+        pods.map((p) => ({
+          inspect: () => p.engine.inspect(),
+          kvCache: p.kvCache,
+          requests: p.oracleRequests,
+        })),
+        {
+          stepCost: o.preset.stepCost,
+          frontEndRequestMs: o.preset.frontEnd?.requestMs ?? 0,
+          maxNumBatchedTokens: o.preset.maxNumBatchedTokens,
+          maxNumSeqs,
+        },
+        o.random,
+      )
+    : undefined;
 
   const publish = (p: Pod) => {
     p.reportPending = false;
@@ -361,12 +397,22 @@ export function runMesh(o: MeshOptions): MeshResult {
         return h;
       },
     };
+    let picked: Pod | undefined;
+    let oracleRequest: OracleRequest | undefined;
     const t0 = performance.now();
-    const decision = scheduler.schedule(sreq, pods.map(view));
+    if (oracle) {
+      const blockHashes: number[] = [];
+      extendBlockHashes(blockHashes, promptIds, blockSize);
+      oracleRequest = { blockHashes, promptTokens: promptIds.length, maxTokens: spec.outputTokens };
+      picked = pods[oracle.pick(oracleRequest)];
+    } else {
+      const decision = scheduler.schedule(sreq, pods.map(view));
+      picked = decision.picked ? podByAddress.get(decision.picked.address) : undefined;
+    }
     o.onDecision?.((performance.now() - t0) * 1000);
-    const picked = decision.picked ? podByAddress.get(decision.picked.address) : undefined;
     if (!picked) {
       outcomes[i] = {
+        arrivalMs: arrival,
         ttftMs: Number.NaN,
         e2eMs: Number.NaN,
         pod: -1,
@@ -378,6 +424,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       return;
     }
     const p = picked;
+    if (oracleRequest) p.oracleRequests.set(sreq.requestId, oracleRequest);
     p.taken++;
     p.routerInFlight++;
     p.recent = addRecent(p.recent, clock.now());
@@ -388,15 +435,24 @@ export function runMesh(o: MeshOptions): MeshResult {
     let ttft = Number.NaN;
     let cached = 0;
     let done = false;
+    let prefilled = false;
+    const prefill = () => {
+      if (prefilled) return;
+      prefilled = true;
+      if (oracle && oracleRequest) oracle.prefilled(oracleRequest, p.index);
+    };
     const finish = (status: MeshOutcome['status']) => {
       if (done) return;
       done = true;
       cancelDeadline();
+      prefill();
+      p.oracleRequests.delete(sreq.requestId);
       p.routerInFlight--;
       p.sidecarInFlight--;
       p.view = undefined;
       live--;
       outcomes[i] = {
+        arrivalMs: arrival,
         ttftMs: status === 'ok' ? ttft : Number.NaN,
         e2eMs: status === 'ok' ? clock.now() - arrival : Number.NaN,
         pod: p.index,
@@ -412,6 +468,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       {
         onToken(out) {
           if (out.index === 0) {
+            prefill();
             ttft = clock.now() - arrival;
             cached = out.numCachedTokens;
           }

@@ -143,11 +143,36 @@ export interface EngineSnapshot {
   numPreemptions: number;
 }
 
+/** One live request as the engine's scheduler holds it (see {@link Engine.inspect}). */
+export interface EngineRequestState {
+  id: string;
+  /** `intake`: still in the front end's queue. */
+  status: 'intake' | 'waiting' | 'running';
+  promptTokens: number;
+  /** Tokens whose KV is computed or taken from the prefix cache (prompt and output). */
+  computedTokens: number;
+  /** Output tokens produced so far. */
+  outputTokens: number;
+}
+
+/** What {@link Engine.inspect} returns. */
+export interface EngineInspection {
+  /** Every live request: intake first, then waiting and running in the scheduler's order. */
+  requests: EngineRequestState[];
+  /** How long the front end's CPU is busy with work already queued (ms). */
+  frontEndBacklogMs: number;
+}
+
 /** A simulated inference engine. */
 export interface Engine {
   /** Queues a request; tokens arrive on `listener` asynchronously. Request ids must be unique among live requests. */
   submit(spec: EngineRequestSpec, listener: EngineListener): EngineHandle;
   snapshot(): EngineSnapshot;
+  /**
+   * The engine's true state at this instant, which no real router sees: for
+   * a clairvoyant reference policy in benchmarks.
+   */
+  inspect(): EngineInspection;
   /** Drops every request (as aborted) and stops all timers. */
   shutdown(): void;
 }
@@ -567,6 +592,23 @@ export function createEngine(options: EngineOptions): Engine {
       kvCacheUsage: kvCache.usage(),
       numPreemptions,
     }),
+    inspect() {
+      const state = (seq: Sequence, status: EngineRequestState['status']): EngineRequestState => ({
+        id: seq.spec.id,
+        status,
+        promptTokens: seq.promptLength,
+        computedTokens: seq.numComputed,
+        outputTokens: seq.numOutput,
+      });
+      return {
+        requests: [
+          ...[...intake].map((seq) => state(seq, 'intake')),
+          ...waiting.map((seq) => state(seq, 'waiting')),
+          ...running.map((seq) => state(seq, 'running')),
+        ],
+        frontEndBacklogMs: frontEndQueue?.backlogMs() ?? 0,
+      };
+    },
     shutdown() {
       stopped = true;
       timer?.();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runMesh } from '../bench/routing-mesh.js';
 import { type RoutingScenario, scenarioRequests } from '../bench/routing-workloads.js';
+import { findKnee, loadRoutingConfig, profileConfig } from '../bench/scenarios/routing.js';
 import { createRandom } from '../common/random.js';
 import { DEFAULT_PROFILE } from '../router/config/schema.js';
 import { getPreset } from '../sim/presets.js';
@@ -82,6 +83,55 @@ describe('routing benchmark', () => {
     assert.ok(
       pinned.busiest > spread.busiest,
       `pinned ${pinned.busiest.toFixed(2)} vs spread ${spread.busiest.toFixed(2)}`,
+    );
+  });
+
+  it('the oracle sees the same arrivals as the profiles, and every request is placed', () => {
+    const preset = getPreset('llama-3.1-8b-h100');
+    const requests = scenarioRequests(hot, 3, 60);
+    const run = (profile: typeof DEFAULT_PROFILE | 'oracle') =>
+      runMesh({
+        pods: hot.pods,
+        preset,
+        numGpuBlocks: hot.num_gpu_blocks,
+        profile,
+        random: createRandom(5),
+        requests,
+        timeoutMs: 10_000,
+      });
+    const oracle = run('oracle');
+    const router = run(DEFAULT_PROFILE);
+    assert.deepEqual(
+      oracle.outcomes.map((o) => o.arrivalMs),
+      requests.map((r) => r.arrivalMs),
+    );
+    assert.deepEqual(
+      router.outcomes.map((o) => o.arrivalMs),
+      oracle.outcomes.map((o) => o.arrivalMs),
+    );
+    assert.equal(
+      oracle.outcomes.filter((o) => o.status === 'ok').length,
+      requests.length,
+      'every request completes at a rate the pods sustain',
+    );
+    assert.ok(
+      oracle.perPod.every((n) => n > 0),
+      `requests per pod ${oracle.perPod.join(', ')}`,
+    );
+  });
+
+  it('the oracle reaches at least round robin’s goodput on a small shared-prefix run', () => {
+    const cfg = loadRoutingConfig();
+    const preset = getPreset(cfg.preset);
+    const small: RoutingScenario = { ...hot, pods: 2, start_rate: 60, warmup_s: 1, measure_s: 3 };
+    const knee = (name: string) =>
+      findKnee(small, preset, profileConfig(cfg.profiles[name] ?? null), 11, { ...cfg, bisect_steps: 0 });
+    const oracle = knee('oracle');
+    const rr = knee('round-robin');
+    assert.ok(rr.best, 'round robin met the SLO at some rate');
+    assert.ok(
+      (oracle.best?.goodput ?? 0) >= rr.best.goodput,
+      `oracle ${oracle.best?.goodput} vs round robin ${rr.best.goodput} req/s`,
     );
   });
 });

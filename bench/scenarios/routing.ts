@@ -40,8 +40,8 @@ export interface RoutingConfig {
   timeout_ms: number;
   /** Bisection steps after the sweep passed the knee. */
   bisect_steps: number;
-  /** Profile name → profile config; null = the router's built-in default. */
-  profiles: Record<string, Partial<ProfileConfig> | null>;
+  /** Profile name → profile config; null = the router's built-in default; `oracle` = the clairvoyant reference (bench/routing-oracle.ts). */
+  profiles: Record<string, Partial<ProfileConfig> | null | 'oracle'>;
   scenarios: RoutingScenario[];
   quick: { repeats: number; scenarios: string[]; measure_s: number; warmup_s: number; bisect_steps: number };
 }
@@ -64,7 +64,8 @@ export function loadRoutingConfig(path = ROUTING_CONFIG_PATH, quick = false): Ro
 }
 
 /** A profile config with the schema's defaults filled in. */
-export function profileConfig(p: Partial<ProfileConfig> | null): ProfileConfig {
+export function profileConfig(p: Partial<ProfileConfig> | null | 'oracle'): ProfileConfig | 'oracle' {
+  if (p === 'oracle') return p;
   if (!p) return DEFAULT_PROFILE;
   return {
     filters: p.filters ?? DEFAULT_PROFILE.filters,
@@ -101,7 +102,7 @@ const quantile = (sorted: readonly number[], q: number) =>
 export function runCell(
   s: RoutingScenario,
   preset: SimPreset,
-  profile: ProfileConfig,
+  profile: ProfileConfig | 'oracle',
   seed: number,
   rate: number,
   cfg: Pick<RoutingConfig, 'ttft_p90_slo_ms' | 'timeout_ms'>,
@@ -159,7 +160,7 @@ export interface KneeResult {
 export function findKnee(
   s: RoutingScenario,
   preset: SimPreset,
-  profile: ProfileConfig,
+  profile: ProfileConfig | 'oracle',
   seed: number,
   cfg: Pick<RoutingConfig, 'ttft_p90_slo_ms' | 'timeout_ms' | 'bisect_steps'>,
 ): KneeResult {
@@ -196,6 +197,9 @@ export function findKnee(
   return { best, firstFail: bad?.rate, cells };
 }
 
+/** A repeat whose goodput is below this share of the other repeats' median counts as collapsed. */
+const COLLAPSE_SHARE = 0.8;
+
 const median = (v: readonly number[]) => {
   if (v.length === 0) return Number.NaN;
   const s = [...v].sort((a, b) => a - b);
@@ -217,9 +221,14 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
     `Virtual mesh (bench/routing-mesh.ts): the router's scheduling profiles (router/scheduling, unchanged) over simulated engines of preset ${preset.name} (calibrated step costs and front end, max_num_seqs ${preset.maxNumSeqs}, max_num_batched_tokens ${preset.maxNumBatchedTokens}, prefix caching on), on one discrete-event clock: latencies are the preset's real-time figures, not wall clock. Sidecars scrape engine gauges every 500 ms and report every 250 ms and on each prefix-index change; engines do not publish max_num_seqs (as vLLM outside dev mode). The data plane (gRPC, HTTP, sidecar CPU) is not in the loop; the overhead and throughput scenarios measure it.`,
     `Method: per scenario and repeat, one seed (${cfg.seed} + repeat) gives every profile the same requests at the same times; profiles run interleaved (order rotates per repeat), ${cfg.repeats} repeats. Per profile and repeat, offered rates rise by the scenario's step until TTFT p90 exceeds ${cfg.ttft_p90_slo_ms} ms or more than 1 % of requests fail (timeout ${cfg.timeout_ms} ms), then ${cfg.bisect_steps} bisection steps; goodput = completed req/s at the best rate meeting the SLO. Failed requests count as infinitely slow in TTFT quantiles. Figures are median (min–max) over repeats.`,
   );
+  if (names.includes('oracle'))
+    report.notes.push(
+      "The oracle (bench/routing-oracle.ts) is greedy with perfect state, not a proven optimum: it sees the same arrivals and every engine's true state when a request arrives (its KV cache's prefix blocks, front-end backlog, requests in prefill, queued and decoding, free KV blocks; no report lag) and sends each request where the simulator's step-cost model predicts the least time to first token plus the delay its uncached prefill adds to the requests already there; ties go to the engine holding more of the prompt, then to fewer requests. It decides one request at a time and cannot foresee arrivals.",
+    );
   const goodputRows: Array<Array<string | number>> = [];
   const atRrRows: Array<Array<string | number>> = [];
   const detailRows: Array<Array<string | number>> = [];
+  const consistencyRows: Array<Array<string | number>> = [];
   const t0 = performance.now();
   for (const s of cfg.scenarios) {
     report.notes.push(
@@ -232,7 +241,7 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
       const order = names.map((_, i) => names[(i + r) % names.length] as string);
       for (const name of order) {
         if (ctx.signal.aborted) throw new Error('aborted');
-        const k = findKnee(s, preset, profiles.get(name) as ProfileConfig, seed, cfg);
+        const k = findKnee(s, preset, profiles.get(name) as ProfileConfig | 'oracle', seed, cfg);
         knees.get(name)?.push(k);
         ctx.log(
           `routing ${s.name} repeat ${r + 1} ${name}: goodput ${k.best ? fmt(k.best.goodput) : 0} req/s at ${k.best?.rate ?? '—'} req/s offered (TTFT p90 ${k.best ? fmt(k.best.ttftP90) : '—'} ms, prefix hits ${k.best ? fmt(k.best.hitRate * 100) : '—'} %), first miss at ${k.firstFail ?? '—'} req/s; ${k.cells.length} runs, ${fmt((performance.now() - t0) / 1000)} s so far`,
@@ -243,7 +252,9 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
       const rrFail = knees.get('round-robin')?.[r]?.firstFail;
       if (rrFail !== undefined) {
         for (const name of order) {
-          atRr.get(name)?.push(runCell(s, preset, profiles.get(name) as ProfileConfig, seed, rrFail, cfg));
+          atRr
+            .get(name)
+            ?.push(runCell(s, preset, profiles.get(name) as ProfileConfig | 'oracle', seed, rrFail, cfg));
         }
       }
     }
@@ -260,6 +271,10 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
         const base = goodputs('round-robin')[r] ?? 0;
         return base > 0 ? v / base : Number.NaN;
       });
+      const oracleRatios = g.map((v, r) => {
+        const base = goodputs('oracle')[r] ?? 0;
+        return base > 0 ? v / base : Number.NaN;
+      });
       const bests = (knees.get(n) ?? []).map((k) => k.best).filter((c): c is CellResult => c !== undefined);
       goodputRows.push([
         s.name,
@@ -267,6 +282,7 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
         spread(g),
         spread(ratios.filter(Number.isFinite)),
         spread(rrRatios.filter(Number.isFinite)),
+        knees.has('oracle') ? spread(oracleRatios.filter(Number.isFinite)) : '—',
         spread(bests.map((c) => c.hitRate * 100)),
         spread(bests.map((c) => c.busiestShare)),
       ]);
@@ -283,6 +299,32 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
           spread(cells.map((c) => c.hitRate * 100)),
         ]);
       }
+      // A collapsed run: a repeat far below the others, or a knee search that
+      // missed the SLO at a rate below one it met.
+      const runs = knees.get(n) ?? [];
+      const outliers = g
+        .map((v, r) => {
+          const others = g.filter((_, q) => q !== r);
+          const m = median(others);
+          return others.length > 0 && v < COLLAPSE_SHARE * m
+            ? `repeat ${r + 1} (${fmt(v)} vs ${fmt(m)})`
+            : '';
+        })
+        .filter((x) => x !== '');
+      const nonMonotone = runs
+        .map((k, r) => {
+          const lowestMiss = Math.min(...k.cells.filter((c) => !c.pass).map((c) => c.rate));
+          return k.cells.some((c) => c.pass && c.rate > lowestMiss) ? `repeat ${r + 1}` : '';
+        })
+        .filter((x) => x !== '');
+      consistencyRows.push([
+        s.name,
+        n,
+        g.map((v) => fmt(v)).join(' / '),
+        g.length > 1 ? fmt(Math.min(...g) / median(g)) : '—',
+        outliers.length > 0 ? outliers.join(', ') : 'none',
+        nonMonotone.length > 0 ? nonMonotone.join(', ') : 'none',
+      ]);
       for (const [r, k] of (knees.get(n) ?? []).entries()) {
         for (const c of k.cells) {
           detailRows.push([
@@ -311,11 +353,12 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
       'goodput req/s',
       'vs better of round-robin / least-request',
       'vs round-robin',
+      'vs oracle',
       'prefix hits % at the knee',
       'busiest pod / mean at the knee',
     ],
     rows: goodputRows,
-    note: 'Ratios are taken per repeat (same arrivals), then summarized.',
+    note: 'Ratios are taken per repeat (same arrivals), then summarized. The oracle is greedy with perfect state (bench/routing-oracle.ts): a reference, not a proven optimum.',
   };
   report.tables.push(goodputTable, {
     title: 'Every profile at the rate where round robin first missed the SLO',
@@ -330,6 +373,18 @@ export async function runRouting(ctx: ScenarioContext): Promise<BenchReport> {
       'prefix hits %',
     ],
     rows: atRrRows,
+  });
+  report.tables.push({
+    title: 'Repeats side by side: no collapsed run',
+    columns: [
+      'scenario',
+      'profile',
+      'goodput per repeat',
+      'lowest / median',
+      `repeats below ${fmt(COLLAPSE_SHARE * 100)} % of the others' median`,
+      'knee searches that missed the SLO below a rate they met',
+    ],
+    rows: consistencyRows,
   });
   report.tables.push({
     title: 'Every run',

@@ -6,6 +6,7 @@ import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endp
 import {
   addRecent,
   isSaturated,
+  KNEE_MEMORY_MS,
   KV_FULL,
   loadOf,
   NO_HISTORY,
@@ -99,6 +100,43 @@ describe('load against the knee', () => {
     h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_750);
     assert.equal(h.learnedKnee, 45, 'ran more without queueing: the knee was too low');
     assert.equal(h.queueingMs, 0);
+  });
+
+  it('forgets a knee no queue has confirmed for KNEE_MEMORY_MS, and learns it again when the engine queues', () => {
+    // A burst of cold long prompts: prompts wait for the token budget at 15 running.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 0);
+    h = observeReport(h, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 1_000);
+    assert.equal(h.learnedKnee, 15);
+    // The prefixes are cached now: a few run, nothing waits.
+    h = observeReport(h, report({ numRequestsRunning: 6, numRequestsWaiting: 0 }), 1_250);
+    assert.equal(h.learnedKnee, 15, 'a quiet moment keeps it');
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 6, numRequestsWaiting: 0 }),
+      1_250 + KNEE_MEMORY_MS - 1,
+    );
+    assert.equal(h.learnedKnee, 15, 'kept until KNEE_MEMORY_MS of quiet');
+    h = observeReport(h, report({ numRequestsRunning: 6, numRequestsWaiting: 0 }), 1_250 + KNEE_MEMORY_MS);
+    assert.equal(h.learnedKnee, 0, 'forgotten: the default knee applies again');
+    assert.equal(loadOf(endpointView({ address: 'a', ...h100, learnedKnee: h.learnedKnee })).knee, 32);
+    // A real limit queues again and is learned again.
+    const t = 1_250 + KNEE_MEMORY_MS + 250;
+    h = observeReport(h, report({ numRequestsRunning: 20, numRequestsWaiting: 3 }), t);
+    h = observeReport(h, report({ numRequestsRunning: 20, numRequestsWaiting: 3 }), t + 1_000);
+    assert.equal(h.learnedKnee, 20);
+    // A wait, however short, restarts the quiet period.
+    h = observeReport(h, report({ numRequestsRunning: 20, numRequestsWaiting: 0 }), t + 1_250);
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 20, numRequestsWaiting: 1 }),
+      t + 1_250 + KNEE_MEMORY_MS - 10,
+    );
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 20, numRequestsWaiting: 0 }),
+      t + 1_250 + KNEE_MEMORY_MS,
+    );
+    assert.equal(h.learnedKnee, 20);
   });
 
   it('counts this router’s streams and prompts since the last report', () => {
@@ -226,6 +264,22 @@ describe('hot prefixes spread', () => {
       prompt,
     );
     assert.deepEqual(s, [0, 1, 0]);
+  });
+
+  it('a pod whose knee was learned in a cold burst gets its prefixes back once it has run quiet', () => {
+    // The holder queued at 15 running while it prefilled cold prompts; now 7 run, nothing waits.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 0);
+    h = observeReport(h, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 1_000);
+    const holder = (history: typeof h) => ({ ...pod('holder', 7, true), learnedKnee: history.learnedKnee });
+    const idle = { ...pod('idle', 2, false), learnedKnee: 0 };
+    assert.deepEqual(
+      score('prefix-cache', [holder(h), idle], prompt),
+      [0, 0],
+      'against a knee of 15 it looks busy',
+    );
+    h = observeReport(h, report({ numRequestsRunning: 7, numRequestsWaiting: 0 }), 1_250);
+    h = observeReport(h, report({ numRequestsRunning: 7, numRequestsWaiting: 0 }), 1_250 + KNEE_MEMORY_MS);
+    assert.deepEqual(score('prefix-cache', [holder(h), idle], prompt), [1, 0]);
   });
 
   it('thresholds come from the deps', () => {

@@ -28,6 +28,16 @@ export const DEFAULT_KNEE = 32;
 export const QUEUEING_MS = 1_000;
 
 /**
+ * How long a learned knee lasts once nothing waits (ms). A lasting queue can
+ * come from prefill work, not concurrency: a burst of cold long prompts keeps
+ * prompts waiting for the token budget at a few running requests, and once
+ * the prefixes are cached the same engine runs many more without queueing.
+ * A knee that no queue confirms for this long is forgotten; a real limit
+ * queues again and is learned again within {@link QUEUEING_MS}.
+ */
+export const KNEE_MEMORY_MS = 5_000;
+
+/**
  * Time constant (ms) of the recent-assignment count: a request just sent is
  * most likely still in its engine's front end or prefill, where the next one
  * would wait behind it, so it weighs more for about this long.
@@ -51,10 +61,17 @@ export interface LoadHistory {
   readonly queueingSince: number;
   /** How long they had been waiting as of the last report (ms). */
   readonly queueingMs: number;
+  /** Since when (report clock) reports have shown nothing waiting; -1 while something waits (absent: -1). */
+  readonly quietSince?: number;
 }
 
 /** The history before any report. */
-export const NO_HISTORY: LoadHistory = Object.freeze({ learnedKnee: 0, queueingSince: -1, queueingMs: 0 });
+export const NO_HISTORY: LoadHistory = Object.freeze({
+  learnedKnee: 0,
+  queueingSince: -1,
+  queueingMs: 0,
+  quietSince: -1,
+});
 
 /**
  * Folds one report into an endpoint's history. When requests have waited for
@@ -69,13 +86,21 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
   const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
   const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  const quietSince = waiting > 0 ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
   // Only a lasting queue teaches: a scrape between two steps, or prompts
   // waiting a step for the token budget, say nothing about capacity.
   if (queueingMs >= QUEUEING_MS && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
   else if (waiting === 0 && knee > 0 && running > knee) knee = running;
-  if (knee === h.learnedKnee && queueingSince === h.queueingSince && queueingMs === h.queueingMs) return h;
-  return { learnedKnee: knee, queueingSince, queueingMs };
+  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
+  if (
+    knee === h.learnedKnee &&
+    queueingSince === h.queueingSince &&
+    queueingMs === h.queueingMs &&
+    quietSince === (h.quietSince ?? -1)
+  )
+    return h;
+  return { learnedKnee: knee, queueingSince, queueingMs, quietSince };
 }
 
 /** An endpoint's load now, projected from its last report and this router's assignments since. */
