@@ -70,7 +70,7 @@ export function createGauges(src: GaugeSources): Gauges {
         metrics.routeWeight.set(labels, v.weight);
         metrics.routeConfiguredShare.set(labels, v.weight / total);
         metrics.routeObservedShare.set(labels, observed[version] ?? 0);
-        metrics.endpointsReady.set(labels, snap.pool(model, version).filter(usable).length);
+        metrics.endpointsReady.set(labels, snap.pool(model, version).filter((e) => e.ready).length);
       }
     }
     metrics.queueDepth.reset();

@@ -93,7 +93,8 @@ export interface ReleaseProfile {
 
 /**
  * vLLM 0.6.0 as its published runs used it: multi-step scheduling with 10
- * steps (`--num-scheduler-steps 10`), V0's default of 256 running sequences,
+ * steps (`--num-scheduler-steps 10`), V0's default of 256 running sequences
+ * (the perf-update runs set 512, see {@link PERF_UPDATE_MAX_NUM_SEQS}),
  * prefill in steps of its own, and two differences in cost from the V1
  * releases the presets were fitted on:
  *
@@ -278,6 +279,15 @@ const PULL_18566_RUN = shareGpt({
   means: { promptTokens: 229.711, outputTokens: 203.068 },
 });
 
+/**
+ * `max_num_seqs` of the perf-update runs. They are vLLM's nightly benchmark
+ * (`.buildkite/nightly-benchmarks/`: ShareGPT, and sonnet 512 in / 16 or 256
+ * out for the prefill- and decode-heavy sets, 500 prompts at 2–32 QPS and
+ * inf), whose vLLM server ran with `--num-scheduler-steps 10 --max-num-seqs
+ * 512` (`tests/nightly-tests.json`), not V0's default of 256.
+ */
+const PERF_UPDATE_MAX_NUM_SEQS = 512;
+
 // The 0.6.0 perf-update's fixed-length runs: 500 prompts of 462 tokens at once, 16 (prefill-heavy) or 256 (decode-heavy) out.
 const perfUpdateFixed = (preset: string, outputTokens: number): CalibrationScenario => ({
   key: `perf-update fixed ${preset} ${outputTokens}`,
@@ -286,7 +296,7 @@ const perfUpdateFixed = (preset: string, outputTokens: number): CalibrationScena
       runWorkload({
         preset: releasePreset(preset, VLLM_060),
         requests: Array.from({ length: 500 }, () => ({ promptTokens: 462, outputTokens })),
-        maxNumSeqs: VLLM_060.maxNumSeqs,
+        maxNumSeqs: PERF_UPDATE_MAX_NUM_SEQS,
         stepOverheadMs: VLLM_060.stepOverheadMs[preset],
         numSchedulerSteps: VLLM_060.numSchedulerSteps,
         separatePrefillSteps: VLLM_060.separatePrefillSteps,
@@ -312,7 +322,13 @@ const perfUpdateFixedPoint = (
 
 // The 0.6.0 perf-update runs: 500 ShareGPT prompts (202 in / 179 out on average) at a Poisson rate, or all at once.
 const perfUpdate = (preset: string, ratePerS?: number) =>
-  shareGpt({ preset, count: 500, ratePerS, release: VLLM_060 });
+  shareGpt({
+    preset,
+    count: 500,
+    ratePerS,
+    release: VLLM_060,
+    maxNumSeqs: PERF_UPDATE_MAX_NUM_SEQS,
+  });
 
 // turboquant Fig. 1/12/14: 300 prompts, 1024 in / 512 out, Poisson at 2 and 8 req/s, or all at once.
 const turboquant = (ratePerS: number): CalibrationScenario => ({

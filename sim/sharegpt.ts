@@ -7,6 +7,12 @@
  * modelling choice, not a published figure: they give the right tail real
  * conversations have (answers of several times the median), which decides
  * how long a short run lasts. The previous uniform 1–357 lengths had none.
+ * No percentile, median or histogram of the runs' dataset
+ * (`ShareGPT_V3_unfiltered_cleaned_split`, first rounds, after the filter) is
+ * published; the one published histogram of ShareGPT's first rounds (vLLM's
+ * paper artifact, a March 2023 scrape in OPT tokens) is of another release
+ * and was not adopted. `calibration-data.md` section 12 lists every source
+ * found and what it states.
  */
 import { createRandom } from '../common/random.js';
 
@@ -31,8 +37,13 @@ export const SHAREGPT_SIGMA = { prompt: 1.2, output: 0.45 } as const;
  * `ignore_eos` replays them (sglang's `bench_serving` does unless told
  * otherwise): every request runs to its ShareGPT answer's length, so the
  * heavy tail of long answers is all there. vLLM's benchmark lets the model
- * stop at its end-of-sequence token, which {@link SHAREGPT_SIGMA} describes.
- * Fitted on one point, the median end-to-end latency of sglang's vLLM 0.6.0
+ * stop at its end-of-sequence token unless told otherwise, which
+ * {@link SHAREGPT_SIGMA} describes. (The perf-update run that σ 0.45 is
+ * fitted on was itself sent with `--ignore-eos` by vLLM's nightly benchmark:
+ * the two spreads are two fits of one dataset's answer lengths on two runs,
+ * and they disagree; one log-normal cannot give both sglang's median answer
+ * and the short tail that lets 500 answers at once finish at ≈37 req/s, see
+ * `calibration-data.md` §11.) Fitted on one point, the median end-to-end latency of sglang's vLLM 0.6.0
  * run at 4 req/s (70B, see `calibration.ts`), on a 0.1 grid: 0.9 / 1.0 / 1.1
  * give +10 / +1 / −6 %. It puts the median answer at ≈0.6 of the mean.
  */

@@ -64,12 +64,12 @@ describe('sim calibration', () => {
 
   it('stays within the out-of-sample error the README states', (t) => {
     // Out of sample: a regression guard at the level reached, not a target. sim/README.md,
-    // "Where to trust it": 28 points, median |error| 12.6 %, worst 64.6 %, mean signed −5.7 %.
+    // "Where to trust it": 28 points, median |error| 11.6 %, worst 44.6 %, mean signed −2.2 %.
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
     t.diagnostic(JSON.stringify(held));
-    assert.ok(held.medianAbs < 0.14, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.7, `worst |error| ${held.worstAbs}`);
-    assert.ok(Math.abs(held.meanSigned) < 0.07, `mean signed ${held.meanSigned}`);
+    assert.ok(held.medianAbs < 0.125, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.5, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.04, `mean signed ${held.meanSigned}`);
   });
 
   it('replays vLLM 0.6.0 under ShareGPT load within the held-out errors the README states', (t) => {

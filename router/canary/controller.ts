@@ -7,15 +7,13 @@
  *
  * The request path only calls the synchronous, allocation-light hooks
  * (`effective`, `firstToken`, `gap`, `finish`); judging, Redis and metrics
- * run on a timer. With `analysis.redis`, replicas share the progression:
- * one replica holds the judging lease, every replica publishes its step
- * statistics, and all adopt the shared state within one tick. When Redis is
- * unreachable the progression is paused (weights stay at the current step)
- * and nothing on the request path notices.
+ * run on a timer. With `analysis.redis`, replicas share the progression
+ * (sharing.ts): one replica holds the judging lease, every replica publishes
+ * its step statistics, and all adopt the shared state within one tick. When
+ * Redis is unreachable the progression is paused (weights stay at the
+ * current step) and nothing on the request path notices.
  */
-import type { Redis } from 'ioredis';
 import { errors, MeshError, Status } from '../../common/errors.js';
-import { createRedisConnection } from '../../common/redis.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
 import { fleetCostPerHour, requestCost } from './cost.js';
 import { judge } from './judge.js';
@@ -31,16 +29,8 @@ import {
   startProgression,
 } from './progression.js';
 import type { AnalysisConfig } from './schema.js';
-import { createRedisStore, type SharedStore } from './shared-store.js';
-import {
-  emptyStats,
-  observe,
-  type StatsJson,
-  type StatsSummary,
-  statsToJson,
-  summarize,
-  type VersionStats,
-} from './stats.js';
+import { createCanarySharing, type Judged } from './sharing.js';
+import { emptyStats, observe, type StatsSummary, summarize, type VersionStats } from './stats.js';
 import type {
   Canary,
   CanaryDeps,
@@ -68,8 +58,9 @@ export type {
 export const CHART_POINTS = 30;
 /** Longest time between two ticks (judging, sharing). */
 const MAX_TICK_MS = 1_000;
-/** Bound of every Redis command: a slow Redis pauses the progression, it never stalls a tick for long. */
-const REDIS_TIMEOUT_MS = 500;
+
+/** How a model's status names the replica's sharing state. */
+const SHARING_SHOWN = { none: 'local', up: 'redis', down: 'redis-unavailable' } as const;
 
 const windowLabel = (ms: number) =>
   ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
@@ -85,11 +76,6 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   /** Runs replaced by the config being applied, by model and key: a failed apply that restores the last good config gets them back. */
   const retired = new Map<string, ModelRun>();
   const effectiveCache = new Map<string, { src: ModelConfig; rev: number; out: ModelConfig }>();
-
-  let redisUrl: string | undefined;
-  let redis: Redis | undefined;
-  let store: SharedStore | undefined;
-  let redisUp = false;
 
   // Per-version comparison gauges, computed at scrape time from the windows.
   const summaries = (): Array<{ labels: ComparisonLabels; summary: StatsSummary }> => {
@@ -109,7 +95,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   const { decisions, cost } = createCanaryMetrics(registers, {
     runs,
     shownPhase: (r) => shownPhase(r),
-    redis: () => (!redisUrl ? 'none' : redisUp ? 'up' : 'down'),
+    redis: () => sharing.state(),
     summaries,
   });
 
@@ -120,7 +106,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   };
 
   const shownPhase = (r: ModelRun): CanaryPhase =>
-    redisUrl && !redisUp && r.state.phase === 'progressing' ? 'paused' : r.state.phase;
+    sharing.state() === 'down' && r.state.phase === 'progressing' ? 'paused' : r.state.phase;
 
   const emit = (
     model: string,
@@ -159,6 +145,18 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     else log.info(`canary ${decision}`, fields);
   };
 
+  const decided = (
+    model: string,
+    r: ModelRun,
+    decision: CanaryDecision,
+    reason: string,
+    detail: string,
+    local: boolean,
+  ) => {
+    if (local) count(model, r, decision, reason, detail);
+    emit(model, r, decision, reason, detail, local);
+  };
+
   /** Makes `next` the model's state (adopting another replica's, or our own decision). */
   const adopt = (model: string, r: ModelRun, next: ProgressionState) => {
     const before = r.state;
@@ -169,41 +167,6 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     }
     effectiveCache.delete(model);
     return before;
-  };
-
-  let redisPrefix = '';
-  const setRedis = (url: string | undefined, prefix: string) => {
-    if (url === redisUrl && prefix === redisPrefix) return;
-    const old = redis;
-    redisUrl = url;
-    redisPrefix = prefix;
-    redis = undefined;
-    store = undefined;
-    redisUp = false;
-    old?.disconnect();
-    if (!url) return;
-    // The first connection is no resumption: only a loss and a return are decisions.
-    let lost = false;
-    const onState = (up: boolean) => {
-      if (redisUp === up) return;
-      redisUp = up;
-      if (!up) lost = true;
-      else if (!lost) return;
-      for (const [model, r] of runs) {
-        if (r.state.phase !== 'progressing') continue;
-        const decision = up ? 'resume' : 'pause';
-        const reason = up ? 'redis_available' : 'redis_unavailable';
-        const detail = up
-          ? 'shared state reachable again: judging resumes'
-          : 'shared state (Redis) unreachable: the progression is paused at its step; requests are unaffected';
-        count(model, r, decision, reason, detail);
-        emit(model, r, decision, reason, detail, true);
-      }
-    };
-    redis = deps.redis
-      ? deps.redis(url, onState)
-      : createRedisConnection({ url, commandTimeoutMs: REDIS_TIMEOUT_MS, logger: log, onState });
-    store = createRedisStore(redis, prefix, deps.replicaId);
   };
 
   let timer: NodeJS.Timeout | undefined;
@@ -261,7 +224,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     // back within the same apply (synchronously); a later edit back to an old
     // section starts it over, as any changed section does.
     queueMicrotask(() => retired.clear());
-    setRedis(next.analysis.redis, next.analysis.redis_prefix);
+    sharing.configure(next.analysis.redis, next.analysis.redis_prefix);
     schedule();
   };
 
@@ -275,57 +238,33 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     return s;
   };
 
-  const judgeLocal = (r: ModelRun, merged: Map<string, VersionStats>, at: number) => {
-    const c = summarize(merged.get(r.cfg.version) ?? emptyStats());
-    const b = summarize(merged.get(r.cfg.baseline) ?? emptyStats());
-    const j = judge(r.cfg, c, b);
+  const judgeOn = (r: ModelRun, merged: Map<string, VersionStats>, at: number): Judged => {
+    const canary = summarize(merged.get(r.cfg.version) ?? emptyStats());
+    const baseline = summarize(merged.get(r.cfg.baseline) ?? emptyStats());
+    const j = judge(r.cfg, canary, baseline);
     const { state, decision } = applyJudgement(r.state, r.cfg, j, at);
-    return { state, decision, j, c, b };
+    return { state, decision, record: { ...j, at, canary, baseline } };
   };
 
   const decideLocal = (model: string, r: ModelRun) => {
     const t = now();
     if (r.state.phase !== 'progressing' || t < r.state.judgeAt) return;
-    const { state, decision, j, c, b } = judgeLocal(r, r.stats, t);
-    r.lastJudgement = { ...j, at: t, canary: c, baseline: b };
+    const { state, decision, record } = judgeOn(r, r.stats, t);
+    r.lastJudgement = record;
     adopt(model, r, state);
-    count(model, r, decision, j.reason, j.detail);
-    emit(model, r, decision, j.reason, j.detail, true);
+    decided(model, r, decision, record.reason, record.detail, true);
   };
 
-  const tickShared = async (model: string, r: ModelRun, s: SharedStore) => {
-    const shared = await s.read(model);
-    // (A restarted replica's fresh state may share a revision number with the stored one: compare its timing too.)
-    if (
-      shared &&
-      shared.key === r.state.key &&
-      (shared.rev !== r.state.rev || shared.judgeAt !== r.state.judgeAt)
-    ) {
-      const before = adopt(model, r, shared);
-      const last = shared.timeline[shared.timeline.length - 1];
-      if (last && shared.rev > before.rev) emit(model, r, last.decision, last.reason, last.detail, false);
-    }
-    r.leader = await s.lease(model, Math.max(3 * tickMs, 1_000));
-    const stats: Record<string, StatsJson> = {};
-    for (const [v, st] of r.stats) stats[v] = statsToJson(st);
-    await s.publish(model, r.state.key, r.state.epoch, stats, Math.max(10 * r.cfg.interval_ms, 60_000));
-    if (!r.leader) return;
-    if (!shared || shared.key !== r.state.key) {
-      // This replica's config is newer than the shared state (or there is none): it starts the shared progression.
-      const mine = { ...r.state, rev: (shared?.rev ?? 0) + 1 };
-      if (await s.write(model, shared?.rev ?? -1, mine)) adopt(model, r, mine);
-      return;
-    }
-    const t = now();
-    if (r.state.phase !== 'progressing' || t < r.state.judgeAt) return;
-    const merged = await s.collect(model, r.state.key, r.state.epoch);
-    const { state, decision, j, c, b } = judgeLocal(r, merged, t);
-    if (!(await s.write(model, r.state.rev, state))) return; // someone acted first: adopt it next tick
-    r.lastJudgement = { ...j, at: t, canary: c, baseline: b };
-    adopt(model, r, state);
-    count(model, r, decision, j.reason, j.detail);
-    emit(model, r, decision, j.reason, j.detail, true);
-  };
+  const sharing = createCanarySharing({
+    log,
+    now,
+    replicaId: deps.replicaId,
+    redis: deps.redis,
+    runs: () => runs,
+    adopt,
+    decided,
+    judge: judgeOn,
+  });
 
   let ticking: Promise<void> | undefined;
   const tick = (): Promise<void> => {
@@ -333,18 +272,11 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     ticking = (async () => {
       for (const [model, r] of [...runs]) {
         const due = r.state.phase === 'progressing' && now() >= r.state.judgeAt;
-        const s = store;
-        if (!s) {
-          decideLocal(model, r);
-        } else if (redisUp) {
-          try {
-            await tickShared(model, r, s);
-          } catch (err) {
-            // The connection's own events flip redisUp; a failed command alone just skips this tick.
-            log.debug('canary shared state unavailable this tick', { model, err: (err as Error).message });
-          }
-        }
-        const e: CanaryTickEvent = { model, due, shared: !s ? 'local' : redisUp ? 'up' : 'down' };
+        const shared = sharing.state();
+        if (shared === 'none') decideLocal(model, r);
+        else if (shared === 'up') await sharing.tick(model, r, tickMs);
+        const after = sharing.state();
+        const e: CanaryTickEvent = { model, due, shared: after === 'none' ? 'local' : after };
         events.emit('canary-tick', e);
       }
     })().finally(() => {
@@ -355,7 +287,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
 
   const modelStatus = (model: string, r: ModelRun): CanaryModelStatus =>
     modelStatusOf(model, r, cfg.models[model], {
-      sharing: !redisUrl ? 'local' : redisUp ? 'redis' : 'redis-unavailable',
+      sharing: SHARING_SHOWN[sharing.state()],
       phase: shownPhase(r),
       now: now(),
     });
@@ -423,34 +355,15 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
           throw new MeshError(Status.FAILED_PRECONDITION, (err as Error).message);
         }
       };
-      const s = store;
-      if (!s) {
-        const { state, decision } = apply(r.state);
-        adopt(model, r, state);
-        count(model, r, decision, 'operator', state.reason);
-        emit(model, r, decision, 'operator', state.reason, true);
-        return modelStatus(model, r);
-      }
-      if (!redisUp) {
-        throw errors.unavailable('the shared canary state (Redis) is unreachable; try again when it is back');
-      }
-      for (let i = 0; i < 5; i++) {
-        const shared = await s.read(model);
-        const base = shared && shared.key === r.state.key ? shared : r.state;
-        const { state, decision } = apply(base);
-        state.rev = (shared?.rev ?? 0) + 1;
-        if (await s.write(model, shared?.rev ?? -1, state)) {
-          adopt(model, r, state);
-          count(model, r, decision, 'operator', state.reason);
-          emit(model, r, decision, 'operator', state.reason, true);
-          return modelStatus(model, r);
-        }
-      }
-      throw errors.unavailable('the canary state kept changing under this action; try again');
+      const { state, decision } =
+        sharing.state() === 'none' ? apply(r.state) : await sharing.control(model, r, apply);
+      adopt(model, r, state);
+      decided(model, r, decision, 'operator', state.reason, true);
+      return modelStatus(model, r);
     },
     status: () => ({
       replica: deps.replicaId,
-      redis: !redisUrl ? 'none' : redisUp ? 'up' : 'down',
+      redis: sharing.state(),
       models: [...runs].map(([model, r]) => modelStatus(model, r)),
     }),
     analysis: () => ({
@@ -472,10 +385,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       if (timer) clearInterval(timer);
       timer = undefined;
       await ticking;
-      const r = redis;
-      redis = undefined;
-      store = undefined;
-      r?.disconnect();
+      sharing.close();
     },
   };
 }

@@ -1,24 +1,47 @@
 /** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`. */
 import { isSaturated } from './load.js';
-import type { Filter, PluginDeps, SchedulingEndpoint } from './types.js';
+import type { Filter, PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
 
-/** `ready`: connected, reported ready, report fresh. */
+/**
+ * `ready`: connected, reported ready, report fresh. When none of those is left
+ * to try (none, or all already tried by this request), endpoints whose last
+ * report said ready but is late ({@link SchedulingEndpoint.stale}) stay too:
+ * a late report makes an endpoint a worse choice, never leaves a request
+ * with none.
+ */
 export function createReadyFilter(): Filter {
   return {
     type: 'ready',
-    filter(_req, endpoints) {
+    filter(req, endpoints) {
       let n = 0;
-      for (let i = 0; i < endpoints.length; i++) if ((endpoints[i] as SchedulingEndpoint).ready) n++;
+      let stale = 0;
+      for (let i = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (e.ready) n++;
+        else if (e.stale === true) stale++;
+      }
       // Most decisions drop nothing: no copy then.
       if (n === endpoints.length) return endpoints;
-      const out = new Array<SchedulingEndpoint>(n);
+      const fallback = stale > 0 && !anyToTry(req, endpoints, n);
+      const out = new Array<SchedulingEndpoint>(fallback ? n + stale : n);
       for (let i = 0, j = 0; i < endpoints.length; i++) {
         const e = endpoints[i] as SchedulingEndpoint;
-        if (e.ready) out[j++] = e;
+        if (e.ready || (fallback && e.stale === true)) out[j++] = e;
       }
       return out;
     },
   };
+}
+
+/** True when one of the `ready` endpoints (`n` of them) is not excluded by the request. */
+function anyToTry(req: SchedulingRequest, endpoints: readonly SchedulingEndpoint[], n: number): boolean {
+  if (n === 0) return false;
+  if (req.exclude.size === 0) return true;
+  for (let i = 0; i < endpoints.length; i++) {
+    const e = endpoints[i] as SchedulingEndpoint;
+    if (e.ready && !req.exclude.has(e.address)) return true;
+  }
+  return false;
 }
 
 /** `not-draining`: drops endpoints that are shutting down. */
@@ -44,19 +67,26 @@ export function createCircuitClosedFilter(deps: PluginDeps): Filter {
     type: 'circuit-closed',
     ejectsOpenBreakers: true,
     filter(_req, endpoints) {
-      let anyOpen = false;
-      for (let i = 0; i < endpoints.length && !anyOpen; i++)
-        anyOpen = (endpoints[i] as SchedulingEndpoint).breaker === 'open';
-      if (!anyOpen) return endpoints;
+      let nOpen = 0;
+      for (let i = 0; i < endpoints.length; i++)
+        if ((endpoints[i] as SchedulingEndpoint).breaker === 'open') nOpen++;
+      if (nOpen === 0) return endpoints;
+      const maxEjected = Math.floor((endpoints.length * deps.maxEjectionPercent) / 100);
+      if (nOpen <= maxEjected) {
+        // The common case: every open one goes (one copy, no lists of the open ones).
+        const kept = new Array<SchedulingEndpoint>(endpoints.length - nOpen);
+        for (let i = 0, j = 0; i < endpoints.length; i++) {
+          const e = endpoints[i] as SchedulingEndpoint;
+          if (e.breaker !== 'open') kept[j++] = e;
+        }
+        return kept;
+      }
       const open: SchedulingEndpoint[] = [];
       const kept: SchedulingEndpoint[] = [];
       for (const e of endpoints) {
         // A half-open endpoint is kept: the breaker itself lets exactly one probe through.
         (e.breaker === 'open' ? open : kept).push(e);
       }
-      if (open.length === 0) return endpoints;
-      const maxEjected = Math.floor((endpoints.length * deps.maxEjectionPercent) / 100);
-      if (open.length <= maxEjected) return kept;
       // Partial Fisher–Yates: keep (open - maxEjected) of the open ones at random.
       const keep = open.length - maxEjected;
       for (let i = 0; i < keep; i++) {

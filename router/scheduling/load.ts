@@ -345,7 +345,11 @@ export function endpointLoad(e: SchedulingEndpoint): number {
   return loadOf(e).outstanding;
 }
 
-/** True when the endpoint can take new work (ready and not draining). */
+/**
+ * True when the endpoint can take new work: ready and not draining, or so by
+ * a report that is late ({@link SchedulingEndpoint.stale}; the `ready` filter
+ * then takes it only when no endpoint with a fresh report is left).
+ */
 export function usable(e: SchedulingEndpoint): boolean {
-  return e.ready && !e.draining;
+  return (e.ready || e.stale === true) && !e.draining;
 }

@@ -8,6 +8,7 @@ import type { ProfileConfig } from '../config/schema.js';
 import { failurePenalty, preferHealthy } from './health.js';
 import { noteAssignment } from './load.js';
 import type { PluginRegistry } from './registry.js';
+import { zeroScores } from './scores.js';
 import type {
   CandidateTrace,
   Filter,
@@ -18,6 +19,8 @@ import type {
   SchedulingRequest,
   Scorer,
 } from './types.js';
+
+const EMPTY_SCORES: ArrayLike<number> = Object.freeze([]);
 
 /** The `filtered` entry of the health step every profile runs after its filters. */
 export const HEALTH_STEP = 'prefer-healthy';
@@ -54,6 +57,10 @@ export function createScheduler(
   const filterKeys = filters.map((f) => `filter/${f.type}`);
   const scorerKeys = scorers.map((s) => `scorer/${s.scorer.type}`);
   const pickerKey = `picker/${picker.type}`;
+  /** Plugin keys in the order a decision times them: filters, scorers, picker. */
+  const pluginKeys = [...filterKeys, ...scorerKeys, pickerKey];
+  /** The `filtered` steps in order: filters, then the health step. */
+  const stepTypes = [...filters.map((f) => f.type), HEALTH_STEP];
 
   return {
     name,
@@ -63,8 +70,9 @@ export function createScheduler(
       pool: readonly E[],
     ): SchedulingDecision<E> {
       const started = performance.now();
-      const pluginMs: Record<string, number> = {};
-      const filtered: Array<{ type: string; remaining: number }> = [];
+      // Times and counts as numbers; the records that name them are built when read (traces).
+      const times = new Array<number>(pluginKeys.length);
+      const remaining = new Array<number>(stepTypes.length);
       // Filters only remove endpoints: what they return is still a list of E.
       let candidates = pool as readonly E[];
       for (let i = 0; i < filters.length; i++) {
@@ -72,27 +80,27 @@ export function createScheduler(
         const t0 = performance.now();
         candidates = f.filter(req, candidates) as readonly E[];
         const ms = performance.now() - t0;
-        pluginMs[filterKeys[i] as string] = ms;
+        times[i] = ms;
         onPluginTime?.(name, filterKeys[i] as string, ms);
-        filtered.push({ type: f.type, remaining: candidates.length });
+        remaining[i] = candidates.length;
       }
       // Retries never go back to an endpoint already tried. Applied after the
       // filters so that shares (breaker ejection) are of the whole pool.
       if (req.exclude.size > 0) candidates = candidates.filter((e) => !req.exclude.has(e.address));
       // Every profile: recent failures make an endpoint worse (see health.ts).
       candidates = preferHealthy(candidates);
-      filtered.push({ type: HEALTH_STEP, remaining: candidates.length });
+      remaining[filters.length] = candidates.length;
 
-      const totals = new Float64Array(candidates.length);
+      const totals = zeroScores(candidates.length);
       const scoreLists: ArrayLike<number>[] = [];
       for (let s = 0; s < scorers.length; s++) {
         const { scorer, weight } = scorers[s] as { scorer: Scorer; weight: number };
         const t0 = performance.now();
-        const scores = candidates.length > 0 ? scorer.score(req, candidates) : new Float64Array(0);
+        const scores = candidates.length > 0 ? scorer.score(req, candidates) : EMPTY_SCORES;
         for (let i = 0; i < candidates.length; i++)
           totals[i] = (totals[i] as number) + weight * (scores[i] as number);
         const ms = performance.now() - t0;
-        pluginMs[scorerKeys[s] as string] = ms;
+        times[filters.length + s] = ms;
         onPluginTime?.(name, scorerKeys[s] as string, ms);
         scoreLists.push(scores);
       }
@@ -103,7 +111,7 @@ export function createScheduler(
       const t0 = performance.now();
       const index = candidates.length > 0 ? picker.pick(candidates, totals) : -1;
       const pickMs = performance.now() - t0;
-      pluginMs[pickerKey] = pickMs;
+      times[pluginKeys.length - 1] = pickMs;
       onPluginTime?.(name, pickerKey, pickMs);
       const picked = index >= 0 ? candidates[index] : undefined;
       if (picked) noteAssignment(picked, req.promptChars ?? 0);
@@ -119,21 +127,38 @@ export function createScheduler(
           penalty: failurePenalty(e),
           total: totals[i] as number,
         }));
+      let filtered: Array<{ type: string; remaining: number }> | undefined;
+      let pluginMs: Record<string, number> | undefined;
+      const filteredOf = () => {
+        filtered ??= stepTypes.map((type, k) => ({ type, remaining: remaining[k] as number }));
+        return filtered;
+      };
+      const pluginMsOf = () => {
+        if (!pluginMs) {
+          pluginMs = {};
+          for (let k = 0; k < pluginKeys.length; k++) pluginMs[pluginKeys[k] as string] = times[k] as number;
+        }
+        return pluginMs;
+      };
       return {
         profile: name,
         picked,
         poolSize: pool.length,
-        filtered,
-        pluginMs,
+        get filtered() {
+          return filteredOf();
+        },
+        get pluginMs() {
+          return pluginMsOf();
+        },
         totalMs,
         candidates: trace,
         toJSON: () => ({
           profile: name,
           picked: picked?.address ?? null,
           poolSize: pool.length,
-          filtered,
+          filtered: filteredOf(),
           candidates: trace(),
-          pluginMs,
+          pluginMs: pluginMsOf(),
           totalMs,
         }),
       };

@@ -3,6 +3,7 @@
  * endpoints it is given; higher is better.
  */
 import { expNegUtilizationAt, KV_FULL, type LoadEstimate, poolLoad } from './load.js';
+import { zeroScores } from './scores.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
 /**
@@ -25,7 +26,7 @@ export function createLeastRequestScorer(deps: PluginDeps): Scorer {
     score: (_req, endpoints) => {
       const t = now();
       const { loads } = poolLoad(endpoints);
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       for (let i = 0; i < out.length; i++)
         out[i] = expNegUtilizationAt(endpoints[i] as SchedulingEndpoint, loads[i] as LoadEstimate, t);
       return out;
@@ -43,7 +44,7 @@ export function createQueueDepthScorer(): Scorer {
     type: 'queue-depth',
     score(_req, endpoints) {
       const { loads } = poolLoad(endpoints);
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       for (let i = 0; i < out.length; i++) {
         const l = loads[i] as LoadEstimate;
         out[i] = 1 - Math.min(1, l.queue / l.knee);
@@ -68,7 +69,7 @@ export function createKvCacheScorer(): Scorer {
     type: 'kv-cache',
     score(_req, endpoints) {
       const { loads } = poolLoad(endpoints);
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       for (let i = 0; i < out.length; i++) {
         const kv = (loads[i] as LoadEstimate).kvUsage;
         out[i] = 1 - Math.min(1, Math.max(0, (kv - KV_COMFORTABLE) / (KV_FULL - KV_COMFORTABLE)));
@@ -109,7 +110,7 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
   return {
     type: 'prefix-cache',
     score(req, endpoints) {
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       let any = false;
       // Pods of a pool share a block size: hash lookups once per size, not per pod.
       let blockChars = 0;
@@ -163,7 +164,7 @@ export function createSessionAffinityScorer(deps: PluginDeps): Scorer {
   return {
     type: 'session-affinity',
     score(req, endpoints) {
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       if (!req.sessionKey || endpoints.length === 0) return out;
       const k = hash32(req.sessionKey, 0x85ebca6b);
       let best = -1;
@@ -192,7 +193,7 @@ export function createRoundRobinScorer(): Scorer {
   return {
     type: 'round-robin',
     score(_req, endpoints) {
-      const out = new Float64Array(endpoints.length);
+      const out = zeroScores(endpoints.length);
       if (endpoints.length > 0) out[turn++ % endpoints.length] = 1;
       return out;
     },

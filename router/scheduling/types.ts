@@ -24,6 +24,14 @@ export interface SchedulingEndpoint {
   readonly address: string;
   /** Connected, reported ready, not draining, report fresh. */
   readonly ready: boolean;
+  /**
+   * Connected, ready and not draining by its last report, but that report is
+   * older than the staleness limit (absent: false). A late report (a busy
+   * machine, this router included, delays them) makes the endpoint a
+   * fallback, taken when no endpoint with a fresh report is: it degrades the
+   * choice, it does not fail the request.
+   */
+  readonly stale?: boolean;
   readonly draining: boolean;
   /** Streams this router has open to the endpoint now. */
   readonly routerInFlight: number;

@@ -18,10 +18,14 @@ import {
 } from '../scheduling/load.js';
 import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
 import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './prefix-index.js';
+import { createSnapshotKeeper, type Snapshot } from './snapshot.js';
 
 export type { BreakerState } from '../scheduling/types.js';
 
-/** A report older than this many report intervals marks the endpoint stale (not ready). */
+/**
+ * A report older than this marks the endpoint stale: not ready, yet still a
+ * candidate when no endpoint with a fresh report is (see {@link EndpointView.stale}).
+ */
 export const STALE_AFTER_MS = 2_000;
 
 const NO_FAILURES = Object.freeze({ failureRatio: 0, consecutiveFailures: 0 });
@@ -59,16 +63,15 @@ export interface EndpointView extends SchedulingEndpoint {
   readonly prefixIndex: PrefixIndexView;
 }
 
-/** An immutable snapshot of every endpoint. */
-export interface EndpointSnapshot {
-  readonly endpoints: readonly EndpointView[];
-  /** Endpoints of one (model, version) pool. */
-  pool(model: string, version: string): readonly EndpointView[];
-}
+/** An immutable snapshot of every endpoint; `pool(model, version)` gives the endpoints of one pool. */
+export type EndpointSnapshot = Snapshot<EndpointView>;
 
 /** The set of endpoints the router talks to. */
 export interface EndpointSet {
-  /** The current snapshot (replaced whenever state changes). */
+  /**
+   * The current snapshot (replaced whenever state changes; a change to one
+   * endpoint rebuilds only that endpoint's view).
+   */
   snapshot(): EndpointSnapshot;
   /** How many endpoints are known (cheap: no snapshot is built). */
   readonly size: number;
@@ -141,10 +144,31 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   const entries = new Map<string, Entry>();
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  let current: EndpointSnapshot | undefined;
+  const keeper = createSnapshotKeeper<Entry, EndpointView>();
+  /** No view built so far turns stale before this time (an underestimate: a later report moves its view's expiry). */
+  let nextExpiry = Number.POSITIVE_INFINITY;
+  /** Views turned stale since the last `change` event. */
+  let expiredUnannounced = false;
+  /** Marks the views whose report aged out by `at` changed. */
+  const expire = (at: number) => {
+    if (at <= nextExpiry) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of entries.values()) {
+      if (e.view === undefined) continue;
+      if (at > e.viewValidUntil) {
+        e.view = undefined;
+        keeper.changed(e);
+        expiredUnannounced = true;
+      } else if (e.viewValidUntil < next) next = e.viewValidUntil;
+    }
+    nextExpiry = next;
+  };
+  let viewAt = 0;
+  const viewNow = (e: Entry) => view(e, viewAt);
 
-  const invalidate = () => {
-    current = undefined;
+  const changed = (e: Entry) => {
+    e.view = undefined;
+    keeper.changed(e);
     events.emit('change');
   };
 
@@ -157,12 +181,14 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     else if (!fresh) reason = `no load report for ${at - e.reportAt} ms`;
     else if (r && !r.ready) reason = r.reason || (r.draining ? 'draining' : 'not ready');
     const h = health(e.address);
+    const usable = e.connected && r?.ready === true && !r.draining;
     const v: EndpointView = {
       address: e.address,
       connected: e.connected,
       model: r?.model ?? '',
       version: r?.version ?? '',
-      ready: e.connected && fresh && r?.ready === true && !r.draining,
+      ready: usable && fresh,
+      stale: usable && !fresh,
       draining: r?.draining ?? false,
       routerInFlight: e.inFlight,
       routerInFlightAtReport: e.inFlightAtReport,
@@ -178,27 +204,13 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     e.view = v;
     // A fresh view turns stale when the report ages out; a stale one stays stale until a report.
     e.viewValidUntil = fresh ? e.reportAt + staleAfterMs : Number.POSITIVE_INFINITY;
+    if (e.viewValidUntil < nextExpiry) nextExpiry = e.viewValidUntil;
     return v;
   };
+  /** A change that emits no `change` event (this router's own streams). */
   const dirty = (e: Entry) => {
     e.view = undefined;
-    current = undefined;
-  };
-
-  const build = (): EndpointSnapshot => {
-    const at = now();
-    const endpoints = [...entries.values()].map((e) => view(e, at));
-    const pools = new Map<string, EndpointView[]>();
-    for (const ep of endpoints) {
-      const key = `${ep.model}\u0000${ep.version}`;
-      const list = pools.get(key);
-      if (list) list.push(ep);
-      else pools.set(key, [ep]);
-    }
-    return {
-      endpoints,
-      pool: (model, version) => pools.get(`${model}\u0000${version}`) ?? [],
-    };
+    keeper.changed(e);
   };
 
   const scheduleReconnect = (e: Entry) => {
@@ -230,7 +242,6 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       e.history = observeReport(e.history, r, e.reportAt);
       e.inFlightAtReport = e.inFlight;
       e.attempt = 0;
-      e.view = undefined;
       if (!e.connected) {
         e.connected = true;
         options.logger.info('endpoint connected', {
@@ -239,7 +250,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
           version: r.version,
         });
       }
-      invalidate();
+      changed(e);
     });
     const down = (why: string) => {
       if (e.watch !== call) return;
@@ -247,8 +258,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       if (e.connected) options.logger.warn('endpoint load stream lost', { endpoint: e.address, reason: why });
       e.connected = false;
       e.lastError = `load stream to ${e.address} down: ${why}`;
-      e.view = undefined;
-      invalidate();
+      changed(e);
       scheduleReconnect(e);
     };
     call.on('error', (err: grpc.ServiceError) => down(err.details || err.message));
@@ -284,6 +294,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       viewValidUntil: 0,
     };
     entries.set(address, e);
+    keeper.add(e);
     startWatch(e);
   };
 
@@ -294,17 +305,20 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     e.watch = undefined;
     e.client.close();
     entries.delete(e.address);
+    keeper.delete(e);
   };
 
   for (const a of new Set(addresses)) add(a);
 
-  // Staleness is a function of time: refresh the snapshot periodically even
-  // when no report arrives, so a silent endpoint drops out.
+  // Staleness is a function of time: a view turns stale when its report ages
+  // out, with no report to say so. The snapshot looks for such views when the
+  // earliest expiry has passed; the timer also tells listeners (gauges, health).
   const staleTimer = setInterval(
     () => {
-      const at = now();
-      if (current && [...entries.values()].some((e) => e.view !== undefined && at > e.viewValidUntil))
-        invalidate();
+      expire(now());
+      if (!expiredUnannounced) return;
+      expiredUnannounced = false;
+      events.emit('change');
     },
     Math.max(50, Math.floor(staleAfterMs / 4)),
   );
@@ -316,15 +330,17 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     },
     events,
     snapshot() {
-      current ??= build();
-      return current;
+      const at = now();
+      expire(at);
+      viewAt = at;
+      return keeper.snapshot(viewNow);
     },
     client: (address) => entries.get(address)?.client,
     setAddresses(next) {
       const want = new Set(next);
       for (const e of [...entries.values()]) if (!want.has(e.address)) remove(e);
       for (const a of want) if (!entries.has(a)) add(a);
-      invalidate();
+      events.emit('change');
     },
     track(address) {
       const e = entries.get(address);
@@ -343,12 +359,12 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     invalidate(address) {
       if (address !== undefined) {
         const e = entries.get(address);
-        if (!e) return;
-        e.view = undefined;
-      } else {
-        for (const e of entries.values()) e.view = undefined;
+        if (e) changed(e);
+        return;
       }
-      invalidate();
+      for (const e of entries.values()) e.view = undefined;
+      keeper.changedAll();
+      events.emit('change');
     },
     close() {
       clearInterval(staleTimer);

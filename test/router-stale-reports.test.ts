@@ -1,0 +1,76 @@
+/**
+ * Late load reports: an endpoint whose last report said ready but is older
+ * than the staleness limit is a fallback, taken when no endpoint with a fresh
+ * report is left to try. A busy machine (the router included) delays
+ * reports; that must make choices worse, never fail requests.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { STALE_AFTER_MS } from '../router/upstream/endpoints.js';
+import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
+import { startRouterHarness } from './helpers/router-harness.js';
+
+describe('late load reports', () => {
+  it('serve from endpoints with late reports when none is fresh, and prefer a fresh one', async () => {
+    // No heartbeat: an endpoint reports on connect and when the test says so.
+    const stubs = await Promise.all(
+      [0, 1].map(() => startEngineStub({ model: 'm', version: 'v1', reportIntervalMs: 3_600_000 })),
+    );
+    const [a, b] = stubs as [EngineStub, EngineStub];
+    // The router's clock, moved forward to age every report at once.
+    let skew = 0;
+    const h = await startRouterHarness({
+      endpoints: stubs.map((s) => s.address),
+      yaml: `models: { m: { versions: { v1: { weight: 1 } } } }
+upstream: { max_attempts: 2, retry_budget: { ratio: 1, min_retries: 100 } }
+breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
+`,
+      extra: { now: () => Date.now() + skew },
+    });
+    const view = (s: EngineStub) =>
+      h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
+    try {
+      await h.waitReady(2);
+      skew = STALE_AFTER_MS + 1_000;
+      for (const s of stubs) {
+        assert.equal(view(s)?.ready, false, 'a report older than the limit is not fresh');
+        assert.equal(view(s)?.stale, true);
+        assert.match(view(s)?.reason ?? '', /no load report for/);
+      }
+      const served = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const r = await h.client.generate({ model: 'm', prompt: `late ${i}`, sampling: { maxTokens: 2 } });
+        served.add(r.endpoint);
+      }
+      assert.ok(served.size > 0, 'every request was served by an endpoint with a late report');
+
+      // A fresh report from b: b is the choice, a stays a fallback.
+      const fresh = new Promise<void>((resolve) => {
+        const check = () => {
+          if (view(b)?.ready !== true) return;
+          h.router.endpoints.events.off('change', check);
+          resolve();
+        };
+        h.router.endpoints.events.on('change', check);
+      });
+      b.report({});
+      await fresh;
+      assert.equal(view(a)?.stale, true);
+      for (let i = 0; i < 6; i++) {
+        const r = await h.client.generate({ model: 'm', prompt: `fresh ${i}`, sampling: { maxTokens: 2 } });
+        assert.equal(r.endpoint, b.address, 'an endpoint with a fresh report beats one with a late report');
+      }
+
+      // b fails: the retry goes to a, late report or not.
+      b.behave = () => ({ kind: 'fail', code: grpc.status.UNAVAILABLE, message: 'engine down' });
+      const before = a.requests.length;
+      const r = await h.client.generate({ model: 'm', prompt: 'retry', sampling: { maxTokens: 2 } });
+      assert.equal(r.endpoint, a.address);
+      assert.equal(a.requests.length, before + 1);
+    } finally {
+      await h.close();
+      await Promise.all(stubs.map((s) => s.close()));
+    }
+  });
+});
