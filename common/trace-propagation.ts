@@ -54,8 +54,9 @@ export function contextFromHeaders(headers: Record<string, string | string[] | u
  * and logs always carry a usable id.
  */
 export function propagationFor(span: Span, parent: Context): { traceparent: string; traceId: string } {
-  const sc = span.spanContext();
-  if (trace.isSpanContextValid(sc) && span.isRecording()) {
+  // isRecording first: it is a field read, the validity check two regular expressions.
+  if (span.isRecording() && trace.isSpanContextValid(span.spanContext())) {
+    const sc = span.spanContext();
     const carrier: Record<string, string> = {};
     propagator.inject(trace.setSpan(parent, span), carrier, headerSetter);
     return { traceparent: carrier.traceparent ?? '', traceId: sc.traceId };

@@ -15,6 +15,7 @@ import { createGate } from './auth/gate.js';
 import { createCanary } from './canary/controller.js';
 import { createDatastore } from './datastore.js';
 import { createGauges, type Gauges } from './gauges.js';
+import type { HistogramSeries } from './local-histogram.js';
 import { BREAKER_STATE_VALUE, createRouterMetrics } from './metrics.js';
 import type { RouterContext } from './request/context.js';
 import { createSplitTracker } from './routing/split-tracker.js';
@@ -91,10 +92,25 @@ export function createRouterCore(options: RouterOptions): RouterCore {
     if (waitedMs > 0) metrics.admissionWait.observe(waitedMs / 1000);
   });
 
+  // Each plugin's histogram series, bound once: a decision times every plugin.
+  const pluginSeries = new Map<string, Map<string, HistogramSeries>>();
+  const pluginTimer = (profile: string, plugin: string, ms: number) => {
+    let byPlugin = pluginSeries.get(profile);
+    if (!byPlugin) {
+      byPlugin = new Map();
+      pluginSeries.set(profile, byPlugin);
+    }
+    let series = byPlugin.get(plugin);
+    if (!series) {
+      series = metrics.pluginDuration.series({ profile, plugin });
+      byPlugin.set(plugin, series);
+    }
+    series.observe(ms / 1000);
+  };
   const datastore = createDatastore(config, {
     registry: options.registry ?? createBuiltinRegistry(),
     random,
-    pluginTimer: (profile, plugin, ms) => metrics.pluginDuration.observe({ profile, plugin }, ms / 1000),
+    pluginTimer,
     discovery: {
       logger: log,
       onAddresses: (addresses) => {

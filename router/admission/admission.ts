@@ -25,6 +25,7 @@
 import { EventEmitter } from 'node:events';
 import { errors } from '../../common/errors.js';
 import type { AdmissionConfig } from '../config/schema.js';
+import type { CancelSignal } from '../request/cancellation.js';
 
 /** One request asking to start. */
 export interface AdmissionTicket {
@@ -36,7 +37,7 @@ export interface AdmissionTicket {
   saturated(): boolean;
   /** Absolute deadline (ms, `now()` clock). */
   deadline: number;
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 /** Why a request was shed. */

@@ -17,13 +17,28 @@ import { usable } from '../scheduling/load.js';
 import type { EndpointSet } from '../upstream/endpoints.js';
 import { ChunkWriter } from './chunk-writer.js';
 
-/** Initial metadata of a response: version, endpoint, and how the pod served it. */
-function headerFor(served: Served): grpc.Metadata {
-  const md = new grpc.Metadata();
-  md.set(VERSION_KEY, served.version);
-  md.set(ENDPOINT_KEY, served.endpoint);
-  if (served.cache) md.set(CACHE_KEY, served.cache);
-  return md;
+/** Beyond this many headers (endpoints come and go), the cache starts afresh. */
+const MAX_HEADERS = 1024;
+
+/**
+ * Initial metadata of a response: version, endpoint, and how the pod served
+ * it; built once per combination (grpc-js only reads the metadata it sends).
+ */
+function createHeaders(): (served: Served) => grpc.Metadata {
+  const built = new Map<string, grpc.Metadata>();
+  return (served) => {
+    const key = `${served.version}\u0000${served.endpoint}\u0000${served.cache ?? ''}`;
+    let md = built.get(key);
+    if (!md) {
+      md = new grpc.Metadata();
+      md.set(VERSION_KEY, served.version);
+      md.set(ENDPOINT_KEY, served.endpoint);
+      if (served.cache) md.set(CACHE_KEY, served.cache);
+      if (built.size >= MAX_HEADERS) built.clear();
+      built.set(key, md);
+    }
+    return md;
+  };
 }
 
 /** Creates the Inference handlers over the request lifecycle. */
@@ -32,6 +47,7 @@ export function createInferenceHandlers(
   datastore: Datastore,
   endpoints: EndpointSet,
 ): InferenceHandlers {
+  const headerFor = createHeaders();
   return {
     GenerateStream(call) {
       let headersSent = false;

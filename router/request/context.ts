@@ -17,6 +17,7 @@ import type { SplitTracker } from '../routing/split-tracker.js';
 import type { Breakers } from '../upstream/breakers.js';
 import type { EndpointSet } from '../upstream/endpoints.js';
 import type { RetryBudget } from '../upstream/retry-budget.js';
+import type { CancelSignal } from './cancellation.js';
 
 /** The long-lived objects of one router. */
 export interface RouterContext {
@@ -57,7 +58,7 @@ export type ChunkSink = (chunk: GenerateChunk__Output, served: Served) => Promis
 export interface RequestSpans {
   /** The router's server span. */
   server: Span;
-  /** Context whose active span is the server span. */
+  /** Context whose active span is the server span (the caller's context while the server span does not record: no child span is made then). */
   ctx: Context;
   /** The request's trace id (continued from the caller, or new). */
   trace: TraceContext;
@@ -68,7 +69,7 @@ export interface RequestScope {
   /** Absolute deadline (epoch ms): the client's, else the model's default. */
   readonly deadline: number;
   /** Aborted when the client cancels. */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   readonly spans: RequestSpans;
   /** The routing story, filled in as the request goes. */
   readonly rt: RequestTrace;

@@ -13,6 +13,7 @@ import { estimatePromptTokens } from '../../common/validate.js';
 import type { RouterConfig } from '../config/schema.js';
 import { chooseVersion, type VersionChoice } from '../routing/version-split.js';
 import { isSaturated, usable } from '../scheduling/load.js';
+import type { EndpointSnapshot } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
 import { checkContextLength, checkRequest, upstreamRequest } from './preflight.js';
 import { createTenantCharge } from './tenant-charge.js';
@@ -36,7 +37,11 @@ export function createDirector(ctx: RouterContext): Director {
       .join('; ');
   };
 
-  const chooseVersionFor = (req: GenerateRequest__Output, cfg: RouterConfig): VersionChoice => {
+  const chooseVersionFor = (
+    req: GenerateRequest__Output,
+    cfg: RouterConfig,
+    snap: EndpointSnapshot,
+  ): VersionChoice => {
     const file = cfg.models[req.model];
     if (!file) throw errors.notFound(`unknown model "${req.model}"`);
     // A canary progression overlays the file's weights (router/canary/).
@@ -49,7 +54,7 @@ export function createDirector(ctx: RouterContext): Director {
           sessionKey: req.routing?.sessionKey || undefined,
         },
         model,
-        (v) => endpoints.snapshot().pool(req.model, v).some(usable),
+        (v) => snap.pool(req.model, v).some(usable),
         ctx.random,
       );
     } catch (err) {
@@ -122,14 +127,15 @@ export function createDirector(ctx: RouterContext): Director {
       rt.requestId = requestId;
       const request = upstreamRequest(req, requestId, model);
 
-      const choice = chooseVersionFor(req, cfg);
+      // One endpoint snapshot for the version choice and the context check.
+      const snap = endpoints.snapshot();
+      const choice = chooseVersionFor(req, cfg, snap);
       rt.version = choice;
-      const contextLen = Math.min(
-        ...endpoints
-          .snapshot()
-          .pool(req.model, choice.version)
-          .map((e) => e.report?.capacity?.maxModelLen || Number.POSITIVE_INFINITY),
-      );
+      let contextLen = Number.POSITIVE_INFINITY;
+      for (const e of snap.pool(req.model, choice.version)) {
+        const len = e.report?.capacity?.maxModelLen || Number.POSITIVE_INFINITY;
+        if (len < contextLen) contextLen = len;
+      }
       checkContextLength(req, request.sampling?.maxTokens ?? 0, contextLen, choice.version);
       recordVersion(req, choice, scope, requestId);
 

@@ -19,6 +19,7 @@ import { contextFromMetadata, propagationFor, setSpanError } from '../../common/
 import { defaultDeadlineMs } from '../config/schema.js';
 import type { HistogramSeries } from '../local-histogram.js';
 import type { RequestTrace } from '../request-trace.js';
+import { Cancellation } from './cancellation.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
 
@@ -78,9 +79,8 @@ export function createLifecycle(
     const trace: TraceContext = { traceId, spanId: serverSpan.spanContext().spanId, sampled: true };
     const trailer = new grpc.Metadata();
     trailer.set(TRACE_ID_KEY, trace.traceId);
-    const controller = new AbortController();
-    const onCancel = () => controller.abort();
-    call.once('cancelled', onCancel);
+    const cancel = new Cancellation();
+    call.once('cancelled', cancel.abort);
     const { client: clientDeadline, deadline } = deadlineOf(call, req.model);
     const modelLabel = ctx.datastore.config().models[req.model] ? req.model : '(unknown)';
     const rt: RequestTrace = {
@@ -112,7 +112,7 @@ export function createLifecycle(
         streamSeconds: firstAt ? (lastAt - firstAt) / 1000 : 0,
         durationSeconds: (now() - started) / 1000,
         error,
-        cancelled: controller.signal.aborted,
+        cancelled: cancel.aborted,
       });
       if (cost === undefined) return;
       serverSpan.setAttribute('llmmesh.cost', cost);
@@ -145,8 +145,13 @@ export function createLifecycle(
     try {
       const served = await director.execute(req, call.metadata, {
         deadline,
-        signal: controller.signal,
-        spans: { server: serverSpan, ctx: otelTrace.setSpan(parentCtx, serverSpan), trace },
+        signal: cancel,
+        // Child spans only under a recording span (tracing off: none, and no context to build).
+        spans: {
+          server: serverSpan,
+          ctx: serverSpan.isRecording() ? otelTrace.setSpan(parentCtx, serverSpan) : parentCtx,
+          trace,
+        },
         rt,
         onChunk: (chunk, s) => {
           observe(chunk, s);
@@ -161,7 +166,7 @@ export function createLifecycle(
       finishAnalysis();
       return { served, trailer };
     } catch (err) {
-      const e = controller.signal.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
+      const e = cancel.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
       finishAnalysis(e);
       rt.status = e.codeName;
       if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
@@ -171,7 +176,7 @@ export function createLifecycle(
       md.merge(trailer);
       throw new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
     } finally {
-      call.off('cancelled', onCancel);
+      call.off('cancelled', cancel.abort);
       metrics.inFlight.dec({ model: modelLabel });
       if (firstAt) serverSpan.addEvent('first_token', firstAt);
       serverSpan.end();

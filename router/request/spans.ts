@@ -4,7 +4,7 @@
  */
 
 import type { Tracer } from '@opentelemetry/api';
-import { type Span, SpanKind } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, type Span, SpanKind, trace } from '@opentelemetry/api';
 import type { SchedulingDecision } from '../scheduling/types.js';
 import type { RequestSpans } from './context.js';
 
@@ -42,12 +42,20 @@ export function recordScheduleSpan(
   s.end();
 }
 
-/** Starts the span of one upstream attempt. */
+/** The span of an attempt whose request is not traced: records nothing. */
+const NOT_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/**
+ * Starts the span of one upstream attempt: a `NOT_RECORDING` span when the
+ * server span does not record (tracing off, or the request not sampled),
+ * whose children the sampler would not record either.
+ */
 export function startAttemptSpan(
   tracer: Tracer,
   spans: RequestSpans,
   attrs: { endpoint: string; breaker: string; attempt: number; version: string; continuation?: string },
 ): Span {
+  if (!spans.server.isRecording()) return NOT_RECORDING;
   const attributes: Record<string, string | number> = {
     'rpc.system': 'grpc',
     'rpc.service': 'llmmesh.v1.Engine',

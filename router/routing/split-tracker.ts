@@ -33,14 +33,20 @@ export function createSplitTracker(windowMs = 60_000, now: () => number = Date.n
   };
   return {
     record(model, version) {
-      const { slot, ring } = live(model);
-      let b = ring.find((x) => x.slot === slot);
+      // Every request records: the current bucket is the ring's last one, found without a copy.
+      const slot = Math.floor(now() / bucketMs);
+      const last = rings.get(model)?.at(-1);
+      let b = last?.slot === slot ? last : undefined;
       if (!b) {
-        b = { slot, counts: new Map() };
-        ring.push(b);
+        const { ring } = live(model);
+        b = ring.find((x) => x.slot === slot);
+        if (!b) {
+          b = { slot, counts: new Map() };
+          ring.push(b);
+        }
+        rings.set(model, ring);
       }
       b.counts.set(version, (b.counts.get(version) ?? 0) + 1);
-      rings.set(model, ring);
     },
     shares(model) {
       const c = counts(model);

@@ -38,7 +38,7 @@ export function chooseVersion(
   usable: (version: string) => boolean,
   random: () => number = Math.random,
 ): VersionChoice {
-  const versions = Object.entries(model.versions);
+  const { versions, weighted } = versionsOf(model);
   if (req.pinnedVersion) {
     if (!(req.pinnedVersion in model.versions)) {
       throw errors.notFound(
@@ -52,7 +52,6 @@ export function chooseVersion(
     return { version: req.pinnedVersion, reason: 'pinned' };
   }
 
-  const weighted = versions.filter(([, v]) => v.weight > 0);
   const sticky = model.sticky === 'session_key' && req.sessionKey;
   const order = sticky ? stickyOrder(model, req.sessionKey ?? '', weighted) : weightedOrder(weighted, random);
   const first = order[0];
@@ -66,6 +65,21 @@ export function chooseVersion(
     throw errors.unavailable(`no ready endpoint for any version of model "${req.model}"`);
   }
   throw errors.unavailable(`no ready endpoint for model "${req.model}" version "${first}" (fallback is off)`);
+}
+
+type VersionEntries = ReadonlyArray<readonly [string, { weight: number }]>;
+
+/** A model config's versions, and those with weight > 0, listed once per config object (configs are immutable). */
+const versionLists = new WeakMap<ModelConfig, { versions: VersionEntries; weighted: VersionEntries }>();
+
+function versionsOf(model: ModelConfig): { versions: VersionEntries; weighted: VersionEntries } {
+  let lists = versionLists.get(model);
+  if (!lists) {
+    const versions = Object.entries(model.versions);
+    lists = { versions, weighted: versions.filter(([, v]) => v.weight > 0) };
+    versionLists.set(model, lists);
+  }
+  return lists;
 }
 
 /**
@@ -122,6 +136,11 @@ export function weightedOrder(
   versions: ReadonlyArray<readonly [string, { weight: number }]>,
   random: () => number,
 ): string[] {
+  if (versions.length === 1) {
+    // One version: the order is known, but the draw is still taken, so the random sequence stays the same.
+    random();
+    return [(versions[0] as readonly [string, unknown])[0]];
+  }
   return versions
     .map(([name, v]) => ({ name, key: Math.log(Math.max(random(), Number.MIN_VALUE)) / v.weight }))
     .sort((a, b) => b.key - a.key)

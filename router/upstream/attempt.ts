@@ -11,6 +11,7 @@ import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY } from '../../common/metadata.js';
+import type { CancelSignal } from '../request/cancellation.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
 
@@ -23,7 +24,7 @@ export interface AttemptSpec {
   /** The request's absolute deadline (epoch ms). */
   deadline: number;
   /** Aborted when the client goes away. */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** Longest wait for the first chunk (already bounded by the deadline share). */
   firstTokenTimeoutMs: number;
   /** Longest silence between chunks once the stream started. */
