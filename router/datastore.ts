@@ -51,7 +51,11 @@ export function createDatastore(config: RouterConfig, deps: DatastoreDeps): Data
       random: deps.random,
       saturationQueueDepth: cfg.admission.saturation_queue_depth,
       maxEjectionPercent: cfg.breaker.max_ejection_percent,
-      prefixBalance: { absThreshold: cfg.prefix_balance.abs, relThreshold: cfg.prefix_balance.rel },
+      prefixBalance: {
+        absThreshold: cfg.prefix_balance.abs,
+        relThreshold: cfg.prefix_balance.rel,
+        minRequests: cfg.prefix_balance.requests,
+      },
     };
     for (const model of Object.keys(cfg.models)) {
       const { name, profile } = profileFor(cfg, model);

@@ -26,7 +26,13 @@ const TENANTS = 3;
 const STEADY = 3;
 /** A round: one request of each tenant. */
 const ROUND = TENANTS;
-const BEFORE_ROUNDS = 6;
+/**
+ * As long as the phase after the burst: three tenants on three small pods
+ * move now and then even without a burst (two requests of one tenant at
+ * once leave its pod markedly busier than an idle one, and the prefix
+ * spreads), so the level to come back to is measured over as many windows.
+ */
+const BEFORE_ROUNDS = 15;
 const AFTER_ROUNDS = 15;
 /** Rounds per window of the steady phase after the burst. */
 const WINDOW_ROUNDS = 3;
@@ -204,9 +210,13 @@ describe('recovery after a burst', () => {
         ttft: median(os.map((o) => o.ttftMs)),
       });
       const windows = Array.from({ length: AFTER_ROUNDS / WINDOW_ROUNDS }, (_, k) => level(window(k)));
-      // The baseline's level: its hit rate (one miss in a window at most) and TTFT.
+      // The baseline's level: misses in a window no more than in its worst window (one at least), its hit rate and TTFT.
+      const baseWindows = Array.from({ length: BEFORE_ROUNDS / WINDOW_ROUNDS }, (_, k) =>
+        level(baseline.slice(k * size, (k + 1) * size)),
+      );
+      const baseMisses = Math.max(1, ...baseWindows.map((w) => w.misses));
       const recovered = (l: { hit: number; misses: number; ttft: number }) =>
-        l.misses <= 1 && l.hit >= baseHit - 0.15 && l.ttft <= Math.max(2 * baseTtft, baseTtft + 50);
+        l.misses <= baseMisses && l.hit >= baseHit - 0.15 && l.ttft <= Math.max(2 * baseTtft, baseTtft + 50);
       // Recovered: from this window on, every window is at the baseline's level.
       let firstRecovered = windows.length;
       while (firstRecovered > 0 && recovered(windows[firstRecovered - 1] as (typeof windows)[number]))
@@ -218,7 +228,7 @@ describe('recovery after a burst', () => {
       const shed = burst.filter((o) => !o.ok);
       const podOf = (endpoint: string) => pods.findIndex((p) => p.sidecar.address === endpoint);
       t.diagnostic(
-        `baseline: hit ${(baseHit * 100).toFixed(1)} %, TTFT median ${baseTtft.toFixed(1)} ms over ${baseline.length} requests (${baselineSpan.toFixed(0)} ms); ` +
+        `baseline: hit ${(baseHit * 100).toFixed(1)} %, TTFT median ${baseTtft.toFixed(1)} ms over ${baseline.length} requests (${baselineSpan.toFixed(0)} ms), at most ${baseMisses} missed by ${size}; ` +
           `burst: ${BURST - shed.length} served, ${shed.length} shed, pods held at most ${burstRunning.join(' / ')}; ` +
           `after, by ${size} requests: ${windows.map((w) => `${(w.hit * 100).toFixed(0)} % (${w.misses} missed) / ${w.ttft.toFixed(0)} ms`).join(', ')}; ` +
           `recovered ${recoveredAt.toFixed(0)} ms after the burst; ` +

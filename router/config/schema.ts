@@ -215,6 +215,7 @@ const admissionSchema = z.strictObject({
 const prefixBalanceSchema = z.strictObject({
   abs: z.number().min(0).default(0.3),
   rel: z.number().min(1, 'must be >= 1').default(2),
+  requests: z.number().min(0).default(2),
 });
 
 const tenantSchema = z.strictObject({

@@ -282,6 +282,30 @@ describe('hot prefixes spread', () => {
     assert.deepEqual(score('prefix-cache', [holder(h), idle], prompt), [1, 0]);
   });
 
+  it('on small pods a request or two more is noise, not a hot prefix: the prefix stays until the holder is more than 2 requests busier', () => {
+    const small = (address: string, inFlight: number, cached: boolean): FakeEndpoint => ({
+      ...pod(address, inFlight, cached),
+      learnedKnee: 0,
+      maxNumSeqs: 4,
+    });
+    // 2 of 4 against an idle pod: half a knee apart, but no wait to save a prefill for.
+    assert.deepEqual(
+      score('prefix-cache', [small('holder', 2, true), small('idle', 0, false)], prompt),
+      [1, 0],
+    );
+    assert.deepEqual(
+      score('prefix-cache', [small('holder', 3, true), small('idle', 0, false)], prompt),
+      [0, 0],
+    );
+    assert.deepEqual(
+      score('prefix-cache', [small('holder', 2, true), small('idle', 0, false)], prompt, {
+        prefixBalance: { absThreshold: 0.3, relThreshold: 2, minRequests: 1 },
+      }),
+      [0, 0],
+      'the floor comes from the deps',
+    );
+  });
+
   it('thresholds come from the deps', () => {
     const s = score('prefix-cache', [pod('holder', 14, true), pod('idle', 2, false)], prompt, {
       prefixBalance: { absThreshold: 0.9, relThreshold: 1.5 },

@@ -293,6 +293,8 @@ export interface PoolLoad {
   readonly loads: readonly LoadEstimate[];
   /** The lowest {@link LoadEstimate.utilization} among them (+∞ for none). */
   readonly minUtilization: number;
+  /** The fewest {@link LoadEstimate.outstanding} requests among them (+∞ for none). */
+  readonly minOutstanding: number;
 }
 
 /** The last candidate list {@link poolLoad} was asked about, and what it answered. */
@@ -300,7 +302,11 @@ let lastList: readonly SchedulingEndpoint[] | undefined;
 let lastLength = -1;
 let lastAssignments = -1;
 const lastLoads: LoadEstimate[] = [];
-const lastPool = { loads: lastLoads, minUtilization: Number.POSITIVE_INFINITY };
+const lastPool = {
+  loads: lastLoads,
+  minUtilization: Number.POSITIVE_INFINITY,
+  minOutstanding: Number.POSITIVE_INFINITY,
+};
 
 /**
  * {@link loadOf} for each endpoint of a candidate list. The scorers of one
@@ -314,12 +320,15 @@ export function poolLoad(endpoints: readonly SchedulingEndpoint[]): PoolLoad {
   const n = endpoints.length;
   lastLoads.length = n;
   let min = Number.POSITIVE_INFINITY;
+  let minOutstanding = Number.POSITIVE_INFINITY;
   for (let i = 0; i < n; i++) {
     const l = loadOf(endpoints[i] as SchedulingEndpoint);
     lastLoads[i] = l;
     min = Math.min(min, l.utilization);
+    minOutstanding = Math.min(minOutstanding, l.outstanding);
   }
   lastPool.minUtilization = min;
+  lastPool.minOutstanding = minOutstanding;
   lastList = endpoints;
   lastLength = n;
   lastAssignments = assignments;

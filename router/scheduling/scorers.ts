@@ -2,7 +2,7 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { expNegUtilizationAt, KV_FULL, type LoadEstimate, poolLoad } from './load.js';
+import { expNegUtilizationAt, KV_FULL, type LoadEstimate, type PoolLoad, poolLoad } from './load.js';
 import { zeroScores } from './scores.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
@@ -85,10 +85,34 @@ export interface PrefixBalance {
   readonly absThreshold: number;
   /** ... and the ratio of utilizations above which it does. */
   readonly relThreshold: number;
+  /**
+   * ... and the difference in requests it must exceed (default
+   * {@link DEFAULT_PREFIX_BALANCE}'s): on pods with small knees a share of a
+   * knee is a request or two, arrival timing's noise (two requests of one
+   * tenant at once), and a prefix moved for it pays a whole prefill where
+   * it would not have queued.
+   */
+  readonly minRequests?: number;
 }
 
-/** Defaults of {@link PrefixBalance}: 0.3 knee apart and twice as busy. */
-export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshold: 0.3, relThreshold: 2 });
+/** Defaults of {@link PrefixBalance}: 0.3 knee apart, twice as busy and more than 2 requests more. */
+export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({
+  absThreshold: 0.3,
+  relThreshold: 2,
+  minRequests: 2,
+});
+
+/** Whether endpoint `i` of `pool` is markedly busier than the least-loaded candidate (the prefix balance thresholds). */
+function markedlyBusier(pool: PoolLoad, i: number, b: PrefixBalance): boolean {
+  const l = pool.loads[i] as LoadEstimate;
+  const u = l.utilization;
+  const minU = pool.minUtilization;
+  return (
+    u - minU > b.absThreshold &&
+    u > b.relThreshold * minU &&
+    l.outstanding - pool.minOutstanding > (b.minRequests ?? (DEFAULT_PREFIX_BALANCE.minRequests as number))
+  );
+}
 
 /**
  * `prefix-cache`: the share of the prompt's blocks the endpoint holds as a
@@ -99,7 +123,7 @@ export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({ absThreshol
  * A hot prefix spreads instead of queueing: a pod holding the prefix scores
  * nothing for it once it is markedly busier than the least-loaded candidate
  * (utilization higher by more than `absThreshold` knees *and* more than
- * `relThreshold` times). The request then goes to another pod holding the
+ * `relThreshold` times, *and* more than `minRequests` requests more). The request then goes to another pod holding the
  * prefix that is not that busy, or, when there is none, where load sends it,
  * and that pod caches the prefix too: a second replica, then a third, as long
  * as demand outgrows them. A cold or rare prefix, whose pod is not busier
@@ -130,11 +154,9 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
       if (!any || endpoints.length < 2) return out;
       // Load without the just-sent boost: a burst of a few requests is no
       // reason to pay for a prefix's prefill a second time.
-      const { loads, minUtilization: minU } = poolLoad(endpoints);
+      const pool = poolLoad(endpoints);
       for (let i = 0; i < endpoints.length; i++) {
-        if ((out[i] as number) === 0) continue;
-        const u = (loads[i] as LoadEstimate).utilization;
-        if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[i] = 0;
+        if ((out[i] as number) !== 0 && markedlyBusier(pool, i, balance)) out[i] = 0;
       }
       return out;
     },
@@ -179,9 +201,7 @@ export function createSessionAffinityScorer(deps: PluginDeps): Scorer {
       out[best] = 1;
       // Like a hot prefix, a session leaves a pod markedly busier than the
       // least-loaded candidate (the same thresholds), and only then.
-      const { loads, minUtilization: minU } = poolLoad(endpoints);
-      const u = (loads[best] as LoadEstimate).utilization;
-      if (u - minU > balance.absThreshold && u > balance.relThreshold * minU) out[best] = 0;
+      if (markedlyBusier(poolLoad(endpoints), best, balance)) out[best] = 0;
       return out;
     },
   };
