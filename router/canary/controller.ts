@@ -29,7 +29,7 @@ import {
   startProgression,
 } from './progression.js';
 import type { AnalysisConfig } from './schema.js';
-import { createCanarySharing, type Judged } from './sharing.js';
+import { createCanarySharing, type DecisionHook, type Judged } from './sharing.js';
 import { emptyStats, observe, type StatsSummary, summarize, type VersionStats } from './stats.js';
 import type {
   Canary,
@@ -108,27 +108,6 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
   const shownPhase = (r: ModelRun): CanaryPhase =>
     sharing.state() === 'down' && r.state.phase === 'progressing' ? 'paused' : r.state.phase;
 
-  const emit = (
-    model: string,
-    r: ModelRun,
-    decision: CanaryDecision,
-    reason: string,
-    detail: string,
-    local: boolean,
-  ) => {
-    const e: CanaryEvent = {
-      model,
-      decision,
-      reason,
-      detail,
-      phase: shownPhase(r),
-      step: r.state.step,
-      share: r.state.share,
-      local,
-    };
-    events.emit('canary', e);
-  };
-
   const count = (model: string, r: ModelRun, decision: CanaryDecision, reason: string, detail: string) => {
     decisions.inc({ model, version: r.cfg.version, decision, reason });
     const fields = {
@@ -145,16 +124,20 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
     else log.info(`canary ${decision}`, fields);
   };
 
-  const decided = (
-    model: string,
-    r: ModelRun,
-    decision: CanaryDecision,
-    reason: string,
-    detail: string,
-    local: boolean,
-  ) => {
+  /** A decision was made (`local`: by this replica, which counts and logs it); every replica emits it. */
+  const decided: DecisionHook = (model, r, decision, reason, detail, local) => {
     if (local) count(model, r, decision, reason, detail);
-    emit(model, r, decision, reason, detail, local);
+    const e: CanaryEvent = {
+      model,
+      decision,
+      reason,
+      detail,
+      phase: shownPhase(r),
+      step: r.state.step,
+      share: r.state.share,
+      local,
+    };
+    events.emit('canary', e);
   };
 
   /** Makes `next` the model's state (adopting another replica's, or our own decision). */
@@ -217,8 +200,7 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
         leader: !next.analysis.redis,
       };
       runs.set(model, r);
-      count(model, r, 'start', 'config', state.reason);
-      emit(model, r, 'start', 'config', state.reason, true);
+      decided(model, r, 'start', 'config', state.reason, true);
     }
     // A retired run is kept only for the datastore putting the last good config
     // back within the same apply (synchronously); a later edit back to an old

@@ -33,6 +33,16 @@ export interface Judged {
   record: NonNullable<CanaryModelStatus['lastJudgement']>;
 }
 
+/** What is done with a decision (`local`: made by this replica, not adopted from another). */
+export type DecisionHook = (
+  model: string,
+  r: ModelRun,
+  decision: CanaryDecision,
+  reason: string,
+  detail: string,
+  local: boolean,
+) => void;
+
 /** What the sharing needs from the controller. */
 export interface SharingHooks {
   log: Logger;
@@ -44,14 +54,7 @@ export interface SharingHooks {
   /** Makes `next` the run's state; returns the state it replaced. */
   adopt: (model: string, r: ModelRun, next: ProgressionState) => ProgressionState;
   /** A decision was made (`local`: by this replica). */
-  decided: (
-    model: string,
-    r: ModelRun,
-    decision: CanaryDecision,
-    reason: string,
-    detail: string,
-    local: boolean,
-  ) => void;
+  decided: DecisionHook;
   /** Judges `r` on `merged` statistics at `at`. */
   judge: (r: ModelRun, merged: Map<string, VersionStats>, at: number) => Judged;
 }
