@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { STALE_AFTER_MS } from '../router/upstream/endpoints.js';
+import type { MeshError } from '../client/index.js';
+import { STALE_AFTER_MS, STALE_LIMIT_FACTOR } from '../router/upstream/endpoints.js';
 import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
 import { startRouterHarness } from './helpers/router-harness.js';
 
@@ -68,6 +69,56 @@ breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
       const r = await h.client.generate({ model: 'm', prompt: 'retry', sampling: { maxTokens: 2 } });
       assert.equal(r.endpoint, a.address);
       assert.equal(a.requests.length, before + 1);
+    } finally {
+      await h.close();
+      await Promise.all(stubs.map((s) => s.close()));
+    }
+  });
+
+  it('a version whose pods all report late gives way to one with fresh reports, and a report past the limit makes no fallback', async () => {
+    const stubs = await Promise.all(
+      ['v1', 'v2'].map((version) => startEngineStub({ model: 'm', version, reportIntervalMs: 3_600_000 })),
+    );
+    const [v1, v2] = stubs as [EngineStub, EngineStub];
+    let skew = 0;
+    const h = await startRouterHarness({
+      endpoints: stubs.map((s) => s.address),
+      yaml: 'models: { m: { versions: { v1: { weight: 1 }, v2: { weight: 1 } } } }\n',
+      extra: { now: () => Date.now() + skew },
+    });
+    const view = (s: EngineStub) =>
+      h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
+    const freshAgain = (s: EngineStub) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (view(s)?.ready !== true) return;
+          h.router.endpoints.events.off('change', check);
+          resolve();
+        };
+        h.router.endpoints.events.on('change', check);
+        s.report({});
+      });
+    try {
+      await h.waitReady(2);
+      skew = STALE_AFTER_MS + 1_000;
+      await freshAgain(v1);
+      assert.equal(view(v2)?.stale, true);
+      for (let i = 0; i < 8; i++) {
+        const r = await h.client.generate({ model: 'm', prompt: `split ${i}`, sampling: { maxTokens: 2 } });
+        assert.equal(
+          r.endpoint,
+          v1.address,
+          'the weighted pick of v2 falls back to v1, whose report is fresh',
+        );
+      }
+      // Past the limit a late report is no fallback either: with v1 gone quiet too, nothing serves.
+      skew = (STALE_LIMIT_FACTOR + 2) * STALE_AFTER_MS + 1_000;
+      assert.equal(view(v2)?.stale, false);
+      assert.equal(view(v2)?.ready, false);
+      await assert.rejects(
+        h.client.generate({ model: 'm', prompt: 'none', sampling: { maxTokens: 2 } }),
+        (err: MeshError) => err.code === grpc.status.UNAVAILABLE && /no load report for/.test(err.message),
+      );
     } finally {
       await h.close();
       await Promise.all(stubs.map((s) => s.close()));

@@ -12,8 +12,8 @@ import { CACHE_KEY } from '../../common/metadata.js';
 import { estimatePromptTokens } from '../../common/validate.js';
 import type { RouterConfig } from '../config/schema.js';
 import { chooseVersion, type VersionChoice } from '../routing/version-split.js';
-import { isSaturated, usable } from '../scheduling/load.js';
-import type { EndpointSnapshot } from '../upstream/endpoints.js';
+import { freshlyUsable, isSaturated, usable } from '../scheduling/load.js';
+import type { EndpointSnapshot, EndpointView } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
 import { checkContextLength, checkRequest, upstreamRequest } from './preflight.js';
 import { createTenantCharge } from './tenant-charge.js';
@@ -46,17 +46,22 @@ export function createDirector(ctx: RouterContext): Director {
     if (!file) throw errors.notFound(`unknown model "${req.model}"`);
     // A canary progression overlays the file's weights (router/canary/).
     const model = ctx.canary ? ctx.canary.effective(req.model, file) : file;
+    const routing = {
+      model: req.model,
+      pinnedVersion: req.routing?.version || undefined,
+      sessionKey: req.routing?.sessionKey || undefined,
+    };
+    const choose = (usableHere: (e: EndpointView) => boolean) =>
+      chooseVersion(routing, model, (v) => snap.pool(req.model, v).some(usableHere), ctx.random);
     try {
-      return chooseVersion(
-        {
-          model: req.model,
-          pinnedVersion: req.routing?.version || undefined,
-          sessionKey: req.routing?.sessionKey || undefined,
-        },
-        model,
-        (v) => snap.pool(req.model, v).some(usable),
-        ctx.random,
-      );
+      try {
+        return choose(freshlyUsable);
+      } catch (err) {
+        if (!(err instanceof MeshError) || err.code !== Status.UNAVAILABLE) throw err;
+        // No version has a pod with a fresh report (a burst delays every
+        // report): pods whose last report said ready are the fallback, as for the pick.
+        return choose(usable);
+      }
     } catch (err) {
       if (!(err instanceof MeshError) || err.code !== Status.UNAVAILABLE) throw err;
       // Say why each endpoint of the model cannot serve, so the caller (and the
@@ -88,15 +93,29 @@ export function createDirector(ctx: RouterContext): Director {
     });
   };
 
-  /** True while every usable endpoint of the pool is saturated (admission then queues). */
+  /**
+   * True while every usable endpoint of the pool is saturated (admission then
+   * queues). Endpoints with a fresh report decide when there are any: a pod
+   * whose report is late looks as idle as it last said, and the pick takes it
+   * only when no fresh one is left.
+   */
   const saturatedPool = (model: string, version: string, saturation: number) => () => {
-    let any = false;
+    let fresh = 0;
+    let freshSaturated = 0;
+    let stale = 0;
+    let staleSaturated = 0;
     for (const e of endpoints.snapshot().pool(model, version)) {
       if (!usable(e) || e.breaker === 'open') continue;
-      any = true;
-      if (!isSaturated(e, saturation)) return false;
+      const saturated = isSaturated(e, saturation);
+      if (e.ready) {
+        fresh++;
+        if (saturated) freshSaturated++;
+      } else {
+        stale++;
+        if (saturated) staleSaturated++;
+      }
     }
-    return any;
+    return fresh > 0 ? freshSaturated === fresh : stale > 0 && staleSaturated === stale;
   };
 
   return {

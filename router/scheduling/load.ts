@@ -387,3 +387,8 @@ export function endpointLoad(e: SchedulingEndpoint): number {
 export function usable(e: SchedulingEndpoint): boolean {
   return (e.ready || e.stale === true) && !e.draining;
 }
+
+/** True when the endpoint can take new work by a fresh report (not a late one). */
+export function freshlyUsable(e: SchedulingEndpoint): boolean {
+  return e.ready && !e.draining;
+}

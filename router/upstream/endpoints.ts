@@ -28,6 +28,13 @@ export type { BreakerState } from '../scheduling/types.js';
  */
 export const STALE_AFTER_MS = 2_000;
 
+/**
+ * A late report counts for this many times {@link STALE_AFTER_MS}; after
+ * that the endpoint is not usable at all (a sidecar that hangs with its load
+ * stream still open must not be a fallback for good).
+ */
+export const STALE_LIMIT_FACTOR = 10;
+
 const NO_FAILURES = Object.freeze({ failureRatio: 0, consecutiveFailures: 0 });
 
 /** What routing knows about one endpoint at one instant. Never mutated. */
@@ -176,6 +183,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     if (e.view && at <= e.viewValidUntil) return e.view;
     const r = e.report;
     const fresh = r !== undefined && at - e.reportAt <= staleAfterMs;
+    const late = !fresh && r !== undefined && at - e.reportAt <= STALE_LIMIT_FACTOR * staleAfterMs;
     let reason = '';
     if (!e.connected) reason = e.lastError || 'no load report yet';
     else if (!fresh) reason = `no load report for ${at - e.reportAt} ms`;
@@ -188,7 +196,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       model: r?.model ?? '',
       version: r?.version ?? '',
       ready: usable && fresh,
-      stale: usable && !fresh,
+      stale: usable && late,
       draining: r?.draining ?? false,
       routerInFlight: e.inFlight,
       routerInFlightAtReport: e.inFlightAtReport,
@@ -202,8 +210,13 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       prefixIndex: e.prefixIndex,
     };
     e.view = v;
-    // A fresh view turns stale when the report ages out; a stale one stays stale until a report.
-    e.viewValidUntil = fresh ? e.reportAt + staleAfterMs : Number.POSITIVE_INFINITY;
+    // A fresh view turns stale when the report ages out, a stale one unusable
+    // at the limit; past that it stays so until a report.
+    e.viewValidUntil = fresh
+      ? e.reportAt + staleAfterMs
+      : late
+        ? e.reportAt + STALE_LIMIT_FACTOR * staleAfterMs
+        : Number.POSITIVE_INFINITY;
     if (e.viewValidUntil < nextExpiry) nextExpiry = e.viewValidUntil;
     return v;
   };
