@@ -102,6 +102,19 @@ describe('load against the knee', () => {
     assert.equal(h.queueingMs, 0);
   });
 
+  it('keeps a knee the router holds the engine at: running near the knee with nothing waiting is no quiet', () => {
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 8, numRequestsWaiting: 3 }), 0);
+    h = observeReport(h, report({ numRequestsRunning: 8, numRequestsWaiting: 3 }), 1_000);
+    assert.equal(h.learnedKnee, 8);
+    for (let t = 1_250; t <= 1_250 + 3 * KNEE_MEMORY_MS; t += 250)
+      h = observeReport(h, report({ numRequestsRunning: 7, numRequestsWaiting: 0 }), t);
+    assert.equal(h.learnedKnee, 8, 'held at the knee, it binds');
+    const t0 = 1_500 + 3 * KNEE_MEMORY_MS;
+    h = observeReport(h, report({ numRequestsRunning: 2, numRequestsWaiting: 0 }), t0);
+    h = observeReport(h, report({ numRequestsRunning: 2, numRequestsWaiting: 0 }), t0 + KNEE_MEMORY_MS);
+    assert.equal(h.learnedKnee, 0, 'well below it, quiet: forgotten');
+  });
+
   it('forgets a knee no queue has confirmed for KNEE_MEMORY_MS, and learns it again when the engine queues', () => {
     // A burst of cold long prompts: prompts wait for the token budget at 15 running.
     let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 0);

@@ -32,10 +32,14 @@ export const QUEUEING_MS = 1_000;
  * come from prefill work, not concurrency: a burst of cold long prompts keeps
  * prompts waiting for the token budget at a few running requests, and once
  * the prefixes are cached the same engine runs many more without queueing.
- * A knee that no queue confirms for this long is forgotten; a real limit
- * queues again and is learned again within {@link QUEUEING_MS}.
+ * A knee that no queue confirms for this long, while fewer than
+ * {@link KNEE_BINDING_SHARE} of it run, is forgotten; a real limit queues
+ * again and is learned again within {@link QUEUEING_MS}.
  */
 export const KNEE_MEMORY_MS = 5_000;
+
+/** Share of a learned knee that, running, counts as the knee binding (not quiet). */
+export const KNEE_BINDING_SHARE = 0.8;
 
 /**
  * Time constant (ms) of the recent-assignment count: a request just sent is
@@ -86,7 +90,10 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
   const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
   const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
-  const quietSince = waiting > 0 ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
+  // Quiet: nothing waits and the knee does not bind (a router holding the
+  // pod at its knee keeps it from queueing; that confirms the knee).
+  const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
+  const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
   // Only a lasting queue teaches: a scrape between two steps, or prompts
   // waiting a step for the token budget, say nothing about capacity.
