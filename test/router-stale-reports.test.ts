@@ -10,7 +10,17 @@ import * as grpc from '@grpc/grpc-js';
 import type { MeshError } from '../client/index.js';
 import { STALE_AFTER_MS, STALE_LIMIT_FACTOR } from '../router/upstream/endpoints.js';
 import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
-import { startRouterHarness } from './helpers/router-harness.js';
+import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
+import { waitUntil } from './helpers/wait.js';
+
+/** Sends a report from `s` and resolves once the router holds it as fresh. */
+function reportFresh(h: RouterHarness, s: EngineStub): Promise<void> {
+  const fresh = () =>
+    h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address)?.ready === true;
+  const seen = waitUntil(h.router.endpoints.events, 'change', fresh, `a fresh report from ${s.address}`);
+  s.report({});
+  return seen;
+}
 
 describe('late load reports', () => {
   it('serve from endpoints with late reports when none is fresh, and prefer a fresh one', async () => {
@@ -47,16 +57,7 @@ breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
       assert.ok(served.size > 0, 'every request was served by an endpoint with a late report');
 
       // A fresh report from b: b is the choice, a stays a fallback.
-      const fresh = new Promise<void>((resolve) => {
-        const check = () => {
-          if (view(b)?.ready !== true) return;
-          h.router.endpoints.events.off('change', check);
-          resolve();
-        };
-        h.router.endpoints.events.on('change', check);
-      });
-      b.report({});
-      await fresh;
+      await reportFresh(h, b);
       assert.equal(view(a)?.stale, true);
       for (let i = 0; i < 6; i++) {
         const r = await h.client.generate({ model: 'm', prompt: `fresh ${i}`, sampling: { maxTokens: 2 } });
@@ -88,20 +89,10 @@ breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
     });
     const view = (s: EngineStub) =>
       h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
-    const freshAgain = (s: EngineStub) =>
-      new Promise<void>((resolve) => {
-        const check = () => {
-          if (view(s)?.ready !== true) return;
-          h.router.endpoints.events.off('change', check);
-          resolve();
-        };
-        h.router.endpoints.events.on('change', check);
-        s.report({});
-      });
     try {
       await h.waitReady(2);
       skew = STALE_AFTER_MS + 1_000;
-      await freshAgain(v1);
+      await reportFresh(h, v1);
       assert.equal(view(v2)?.stale, true);
       for (let i = 0; i < 8; i++) {
         const r = await h.client.generate({ model: 'm', prompt: `split ${i}`, sampling: { maxTokens: 2 } });
