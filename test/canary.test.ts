@@ -16,6 +16,16 @@ import { type Pod, startPod } from './helpers/pods.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
 import { nextEvent } from './helpers/wait.js';
 
+/** An operator action on the model's canary through the admin API. */
+async function control(h: RouterHarness, action: 'pause' | 'resume'): Promise<void> {
+  const res = await fetch(`${h.router.adminUrl}/canary/${action}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL }),
+  });
+  assert.equal(res.status, 200, `${action}: ${await res.text()}`);
+}
+
 /** The next canary event matching `match`; a timeout names the decisions seen meanwhile. */
 async function untilCanary(h: RouterHarness, match: (e: CanaryEvent) => boolean, timeoutMs = 60_000) {
   const seen: CanaryEvent[] = [];
@@ -220,9 +230,14 @@ describe('canary rollback', () => {
       await load.stop();
       throw err;
     });
+    // Paused while the faults are set, resumed after: the judged data starts
+    // over at the resume, so the step's judgement sees only the broken canary
+    // however long setting the faults takes on a loaded machine.
+    await control(h, 'pause');
     const from = seen.length;
     await breach();
     const rolled = untilCanary(h, (e) => e.decision === 'rollback');
+    await control(h, 'resume');
     const rb = await rolled.finally(() => load.stop());
     const { errors } = await load.stop();
     const judgements = seen

@@ -253,12 +253,6 @@ describe('recovery after a burst', () => {
         firstRecovered >= 0 && (firstRecovered + 1) * WINDOW_ROUNDS <= RECOVERY_ROUNDS,
         `hit rate and TTFT back to the baseline within ${RECOVERY_ROUNDS} rounds`,
       );
-      // Those rounds took at most three times what as many took before the burst.
-      const roundMs = baselineSpan / BEFORE_ROUNDS;
-      assert.ok(
-        recoveredAt <= 3 * roundMs * (firstRecovered + 1) * WINDOW_ROUNDS,
-        `recovered ${recoveredAt.toFixed(0)} ms after the burst; the baseline took ${baselineSpan.toFixed(0)} ms`,
-      );
     } finally {
       stopped = true;
       await h.close();
