@@ -28,6 +28,17 @@ describe('engine client against recorded engine output', () => {
     for (const c of closers) await c();
   });
 
+  /** An engine that sends one token and never finishes, like a long generation, and a client of it. */
+  async function endlessEngine() {
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
+    });
+    const client = createEngineClient({ url: server.url });
+    closers.push(() => client.close(), server.close);
+    return { server, client };
+  }
+
   it('streams a real vLLM completions capture: text in order, finish on the last event', async () => {
     const server = await startHttpServer((_req, res) =>
       replaySse(res, fixture('vllm-completions-stream.sse')),
@@ -134,13 +145,7 @@ describe('engine client against recorded engine output', () => {
   });
 
   it('aborting the signal closes the HTTP request the engine is serving', async () => {
-    const server = await startHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
-      // ...and never finishes, like a long generation.
-    });
-    const client = createEngineClient({ url: server.url });
-    closers.push(() => client.close(), server.close);
+    const { server, client } = await endlessEngine();
     const controller = new AbortController();
     const stream = client.stream(completion, { signal: controller.signal });
     const first = await stream.next();
@@ -165,13 +170,7 @@ describe('engine client against recorded engine output', () => {
   });
 
   it('a callback that returns false stops the stream and closes the HTTP request', async () => {
-    const server = await startHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
-      // ...and never finishes, like a long generation.
-    });
-    const client = createEngineClient({ url: server.url });
-    closers.push(() => client.close(), server.close);
+    const { server, client } = await endlessEngine();
     const pushed: string[] = [];
     await client.each(completion, (ev) => {
       pushed.push(ev.text);
@@ -182,12 +181,7 @@ describe('engine client against recorded engine output', () => {
   });
 
   it('a callback sees an aborted stream fail CANCELLED, and its own throw as it is', async () => {
-    const server = await startHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n');
-    });
-    const client = createEngineClient({ url: server.url });
-    closers.push(() => client.close(), server.close);
+    const { client } = await endlessEngine();
     const controller = new AbortController();
     await assert.rejects(
       client.each(
