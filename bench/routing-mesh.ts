@@ -211,6 +211,8 @@ interface Pod {
   routerInFlight: number;
   routerInFlightAtReport: number;
   scrape: { numRequestsRunning: number; numRequestsWaiting: number; kvCacheUsagePerc: number };
+  /** The sidecar's requests at the engine when it was last scraped (the report's `inFlightAtScrape`). */
+  inFlightAtScrape: number;
   report: LoadReport__Output | undefined;
   history: LoadHistory;
   recent: RecentAssignments | undefined;
@@ -269,6 +271,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       routerInFlight: 0,
       routerInFlightAtReport: 0,
       scrape: { numRequestsRunning: 0, numRequestsWaiting: 0, kvCacheUsagePerc: 0 },
+      inFlightAtScrape: 0,
       report: undefined,
       history: NO_HISTORY,
       recent: undefined,
@@ -309,6 +312,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       inFlight: p.sidecarInFlight,
       queued: 0,
       engine: { ...p.scrape },
+      inFlightAtScrape: p.inFlightAtScrape,
       capacity: {
         maxNumSeqs: o.publishMaxNumSeqs ? maxNumSeqs : 0,
         numGpuBlocks,
@@ -342,6 +346,7 @@ export function runMesh(o: MeshOptions): MeshResult {
         numRequestsWaiting: s.waiting,
         kvCacheUsagePerc: s.kvCacheUsage,
       };
+      p.inFlightAtScrape = p.sidecarInFlight;
       if (live > 0) clock.schedule(scrapeIntervalMs, scrape);
     };
     const tick = () => {

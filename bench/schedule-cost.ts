@@ -64,6 +64,7 @@ function pool(n: number, random: () => number): EndpointView[] {
         reason: '',
         servedModelName: 'm',
         prefixIndex: null,
+        inFlightAtScrape: 0,
       },
       reason: '',
       breaker: random() < 0.05 ? 'open' : 'closed',

@@ -234,6 +234,28 @@ describe('load against the knee', () => {
     assert.ok(Math.abs((c as number) - Math.exp(-10 / 32)) < 1e-3, `two open requests just sent: ${c}`);
   });
 
+  it('a scrape that caught the sidecar’s own requests, all finished since, is no load; traffic bypassing the sidecar is', () => {
+    // The engine was scraped while 3 of the sidecar's requests ran there; the
+    // sidecar has none in flight now (they failed fast, or finished). With a
+    // small learned knee the stale scrape alone would rank the idle pod as
+    // overloaded and starve it until the next scrape.
+    const idle = loadOf(
+      endpointView({ address: 'a', ...h100, learnedKnee: 1, running: 3, inFlight: 0, inFlightAtScrape: 3 }),
+    );
+    assert.equal(idle.outstanding, 0);
+    assert.equal(idle.utilization, 0);
+    // One of the 3 was not the sidecar's: a client calling the engine directly.
+    const bypassed = loadOf(
+      endpointView({ address: 'b', ...h100, learnedKnee: 1, running: 3, inFlight: 0, inFlightAtScrape: 2 }),
+    );
+    assert.equal(bypassed.outstanding, 1);
+    // The sidecar's count, when it has requests, is exact and decides.
+    const busy = loadOf(
+      endpointView({ address: 'c', ...h100, learnedKnee: 4, running: 3, inFlight: 2, inFlightAtScrape: 3 }),
+    );
+    assert.equal(busy.outstanding, 2);
+  });
+
   it('saturation: a lasting engine queue, a full KV cache, or streams past max_num_seqs; not one passing wait', () => {
     const sat = (f: Omit<FakeEndpoint, 'address'>) =>
       isSaturated(endpointView({ address: 'a', ...h100, ...f }), 8);

@@ -253,9 +253,13 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const sinceReport = e.routerInFlight - (e.routerInFlightAtReport ?? e.routerInFlight);
   // The sidecar's count is exact when it reports; the engine's gauges are a
   // scrape up to a probe interval older, so they count only when the sidecar
-  // has none (traffic that bypasses it).
+  // has none, and only beyond the sidecar's own requests at the scrape
+  // (traffic that bypasses it). Those have finished since, as the sidecar's
+  // count says: a pod whose requests fail fast, or that just served a burst,
+  // is not busy for a probe interval on a scrape that caught them.
   const sidecar = (r?.inFlight ?? 0) + queued;
-  const reported = sidecar > 0 ? sidecar : running + engineWaiting;
+  const bypass = Math.max(0, running + engineWaiting - (r?.inFlightAtScrape ?? 0));
+  const reported = sidecar > 0 ? sidecar : bypass;
   const outstanding = Math.max(0, reported + sinceReport, e.routerInFlight);
 
   const blocks = r?.capacity?.numGpuBlocks ?? 0;

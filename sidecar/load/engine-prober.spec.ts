@@ -116,4 +116,39 @@ describe('engine prober', () => {
       p.prober.stop();
     }
   });
+
+  it('notes the sidecar’s own requests at the engine while each metrics scrape ran', async () => {
+    // 2 in flight when the scrape starts, 3 when it answers: the gauges may count all 3.
+    let inFlight = 2;
+    let scraped: (() => void) | undefined;
+    const scrapedOnce = new Promise<void>((resolve) => {
+      scraped = resolve;
+    });
+    const engine = {
+      url: 'http://engine.test',
+      health: async () => true,
+      models: async () => [{ id: 'm', maxModelLen: 4096 }],
+      metrics: async () => {
+        inFlight = 3;
+        return 'vllm:num_requests_running{model_name="m"} 3\n';
+      },
+      maxNumSeqs: async () => undefined,
+    } as unknown as EngineClient;
+    const prober = createEngineProber({
+      engine,
+      intervalMs: 60_000,
+      logger: silentLogger,
+      inFlight: () => inFlight,
+      onChange: (state) => {
+        if (state.ready) scraped?.();
+      },
+    });
+    try {
+      await scrapedOnce;
+      assert.equal(prober.state.metrics.numRequestsRunning, 3);
+      assert.equal(prober.state.inFlightAtScrape, 3);
+    } finally {
+      prober.stop();
+    }
+  });
 });

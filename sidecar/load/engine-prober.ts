@@ -41,6 +41,12 @@ export interface EngineState {
   maxModelLen: number;
   /** Gauges and capacity from the last successful scrape. */
   metrics: ScrapedEngineMetrics;
+  /**
+   * The sidecar's requests at the engine while that scrape ran (the more of
+   * the counts at its start and end): the gauges' share that is the
+   * sidecar's own, so the rest is traffic that bypasses it.
+   */
+  inFlightAtScrape: number;
   /** The engine's concurrent-sequence limit, when it publishes it. */
   maxNumSeqs: number | undefined;
   /** False once the engine answered 404 on `/metrics` (e.g. llama.cpp without --metrics). */
@@ -65,6 +71,8 @@ export interface EngineProberOptions {
   onChange(state: Readonly<EngineState>): void;
   /** Called when readiness flips. */
   onReadyChange?(ready: boolean, reason: string): void;
+  /** Requests the sidecar has at the engine now (sampled around each metrics scrape). */
+  inFlight?(): number;
   logger: Logger;
 }
 
@@ -83,6 +91,7 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
     servedModelName: '',
     maxModelLen: 0,
     metrics: {},
+    inFlightAtScrape: 0,
     maxNumSeqs: undefined,
     metricsSupported: true,
   };
@@ -183,9 +192,12 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
     }
     if (state.metricsSupported) {
       try {
+        const before = options.inFlight?.() ?? 0;
         const next = parseEngineMetrics(await engine.metrics({ timeoutMs }));
-        if (!sameMetrics(next, state.metrics)) {
+        const own = Math.max(before, options.inFlight?.() ?? 0);
+        if (!sameMetrics(next, state.metrics) || own !== state.inFlightAtScrape) {
           state.metrics = next;
+          state.inFlightAtScrape = own;
           options.onChange(state);
         }
       } catch (err) {

@@ -63,6 +63,7 @@ export function createPodMonitor(o: PodMonitorOptions): PodMonitor {
     intervalMs: o.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
     logger: o.logger,
     onReadyChange: () => pod.engineChanged(),
+    inFlight: () => admission.inFlight,
     onChange(state) {
       if (!model && state.servedModelName) {
         model = state.servedModelName;
@@ -116,6 +117,7 @@ export function createPodMonitor(o: PodMonitorOptions): PodMonitor {
         draining: pod.draining,
         inFlight: admission.inFlight,
         queued: admission.queued,
+        inFlightAtScrape: s.inFlightAtScrape,
         reason: pod.reason,
         engine: {
           numRequestsRunning: s.metrics.numRequestsRunning ?? 0,

@@ -20,6 +20,8 @@ export interface FakeEndpoint {
   queued?: number;
   waiting?: number;
   running?: number;
+  /** The sidecar's requests at the engine when its gauges were scraped (default 0: all of `running` and `waiting` bypass the sidecar). */
+  inFlightAtScrape?: number;
   kv?: number;
   /** The engine's `max_num_seqs` as reported (default 256; 0: not published). */
   maxNumSeqs?: number;
@@ -66,6 +68,7 @@ export function endpointView(f: FakeEndpoint): EndpointView {
     reason: '',
     servedModelName: f.model ?? 'm',
     prefixIndex: null,
+    inFlightAtScrape: f.inFlightAtScrape ?? 0,
   };
   return Object.freeze({
     address: f.address,

@@ -54,6 +54,14 @@ export interface LoadReport {
    * Changes to the pod's prefix index since the previous report on this stream.
    */
   'prefixIndex'?: (_llmmesh_v1_PrefixIndexUpdate | null);
+  /**
+   * Requests the sidecar had sent to the engine while the engine gauges were
+   * scraped (the more of the counts at the scrape's start and end): what of
+   * the gauges' running and waiting requests is the sidecar's own. The rest is
+   * traffic that bypasses the sidecar; the sidecar's own requests that have
+   * finished since the scrape are no load.
+   */
+  'inFlightAtScrape'?: (number);
 }
 
 /**
@@ -105,4 +113,12 @@ export interface LoadReport__Output {
    * Changes to the pod's prefix index since the previous report on this stream.
    */
   'prefixIndex': (_llmmesh_v1_PrefixIndexUpdate__Output | null);
+  /**
+   * Requests the sidecar had sent to the engine while the engine gauges were
+   * scraped (the more of the counts at the scrape's start and end): what of
+   * the gauges' running and waiting requests is the sidecar's own. The rest is
+   * traffic that bypasses the sidecar; the sidecar's own requests that have
+   * finished since the scrape are no load.
+   */
+  'inFlightAtScrape': (number);
 }
