@@ -9,9 +9,11 @@
  * `{ id, error }`. It stops on `{ cmd: 'stop' }`, SIGTERM, or when the parent goes away.
  * `profile-start` / `profile-stop` sample its CPU (V8 profiler through the
  * inspector) between the two; `profile-stop` answers with the profile.
- * `allocations-start` / `allocations-stop` sample its allocations likewise.
+ * `allocations-start` / `allocations-stop` sample its allocations likewise;
+ * `heap-snapshot` writes a heap snapshot and answers with its path.
  */
 import { Session } from 'node:inspector/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import { silentLogger } from '../common/log.js';
 import { validateRouterConfig } from '../router/config/load.js';
 import { startRouter } from '../router/server.js';
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
       profiler.disconnect();
       return profile;
     },
+    'heap-snapshot': (args) => writeHeapSnapshot(args.path === undefined ? undefined : String(args.path)),
     'allocations-start': async () => {
       profiler.connect();
       await profiler.post('HeapProfiler.enable');
