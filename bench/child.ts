@@ -7,7 +7,13 @@
  * It talks to the parent over the IPC channel: `{ type: 'ready', ... }` once
  * serving, then answers `{ id, cmd, args }` requests with `{ id, result }` or
  * `{ id, error }`. It stops on `{ cmd: 'stop' }`, SIGTERM, or when the parent goes away.
+ * `profile-start` / `profile-stop` sample its CPU (V8 profiler through the
+ * inspector) between the two; `profile-stop` answers with the profile.
+ * `allocations-start` / `allocations-stop` sample its allocations likewise;
+ * `heap-snapshot` writes a heap snapshot and answers with its path.
  */
+import { Session } from 'node:inspector/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import { silentLogger } from '../common/log.js';
 import { validateRouterConfig } from '../router/config/load.js';
 import { startRouter } from '../router/server.js';
@@ -36,8 +42,36 @@ async function main(): Promise<void> {
   const options = JSON.parse(json ?? '{}') as Record<string, unknown>;
   const send = (m: unknown) => process.send?.(m);
   let close: () => Promise<void> = async () => {};
+  const profiler = new Session();
   const handlers: Record<string, Handler> = {
     stats: () => ({ memory: memory(), cpu: process.cpuUsage() }),
+    'profile-start': async () => {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+      return true;
+    },
+    'profile-stop': async () => {
+      const { profile } = await profiler.post('Profiler.stop');
+      profiler.disconnect();
+      return profile;
+    },
+    'heap-snapshot': (args) => writeHeapSnapshot(args.path === undefined ? undefined : String(args.path)),
+    'allocations-start': async () => {
+      profiler.connect();
+      await profiler.post('HeapProfiler.enable');
+      await profiler.post('HeapProfiler.startSampling', {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      return true;
+    },
+    'allocations-stop': async () => {
+      const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      profiler.disconnect();
+      return profile;
+    },
   };
 
   if (role === 'router') {

@@ -18,7 +18,7 @@ import type { FinishReason__Output } from './generated/llmmesh/v1/FinishReason.j
 import type { GenerateChunk, GenerateChunk__Output } from './generated/llmmesh/v1/GenerateChunk.js';
 import type { Usage, Usage__Output } from './generated/llmmesh/v1/Usage.js';
 
-const FINISH_NAMES: readonly FinishReason__Output[] = [
+export const FINISH_NAMES: readonly FinishReason__Output[] = [
   'FINISH_REASON_UNSPECIFIED',
   'FINISH_REASON_STOP',
   'FINISH_REASON_LENGTH',
@@ -30,12 +30,12 @@ const FINISH_VALUES: Readonly<Record<string, number>> = {
 };
 
 /** A malformed message: grpc-js turns a deserializer's throw into an INTERNAL status. */
-function malformed(what: string): Error {
+export function malformed(what: string): Error {
   return new Error(`malformed llmmesh.v1.GenerateChunk: ${what}`);
 }
 
 /** Reads protobuf wire data from one buffer. */
-class Reader {
+export class Reader {
   pos: number;
   constructor(
     readonly buf: Buffer,
@@ -108,7 +108,7 @@ class Reader {
   }
 }
 
-function decodeUsage(r: Reader, end: number): Usage__Output {
+export function decodeUsage(r: Reader, end: number): Usage__Output {
   const usage: Usage__Output = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
   const outer = r.end;
   const inner = new Reader(r.buf, r.pos, end);
@@ -176,12 +176,12 @@ export function decodeChunk(buf: Buffer): GenerateChunk__Output {
   return chunk;
 }
 
-function varintSize(v: number): number {
+export function varintSize(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
 /** Writes an unsigned 32-bit varint at `pos`; returns the position after it. */
-function writeVarint(buf: Buffer, pos: number, value: number): number {
+export function writeVarint(buf: Buffer, pos: number, value: number): number {
   let v = value >>> 0;
   while (v >= 0x80) {
     buf[pos++] = (v & 0x7f) | 0x80;

@@ -8,8 +8,12 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { decodeChunk, encodeChunk } from './chunk-codec.js';
+import { RelayChunk } from './chunk-relay.js';
 import type { ProtoGrpcType as EngineProto } from './generated/engine.js';
 import type { ProtoGrpcType as InferenceProto } from './generated/inference.js';
+import type { EngineClient } from './generated/llmmesh/v1/Engine.js';
+import type { GenerateChunk } from './generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateRequest } from './generated/llmmesh/v1/GenerateRequest.js';
 
 /** proto-loader options; they must match those used by `npm run gen:proto`. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -40,7 +44,24 @@ export interface LoadedProtos {
   readonly packageDefinition: protoLoader.PackageDefinition;
   readonly inference: InferenceProto['llmmesh']['v1'];
   readonly engine: EngineProto['llmmesh']['v1'];
+  /** The router's Engine client: `GenerateStream` yields {@link RelayChunk}s. */
+  readonly RelayEngine: RelayEngineClientConstructor;
 }
+
+/** An Engine client whose `GenerateStream` yields chunks as received (common/chunk-relay.ts). */
+export type RelayEngineClient = Omit<EngineClient, 'GenerateStream' | 'generateStream'> & {
+  GenerateStream(
+    argument: GenerateRequest,
+    metadata: grpc.Metadata,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<RelayChunk>;
+};
+
+export type RelayEngineClientConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ClientOptions,
+) => RelayEngineClient;
 
 let loaded: LoadedProtos | undefined;
 
@@ -58,22 +79,41 @@ export function loadProtos(): LoadedProtos {
   const grpcObject = grpc.loadPackageDefinition(packageDefinition);
   const inference = (grpcObject as unknown as InferenceProto).llmmesh.v1;
   const engine = (grpcObject as unknown as EngineProto).llmmesh.v1;
-  loaded = { packageDefinition, inference, engine };
+  loaded = { packageDefinition, inference, engine, RelayEngine: relayEngineClient(engine.Engine.service) };
   return loaded;
 }
 
+/** An Engine client constructor whose `GenerateStream` reads each chunk into a {@link RelayChunk}. */
+function relayEngineClient(service: grpc.ServiceDefinition): RelayEngineClientConstructor {
+  const generate = service.GenerateStream as grpc.MethodDefinition<GenerateRequest, unknown>;
+  const relay = { ...generate, responseDeserialize: (bytes: Buffer) => new RelayChunk(bytes) };
+  return grpc.makeGenericClientConstructor(
+    { ...service, GenerateStream: relay },
+    'Engine',
+  ) as unknown as RelayEngineClientConstructor;
+}
+
 /**
- * Streamed chunks through the hand-written codec (common/chunk-codec.ts) on
- * the router's hot path: reading `Engine.GenerateStream` and writing
- * `Inference.GenerateStream`. The other directions (an engine writing, a
- * client reading) keep proto-loader's codec; the two are wire-compatible.
+ * What `Inference.GenerateStream` writes: a message as bytes (a relayed
+ * chunk) as is, any other value through the hand-written codec.
+ */
+function serializeChunk(value: GenerateChunk | Buffer): Buffer {
+  return Buffer.isBuffer(value) ? value : encodeChunk(value);
+}
+
+/**
+ * Streamed chunks through the hand-written codec (common/chunk-codec.ts):
+ * reading `Engine.GenerateStream` and writing `Inference.GenerateStream`
+ * (where a relayed chunk's bytes go out as they are). The other directions
+ * (an engine writing, a client reading) keep proto-loader's codec; the two
+ * are wire-compatible.
  */
 function useChunkCodec(definition: protoLoader.PackageDefinition): void {
   const engine = (definition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition).GenerateStream;
   const inference = (definition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition).GenerateStream;
   if (!engine || !inference) throw new Error('llmmesh.v1 protos without GenerateStream');
   engine.responseDeserialize = decodeChunk;
-  inference.responseSerialize = encodeChunk as (value: object) => Buffer;
+  inference.responseSerialize = serializeChunk as (value: object) => Buffer;
 }
 
 /** Fully qualified service names, as clients and health checks see them. */

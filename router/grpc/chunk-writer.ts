@@ -1,15 +1,15 @@
 /**
  * Writes a stream's chunks to its client, coalescing while the client is
- * behind. A client that keeps up gets one `GenerateChunk` per upstream chunk
- * (one token each); once {@link COALESCE_BACKLOG} messages wait in the
+ * behind. A client that keeps up gets each upstream chunk (one token) as the
+ * bytes the endpoint sent; once {@link COALESCE_BACKLOG} messages wait in the
  * call's write buffer (the client is behind: its flow-control window is
- * full), the chunks that arrive before 'drain' are merged into one
- * pending chunk (text concatenated, token ids appended, the finish reason
- * and usage of the last), written at 'drain' as one message. The first
- * chunk always goes out alone and at once. Upstream reading goes on while
- * chunks merge, up to {@link MAX_PENDING_TOKENS} tokens or
- * {@link MAX_PENDING_TEXT} characters; beyond that the writer pushes back
- * (the upstream read waits for 'drain'), so memory stays bounded.
+ * full), the chunks that arrive before 'drain' are merged into one pending
+ * message (text joined, token ids appended, the finish reason and usage of
+ * the last), written at 'drain'. The first chunk always goes out alone and
+ * at once. Upstream reading goes on while chunks merge, up to
+ * {@link MAX_PENDING_TOKENS} tokens or {@link MAX_PENDING_TEXT} bytes of
+ * text; beyond that the writer pushes back (the upstream read waits for
+ * 'drain'), so memory stays bounded.
  *
  * Nothing is lost or reordered: a merged chunk carries exactly the text and
  * token ids of the chunks it replaces, and `token_ids.length` says how many
@@ -17,50 +17,55 @@
  */
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
+import { mergeChunks, type RelayChunk, withModelVersion } from '../../common/chunk-relay.js';
 import { COALESCE_BACKLOG } from '../../common/coalescing.js';
-import type {
-  GenerateChunk,
-  GenerateChunk__Output,
-} from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 
 /** Tokens merged into one pending chunk before the upstream read waits for the client. */
 export const MAX_PENDING_TOKENS = 4096;
-/** Characters merged into one pending chunk before the upstream read waits for the client. */
+/** Bytes of text merged into one pending chunk before the upstream read waits for the client. */
 export const MAX_PENDING_TEXT = 64 * 1024;
+
+/**
+ * The call as the writer uses it: `Inference.GenerateStream`'s serializer
+ * writes a message given as bytes as is (common/proto.ts).
+ */
+export type ChunkStream = grpc.ServerWritableStream<unknown, Buffer>;
 
 /** Writes chunks to a server stream; see the module comment. */
 export class ChunkWriter {
   private behind = false;
   private drained: Promise<void> | undefined;
-  private parts: string[] = [];
-  private textLength = 0;
-  private ids: number[] = [];
+  private pending: RelayChunk[] = [];
+  private pendingTokens = 0;
+  private pendingText = 0;
   private tail: GenerateChunk | undefined;
   /** Messages written (merged chunks count once). */
   messages = 0;
 
-  constructor(private readonly call: grpc.ServerWritableStream<unknown, GenerateChunk>) {}
+  constructor(private readonly call: ChunkStream) {}
 
   /**
-   * Writes `out` (built from `chunk`), or merges it while the client is
-   * behind; returns a promise only when the upstream read must wait.
+   * Writes `chunk` (with its model version set to `modelVersion` when one is
+   * given), or merges it while the client is behind; returns a promise only
+   * when the upstream read must wait.
    */
-  write(out: GenerateChunk, chunk: GenerateChunk__Output): Promise<void> | undefined {
+  write(chunk: RelayChunk, modelVersion?: string): Promise<void> | undefined {
     if (!this.behind) {
       this.messages++;
-      if (!this.call.write(out) && this.call.writableLength >= COALESCE_BACKLOG) this.fallBehind();
+      const bytes = modelVersion ? withModelVersion(chunk.bytes, modelVersion) : chunk.bytes;
+      if (!this.call.write(bytes) && this.call.writableLength >= COALESCE_BACKLOG) this.fallBehind();
       return undefined;
     }
-    if (out.modelVersion) {
-      // Only the first chunk sets it, and that one is never merged; keep it anyway.
-      this.tail = { ...this.tail, modelVersion: out.modelVersion };
-    }
-    this.parts.push(chunk.text);
-    this.textLength += chunk.text.length;
-    for (const id of chunk.tokenIds) this.ids.push(id);
-    if (out.finishReason !== undefined)
-      this.tail = { ...this.tail, finishReason: out.finishReason, usage: out.usage };
-    if (this.ids.length >= MAX_PENDING_TOKENS || this.textLength >= MAX_PENDING_TEXT) return this.drained;
+    // Only the first chunk sets a model version, and that one is never merged; keep it anyway.
+    const version = modelVersion || chunk.modelVersion;
+    if (version) this.tail = { ...this.tail, modelVersion: version };
+    this.pending.push(chunk);
+    this.pendingTokens += chunk.tokens;
+    this.pendingText += chunk.textBytes;
+    if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED')
+      this.tail = { ...this.tail, finishReason: chunk.finishReason, usage: chunk.usage };
+    if (this.pendingTokens >= MAX_PENDING_TOKENS || this.pendingText >= MAX_PENDING_TEXT) return this.drained;
     return undefined;
   }
 
@@ -72,16 +77,17 @@ export class ChunkWriter {
     this.call.write(merged);
   }
 
-  private take(): GenerateChunk | undefined {
-    if (this.parts.length === 0 && !this.tail) return undefined;
-    const merged: GenerateChunk = {
-      ...this.tail,
-      text: this.parts.length === 1 ? this.parts[0] : this.parts.join(''),
-      tokenIds: this.ids,
-    };
-    this.parts = [];
-    this.textLength = 0;
-    this.ids = [];
+  private take(): Buffer | undefined {
+    if (this.pending.length === 0 && !this.tail) return undefined;
+    // One chunk alone goes out as it came (with a model version only if it set none itself).
+    const alone = this.pending.length === 1 ? (this.pending[0] as RelayChunk) : undefined;
+    const merged =
+      alone && (this.tail?.modelVersion ?? '') === alone.modelVersion
+        ? alone.bytes
+        : mergeChunks(this.pending, this.tail ?? {});
+    this.pending = [];
+    this.pendingTokens = 0;
+    this.pendingText = 0;
     this.tail = undefined;
     return merged;
   }

@@ -5,7 +5,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { MeshError } from '../../common/errors.js';
-import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateResponse } from '../../common/generated/llmmesh/v1/GenerateResponse.js';
 import type { InferenceHandlers } from '../../common/generated/llmmesh/v1/Inference.js';
 import type { ListModelsResponse } from '../../common/generated/llmmesh/v1/ListModelsResponse.js';
@@ -15,7 +14,7 @@ import type { Served } from '../request/context.js';
 import type { RunRequest } from '../request/lifecycle.js';
 import { usable } from '../scheduling/load.js';
 import type { EndpointSet } from '../upstream/endpoints.js';
-import { ChunkWriter } from './chunk-writer.js';
+import { type ChunkStream, ChunkWriter } from './chunk-writer.js';
 
 /** Beyond this many headers (endpoints come and go), the cache starts afresh. */
 const MAX_HEADERS = 1024;
@@ -51,22 +50,15 @@ export function createInferenceHandlers(
   return {
     GenerateStream(call) {
       let headersSent = false;
-      const writer = new ChunkWriter(call);
+      // Chunks go out as the bytes the endpoint sent (see ChunkStream).
+      const writer = new ChunkWriter(call as unknown as ChunkStream);
       run('GenerateStream', call, (chunk, served) => {
-        // token_ids go to the client too: a coalesced chunk holds token_ids.length tokens.
-        const out: GenerateChunk = { text: chunk.text, tokenIds: chunk.tokenIds };
-        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
-          out.finishReason = chunk.finishReason;
-          out.usage = chunk.usage;
-        }
-        if (!headersSent) {
-          // Headers go out with the first chunk, not before: until then the
-          // client's retry policy may still retry the call elsewhere.
-          call.sendMetadata(headerFor(served));
-          headersSent = true;
-          out.modelVersion = chunk.modelVersion || served.version;
-        }
-        return writer.write(out, chunk);
+        if (headersSent) return writer.write(chunk);
+        // Headers go out with the first chunk, not before: until then the
+        // client's retry policy may still retry the call elsewhere.
+        call.sendMetadata(headerFor(served));
+        headersSent = true;
+        return writer.write(chunk, chunk.modelVersion ? undefined : served.version);
       }).then(
         ({ trailer }) => {
           writer.flush();

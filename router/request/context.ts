@@ -4,7 +4,7 @@
  * per-request scope the lifecycle creates.
  */
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { RelayChunk } from '../../common/chunk-relay.js';
 import type { Logger } from '../../common/log.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import type { Admission } from '../admission/admission.js';
@@ -52,7 +52,7 @@ export interface Served {
  * Receives each chunk for the client; returns a promise only when the client
  * cannot take more yet (no promise per chunk on the hot path).
  */
-export type ChunkSink = (chunk: GenerateChunk__Output, served: Served) => Promise<void> | undefined;
+export type ChunkSink = (chunk: RelayChunk, served: Served) => Promise<void> | undefined;
 
 /** The spans of one request, passed down so each stage can add children. */
 export interface RequestSpans {

@@ -6,11 +6,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { trace as otelTrace, SpanKind } from '@opentelemetry/api';
+import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors, MeshError, Status } from '../../common/errors.js';
-import type {
-  GenerateChunk,
-  GenerateChunk__Output,
-} from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { GenerateResponse } from '../../common/generated/llmmesh/v1/GenerateResponse.js';
 import { COST_KEY, TRACE_ID_KEY } from '../../common/metadata.js';
@@ -118,7 +116,7 @@ export function createLifecycle(
       serverSpan.setAttribute('llmmesh.cost', cost);
       trailer.set(COST_KEY, String(Number(cost.toPrecision(12))));
     };
-    const observe = (chunk: GenerateChunk__Output, s: Served) => {
+    const observe = (chunk: RelayChunk, s: Served) => {
       const at = now();
       if (!firstAt) {
         firstAt = at;

@@ -5,14 +5,14 @@
  * sees the end of the stream). Works across migrations: the last chunk's
  * usage covers the whole generation.
  */
-import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
+import type { RelayChunk } from '../../common/chunk-relay.js';
 import type { Admitted } from '../auth/gate.js';
 
 /** Output tokens charged to a tenant's budget at a time while a stream runs. */
 export const CHARGE_BATCH_TOKENS = 16;
 
 /** Charges chunks as they pass; `onCharged` counts tokens for metrics. */
-export type TenantCharge = (chunk: GenerateChunk__Output) => Promise<void> | undefined;
+export type TenantCharge = (chunk: RelayChunk) => Promise<void> | undefined;
 
 /** Creates the charge of one admitted request. */
 export function createTenantCharge(admitted: Admitted, onCharged: (tokens: number) => void): TenantCharge {
@@ -26,7 +26,7 @@ export function createTenantCharge(admitted: Admitted, onCharged: (tokens: numbe
       onCharged(n);
       return admitted.charge(n);
     }
-    if (!chunk.text) return undefined;
+    if (chunk.textBytes === 0) return undefined;
     pending++;
     if (pending < CHARGE_BATCH_TOKENS) return undefined;
     const n = pending;

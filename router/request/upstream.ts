@@ -10,11 +10,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Span } from '@opentelemetry/api';
+import { RelayChunk } from '../../common/chunk-relay.js';
 import { errors, MeshError } from '../../common/errors.js';
-import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
-import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY, REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
+import type { RelayEngineClient } from '../../common/proto.js';
 import { childContext, formatTraceparent } from '../../common/trace-context.js';
 import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -43,7 +43,7 @@ export interface UpstreamJob {
   /** The client's `x-llmmesh-cache` request metadata, forwarded to the sidecar. */
   cacheControl: string | undefined;
   /** Sees each chunk before the client does (tenant charging). */
-  observe?: (chunk: GenerateChunk__Output) => Promise<void> | undefined;
+  observe?: (chunk: RelayChunk) => Promise<void> | undefined;
 }
 
 /** Runs `job` until it completes or cannot go on; returns what served it. */
@@ -115,7 +115,7 @@ class UpstreamRun {
   private async attempt(
     n: number,
     endpoint: EndpointView,
-    client: EngineClient,
+    client: RelayEngineClient,
     at: AttemptTrace,
     spare: boolean,
   ): Promise<'done' | Next> {
@@ -327,14 +327,11 @@ class UpstreamRun {
   /** Ends a stream whose budget is spent with the final chunk the pod did not send. */
   private async endAtLength(): Promise<Served> {
     const served = this.served as Served;
-    const last: GenerateChunk__Output = {
-      text: '',
-      tokenIds: [],
-      modelVersion: '',
+    const last = RelayChunk.of({
       finishReason: 'FINISH_REASON_LENGTH',
       // The prompt's count is the engine's to give; the pod that knew it failed.
       usage: { promptTokens: 0, completionTokens: this.delivered.tokens, cachedTokens: 0 },
-    };
+    });
     await this.job.observe?.(last);
     await this.scope.onChunk(last, served);
     return served;

@@ -6,11 +6,11 @@
  * policy, after the breaker has been told.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors } from '../../common/errors.js';
-import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
-import type { GenerateChunk__Output } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY } from '../../common/metadata.js';
+import type { RelayEngineClient } from '../../common/proto.js';
 import type { CancelSignal } from '../request/cancellation.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
@@ -18,7 +18,7 @@ import type { Breakers } from './breakers.js';
 /** Everything one attempt needs. */
 export interface AttemptSpec {
   endpoint: string;
-  client: EngineClient;
+  client: RelayEngineClient;
   request: GenerateRequest;
   metadata: grpc.Metadata;
   /** The request's absolute deadline (epoch ms). */
@@ -32,7 +32,7 @@ export interface AttemptSpec {
   /** Send even though the breaker is open (the ejection cap kept the endpoint). */
   force: boolean;
   /** Called for each chunk; when it returns a promise the next upstream read waits for it (backpressure). */
-  onChunk: (chunk: GenerateChunk__Output) => Promise<void> | undefined;
+  onChunk: (chunk: RelayChunk) => Promise<void> | undefined;
   /**
    * True while the endpoint has requests waiting: a first-token timeout is
    * then the pod's load (neutral), not a hang (an endpoint fault).
@@ -62,7 +62,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   // Throws BreakerOpenError before anything is sent.
   const permit = breakers.acquire(spec.endpoint, { force: spec.force });
   const release = deps.track(spec.endpoint);
-  let call: grpc.ClientReadableStream<GenerateChunk__Output>;
+  let call: grpc.ClientReadableStream<RelayChunk>;
   try {
     call = spec.client.GenerateStream(spec.request, spec.metadata, { deadline: spec.deadline });
   } catch (err) {
@@ -116,7 +116,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
         call.pause();
         reject(err);
       };
-      call.on('data', (chunk: GenerateChunk__Output) => {
+      call.on('data', (chunk: RelayChunk) => {
         if (failed) return;
         if (!started) {
           started = true;

@@ -5,10 +5,9 @@
  */
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import type { EngineClient } from '../../common/generated/llmmesh/v1/Engine.js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
-import { loadProtos } from '../../common/proto.js';
+import { loadProtos, type RelayEngineClient } from '../../common/proto.js';
 import {
   addRecent,
   type LoadHistory,
@@ -83,7 +82,7 @@ export interface EndpointSet {
   /** How many endpoints are known (cheap: no snapshot is built). */
   readonly size: number;
   /** The gRPC client of an endpoint. */
-  client(address: string): EngineClient | undefined;
+  client(address: string): RelayEngineClient | undefined;
   /** Replaces the endpoint list (discovery); new ones are dialled, removed ones closed. */
   setAddresses(addresses: readonly string[]): void;
   /** Counts a stream this router opened to `address`; returns its release. */
@@ -121,7 +120,7 @@ export interface EndpointSetOptions {
 
 interface Entry {
   address: string;
-  client: EngineClient;
+  client: RelayEngineClient;
   watch: grpc.ClientReadableStream<LoadReport__Output> | undefined;
   report: LoadReport__Output | undefined;
   history: LoadHistory;
@@ -147,7 +146,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   const breakerState = options.breakerState ?? (() => 'closed' as const);
   const health = options.health ?? (() => NO_FAILURES);
   const reconnectBaseMs = options.reconnectBaseMs ?? 100;
-  const { engine } = loadProtos();
+  const { RelayEngine } = loadProtos();
   const entries = new Map<string, Entry>();
   const events = new EventEmitter();
   events.setMaxListeners(0);
@@ -279,14 +278,14 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   };
 
   const add = (address: string) => {
-    const client = new engine.Engine(address, options.credentials ?? grpc.credentials.createInsecure(), {
+    const client = new RelayEngine(address, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 5_000,
       ...options.channelOptions,
-    }) as unknown as EngineClient;
+    });
     const e: Entry = {
       address,
       client,
