@@ -2,25 +2,42 @@
  * Prints the simulator's fidelity figures, all in simulated time (the same on
  * every machine): the published vLLM points the presets were fitted to
  * (in sample) and those they were not (out of sample), each with the simulated
- * value, the error and the error statistics of each set; the TTFT of a
+ * value, the error, the range of that error over other random draws of the
+ * same workload, and the error statistics of each set; what-if replays of the
+ * worst out-of-sample points, one mechanism changed at a time; the TTFT of a
  * prompt cold and then warm in the prefix cache, and throughput against
  * concurrency for ShareGPT-like traffic.
  *
- *     node --import tsx bench/sim-fidelity.ts
+ *     node --import tsx bench/sim-fidelity.ts [--draws 4]
+ *
+ * `--draws N` replays every point N more times with other seeded lengths and
+ * arrival times (0: none; each draw adds about the time of the first).
  */
+
+import { parseArgs } from 'node:util';
 
 import { createRandom } from '../common/random.js';
 import {
   CALIBRATION_POINTS,
   CALIBRATION_TOLERANCE,
-  type CalibrationResult,
+  type CalibrationPoint,
+  type ErrorSummary,
   HELD_OUT_POINTS,
+  PERF_UPDATE_MAX_NUM_SEQS,
   replayCalibration,
+  type ShareGptRun,
+  shareGpt,
   summarizeErrors,
+  VLLM_060,
 } from '../sim/calibration.js';
 import { getPreset, SIM_PRESETS } from '../sim/presets.js';
-import { createShareGptSampler } from '../sim/sharegpt.js';
-import { runWorkload, summarizeWorkload, uniquePrompt } from '../sim/workload.js';
+import { createShareGptSampler, SHAREGPT_IGNORE_EOS_SIGMA } from '../sim/sharegpt.js';
+import { runWorkload, summarizeWorkload, uniquePrompt, type WorkloadSummary } from '../sim/workload.js';
+
+const { values } = parseArgs({ options: { draws: { type: 'string', default: '4' } } });
+const DRAWS = Number(values.draws);
+if (!Number.isInteger(DRAWS) || DRAWS < 0)
+  throw new RangeError(`--draws must be a whole number >= 0, got ${values.draws}`);
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const table = (header: string[], rows: string[][]) => {
@@ -33,36 +50,46 @@ const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
 const fmt = (value: number) =>
   value >= 1000 ? Math.round(value).toLocaleString('en-US') : value.toPrecision(3);
 
-const errorTable = (title: string, results: CalibrationResult[]) => {
+const describeSummary = (s: ErrorSummary) =>
+  `median |error| ${(s.medianAbs * 100).toFixed(1)} %, worst ${(s.worstAbs * 100).toFixed(1)} %, mean signed ${pct(s.meanSigned)}`;
+
+const replays = new Map<string, WorkloadSummary>();
+
+/** Prints the points' table (draw 0, with the range of each error over the other draws) and the set's statistics. */
+const errorTable = (title: string, points: readonly CalibrationPoint[]) => {
+  const results = replayCalibration(points, replays);
+  const draws = Array.from({ length: DRAWS }, (_, i) => replayCalibration(points, replays, i + 1));
   out(title);
   out();
+  const drawColumn = DRAWS > 0 ? [`error, draws 0–${DRAWS}`] : [];
   table(
-    ['preset', 'vLLM', 'metric', 'published', 'simulated', 'error', 'source'],
-    results.map(({ point, simulated, relativeError }) => [
-      point.preset,
-      point.release,
-      point.knownMiss ? `${point.metric} (known miss)` : point.metric,
-      `${fmt(point.published)} ${point.unit}`,
-      `${fmt(simulated)} ${point.unit}`,
-      pct(relativeError),
-      point.source,
-    ]),
+    ['preset', 'vLLM', 'metric', 'published', 'simulated', 'error', ...drawColumn, 'source'],
+    results.map(({ point, simulated, relativeError }, i) => {
+      const errors = [relativeError, ...draws.map((d) => d[i]!.relativeError)];
+      const range = DRAWS > 0 ? [`${pct(Math.min(...errors))} … ${pct(Math.max(...errors))}`] : [];
+      return [
+        point.preset,
+        point.release,
+        point.knownMiss ? `${point.metric} (known miss)` : point.metric,
+        `${fmt(point.published)} ${point.unit}`,
+        `${fmt(simulated)} ${point.unit}`,
+        pct(relativeError),
+        ...range,
+        point.source,
+      ];
+    }),
   );
   const s = summarizeErrors(results);
   out(
-    `${s.points} points: median |error| ${(s.medianAbs * 100).toFixed(1)} %, worst ${(s.worstAbs * 100).toFixed(1)} %, mean signed ${pct(s.meanSigned)} (simulated − published: below 0 a latency is optimistic, a throughput pessimistic)`,
+    `${s.points} points: ${describeSummary(s)} (simulated − published: below 0 a latency is optimistic, a throughput pessimistic)`,
   );
+  for (const [i, d] of draws.entries()) out(`- draw ${i + 1}: ${describeSummary(summarizeErrors(d))}`);
   out();
-  return s;
+  return results;
 };
 
-const replays = new Map();
-const fitted = replayCalibration(CALIBRATION_POINTS, replays);
-errorTable('## In sample: the points the presets were fitted to', fitted);
-errorTable(
-  '## Out of sample: published points fitted to nothing',
-  replayCalibration(HELD_OUT_POINTS, replays),
-);
+const fitted = errorTable('## In sample: the points the presets were fitted to', CALIBRATION_POINTS);
+errorTable('## Out of sample: published points fitted to nothing', HELD_OUT_POINTS);
 const worstFitted = Math.max(
   ...fitted.filter((r) => !r.point.knownMiss).map((r) => Math.abs(r.relativeError)),
 );
@@ -70,6 +97,138 @@ out(
   `in sample, known misses aside: worst error ${(worstFitted * 100).toFixed(1)} % (tolerance ${CALIBRATION_TOLERANCE * 100} %)`,
 );
 out();
+
+// What-if replays: the worst out-of-sample points again, each with one mechanism or unpublished
+// input changed, to show what bounds their error. None of these settings is used by a point.
+const heldOutPoint = (preset: string, metric: string): CalibrationPoint => {
+  const held = HELD_OUT_POINTS.find((p) => p.preset === preset && p.metric === metric);
+  if (held) return held;
+  const fit = CALIBRATION_POINTS.find((p) => p.preset === preset && p.metric.startsWith(metric));
+  if (!fit) throw new Error(`no point ${preset} ${metric}`);
+  return { ...fit, metric: `${fit.metric} (in sample)` };
+};
+const P8 = 'llama-3.1-8b-h100';
+const P70 = 'llama-3.1-70b-4xh100';
+const perfUpdate = (preset: string, o: Partial<ShareGptRun> = {}): ShareGptRun => ({
+  preset,
+  count: 500,
+  release: VLLM_060,
+  maxNumSeqs: PERF_UPDATE_MAX_NUM_SEQS,
+  ...o,
+});
+const intake2ms = { ...getPreset(P8).frontEnd, requestMs: 2 };
+const whatIfs: { point: CalibrationPoint; change: string; run: ShareGptRun }[] = [];
+for (const preset of [P8, P70]) {
+  const tpot = heldOutPoint(preset, 'mean TPOT, ShareGPT, 500 requests at once');
+  whatIfs.push(
+    { point: tpot, change: 'no API server', run: perfUpdate(preset, { frontEnd: false }) },
+    {
+      point: tpot,
+      change: 'API server intake 2 ms per request',
+      run: perfUpdate(preset, { frontEnd: intake2ms }),
+    },
+    {
+      point: tpot,
+      change: `answers spread as sglang's ignore_eos runs (σ ${SHAREGPT_IGNORE_EOS_SIGMA.output.toFixed(1)})`,
+      run: perfUpdate(preset, { sigma: SHAREGPT_IGNORE_EOS_SIGMA }),
+    },
+    {
+      point: tpot,
+      change: `intake 2 ms, answers spread as sglang's ignore_eos runs (σ ${SHAREGPT_IGNORE_EOS_SIGMA.output.toFixed(1)})`,
+      run: perfUpdate(preset, { frontEnd: intake2ms, sigma: SHAREGPT_IGNORE_EOS_SIGMA }),
+    },
+  );
+}
+for (const preset of [P8, P70]) {
+  whatIfs.push({
+    point: heldOutPoint(preset, 'request throughput, ShareGPT, 500 requests at once'),
+    change: `intake 2 ms, answers spread as sglang's ignore_eos runs (σ ${SHAREGPT_IGNORE_EOS_SIGMA.output.toFixed(1)})`,
+    run: perfUpdate(preset, { frontEnd: intake2ms, sigma: SHAREGPT_IGNORE_EOS_SIGMA }),
+  });
+}
+for (const rate of [16, 32]) {
+  const point = heldOutPoint(P8, `mean TPOT, ShareGPT, ${rate} QPS`);
+  whatIfs.push(
+    {
+      point,
+      change: 'decode 0.03 ms per sequence (the preset: 0.04)',
+      run: perfUpdate(P8, { ratePerS: rate, decodeMsPerSequence: 0.03 }),
+    },
+    {
+      point,
+      change: `prefill at V1's cost (factor 1, fitted: ${VLLM_060.prefillCostFactor})`,
+      run: perfUpdate(P8, { ratePerS: rate, release: { ...VLLM_060, prefillCostFactor: 1 } }),
+    },
+  );
+}
+whatIfs.push({
+  point: heldOutPoint(P70, 'mean TPOT, ShareGPT, 32 QPS'),
+  change: "256 sequences at most (V0's default; the run set 512)",
+  run: perfUpdate(P70, { ratePerS: 32, maxNumSeqs: 256 }),
+});
+const pull18566 = { preset: P8, count: 1_000, means: { promptTokens: 229.711, outputTokens: 203.068 } };
+for (const metric of [
+  'request throughput, ShareGPT chat, 1,000 requests at once',
+  'median ITL, ShareGPT chat, 1,000 requests at once',
+]) {
+  whatIfs.push({
+    point: heldOutPoint(P8, metric),
+    change: "vLLM's defaults on an A100 (256 sequences, 2,048 batched tokens), H100 step costs",
+    run: { ...pull18566, maxNumSeqs: 256, maxNumBatchedTokens: 2048 },
+  });
+}
+for (const preset of [P8, P70]) {
+  whatIfs.push({
+    point: heldOutPoint(preset, 'mean end-to-end latency, ShareGPT, 1 QPS'),
+    change: 'answers 1.45× as long (mean 260 tokens, not 179)',
+    run: { preset, count: 300, ratePerS: 1, means: { promptTokens: 202, outputTokens: 260 } },
+  });
+}
+out('## What bounds the worst out-of-sample points: one change at a time (no point uses these)');
+out();
+table(
+  ['preset', 'metric', 'published', 'as replayed', 'changed', 'simulated', 'error'],
+  whatIfs.map(({ point, change, run }) => {
+    const replayed = replayCalibration([point], replays)[0]!;
+    const simulated = point.pick(shareGpt(run).run());
+    return [
+      point.preset,
+      point.metric,
+      `${fmt(point.published)} ${point.unit}`,
+      pct(replayed.relativeError),
+      change,
+      `${fmt(simulated)} ${point.unit}`,
+      pct(simulated / point.published - 1),
+    ];
+  }),
+);
+
+// The rest of the V1 alpha latency-vs-QPS chart: published, in neither set. Its 1 QPS points are held
+// out; the run's number of prompts, answer lengths and endpoint are not stated, and past the knee the
+// mean latency grows with the number of prompts, so these replay an assumed 1,000.
+const V1_ALPHA_CHART = [
+  [P8, [20, 2.0], [40, 2.8], [50, 3.9], [60, 7.1], [70, 13.5]],
+  [P70, [5, 4.8], [10, 5.1], [15, 6.2], [20, 8.1], [25, 12.4], [30, 22.1]],
+] as const;
+out(
+  '## The rest of the V1 alpha chart (mean end-to-end latency, ShareGPT): in neither set, 1,000 prompts assumed',
+);
+out();
+table(
+  ['preset', 'QPS', 'published', 'simulated', 'error'],
+  V1_ALPHA_CHART.flatMap(([preset, ...rates]) =>
+    rates.map(([rate, seconds]) => {
+      const s = shareGpt({ preset, count: 1_000, ratePerS: rate }).run();
+      return [
+        preset,
+        String(rate),
+        `≈${seconds.toFixed(1)} s`,
+        `${(s.meanE2eMs / 1000).toFixed(2)} s`,
+        pct(s.meanE2eMs / 1000 / seconds - 1),
+      ];
+    }),
+  ),
+);
 
 out('## Prefix cache: the same prompt twice, one after the other (TTFT, batch 1)');
 out();

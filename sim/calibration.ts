@@ -13,9 +13,15 @@
  * Figures and sources are copied in `calibration-data.md`.
  */
 
-import { createRandom } from '../common/random.js';
+import { createRandom, deriveSeed } from '../common/random.js';
+import type { FrontEndCosts } from './front-end.js';
 import { getPreset, type SimPreset } from './presets.js';
-import { createShareGptSampler, SHAREGPT_IGNORE_EOS_SIGMA, type ShareGptMeans } from './sharegpt.js';
+import {
+  createShareGptSampler,
+  SHAREGPT_IGNORE_EOS_SIGMA,
+  type ShareGptMeans,
+  type ShareGptSigma,
+} from './sharegpt.js';
 import {
   mean,
   median,
@@ -33,8 +39,17 @@ export const CALIBRATION_TOLERANCE = 0.1;
 export interface CalibrationScenario {
   /** Identifies the run, so points sharing it replay it once. */
   key: string;
-  run(): WorkloadSummary;
+  /**
+   * Replays the run. `draw` 0 (the default) is the replay every figure
+   * quotes; other draws take other seeded lengths and arrival times from the
+   * same distributions, to show how much of a point's error is the luck of
+   * one sample (a burst's throughput hangs on its longest answer).
+   */
+  run(draw?: number): WorkloadSummary;
 }
+
+/** The seed of a replay's random stream: `base` for draw 0, derived from it for the others. */
+const drawSeed = (base: number, draw: number) => (draw === 0 ? base : deriveSeed(base, draw));
 
 /** One published measurement and how to reproduce it. */
 export interface CalibrationPoint {
@@ -198,8 +213,8 @@ const APPROXIMATE_SPREAD = 0.05;
 // fp8-kvcache Table 4: concurrency 8, 150 requests of ~20K in / ~2K out.
 const TABLE_4: CalibrationScenario = {
   key: 'table4',
-  run: () => {
-    const random = createRandom(1);
+  run: (draw = 0) => {
+    const random = createRandom(drawSeed(1, draw));
     const about = (n: number) => Math.round(n * (1 + APPROXIMATE_SPREAD * (2 * random() - 1)));
     return summarizeWorkload(
       runWorkload({
@@ -226,7 +241,7 @@ const PREFILL_ONLY: CalibrationScenario = {
 };
 
 /** Options of {@link shareGpt}. */
-interface ShareGptRun {
+export interface ShareGptRun {
   preset: string;
   count: number;
   /** Poisson arrivals at this rate; absent: all at once (`--request-rate inf`). */
@@ -239,26 +254,37 @@ interface ShareGptRun {
   release?: ReleaseProfile;
   /** The client sent `ignore_eos`: outputs run to the dataset's answer lengths. */
   ignoreEos?: boolean;
+  /** Replaces the spread of the lengths (what-if replays only; the points use the two fitted spreads). */
+  sigma?: ShareGptSigma;
+  /** Replaces the API server's costs, `false` for none (what-if replays only). */
+  frontEnd?: FrontEndCosts | false;
+  /** Replaces the preset's decode cost per sequence (what-if replays only). */
+  decodeMsPerSequence?: number;
 }
 
 /** `vllm bench serve --dataset-name sharegpt`, as lengths: ShareGPT-shaped requests, seeded. */
-const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
+export const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
   key: `sharegpt ${JSON.stringify(o)}`,
-  run: () => {
+  run: (draw = 0) => {
     const sample = createShareGptSampler(
-      createRandom(7),
+      createRandom(drawSeed(7, draw)),
       o.means,
-      o.ignoreEos ? SHAREGPT_IGNORE_EOS_SIGMA : undefined,
+      o.sigma ?? (o.ignoreEos ? SHAREGPT_IGNORE_EOS_SIGMA : undefined),
     );
     const arrivals =
       o.ratePerS === undefined
         ? new Array<number>(o.count).fill(0)
-        : poissonArrivals(o.count, o.ratePerS, createRandom(3));
+        : poissonArrivals(o.count, o.ratePerS, createRandom(drawSeed(3, draw)));
     const requests: WorkloadRequest[] = arrivals.map((arrivalMs) => ({ arrivalMs, ...sample() }));
+    const preset = releasePreset(o.preset, o.release);
     return summarizeWorkload(
       runWorkload({
-        preset: releasePreset(o.preset, o.release),
+        preset:
+          o.decodeMsPerSequence === undefined
+            ? preset
+            : { ...preset, stepCost: { ...preset.stepCost, decodeMsPerSequence: o.decodeMsPerSequence } },
         requests,
+        frontEnd: o.frontEnd,
         maxNumSeqs: o.maxNumSeqs ?? o.release?.maxNumSeqs,
         stepOverheadMs: o.release?.stepOverheadMs[o.preset],
         numSchedulerSteps: o.release?.numSchedulerSteps,
@@ -286,7 +312,7 @@ const PULL_18566_RUN = shareGpt({
  * inf), whose vLLM server ran with `--num-scheduler-steps 10 --max-num-seqs
  * 512` (`tests/nightly-tests.json`), not V0's default of 256.
  */
-const PERF_UPDATE_MAX_NUM_SEQS = 512;
+export const PERF_UPDATE_MAX_NUM_SEQS = 512;
 
 // The 0.6.0 perf-update's fixed-length runs: 500 prompts of 462 tokens at once, 16 (prefill-heavy) or 256 (decode-heavy) out.
 const perfUpdateFixed = (preset: string, outputTokens: number): CalibrationScenario => ({
@@ -333,11 +359,11 @@ const perfUpdate = (preset: string, ratePerS?: number) =>
 // turboquant Fig. 1/12/14: 300 prompts, 1024 in / 512 out, Poisson at 2 and 8 req/s, or all at once.
 const turboquant = (ratePerS: number): CalibrationScenario => ({
   key: `turboquant ${ratePerS}`,
-  run: () => {
+  run: (draw = 0) => {
     const arrivals =
       ratePerS === Number.POSITIVE_INFINITY
         ? new Array<number>(300).fill(0)
-        : poissonArrivals(300, ratePerS, createRandom(3));
+        : poissonArrivals(300, ratePerS, createRandom(drawSeed(3, draw)));
     return summarizeWorkload(
       runWorkload({
         preset: getPreset(P70),
@@ -740,12 +766,15 @@ export function replayCalibration(
   points: readonly CalibrationPoint[] = CALIBRATION_POINTS,
   /** Replays already run, by scenario key; pass one Map to several calls to run each scenario once. */
   summaries = new Map<string, WorkloadSummary>(),
+  /** Which draw of the scenarios' random lengths and arrivals (see {@link CalibrationScenario.run}); default 0. */
+  draw = 0,
 ): CalibrationResult[] {
   return points.map((point) => {
-    let summary = summaries.get(point.scenario.key);
+    const key = draw === 0 ? point.scenario.key : `${point.scenario.key} draw ${draw}`;
+    let summary = summaries.get(key);
     if (!summary) {
-      summary = point.scenario.run();
-      summaries.set(point.scenario.key, summary);
+      summary = point.scenario.run(draw);
+      summaries.set(key, summary);
     }
     const simulated = point.pick(summary);
     return { point, simulated, relativeError: simulated / point.published - 1 };

@@ -565,8 +565,9 @@ describe('sim server: queueing and cancellation', () => {
       body: JSON.stringify({ prompt: 'a long story', max_tokens: 4000, stream: true }),
       signal: running.signal,
     });
+    // At least 3: a starved process catches up on late steps back to back, and their tokens arrive in one read.
     const events = await readEvents(runningRes, 3);
-    assert.equal(events.length, 3);
+    assert.ok(events.length >= 3, `${events.length} events`);
     assert.ok(events.every((e) => e.startsWith('data: {')));
 
     const waiting = new AbortController();

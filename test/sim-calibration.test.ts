@@ -99,4 +99,23 @@ describe('sim calibration', () => {
       assert.equal(r.simulated, fitted.find((x) => x.point === r.point)?.simulated);
     }
   });
+
+  it('replays another draw of a random workload on request, and the same run for a fixed one', () => {
+    // bench/sim-fidelity.ts prints each point's error over several draws; draw 0 is the quoted one.
+    const random = HELD_OUT_POINTS.filter((p) => p.metric.includes('1 QPS'));
+    const fixed = HELD_OUT_POINTS.filter((p) => p.metric.includes('offline'));
+    assert.ok(random.length > 0 && fixed.length > 0);
+    const points = [...random, ...fixed];
+    // A fresh cache each time, so every call really replays.
+    const [first, other, otherAgain] = [0, 1, 1].map((draw) => replayCalibration(points, new Map(), draw));
+    const plain = replayCalibration(points, replays);
+    for (const [i, r] of first!.entries()) {
+      assert.equal(r.simulated, plain[i]!.simulated, 'draw 0 is the default replay');
+      assert.equal(other![i]!.simulated, otherAgain![i]!.simulated, 'a draw is deterministic');
+    }
+    for (const i of random.keys()) assert.notEqual(other![i]!.simulated, first![i]!.simulated);
+    for (const i of fixed.keys()) {
+      assert.equal(other![random.length + i]!.simulated, first![random.length + i]!.simulated);
+    }
+  });
 });
