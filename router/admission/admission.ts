@@ -35,6 +35,13 @@ export interface AdmissionTicket {
   poolKey: string;
   /** True while every usable endpoint of the request's pool is saturated. */
   saturated(): boolean;
+  /**
+   * True while every usable endpoint of the pool holds more than the most it
+   * runs at once plus the saturation depth, by the router's own count (which
+   * shows a finish at once): a freed slot then lets nobody in, so a queue
+   * that built up in the engines drains instead of standing. Absent: never.
+   */
+  pastLimit?(): boolean;
   /** Absolute deadline (ms, `now()` clock). */
   deadline: number;
   signal: CancelSignal;
@@ -302,6 +309,13 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       const key = w.ticket.poolKey;
       if (blocked.has(key)) continue;
       const credit = credits.get(key) ?? 0;
+      if (credit > 0 && w.ticket.pastLimit?.()) {
+        // The finish left the pool's pods past their limit: the slot it
+        // freed is one of an engine queue, not one to fill.
+        credits.delete(key);
+        blocked.add(key);
+        continue;
+      }
       if (credit > 0) {
         credits.set(key, credit - 1);
         // A freed slot is the pool's admission of this pass: until the
