@@ -245,9 +245,10 @@ describe('overload', () => {
         assert.ok((e.retryPushbackMs ?? 0) > 0, `pushback ${e.retryPushbackMs}`);
       }
       // Each pod holds its knee plus the one request that would show a higher
-      // limit (give or take requests in transit between a finish and the pick
-      // that fills its slot): fewer than max_num_seqs ever wait in an engine.
-      assert.ok(maxWaiting < MAX_NUM_SEQS, `engine waiting reached ${maxWaiting}`);
+      // limit: what waits in an engine is that one, or the requests sent to
+      // fill slots that freed at the same step, until the next step; never
+      // more than a pod runs (before, the queue that built up stood, at 10).
+      assert.ok(maxWaiting <= MAX_NUM_SEQS, `engine waiting reached ${maxWaiting}`);
     } finally {
       stop = true;
       await h.close();

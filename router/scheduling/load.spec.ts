@@ -7,6 +7,7 @@ import {
   addRecent,
   isSaturated,
   KNEE_CONFIRM_MS,
+  KNEE_GROWTH,
   KNEE_MEMORY_MS,
   KV_FULL,
   loadOf,
@@ -107,11 +108,23 @@ describe('load against the knee', () => {
     assert.equal(h.learnedKnee, 30, 'fewer running in the same spell: 30 could run');
     h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_250);
     assert.equal(h.learnedKnee, 45, 'ran more without queueing: the knee was too low');
+    h = observeReport(h, report({ numRequestsRunning: 46, numRequestsWaiting: 0 }), 1_500);
+    assert.equal(h.learnedKnee, 45 * KNEE_GROWTH, 'one more ran: up by a quarter, not by one');
     assert.equal(h.queueingMs, 0);
-    // A later spell that peaks lower moves the knee a third of the way there.
+    // A later spell that peaks lower moves the knee a third of the way there...
+    const before = h.learnedKnee;
     h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 2_000);
     h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 3 }), 2_000 + KNEE_CONFIRM_MS);
-    assert.equal(h.learnedKnee, 38);
+    assert.equal(h.learnedKnee, before + (24 - before) / 3);
+    // ...one that peaks higher raises it there at once.
+    h = observeReport(h, report({ numRequestsRunning: 70, numRequestsWaiting: 0 }), 3_000);
+    h = observeReport(h, report({ numRequestsRunning: 80, numRequestsWaiting: 2 }), 3_250);
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 80, numRequestsWaiting: 3, kvCacheUsagePerc: 0.2 }),
+      3_250 + KNEE_CONFIRM_MS,
+    );
+    assert.equal(h.learnedKnee, 80);
   });
 
   it('learns nothing from a queue while more and more run: the engine is admitting them', () => {

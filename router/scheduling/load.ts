@@ -50,6 +50,17 @@ export const KNEE_CONFIRM_MS = 500;
  */
 export const KNEE_MEMORY_MS = 5_000;
 
+/**
+ * How far a learned knee rises when more ran than it says with nothing
+ * waiting: at least to what ran, and at least by this factor. A router that
+ * holds a pod at its knee lets one more run (see {@link pastLimit}), so a
+ * knee learned too low, from a burst of cold prompts that waited for the
+ * token budget, would climb one request per scrape; it gets back to a large
+ * pod's limit in seconds this way, and overshooting a real limit only
+ * queues a few requests until the next queue teaches it again.
+ */
+export const KNEE_GROWTH = 1.25;
+
 /** Share of a learned knee that, running, counts as the knee binding (not quiet). */
 export const KNEE_BINDING_SHARE = 0.8;
 
@@ -106,9 +117,10 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
  * waiting for {@link KNEE_CONFIRM_MS} and two scrapes with no more running
  * than the most that ran while they waited (the spell's peak), or have waited for
  * {@link QUEUEING_MS} at all, that peak is what the engine could take: the
- * knee becomes it the first time, and moves a third of the way there after.
- * When more runs without waiting than the knee says, the knee was too low:
- * it rises to what ran.
+ * knee rises to it, or moves a third of the way down to it (a knee too high
+ * lets a few more in; one too low holds back work a pod could run). When
+ * more runs without waiting than the knee says, the knee was too low: it
+ * rises to what ran, by {@link KNEE_GROWTH} at least.
  */
 export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
   if (!r) return h;
@@ -144,8 +156,8 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   // prompts waiting a step for the token budget, say nothing about capacity.
   const confirmed =
     spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
-  if (confirmed) knee = knee > 0 ? knee + (spellPeak - knee) / 3 : spellPeak;
-  else if (waiting === 0 && knee > 0 && running > knee) knee = running;
+  if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
+  else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
   if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
   if (
     knee === h.learnedKnee &&
