@@ -357,8 +357,8 @@ async function runVariant(
         `${fmt(split.pod[0])} / ${fmt(split.pod[1])} / ${fmt(split.pod[2])}`,
       ],
       [
-        `the slowest 1 % by the router's TTFT (${split.tail.n}): mean admission queue / pod (ms)`,
-        `${fmt(split.tail.queue)} / ${fmt(split.tail.pod)}`,
+        `the slowest 1 % by the router's TTFT (${split.tail.n}): mean admission queue / pod (ms), arrived within (ms)`,
+        `${fmt(split.tail.queue)} / ${fmt(split.tail.pod)}, ${fmt(split.tail.arrivalSpreadMs)}`,
       ],
       [
         'shed: at once (expected wait) / standing queue / after the full wait / queue full',
@@ -406,7 +406,7 @@ function ttftSplit(timelines: readonly RequestTimeline[], warmupMs: number) {
       const a = t.attempts.at(-1);
       return a?.firstChunkMs === undefined
         ? []
-        : [{ ttft: a.firstChunkMs, queue: t.queuedMs, pod: a.firstChunkMs - a.startMs }];
+        : [{ ttft: a.firstChunkMs, queue: t.queuedMs, pod: a.firstChunkMs - a.startMs, at: t.receivedAt }];
     });
   const qs = (xs: number[]): [number, number, number] => {
     const sorted = xs.sort((a, b) => a - b);
@@ -418,7 +418,13 @@ function ttftSplit(timelines: readonly RequestTimeline[], warmupMs: number) {
     ttft: qs(rows.map((r) => r.ttft)),
     queue: qs(rows.map((r) => r.queue)),
     pod: qs(rows.map((r) => r.pod)),
-    tail: { n: tail.length, queue: mean(tail.map((r) => r.queue)), pod: mean(tail.map((r) => r.pod)) },
+    tail: {
+      n: tail.length,
+      queue: mean(tail.map((r) => r.queue)),
+      pod: mean(tail.map((r) => r.pod)),
+      // Whether they are one stall (arrived together) or spread over the run.
+      arrivalSpreadMs: Math.max(...tail.map((r) => r.at)) - Math.min(...tail.map((r) => r.at)),
+    },
   };
 }
 
