@@ -6,6 +6,11 @@
  * a priority); a request waits at most `max_queue_wait_ms` (and never past
  * its deadline), then is shed with RESOURCE_EXHAUSTED and a retry pushback.
  *
+ * A finish lets one waiter of its pool in even while the pool still looks
+ * saturated (its reports lag), unless every pod of the pool is past its
+ * limit by the router's own count (`pastLimit`): a queue that built up in
+ * the engines before their limit was known then drains instead of standing.
+ *
  * A saturated pool drains at the rate its requests finish: the requests it
  * has in flight over their mean service time (an EWMA of admission-to-release
  * durations, which idle periods do not skew). A request whose expected wait
