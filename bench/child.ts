@@ -16,6 +16,7 @@ import { Session } from 'node:inspector/promises';
 import { writeHeapSnapshot } from 'node:v8';
 import { silentLogger } from '../common/log.js';
 import { validateRouterConfig } from '../router/config/load.js';
+import type { RequestTrace } from '../router/request-trace.js';
 import { startRouter } from '../router/server.js';
 import { startFakeEngine } from './fake-engine.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
@@ -26,6 +27,29 @@ interface Request {
   id: number;
   cmd: string;
   args?: Record<string, unknown>;
+}
+
+/** One finished request as the router saw it (ms after it arrived). */
+export interface RequestTimeline {
+  status: string;
+  /** Arrival, epoch ms on the router's clock. */
+  receivedAt: number;
+  /** Waited in the admission queue. */
+  queuedMs: number;
+  attempts: Array<{ endpoint: string; startMs: number; firstChunkMs: number | undefined }>;
+}
+
+function timelineOf(t: RequestTrace): RequestTimeline {
+  return {
+    status: t.status,
+    receivedAt: t.receivedAt,
+    queuedMs: t.queuedMs,
+    attempts: t.attempts.map((a) => ({
+      endpoint: a.endpoint,
+      startMs: a.startMs,
+      firstChunkMs: a.firstChunkMs,
+    })),
+  };
 }
 
 function memory(): NodeJS.MemoryUsage {
@@ -76,7 +100,15 @@ async function main(): Promise<void> {
 
   if (role === 'router') {
     const config = validateRouterConfig(options.config);
-    const router = await startRouter({ config, logger: silentLogger, admin: false });
+    // With `timelines`, every finished request's routing story is kept
+    // (compactly) until the parent takes it: admission wait, attempts.
+    const timelines: RequestTimeline[] = [];
+    const router = await startRouter({
+      config,
+      logger: silentLogger,
+      admin: false,
+      onRequestTrace: options.timelines === true ? (t) => timelines.push(timelineOf(t)) : undefined,
+    });
     const ready = () => router.endpoints.snapshot().endpoints.filter((e) => e.ready).length;
     handlers['wait-ready'] = (args) =>
       new Promise<number>((resolve, reject) => {
@@ -101,6 +133,7 @@ async function main(): Promise<void> {
       });
     handlers.stats = () => ({ memory: memory(), cpu: process.cpuUsage(), readyEndpoints: ready() });
     handlers.admission = () => ({ inFlight: router.admission.inFlight, queued: router.admission.queued });
+    handlers.timelines = () => timelines.splice(0);
     close = () => router.close(0);
     send({ type: 'ready', address: router.address });
   } else if (role === 'fake-engine') {

@@ -4,7 +4,9 @@
  * knee (so engine queues stay near empty), admits waiting requests as
  * requests finish, highest priority first, and sheds what the pool cannot
  * start within the queue budget at once, with RESOURCE_EXHAUSTED and a
- * pushback computed from how fast the pool drains.
+ * pushback computed from how fast the pool drains. Engines that do not
+ * publish their limit are held the same way once the router has learned it
+ * from a queue in them, and that queue drains.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -161,6 +163,94 @@ describe('overload', () => {
         'no request ran out of time in a queue',
       );
     } finally {
+      await h.close();
+      for (const p of pods) await p.close();
+    }
+  });
+
+  it('engines that do not publish max_num_seqs: the router learns their limit from the queue and drains it, then holds the rest itself', async (t) => {
+    const pods: Pod[] = [];
+    for (let i = 0; i < 2; i++)
+      pods.push(
+        await startPod({
+          version: 'v1',
+          // vLLM outside dev mode: no /server_info, so the sidecar forwards everything.
+          sim: { timeScale: 1, maxNumSeqs: MAX_NUM_SEQS, interTokenLatencyMs: 10, timeToFirstTokenMs: 10 },
+          probeIntervalMs: 500,
+        }),
+      );
+    // Default saturation depth; a queue budget that a slow machine does not hit before the knee is learned.
+    const h = await startRouterHarness({
+      endpoints: pods.map((p) => p.sidecar.address),
+      yaml: `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\nadmission: { max_queue_wait_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`,
+    });
+    let maxWaiting = 0;
+    let measuring = false;
+    let stop = false;
+    const outcomes: Array<{ ok: true } | { ok: false; err: MeshError }> = [];
+    const client = async (c: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          for await (const _c of h.client.generateStream(
+            { model: MODEL, prompt: `load ${c}.${i}`, sampling: { maxTokens: 20 } },
+            { timeoutMs: 10_000 },
+          )) {
+            if (measuring) for (const p of pods) maxWaiting = Math.max(maxWaiting, p.sim.stats.waiting);
+          }
+          if (measuring) outcomes.push({ ok: true });
+        } catch (err) {
+          const e = err as MeshError;
+          if (measuring) outcomes.push({ ok: false, err: e });
+          // A shed client comes back when the pushback says.
+          if (e.retryPushbackMs) await new Promise((r) => setTimeout(r, e.retryPushbackMs));
+        }
+      }
+    };
+    const snapshot = () => h.router.endpoints.snapshot().endpoints;
+    try {
+      await h.waitReady(2);
+      assert.ok(
+        snapshot().every((e) => (e.report?.capacity?.maxNumSeqs ?? 0) === 0),
+        'the engines do not publish max_num_seqs',
+      );
+      // 3× what the pods run, closed loop.
+      const clients = Array.from({ length: 6 * MAX_NUM_SEQS }, (_, c) => client(c));
+      // The engines queue; the router learns each one's limit from what ran while requests waited...
+      await waitUntil(
+        h.router.endpoints.events,
+        'change',
+        () => snapshot().every((e) => e.history?.learnedKnee === MAX_NUM_SEQS),
+        'the knee of both pods learned',
+      );
+      // ...and lets the queue in the engines drain while the overload goes on:
+      // no freed slot is refilled while a pod runs more than its knee plus one.
+      await waitUntil(
+        h.router.endpoints.events,
+        'change',
+        () => snapshot().every((e) => (e.report?.engine?.numRequestsWaiting ?? 1) <= 1),
+        'the engine queues drained',
+      );
+      measuring = true;
+      await waitUntil(h.router.admission.events, 'admitted', () => outcomes.length >= 60, '60 more requests');
+      stop = true;
+      await Promise.all(clients);
+      const ok = outcomes.filter((o) => o.ok);
+      const shed = outcomes.flatMap((o) => (o.ok ? [] : [o.err]));
+      t.diagnostic(
+        `learned knees ${snapshot().map((e) => e.history?.learnedKnee)}; after the drain: ${ok.length} completed, ${shed.length} shed, max engine waiting ${maxWaiting}`,
+      );
+      assert.ok(ok.length > 0, 'the pods keep completing requests');
+      for (const e of shed) {
+        assert.equal(e.code, Status.RESOURCE_EXHAUSTED, e.message);
+        assert.ok((e.retryPushbackMs ?? 0) > 0, `pushback ${e.retryPushbackMs}`);
+      }
+      // Each pod holds its knee plus the one request that would show a higher
+      // limit: what waits in an engine is that one, or the requests sent to
+      // fill slots that freed at the same step, until the next step; never
+      // more than a pod runs (before, the queue that built up stood, at 10).
+      assert.ok(maxWaiting <= MAX_NUM_SEQS, `engine waiting reached ${maxWaiting}`);
+    } finally {
+      stop = true;
       await h.close();
       for (const p of pods) await p.close();
     }

@@ -18,6 +18,7 @@
  * plus the engines' waiting requests and the router's admission queue,
  * sampled during the overload.
  */
+import type { RequestTimeline } from '../child.js';
 import type { LoadResult } from '../load-generator.js';
 import { runLoad } from '../load-generator.js';
 import { createProcessGroup, type HelperProcess } from '../processes.js';
@@ -196,6 +197,7 @@ async function runVariant(
       spawn: v.publish ? { env: { VLLM_SERVER_DEV_MODE: '1' } } : undefined,
     });
     const router = await group.helper('router', {
+      timelines: true,
       config: {
         listen: '127.0.0.1:0',
         discovery: { kind: 'static', endpoints: pods.map((pod) => pod.sidecarAddress) },
@@ -267,6 +269,7 @@ async function runVariant(
       router,
       250,
     );
+    await router.request('timelines');
     const cpu0 = router.cpuSeconds() ?? Number.NaN;
     const overload = await run(`${FACTOR}× capacity`, {
       mode: { kind: 'open', ratePerS: rate },
@@ -277,7 +280,9 @@ async function runVariant(
     });
     const routerCpu = (router.cpuSeconds() ?? Number.NaN) - cpu0;
     const seen = await sampler.stop();
+    const timelines = await router.request<RequestTimeline[]>('timelines');
     client.close();
+    const split = ttftSplit(timelines, p.warmupMs);
 
     const shed = records.filter((r) => r.status === 'RESOURCE_EXHAUSTED');
     const withPushback = shed.filter((r) => r.pushbackMs !== undefined && r.pushbackMs > 0);
@@ -340,6 +345,22 @@ async function runVariant(
       ['admitted TTFT p50 / p90 / p99 (ms)', `${fmt(s.ttft.p50)} / ${fmt(s.ttft.p90)} / ${fmt(s.ttft.p99)}`],
       ['admitted e2e p50 / p99 (ms)', `${fmt(s.e2e.p50)} / ${fmt(s.e2e.p99)}`],
       [
+        'admitted, as the router saw them: TTFT p50 / p90 / p99 (ms)',
+        `${fmt(split.ttft[0])} / ${fmt(split.ttft[1])} / ${fmt(split.ttft[2])}`,
+      ],
+      [
+        '… of which in the admission queue, p50 / p90 / p99 (ms)',
+        `${fmt(split.queue[0])} / ${fmt(split.queue[1])} / ${fmt(split.queue[2])}`,
+      ],
+      [
+        '… of which from the send to the pod to its first chunk (pod queue, prefill), p50 / p90 / p99 (ms)',
+        `${fmt(split.pod[0])} / ${fmt(split.pod[1])} / ${fmt(split.pod[2])}`,
+      ],
+      [
+        `the slowest 1 % by the router's TTFT (${split.tail.n}): mean admission queue / pod (ms), arrived within (ms)`,
+        `${fmt(split.tail.queue)} / ${fmt(split.tail.pod)}, ${fmt(split.tail.arrivalSpreadMs)}`,
+      ],
+      [
         'shed: at once (expected wait) / standing queue / after the full wait / queue full',
         `${early} / ${standing} / ${timedOut} / ${queueFull}`,
       ],
@@ -369,6 +390,42 @@ async function runVariant(
   } finally {
     await group.stopAll();
   }
+}
+
+/**
+ * Admitted requests' TTFT as the router measured it (from arrival), split
+ * into the wait in its admission queue and the time from the send to the
+ * pod to the first chunk (the pod's queue, prefill and the hops), for
+ * requests that arrived after the warm-up.
+ */
+function ttftSplit(timelines: readonly RequestTimeline[], warmupMs: number) {
+  const t0 = Math.min(...timelines.map((t) => t.receivedAt));
+  const rows = timelines
+    .filter((t) => t.status === 'OK' && t.receivedAt >= t0 + warmupMs)
+    .flatMap((t) => {
+      const a = t.attempts.at(-1);
+      return a?.firstChunkMs === undefined
+        ? []
+        : [{ ttft: a.firstChunkMs, queue: t.queuedMs, pod: a.firstChunkMs - a.startMs, at: t.receivedAt }];
+    });
+  const qs = (xs: number[]): [number, number, number] => {
+    const sorted = xs.sort((a, b) => a - b);
+    return [quantile(sorted, 0.5), quantile(sorted, 0.9), quantile(sorted, 0.99)];
+  };
+  const tail = [...rows].sort((a, b) => a.ttft - b.ttft).slice(-Math.max(1, Math.floor(rows.length / 100)));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return {
+    ttft: qs(rows.map((r) => r.ttft)),
+    queue: qs(rows.map((r) => r.queue)),
+    pod: qs(rows.map((r) => r.pod)),
+    tail: {
+      n: tail.length,
+      queue: mean(tail.map((r) => r.queue)),
+      pod: mean(tail.map((r) => r.pod)),
+      // Whether they are one stall (arrived together) or spread over the run.
+      arrivalSpreadMs: Math.max(...tail.map((r) => r.at)) - Math.min(...tail.map((r) => r.at)),
+    },
+  };
 }
 
 function countBy(records: readonly RequestRecord[]): Record<string, number> {

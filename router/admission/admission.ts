@@ -6,6 +6,11 @@
  * a priority); a request waits at most `max_queue_wait_ms` (and never past
  * its deadline), then is shed with RESOURCE_EXHAUSTED and a retry pushback.
  *
+ * A finish lets one waiter of its pool in even while the pool still looks
+ * saturated (its reports lag), unless every pod of the pool is past its
+ * limit by the router's own count (`pastLimit`): a queue that built up in
+ * the engines before their limit was known then drains instead of standing.
+ *
  * A saturated pool drains at the rate its requests finish: the requests it
  * has in flight over their mean service time (an EWMA of admission-to-release
  * durations, which idle periods do not skew). A request whose expected wait
@@ -35,6 +40,13 @@ export interface AdmissionTicket {
   poolKey: string;
   /** True while every usable endpoint of the request's pool is saturated. */
   saturated(): boolean;
+  /**
+   * True while every usable endpoint of the pool holds more than the most it
+   * runs at once plus the saturation depth, by the router's own count (which
+   * shows a finish at once): a freed slot then lets nobody in, so a queue
+   * that built up in the engines drains instead of standing. Absent: never.
+   */
+  pastLimit?(): boolean;
   /** Absolute deadline (ms, `now()` clock). */
   deadline: number;
   signal: CancelSignal;
@@ -302,6 +314,13 @@ export function createAdmission(config: AdmissionConfig, timers: AdmissionTimers
       const key = w.ticket.poolKey;
       if (blocked.has(key)) continue;
       const credit = credits.get(key) ?? 0;
+      if (credit > 0 && w.ticket.pastLimit?.()) {
+        // The finish left the pool's pods past their limit: the slot it
+        // freed is one of an engine queue, not one to fill.
+        credits.delete(key);
+        blocked.add(key);
+        continue;
+      }
       if (credit > 0) {
         credits.set(key, credit - 1);
         // A freed slot is the pool's admission of this pass: until the

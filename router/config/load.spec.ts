@@ -57,7 +57,7 @@ profiles:
     });
     assert.deepEqual(cfg.upstream.retry_budget, { ratio: 0.2, min_retries: 10, window_ms: 10_000 });
     assert.equal(cfg.upstream.first_token_timeout_ms, 60_000);
-    assert.equal(cfg.admission.saturation_queue_depth, 1);
+    assert.equal(cfg.admission.saturation_queue_depth, 0);
     assert.equal(cfg.admission.max_queue_wait_ms, 2_000);
     assert.equal(cfg.admission.standing_queue_wait_ms, 100);
     assert.equal(cfg.admission.min_pushback_ms, 50);

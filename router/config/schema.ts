@@ -180,11 +180,16 @@ const admissionSchema = z.strictObject({
   /** Requests this router serves at once; more wait in the queue. */
   max_concurrency: z.number().int().min(1).default(4096),
   /**
-   * An endpoint whose sidecar queue, or this router's streams past its published
-   * `max_num_seqs`, reach this is saturated (so is one whose engine queue lasts
-   * a second, or whose KV cache is full).
+   * Requests this router lets wait at a pod: one whose streams from this
+   * router are this many past its published `max_num_seqs` is saturated, and
+   * so is one whose sidecar queues any (at least this many when above 0),
+   * whose engine queue lasts a second, or whose KV cache is full. Past a knee
+   * learned from an engine queue (an engine that does not publish
+   * `max_num_seqs`), at least one waits, so a pod that can run more shows it.
+   * 0: the router holds every request a pod cannot start at once, and sends
+   * it to the first pod where a slot frees.
    */
-  saturation_queue_depth: z.number().int().min(1).default(1),
+  saturation_queue_depth: z.number().int().min(0).default(0),
   /** Requests waiting for admission at most; beyond, new ones are shed. */
   max_queue_length: z.number().int().min(0).default(1024),
   /** A queued request waits at most this long, then is shed. */

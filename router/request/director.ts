@@ -12,7 +12,8 @@ import { CACHE_KEY } from '../../common/metadata.js';
 import { estimatePromptTokens } from '../../common/validate.js';
 import type { RouterConfig } from '../config/schema.js';
 import { chooseVersion, type VersionChoice } from '../routing/version-split.js';
-import { freshlyUsable, isSaturated, usable } from '../scheduling/load.js';
+import { freshlyUsable, isSaturated, pastLimit, usable } from '../scheduling/load.js';
+import type { SchedulingEndpoint } from '../scheduling/types.js';
 import type { EndpointSnapshot, EndpointView } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
 import { checkContextLength, checkRequest, upstreamRequest } from './preflight.js';
@@ -94,29 +95,46 @@ export function createDirector(ctx: RouterContext): Director {
   };
 
   /**
-   * True while every usable endpoint of the pool is saturated (admission then
-   * queues). Endpoints with a fresh report decide when there are any: a pod
-   * whose report is late looks as idle as it last said, and the pick takes it
-   * only when no fresh one is left.
+   * True while every usable endpoint of the pool meets `test`. Endpoints with
+   * a fresh report decide when there are any: a pod whose report is late
+   * looks as idle as it last said, and the pick takes it only when no fresh
+   * one is left.
    */
-  const saturatedPool = (model: string, version: string, saturation: number) => () => {
+  const wholePool = (model: string, version: string, test: (e: SchedulingEndpoint) => boolean) => {
     let fresh = 0;
-    let freshSaturated = 0;
+    let freshMet = 0;
     let stale = 0;
-    let staleSaturated = 0;
+    let staleMet = 0;
     for (const e of endpoints.snapshot().pool(model, version)) {
       if (!usable(e) || e.breaker === 'open') continue;
-      const saturated = isSaturated(e, saturation);
+      const met = test(e);
       if (e.ready) {
         fresh++;
-        if (saturated) freshSaturated++;
+        if (met) freshMet++;
       } else {
         stale++;
-        if (saturated) staleSaturated++;
+        if (met) staleMet++;
       }
     }
-    return fresh > 0 ? freshSaturated === fresh : stale > 0 && staleSaturated === stale;
+    return fresh > 0 ? freshMet === fresh : stale > 0 && staleMet === stale;
   };
+
+  /**
+   * True while every usable endpoint of the pool is saturated, or past the
+   * most it runs at once (published or learned) by `saturation` requests by
+   * this router's count ({@link pastLimit}): admission then queues.
+   */
+  const saturatedPool = (model: string, version: string, saturation: number) => () =>
+    wholePool(model, version, (e) => isSaturated(e, saturation) || pastLimit(e, saturation));
+
+  /**
+   * True while every usable endpoint of the pool is past the most it runs at
+   * once by `saturation` requests by this router's count, which shows a
+   * finish at once: a freed slot then lets nobody in, so a queue that built
+   * up in the engines drains instead of standing.
+   */
+  const pastLimitPool = (model: string, version: string, saturation: number) => () =>
+    wholePool(model, version, (e) => pastLimit(e, saturation));
 
   return {
     async execute(req, incoming, scope) {
@@ -164,6 +182,7 @@ export function createDirector(ctx: RouterContext): Director {
         priority: rt.priority,
         poolKey: `${req.model}\u0000${choice.version}`,
         saturated: saturatedPool(req.model, choice.version, cfg.admission.saturation_queue_depth),
+        pastLimit: pastLimitPool(req.model, choice.version, cfg.admission.saturation_queue_depth),
         deadline: scope.deadline,
         signal: scope.signal,
       });

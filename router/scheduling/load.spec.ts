@@ -6,12 +6,16 @@ import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endp
 import {
   addRecent,
   isSaturated,
+  KNEE_CONFIRM_MS,
+  KNEE_GROWTH,
   KNEE_MEMORY_MS,
   KV_FULL,
   loadOf,
   NO_HISTORY,
   noteAssignment,
   observeReport,
+  pastLimit,
+  QUEUEING_MS,
   RECENT_TAU_MS,
 } from './load.js';
 import { createBuiltinRegistry } from './registry.js';
@@ -92,14 +96,54 @@ describe('load against the knee', () => {
     assert.equal(h.learnedKnee, 0, 'nothing learned before the engine queues');
     h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 250);
     assert.equal(h.learnedKnee, 0, 'a passing wait teaches nothing');
-    h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 1_250);
-    assert.equal(h.learnedKnee, 30, 'a wait that lasted QUEUEING_MS does');
-    assert.equal(h.queueingMs, 1_000);
-    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 1_500);
-    assert.equal(h.learnedKnee, 28, 'moves a third of the way to what ran while queueing');
-    h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_750);
+    h = observeReport(h, report({ numRequestsRunning: 30, numRequestsWaiting: 4 }), 250 + KNEE_CONFIRM_MS);
+    assert.equal(h.learnedKnee, 0, 'nor does the same scrape, reported again');
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 30, numRequestsWaiting: 5, kvCacheUsagePerc: 0.1 }),
+      500 + KNEE_CONFIRM_MS,
+    );
+    assert.equal(h.learnedKnee, 30, 'a wait that a second scrape saw persist, with no more running, does');
+    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 1_000);
+    assert.equal(h.learnedKnee, 30, 'fewer running in the same spell: 30 could run');
+    h = observeReport(h, report({ numRequestsRunning: 45, numRequestsWaiting: 0 }), 1_250);
     assert.equal(h.learnedKnee, 45, 'ran more without queueing: the knee was too low');
+    h = observeReport(h, report({ numRequestsRunning: 46, numRequestsWaiting: 0 }), 1_500);
+    assert.equal(h.learnedKnee, 45 * KNEE_GROWTH, 'one more ran: up by a quarter, not by one');
     assert.equal(h.queueingMs, 0);
+    // A later spell that peaks lower moves the knee a third of the way there...
+    const before = h.learnedKnee;
+    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 2 }), 2_000);
+    h = observeReport(h, report({ numRequestsRunning: 24, numRequestsWaiting: 3 }), 2_000 + KNEE_CONFIRM_MS);
+    assert.equal(h.learnedKnee, before + (24 - before) / 3);
+    // ...one that peaks higher raises it there at once.
+    h = observeReport(h, report({ numRequestsRunning: 70, numRequestsWaiting: 0 }), 3_000);
+    h = observeReport(h, report({ numRequestsRunning: 80, numRequestsWaiting: 2 }), 3_250);
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 80, numRequestsWaiting: 3, kvCacheUsagePerc: 0.2 }),
+      3_250 + KNEE_CONFIRM_MS,
+    );
+    assert.equal(h.learnedKnee, 80);
+  });
+
+  it('learns nothing from a queue while more and more run: the engine is admitting them', () => {
+    // An engine far below its limit, scraped while requests arrive faster than one step admits them.
+    let h = NO_HISTORY;
+    for (let t = 0, running = 5; t < QUEUEING_MS; t += KNEE_CONFIRM_MS / 2, running += 3)
+      h = observeReport(h, report({ numRequestsRunning: running, numRequestsWaiting: 2 }), t);
+    assert.equal(h.learnedKnee, 0);
+    // ...unless the queue lasts QUEUEING_MS: the most that ran is then what it takes.
+    h = observeReport(h, report({ numRequestsRunning: 12, numRequestsWaiting: 2 }), QUEUEING_MS);
+    assert.equal(h.learnedKnee, 14);
+  });
+
+  it('learns the most that ran while requests waited, not the fewest: a scrape between two steps caught a finish', () => {
+    // A concurrency limit of 8: a finished request's slot stays free until the next step.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 7, numRequestsWaiting: 5 }), 0);
+    h = observeReport(h, report({ numRequestsRunning: 8, numRequestsWaiting: 9 }), 250);
+    h = observeReport(h, report({ numRequestsRunning: 7, numRequestsWaiting: 12 }), 250 + KNEE_CONFIRM_MS);
+    assert.equal(h.learnedKnee, 8);
   });
 
   it('keeps a knee the router holds the engine at: running near the knee with nothing waiting is no quiet', () => {
@@ -265,8 +309,33 @@ describe('load against the knee', () => {
     // Past a hard limit (max_num_seqs published) requests queue for sure...
     assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 24 }), true);
     assert.equal(sat({ maxNumSeqs: 16, routerInFlight: 20 }), false);
-    // ...past a learned knee they only rank the pod lower (the knee moves with the workload).
+    // ...past a learned knee they only rank the pod lower here (the knee moves with the workload).
     assert.equal(sat({ learnedKnee: 16, routerInFlight: 24 }), false);
+    // A knee learned below max_num_seqs (prompts caught waiting a step) does not make the limit a guess.
+    assert.equal(sat({ maxNumSeqs: 16, learnedKnee: 14, routerInFlight: 24 }), true);
+    // Depth 0: at the limit is saturated; any sidecar queue is.
+    const sat0 = (f: Omit<FakeEndpoint, 'address'>) =>
+      isSaturated(endpointView({ address: 'a', ...h100, ...f }), 0);
+    assert.equal(sat0({ maxNumSeqs: 16, routerInFlight: 16 }), true);
+    assert.equal(sat0({ maxNumSeqs: 16, routerInFlight: 15 }), false);
+    assert.equal(sat0({ maxNumSeqs: 0, inFlight: 3, queued: 1 }), true);
+    assert.equal(sat0({ maxNumSeqs: 0, inFlight: 3 }), false);
+  });
+
+  it('past its limit: the published max_num_seqs, else a learned knee by at least one; nothing while neither is known', () => {
+    const past = (f: Omit<FakeEndpoint, 'address'>, depth: number) =>
+      pastLimit(endpointView({ address: 'a', ...f }), depth);
+    assert.equal(past({ maxNumSeqs: 8, routerInFlight: 8 }, 0), true);
+    assert.equal(past({ maxNumSeqs: 8, routerInFlight: 7 }, 0), false);
+    assert.equal(past({ maxNumSeqs: 8, routerInFlight: 8 }, 1), false);
+    assert.equal(past({ maxNumSeqs: 8, routerInFlight: 9 }, 1), true);
+    // Not published: a learned knee, always with room for one more to show a higher limit.
+    assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 8 }, 0), false);
+    assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 9 }, 0), true);
+    assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 10 }, 2), true);
+    assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 9 }, 2), false);
+    // Nothing learned: the default knee is a guess, never a limit.
+    assert.equal(past({ maxNumSeqs: 0, routerInFlight: 500 }, 0), false);
   });
 });
 

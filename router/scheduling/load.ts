@@ -5,10 +5,11 @@
  *
  * The knee is not `max_num_seqs` (vLLM's default is 256, presets run 1024, and
  * an engine with long prompts queues far earlier, on its token budget or KV
- * cache). It is learned from what the engine reports: the requests it ran
- * when it last had to make some wait, bounded by what its KV cache can hold at
- * the current mean sequence size, and by `max_num_seqs` when the engine
- * publishes it. Until the engine has queued once, the bound is all there is.
+ * cache). It is learned from what the engine reports: the most requests it
+ * ran while others waited, once they kept waiting with no more running,
+ * bounded by what its KV cache can hold at the current mean sequence size,
+ * and by `max_num_seqs` when the engine publishes it. Until the engine has
+ * queued once, the bound is all there is.
  *
  * Reports lag (a sidecar scrapes its engine every 500 ms and reports every
  * 250 ms). The router's own assignments do not: streams it opened since the
@@ -28,6 +29,17 @@ export const DEFAULT_KNEE = 32;
 export const QUEUEING_MS = 1_000;
 
 /**
+ * How long requests must have kept waiting in the engine with no more of
+ * them running for what runs to teach the knee (ms; the sidecar's default
+ * scrape interval), and seen so by two scrapes of the engine at least. One
+ * scrape that catches requests waiting may be a moment between two steps
+ * while the engine admits more; a queue that persists while what runs does
+ * not grow is a limit (a concurrency limit shows the same running count at
+ * every scrape).
+ */
+export const KNEE_CONFIRM_MS = 500;
+
+/**
  * How long a learned knee lasts once nothing waits (ms). A lasting queue can
  * come from prefill work, not concurrency: a burst of cold long prompts keeps
  * prompts waiting for the token budget at a few running requests, and once
@@ -37,6 +49,17 @@ export const QUEUEING_MS = 1_000;
  * again and is learned again within {@link QUEUEING_MS}.
  */
 export const KNEE_MEMORY_MS = 5_000;
+
+/**
+ * How far a learned knee rises when more ran than it says with nothing
+ * waiting: at least to what ran, and at least by this factor. A router that
+ * holds a pod at its knee lets one more run (see {@link pastLimit}), so a
+ * knee learned too low, from a burst of cold prompts that waited for the
+ * token budget, would climb one request per scrape; it gets back to a large
+ * pod's limit in seconds this way, and overshooting a real limit only
+ * queues a few requests until the next queue teaches it again.
+ */
+export const KNEE_GROWTH = 1.25;
 
 /** Share of a learned knee that, running, counts as the knee binding (not quiet). */
 export const KNEE_BINDING_SHARE = 0.8;
@@ -67,6 +90,14 @@ export interface LoadHistory {
   readonly queueingMs: number;
   /** Since when (report clock) reports have shown nothing waiting; -1 while something waits (absent: -1). */
   readonly quietSince?: number;
+  /** The most requests the engine ran during the current waiting spell (absent: 0). */
+  readonly spellPeak?: number;
+  /** Since when (report clock) that many have run, no more; -1 outside a spell (absent: -1). */
+  readonly peakSince?: number;
+  /** Distinct engine scrapes seen since then, that one included (absent: 0). */
+  readonly peakScrapes?: number;
+  /** The last report's engine gauges, to tell a new scrape from a repeated one (absent: none). */
+  readonly lastScrape?: string;
 }
 
 /** The history before any report. */
@@ -75,14 +106,21 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
   queueingSince: -1,
   queueingMs: 0,
   quietSince: -1,
+  spellPeak: 0,
+  peakSince: -1,
+  peakScrapes: 0,
+  lastScrape: '',
 });
 
 /**
- * Folds one report into an endpoint's history. When requests have waited for
- * {@link QUEUEING_MS}, what runs is what the engine could take: the knee moves
- * a third of the way there.
- * When more runs without waiting than the knee says, the knee was too low:
- * it rises to what ran.
+ * Folds one report into an endpoint's history. When requests have kept
+ * waiting for {@link KNEE_CONFIRM_MS} and two scrapes with no more running
+ * than the most that ran while they waited (the spell's peak), or have waited for
+ * {@link QUEUEING_MS} at all, that peak is what the engine could take: the
+ * knee rises to it, or moves a third of the way down to it (a knee too high
+ * lets a few more in; one too low holds back work a pod could run). When
+ * more runs without waiting than the knee says, the knee was too low: it
+ * rises to what ran, by {@link KNEE_GROWTH} at least.
  */
 export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
   if (!r) return h;
@@ -90,24 +128,58 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
   const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
   const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  // The spell's peak, since when no more have run, and how many scrapes
+  // of the engine said so (a sidecar repeats its last scrape in every
+  // report until the next one).
+  const e = r.engine;
+  const lastScrape = e ? `${e.numRequestsRunning}/${e.numRequestsWaiting}/${e.kvCacheUsagePerc}` : '';
+  let spellPeak = 0;
+  let peakSince = -1;
+  let peakScrapes = 0;
+  if (waiting > 0) {
+    const inSpell = h.queueingSince >= 0;
+    spellPeak = inSpell ? (h.spellPeak ?? 0) : 0;
+    peakSince = inSpell ? (h.peakSince ?? -1) : -1;
+    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (lastScrape !== h.lastScrape ? 1 : 0) : 1;
+    if (running > spellPeak || peakSince < 0) {
+      spellPeak = Math.max(spellPeak, running);
+      peakSince = now;
+      peakScrapes = 1;
+    }
+  }
   // Quiet: nothing waits and the knee does not bind (a router holding the
   // pod at its knee keeps it from queueing; that confirms the knee).
   const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
   const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
-  // Only a lasting queue teaches: a scrape between two steps, or prompts
-  // waiting a step for the token budget, say nothing about capacity.
-  if (queueingMs >= QUEUEING_MS && running > 0) knee = knee > 0 ? knee + (running - knee) / 3 : running;
-  else if (waiting === 0 && knee > 0 && running > knee) knee = running;
+  // Only a queue that persists teaches: a scrape between two steps, or
+  // prompts waiting a step for the token budget, say nothing about capacity.
+  const confirmed =
+    spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
+  if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
+  else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
   if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
   if (
     knee === h.learnedKnee &&
     queueingSince === h.queueingSince &&
     queueingMs === h.queueingMs &&
-    quietSince === (h.quietSince ?? -1)
+    quietSince === (h.quietSince ?? -1) &&
+    spellPeak === (h.spellPeak ?? 0) &&
+    peakSince === (h.peakSince ?? -1) &&
+    peakScrapes === (h.peakScrapes ?? 0) &&
+    lastScrape === h.lastScrape
   )
     return h;
-  return { learnedKnee: knee, queueingSince, queueingMs, quietSince };
+  return {
+    learnedKnee: knee,
+    queueingSince,
+    queueingMs,
+    quietSince,
+    spellPeak,
+    peakSince,
+    peakScrapes,
+    lastScrape,
+  };
 }
 
 /** An endpoint's load now, projected from its last report and this router's assignments since. */
@@ -121,12 +193,12 @@ export interface LoadEstimate {
   /** Concurrency at which the endpoint starts to queue. */
   readonly knee: number;
   /**
-   * True when the knee is a hard limit (the engine published `max_num_seqs`
-   * and the knee is it): requests past it queue for sure. A learned knee
-   * moves with the mix of prompts and cache hits, so it ranks but does not
-   * decide saturation.
+   * The engine's published `max_num_seqs` (0 when it does not publish it): a
+   * hard limit, past which requests queue for sure, whatever knee ranks the
+   * endpoint (a knee learned below it, from prompts that waited a step,
+   * does not make the limit a guess).
    */
-  readonly kneeKnown: boolean;
+  readonly hardLimit: number;
   /** Load relative to the knee: max(outstanding / knee, kvUsage / KV_FULL); ≥ 1 once it queues. */
   readonly utilization: number;
   /** e^−utilization: the `least-request` score while nothing was sent to the endpoint lately. */
@@ -279,7 +351,7 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
   const kvUsage = kvTokens > 0 ? kvScaled + (chars * open) / CHARS_PER_TOKEN / kvTokens : kvScaled;
 
   const knee = kneeOf(e, running, kvReported);
-  const kneeKnown = knee === (r?.capacity?.maxNumSeqs ?? 0);
+  const hardLimit = r?.capacity?.maxNumSeqs ?? 0;
   const queue = Math.max(engineWaiting + queued, outstanding - knee);
   // Requests queued in the sidecar mean its limit is reached: past the knee.
   const utilization = Math.max(outstanding / knee, kvUsage / KV_FULL, queued > 0 ? 1 + queued / knee : 0);
@@ -288,7 +360,7 @@ export function loadOf(e: SchedulingEndpoint): LoadEstimate {
     queue,
     kvUsage,
     knee,
-    kneeKnown,
+    hardLimit,
     utilization,
     expNegUtilization: Math.exp(-utilization),
   };
@@ -379,10 +451,28 @@ export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number)
   // The engine's waiting count alone may be a scrape that caught requests
   // between two steps: it counts once it lasts (above). The sidecar's queue
   // and this router's excess over the knee are queues now.
-  // Only a hard knee (max_num_seqs) makes the excess a queue for sure.
-  const excess = l.kneeKnown ? l.outstanding - l.knee : 0;
-  const queue = Math.max(e.report?.queued ?? 0, excess);
-  return l.kvUsage >= KV_FULL || queue >= saturationQueueDepth;
+  // Only a hard limit (max_num_seqs) makes the excess a queue for sure.
+  const excess = l.hardLimit > 0 ? l.outstanding - l.hardLimit : Number.NEGATIVE_INFINITY;
+  return (
+    l.kvUsage >= KV_FULL ||
+    (e.report?.queued ?? 0) >= Math.max(1, saturationQueueDepth) ||
+    excess >= saturationQueueDepth
+  );
+}
+
+/**
+ * True when this router's count (which shows a finish at once) puts the
+ * endpoint `depth` requests or more past the most it runs at once: its
+ * published `max_num_seqs`, else the knee learned from a queue in its
+ * engine, past which by at least one (room for a pod that can run more to
+ * show it, and the learned knee then rises). False while neither is known.
+ * Admission holds requests in the router, not in an engine queue, once every
+ * pod of a pool is past it.
+ */
+export function pastLimit(e: SchedulingEndpoint, depth: number): boolean {
+  const l = loadOf(e);
+  if (l.hardLimit > 0) return l.outstanding - l.hardLimit >= depth;
+  return (e.history?.learnedKnee ?? 0) > 0 && l.outstanding - l.knee >= Math.max(1, depth);
 }
 
 /** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */
