@@ -78,9 +78,12 @@ const profileSchema = z.strictObject({
   // difference until the prefix balance rule stops counting it; load decides
   // among the pods that hold it and for prompts no pod holds. With weight 2 a
   // learned knee's swing was enough to move a busy tenant's prefix to another
-  // pod, whose prefill then slowed every request there.
+  // pod, whose prefill then slowed every request there. A prefix no pod holds
+  // goes where fewer prefixes live (prefix-spread), weighed as much as load
+  // (more sent new conversations away from pods with room in their batch).
   scorers: z.array(scorerSchema).default([
     { type: 'prefix-cache', weight: 6 },
+    { type: 'prefix-spread', weight: 2 },
     { type: 'session-affinity', weight: 2 },
     { type: 'least-request', weight: 2 },
     { type: 'queue-depth', weight: 2 },

@@ -209,6 +209,47 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
 }
 
 /**
+ * `prefix-spread`: for a prompt that no candidate holds any block of (a new
+ * prefix: a tenant's first request, a new conversation), the share of the
+ * fullest candidate's prefix index the endpoint does not fill:
+ * 1 − held / most held, in prompt characters. A new prefix settles where it
+ * is first sent (`prefix-cache` keeps it there), so it goes where fewer
+ * prefixes live, the way SGLang sends an unmatched prompt to its smallest
+ * radix tree, rather than by the load of the instant alone: during a burst
+ * of cold prompts that load is one prefill backlog against another, and a
+ * pod that took more prefixes then keeps their traffic for good. When some
+ * candidate holds part of the prompt, every endpoint scores 0.
+ */
+export function createPrefixSpreadScorer(): Scorer {
+  const first: number[] = [0];
+  return {
+    type: 'prefix-spread',
+    score(req, endpoints) {
+      const out = zeroScores(endpoints.length);
+      let most = 0;
+      let blockChars = 0;
+      for (let i = 0; i < endpoints.length; i++) {
+        const index = (endpoints[i] as SchedulingEndpoint).prefixIndex;
+        if (index.size === 0 || index.blockChars === 0) continue;
+        if (index.blockChars !== blockChars) {
+          blockChars = index.blockChars;
+          const hashes = req.prefixHashes(blockChars);
+          if (hashes.length === 0) return out.fill(0);
+          first[0] = hashes[0] as number;
+        }
+        // A chained hash: no first block, no block of the prompt.
+        if (index.matchLength(first) > 0) return out.fill(0);
+        const held = index.size * index.blockChars;
+        out[i] = held;
+        most = Math.max(most, held);
+      }
+      for (let i = 0; i < out.length; i++) out[i] = most > 0 ? 1 - (out[i] as number) / most : 0;
+      return out;
+    },
+  };
+}
+
+/**
  * `session-affinity`: for a request with a session key, 1 for the endpoint
  * that rendezvous hashing assigns the key among the candidates, 0 for the
  * rest. The key keeps its pod while that pod stays a candidate and is not
