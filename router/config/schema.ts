@@ -229,7 +229,7 @@ const prefixBalanceSchema = z.strictObject({
    * (cached tokens / this × (1 + half the requests at the least-loaded pod)).
    * 0: moving costs nothing.
    */
-  prefill_tokens_per_request: z.number().min(0).default(500),
+  prefill_tokens_per_request: z.number().min(0).default(1_000),
 });
 
 const tenantSchema = z.strictObject({

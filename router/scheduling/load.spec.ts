@@ -342,7 +342,7 @@ describe('a long prefix moves only when the wait it saves outweighs its prefill'
 
   it('busy pods keep their tenants: 90 requests more do not pay for prefilling 4,000 tokens among 60 requests', () => {
     // 150 against 60 in flight: past the knee-unit thresholds (4.7 vs 1.9 knees of 32), yet the move
-    // would cost 8 requests' worth of prefill for itself and for half of each of the 60 there.
+    // would cost 4 requests' worth of prefill for itself and for half of each of the 60 there.
     assert.equal(hashes.length, 250);
     assert.deepEqual(
       score('prefix-cache', [pod('holder', 150, true), pod('other', 60, false)], prompt),
@@ -357,13 +357,13 @@ describe('a long prefix moves only when the wait it saves outweighs its prefill'
     );
   });
 
-  it('near an idle pod the same prefix moves once its pod is more than 8 requests ahead', () => {
+  it('near an idle pod the same prefix moves once its pod is more than 4 requests ahead', () => {
     assert.deepEqual(
-      score('prefix-cache', [pod('holder', 8, true, 20), pod('idle', 0, false, 20)], prompt),
+      score('prefix-cache', [pod('holder', 4, true, 10), pod('idle', 0, false, 10)], prompt),
       [1, 0],
     );
     assert.deepEqual(
-      score('prefix-cache', [pod('holder', 9, true, 20), pod('idle', 0, false, 20)], prompt),
+      score('prefix-cache', [pod('holder', 5, true, 10), pod('idle', 0, false, 10)], prompt),
       [0, 0],
     );
   });
@@ -382,7 +382,12 @@ describe('a long prefix moves only when the wait it saves outweighs its prefill'
   it('the cost of a move comes from the deps', () => {
     assert.deepEqual(
       score('prefix-cache', [pod('holder', 150, true), pod('other', 60, false)], prompt, {
-        prefixBalance: { absThreshold: 0.3, relThreshold: 2, minRequests: 2, prefillTokensPerRequest: 8_000 },
+        prefixBalance: {
+          absThreshold: 0.3,
+          relThreshold: 2,
+          minRequests: 2,
+          prefillTokensPerRequest: 16_000,
+        },
       }),
       [0, 0],
     );

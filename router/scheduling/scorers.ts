@@ -110,15 +110,15 @@ export interface PrefixBalance {
 
 /**
  * Defaults of {@link PrefixBalance}: 0.3 knee apart, twice as busy, more than
- * 2 requests more, and 500 prompt tokens of prefill per request (an 8B model
- * on one H100 prefills 4,000 tokens in about 100 ms, what serving 5–10
- * cached requests costs its front end and decode steps).
+ * 2 requests more, and 1,000 prompt tokens of prefill per request (an 8B
+ * model on one H100 prefills 1,000 tokens in about 25 ms, what one more
+ * cached request of a short answer costs its front end and decode steps).
  */
 export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({
   absThreshold: 0.3,
   relThreshold: 2,
   minRequests: 2,
-  prefillTokensPerRequest: 500,
+  prefillTokensPerRequest: 1_000,
 });
 
 /**
