@@ -55,6 +55,7 @@ export function createDatastore(config: RouterConfig, deps: DatastoreDeps): Data
         absThreshold: cfg.prefix_balance.abs,
         relThreshold: cfg.prefix_balance.rel,
         minRequests: cfg.prefix_balance.requests,
+        prefillTokensPerRequest: cfg.prefix_balance.prefill_tokens_per_request,
       },
     };
     for (const model of Object.keys(cfg.models)) {

@@ -74,10 +74,16 @@ const profileSchema = z.strictObject({
   // rank a queueing pod last instead, and admission waits when all queue.
   filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed']),
   // Measured on the virtual mesh (`npm run bench:routing`): a cached prefix
-  // outweighs load differences within the prefix balance thresholds, load
-  // decides past them.
+  // (weight 6, more than the load scorers' 5 together) outweighs any load
+  // difference until the prefix balance rule stops counting it; load decides
+  // among the pods that hold it and for prompts no pod holds. With weight 2 a
+  // learned knee's swing was enough to move a busy tenant's prefix to another
+  // pod, whose prefill then slowed every request there. A prefix no pod holds
+  // goes where fewer prefixes live (prefix-spread), weighed as much as load
+  // (more sent new conversations away from pods with room in their batch).
   scorers: z.array(scorerSchema).default([
-    { type: 'prefix-cache', weight: 2 },
+    { type: 'prefix-cache', weight: 6 },
+    { type: 'prefix-spread', weight: 2 },
     { type: 'session-affinity', weight: 2 },
     { type: 'least-request', weight: 2 },
     { type: 'queue-depth', weight: 2 },
@@ -215,12 +221,20 @@ const admissionSchema = z.strictObject({
  * When a hot prefix spreads to another pod (the `prefix-cache` scorer): its
  * pod's cache stops counting once that pod is busier than the least-loaded
  * candidate by more than `abs` (in knees: the concurrency at which a pod
- * starts to queue) and more than `rel` times.
+ * starts to queue), more than `rel` times, more than `requests` requests,
+ * and by more requests than prefilling the prefix elsewhere costs.
  */
 const prefixBalanceSchema = z.strictObject({
   abs: z.number().min(0).default(0.3),
   rel: z.number().min(1, 'must be >= 1').default(2),
   requests: z.number().min(0).default(2),
+  /**
+   * Prompt tokens whose prefill costs a pod about as much as one more
+   * request: a prefix also needs its pod busier by the prefill a move costs
+   * (cached tokens / this × (1 + half the requests at the least-loaded pod)).
+   * 0: moving costs nothing.
+   */
+  prefill_tokens_per_request: z.number().min(0).default(1_000),
 });
 
 const tenantSchema = z.strictObject({

@@ -417,3 +417,70 @@ describe('hot prefixes spread', () => {
     assert.deepEqual(s, [1, 0]);
   });
 });
+
+describe('a long prefix moves only when the wait it saves outweighs its prefill', () => {
+  // A tenant's 4,000-token system prompt (16,000 characters: 250 blocks of 64).
+  const system = 'You answer questions about the travel policy of our company. '.repeat(263).slice(0, 16_000);
+  const prompt = `${system}Can I book business class to Tokyo?`;
+  const hashes = prefixBlockHashes(canonicalPrompt({ prompt, messages: [] }));
+  const pod = (address: string, inFlight: number, cached: boolean, learnedKnee = 0): FakeEndpoint => ({
+    address,
+    ...h100,
+    learnedKnee,
+    inFlight,
+    ...(cached ? { prefix: hashes } : {}),
+  });
+
+  it('busy pods keep their tenants: 90 requests more do not pay for prefilling 4,000 tokens among 60 requests', () => {
+    // 150 against 60 in flight: past the knee-unit thresholds (4.7 vs 1.9 knees of 32), yet the move
+    // would cost 4 requests' worth of prefill for itself and for half of each of the 60 there.
+    assert.equal(hashes.length, 250);
+    assert.deepEqual(
+      score('prefix-cache', [pod('holder', 150, true), pod('other', 60, false)], prompt),
+      [1, 0],
+    );
+    assert.deepEqual(
+      score('prefix-cache', [pod('holder', 150, true), pod('other', 60, false)], prompt, {
+        prefixBalance: { absThreshold: 0.3, relThreshold: 2, minRequests: 2, prefillTokensPerRequest: 0 },
+      }),
+      [0, 0],
+      'with moves counted free (prefill_tokens_per_request 0), the knee thresholds alone decide',
+    );
+  });
+
+  it('near an idle pod the same prefix moves once its pod is more than 4 requests ahead', () => {
+    assert.deepEqual(
+      score('prefix-cache', [pod('holder', 4, true, 10), pod('idle', 0, false, 10)], prompt),
+      [1, 0],
+    );
+    assert.deepEqual(
+      score('prefix-cache', [pod('holder', 5, true, 10), pod('idle', 0, false, 10)], prompt),
+      [0, 0],
+    );
+  });
+
+  it('a short prefix is cheap to move and spreads at the loads where a long one stays', () => {
+    const short = `${'Be brief. '.repeat(40)}Can I book business class to Tokyo?`; // 100 tokens
+    const shortHashes = prefixBlockHashes(canonicalPrompt({ prompt: short, messages: [] }));
+    const s = score(
+      'prefix-cache',
+      [{ ...pod('holder', 150, false), prefix: shortHashes }, pod('other', 60, false)],
+      short,
+    );
+    assert.deepEqual(s, [0, 0]);
+  });
+
+  it('the cost of a move comes from the deps', () => {
+    assert.deepEqual(
+      score('prefix-cache', [pod('holder', 150, true), pod('other', 60, false)], prompt, {
+        prefixBalance: {
+          absThreshold: 0.3,
+          relThreshold: 2,
+          minRequests: 2,
+          prefillTokensPerRequest: 16_000,
+        },
+      }),
+      [0, 0],
+    );
+  });
+});

@@ -19,6 +19,7 @@ import {
   createKvCacheScorer,
   createLeastRequestScorer,
   createPrefixCacheScorer,
+  createPrefixSpreadScorer,
   createQueueDepthScorer,
   createRoundRobinScorer,
   createSessionAffinityScorer,
@@ -91,6 +92,7 @@ export function createBuiltinRegistry(): PluginRegistry {
   r.registerScorer('queue-depth', createQueueDepthScorer);
   r.registerScorer('kv-cache', createKvCacheScorer);
   r.registerScorer('prefix-cache', createPrefixCacheScorer);
+  r.registerScorer('prefix-spread', createPrefixSpreadScorer);
   r.registerScorer('session-affinity', createSessionAffinityScorer);
   r.registerScorer('round-robin', createRoundRobinScorer);
   r.registerPicker('max-score', createMaxScorePicker);

@@ -273,6 +273,24 @@ describe('scheduling plugins', () => {
       want: [0],
     },
     {
+      name: 'prefix-spread: a prompt no pod holds goes where fewer prefixes live',
+      type: 'prefix-spread',
+      pool: [
+        { address: 'full', prefix: prefixBlockHashes('another tenant’s system prompt '.repeat(26)) },
+        { address: 'half', prefix: prefixBlockHashes('a third tenant’s system prompt '.repeat(13)) },
+        { address: 'empty' },
+      ],
+      req: { prompt },
+      want: [0, 0.5, 1],
+    },
+    {
+      name: 'prefix-spread: once a pod holds part of the prompt, prefix-cache decides and it says nothing',
+      type: 'prefix-spread',
+      pool: [{ address: 'holder', prefix: hashes.slice(0, 1) }, { address: 'empty' }],
+      req: { prompt },
+      want: [0, 0],
+    },
+    {
       name: 'session-affinity: no key, no preference',
       type: 'session-affinity',
       pool: [{ address: 'a' }, { address: 'b' }],

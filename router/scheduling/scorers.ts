@@ -6,6 +6,9 @@ import { expNegUtilizationAt, KV_FULL, type LoadEstimate, type PoolLoad, poolLoa
 import { zeroScores } from './scores.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
+/** Characters per prompt token (as the sidecar's prefix index assumes). */
+const CHARS_PER_TOKEN = 4;
+
 /**
  * `least-request`: e^−utilization, where utilization is the endpoint's load
  * relative to its knee (outstanding requests / the concurrency at which it
@@ -93,25 +96,58 @@ export interface PrefixBalance {
    * it would not have queued.
    */
   readonly minRequests?: number;
+  /**
+   * Prompt tokens whose prefill costs a pod about as much as serving one more
+   * request (default {@link DEFAULT_PREFIX_BALANCE}'s; 0: a move costs
+   * nothing). A prefix leaves its pod only when that pod's excess of
+   * requests over the least-loaded one outweighs the prefill the move costs:
+   * the cached prompt tokens over this, times 1 + {@link MOVE_DELAY_SHARE} ×
+   * the requests at the least-loaded pod, which the prefill delays. So a
+   * long prefix moves rarely once pods are busy, and a short one sooner.
+   */
+  readonly prefillTokensPerRequest?: number;
 }
 
-/** Defaults of {@link PrefixBalance}: 0.3 knee apart, twice as busy and more than 2 requests more. */
+/**
+ * Defaults of {@link PrefixBalance}: 0.3 knee apart, twice as busy, more than
+ * 2 requests more, and 1,000 prompt tokens of prefill per request (an 8B
+ * model on one H100 prefills 1,000 tokens in about 25 ms, what one more
+ * cached request of a short answer costs its front end and decode steps).
+ */
 export const DEFAULT_PREFIX_BALANCE: PrefixBalance = Object.freeze({
   absThreshold: 0.3,
   relThreshold: 2,
   minRequests: 2,
+  prefillTokensPerRequest: 1_000,
 });
 
-/** Whether endpoint `i` of `pool` is markedly busier than the least-loaded candidate (the prefix balance thresholds). */
-function markedlyBusier(pool: PoolLoad, i: number, b: PrefixBalance): boolean {
+/**
+ * Share of the requests at the pod a prefix would move to that count as
+ * delayed by the prefill the move costs there (its own wait counts whole):
+ * every request running there shares the steps that compute the prompt.
+ * Half, as the routing benchmark's oracle weighs the same delay.
+ */
+export const MOVE_DELAY_SHARE = 0.5;
+
+/**
+ * Whether endpoint `i` of `pool` is markedly busier than the least-loaded
+ * candidate (the prefix balance thresholds): busier in knees (`absThreshold`,
+ * `relThreshold`), by more than `minRequests` requests, and, when leaving it
+ * means prefilling `savedTokens` prompt tokens again elsewhere, by more
+ * requests than that prefill costs: `savedTokens / prefillTokensPerRequest`
+ * for the request itself, and as much again for every
+ * {@link MOVE_DELAY_SHARE} of a request already at the least-loaded pod.
+ */
+function markedlyBusier(pool: PoolLoad, i: number, b: PrefixBalance, savedTokens = 0): boolean {
   const l = pool.loads[i] as LoadEstimate;
   const u = l.utilization;
   const minU = pool.minUtilization;
-  return (
-    u - minU > b.absThreshold &&
-    u > b.relThreshold * minU &&
-    l.outstanding - pool.minOutstanding > (b.minRequests ?? (DEFAULT_PREFIX_BALANCE.minRequests as number))
-  );
+  if (!(u - minU > b.absThreshold && u > b.relThreshold * minU)) return false;
+  const excess = l.outstanding - pool.minOutstanding;
+  if (excess <= (b.minRequests ?? (DEFAULT_PREFIX_BALANCE.minRequests as number))) return false;
+  const perRequest = b.prefillTokensPerRequest ?? (DEFAULT_PREFIX_BALANCE.prefillTokensPerRequest as number);
+  if (perRequest <= 0 || savedTokens <= 0) return true;
+  return excess > (savedTokens / perRequest) * (1 + MOVE_DELAY_SHARE * pool.minOutstanding);
 }
 
 /**
@@ -123,7 +159,9 @@ function markedlyBusier(pool: PoolLoad, i: number, b: PrefixBalance): boolean {
  * A hot prefix spreads instead of queueing: a pod holding the prefix scores
  * nothing for it once it is markedly busier than the least-loaded candidate
  * (utilization higher by more than `absThreshold` knees *and* more than
- * `relThreshold` times, *and* more than `minRequests` requests more). The request then goes to another pod holding the
+ * `relThreshold` times, *and* more than `minRequests` requests more, *and*
+ * more requests more than prefilling the prefix elsewhere costs, see
+ * {@link PrefixBalance.prefillTokensPerRequest}). The request then goes to another pod holding the
  * prefix that is not that busy, or, when there is none, where load sends it,
  * and that pod caches the prefix too: a second replica, then a third, as long
  * as demand outgrows them. A cold or rare prefix, whose pod is not busier
@@ -135,6 +173,8 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
     type: 'prefix-cache',
     score(req, endpoints) {
       const out = zeroScores(endpoints.length);
+      // Prompt characters each endpoint holds as a cached prefix.
+      const held = zeroScores(endpoints.length);
       let any = false;
       // Pods of a pool share a block size: hash lookups once per size, not per pod.
       let blockChars = 0;
@@ -147,17 +187,63 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
           hashes = req.prefixHashes(blockChars);
         }
         if (hashes.length === 0) continue;
-        const m = index.matchLength(hashes) / hashes.length;
-        out[i] = m;
-        if (m > 0) any = true;
+        const blocks = index.matchLength(hashes);
+        out[i] = blocks / hashes.length;
+        held[i] = blocks * blockChars;
+        if (blocks > 0) any = true;
       }
       if (!any || endpoints.length < 2) return out;
       // Load without the just-sent boost: a burst of a few requests is no
       // reason to pay for a prefix's prefill a second time.
       const pool = poolLoad(endpoints);
       for (let i = 0; i < endpoints.length; i++) {
-        if ((out[i] as number) !== 0 && markedlyBusier(pool, i, balance)) out[i] = 0;
+        if (
+          (out[i] as number) !== 0 &&
+          markedlyBusier(pool, i, balance, (held[i] as number) / CHARS_PER_TOKEN)
+        )
+          out[i] = 0;
       }
+      return out;
+    },
+  };
+}
+
+/**
+ * `prefix-spread`: for a prompt that no candidate holds any block of (a new
+ * prefix: a tenant's first request, a new conversation), the share of the
+ * fullest candidate's prefix index the endpoint does not fill:
+ * 1 − held / most held, in prompt characters. A new prefix settles where it
+ * is first sent (`prefix-cache` keeps it there), so it goes where fewer
+ * prefixes live, the way SGLang sends an unmatched prompt to its smallest
+ * radix tree, rather than by the load of the instant alone: during a burst
+ * of cold prompts that load is one prefill backlog against another, and a
+ * pod that took more prefixes then keeps their traffic for good. When some
+ * candidate holds part of the prompt, every endpoint scores 0.
+ */
+export function createPrefixSpreadScorer(): Scorer {
+  const first: number[] = [0];
+  return {
+    type: 'prefix-spread',
+    score(req, endpoints) {
+      const out = zeroScores(endpoints.length);
+      let most = 0;
+      let blockChars = 0;
+      for (let i = 0; i < endpoints.length; i++) {
+        const index = (endpoints[i] as SchedulingEndpoint).prefixIndex;
+        if (index.size === 0 || index.blockChars === 0) continue;
+        if (index.blockChars !== blockChars) {
+          blockChars = index.blockChars;
+          const hashes = req.prefixHashes(blockChars);
+          if (hashes.length === 0) return out.fill(0);
+          first[0] = hashes[0] as number;
+        }
+        // A chained hash: no first block, no block of the prompt.
+        if (index.matchLength(first) > 0) return out.fill(0);
+        const held = index.size * index.blockChars;
+        out[i] = held;
+        most = Math.max(most, held);
+      }
+      for (let i = 0; i < out.length; i++) out[i] = most > 0 ? 1 - (out[i] as number) / most : 0;
       return out;
     },
   };
