@@ -1,47 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { pbDecode, pbEncode, randomChunk } from '../test/helpers/chunk-fuzz.js';
 import { decodeChunk, encodeChunk } from './chunk-codec.js';
-import type { GenerateChunk, GenerateChunk__Output } from './generated/llmmesh/v1/GenerateChunk.js';
-import { PROTO_FILES, PROTO_LOADER_OPTIONS, protoRoot } from './proto.js';
-
-// proto-loader's own (protobufjs) codec for the message, loaded apart from loadProtos().
-const definition = protoLoader.loadSync([...PROTO_FILES], {
-  ...PROTO_LOADER_OPTIONS,
-  includeDirs: [protoRoot()],
-});
-const method = (definition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition)
-  .GenerateStream as grpc.MethodDefinition<unknown, GenerateChunk>;
-const pbEncode = (c: GenerateChunk) => method.responseSerialize(c);
-const pbDecode = (b: Buffer) => method.responseDeserialize(b) as unknown as GenerateChunk__Output;
-
-/** A deterministic generator (mulberry32), so a failure replays. */
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const ALPHABET = ['a', 'Z', ' ', '\n', 'é', '中', '😀', '"', '\u0000'];
-const FINISH = ['FINISH_REASON_UNSPECIFIED', 'FINISH_REASON_STOP', 'FINISH_REASON_LENGTH'] as const;
-
-function randomChunk(random: () => number): GenerateChunk {
-  const int = (n: number) => Math.floor(random() * n);
-  const u32 = () => [0, 1, 127, 128, 16383, 16384, 2 ** 31, 2 ** 32 - 1, int(200_000)][int(9)] as number;
-  const str = (n: number) => Array.from({ length: int(n) }, () => ALPHABET[int(ALPHABET.length)]).join('');
-  const chunk: GenerateChunk = {};
-  if (random() < 0.9) chunk.text = str(random() < 0.1 ? 300 : 6);
-  if (random() < 0.4) chunk.finishReason = FINISH[int(3)];
-  if (random() < 0.3) chunk.usage = { promptTokens: u32(), completionTokens: u32(), cachedTokens: u32() };
-  if (random() < 0.3) chunk.modelVersion = str(10);
-  if (random() < 0.8) chunk.tokenIds = Array.from({ length: random() < 0.1 ? 200 : int(3) }, u32);
-  return chunk;
-}
+import { createRandom as rng } from './random.js';
 
 /** A varint, as bytes. */
 function varint(v: number | bigint): number[] {

@@ -1,38 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { pbDecode, pbEncode, randomChunk } from '../test/helpers/chunk-fuzz.js';
 import { decodeChunk } from './chunk-codec.js';
 import { ChunkLog, mergeChunks, RelayChunk, withModelVersion } from './chunk-relay.js';
 import type { GenerateChunk, GenerateChunk__Output } from './generated/llmmesh/v1/GenerateChunk.js';
-import { PROTO_FILES, PROTO_LOADER_OPTIONS, protoRoot } from './proto.js';
 import { createRandom } from './random.js';
-
-// proto-loader's own (protobufjs) codec for the message, loaded apart from loadProtos().
-const definition = protoLoader.loadSync([...PROTO_FILES], {
-  ...PROTO_LOADER_OPTIONS,
-  includeDirs: [protoRoot()],
-});
-const method = (definition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition)
-  .GenerateStream as grpc.MethodDefinition<unknown, GenerateChunk>;
-const pbEncode = (c: GenerateChunk) => method.responseSerialize(c);
-const pbDecode = (b: Buffer) => method.responseDeserialize(b) as unknown as GenerateChunk__Output;
-
-const ALPHABET = ['a', 'Z', ' ', '\n', 'é', '中', '😀', '"', '\u0000'];
-const FINISH = ['FINISH_REASON_UNSPECIFIED', 'FINISH_REASON_STOP', 'FINISH_REASON_LENGTH'] as const;
-
-function randomChunk(random: () => number): GenerateChunk {
-  const int = (n: number) => Math.floor(random() * n);
-  const u32 = () => [0, 1, 127, 128, 16383, 16384, 2 ** 31, 2 ** 32 - 1, int(200_000)][int(9)] as number;
-  const str = (n: number) => Array.from({ length: int(n) }, () => ALPHABET[int(ALPHABET.length)]).join('');
-  const chunk: GenerateChunk = {};
-  if (random() < 0.9) chunk.text = str(random() < 0.1 ? 300 : 6);
-  if (random() < 0.4) chunk.finishReason = FINISH[int(3)];
-  if (random() < 0.3) chunk.usage = { promptTokens: u32(), completionTokens: u32(), cachedTokens: u32() };
-  if (random() < 0.3) chunk.modelVersion = str(10);
-  if (random() < 0.8) chunk.tokenIds = Array.from({ length: random() < 0.1 ? 200 : int(3) }, u32);
-  return chunk;
-}
 
 /** The message's bytes, sometimes with its fields repeated or split as other encoders may write them. */
 function randomBytes(random: () => number): Buffer {
