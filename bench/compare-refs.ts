@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { runLoad } from './load-generator.js';
 import { createProcessGroup, type HelperProcess, type ProcessGroup, processCpuSeconds } from './processes.js';
 import { fmt } from './report.js';
+import { benchRouterConfig } from './router-config.js';
 import { startPods } from './scenarios/pods.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
 import { createWorkload } from './workloads.js';
@@ -154,13 +155,7 @@ async function main(): Promise<void> {
 
     log(`compare-refs: starting the ${values.endpoint} endpoint and both routers`);
     const endpoint = await startEndpoint(group, String(values.endpoint));
-    const config = {
-      listen: '127.0.0.1:0',
-      admin: '127.0.0.1:0',
-      discovery: { kind: 'static', endpoints: [endpoint] },
-      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-      admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-    };
+    const config = benchRouterConfig(MODEL, [endpoint]);
     const routers = new Map<string, HelperProcess>([
       [`before (${baselineSha})`, await group.helper('router', { config }, { root: baselineTree })],
       [`after (${currentSha})`, await group.helper('router', { config }, { root: afterTree })],

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createProcessGroup, type HelperProcess } from './processes.js';
+import { benchRouterConfig } from './router-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -87,14 +88,7 @@ const group = createProcessGroup(false);
 try {
   const engine = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: 20 });
   const endpoint = (engine.info.addresses as string[])[0] as string;
-  const router = await group.helper('router', {
-    config: {
-      listen: '127.0.0.1:0',
-      discovery: { kind: 'static', endpoints: [endpoint] },
-      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-      admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-    },
-  });
+  const router = await group.helper('router', { config: benchRouterConfig(MODEL, [endpoint]) });
   await router.request('wait-ready', { n: 1 });
   const proxy = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint });
   const cred = grpc.credentials.createInsecure();

@@ -19,6 +19,7 @@ import { summarizeCpuProfile } from './cpu-profile.js';
 import { runLoad } from './load-generator.js';
 import { createProcessGroup, type HelperProcess } from './processes.js';
 import { fmt } from './report.js';
+import { benchRouterConfig } from './router-config.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
 import { createWorkload } from './workloads.js';
 
@@ -45,15 +46,7 @@ try {
   );
   const stub = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: 20 });
   const endpoint = (stub.info.addresses as string[])[0] as string;
-  const router = await group.helper('router', {
-    config: {
-      listen: '127.0.0.1:0',
-      admin: '127.0.0.1:0',
-      discovery: { kind: 'static', endpoints: [endpoint] },
-      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-      admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-    },
-  });
+  const router = await group.helper('router', { config: benchRouterConfig(MODEL, [endpoint]) });
   await router.request('wait-ready', { n: 1 });
   const proxy = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint });
   const contenders: Array<{ target: BenchTarget; proc: HelperProcess; cpuMs: number; requests: number }> = [

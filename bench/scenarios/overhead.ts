@@ -26,6 +26,7 @@ import { loadProtos } from '../../common/proto.js';
 import { type LoadResult, runLoad } from '../load-generator.js';
 import { createProcessGroup, type HelperProcess, type ProcessGroup, pinSelf } from '../processes.js';
 import { type BenchReport, createReport, fmt, runReport } from '../report.js';
+import { benchRouterConfig } from '../router-config.js';
 import { createStatsCollector, type RunStats } from '../stats.js';
 import { type BenchTarget, createTargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
@@ -176,16 +177,7 @@ export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {
 }
 
 function routerConfig(endpoint: string, extra: Record<string, unknown> = {}) {
-  return {
-    config: {
-      listen: '127.0.0.1:0',
-      admin: '127.0.0.1:0',
-      discovery: { kind: 'static', endpoints: [endpoint] },
-      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-      admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-      ...extra,
-    },
-  };
+  return { config: benchRouterConfig(MODEL, [endpoint], extra) };
 }
 
 async function startEndpoint(group: ProcessGroup, kind: 'sim' | 'stub', cpus?: string): Promise<string> {

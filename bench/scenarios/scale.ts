@@ -29,6 +29,7 @@ import { createPrefixIndex } from '../../router/upstream/prefix-index.js';
 import { HOLD_PROMPT } from '../fake-engine.js';
 import { createProcessGroup } from '../processes.js';
 import { type BenchReport, createReport, fmt } from '../report.js';
+import { benchRouterConfig } from '../router-config.js';
 import { createLatencyHistogram } from '../stats.js';
 import { createTargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
@@ -221,15 +222,7 @@ export async function runScale(ctx: ScenarioContext): Promise<BenchReport> {
   });
 
   const memRows: Array<Array<string | number>> = [];
-  const routerConfig = (addresses: string[]) => ({
-    config: {
-      listen: '127.0.0.1:0',
-      admin: '127.0.0.1:0',
-      discovery: { kind: 'static', endpoints: addresses },
-      models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-      admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-    },
-  });
+  const routerConfig = (addresses: string[]) => ({ config: benchRouterConfig(MODEL, addresses) });
   for (const n of sizes) {
     if (ctx.signal.aborted) break;
     // Idle cost with sidecar-like reports (every 250 ms per endpoint).

@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { runLoad } from '../load-generator.js';
 import { createProcessGroup, pinSelf } from '../processes.js';
 import { type BenchReport, createReport, fmt, runReport } from '../report.js';
+import { benchRouterConfig } from '../router-config.js';
 import { type BenchTarget, createTargetClient, type TargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
 import type { ScenarioContext } from './context.js';
@@ -53,13 +54,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<BenchReport> 
     const router = await group.helper(
       'router',
       {
-        config: {
-          listen: '127.0.0.1:0',
-          admin: '127.0.0.1:0',
-          discovery: { kind: 'static', endpoints: [engineAddress] },
-          models: { [MODEL]: { versions: { v1: { weight: 1 } } } },
-          admission: { max_concurrency: 100_000, max_queue_length: 100_000 },
-        },
+        config: benchRouterConfig(MODEL, [engineAddress]),
       },
       {
         cpus: '0',
