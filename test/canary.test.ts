@@ -26,8 +26,13 @@ async function control(h: RouterHarness, action: 'pause' | 'resume'): Promise<vo
   assert.equal(res.status, 200, `${action}: ${await res.text()}`);
 }
 
-/** The next canary event matching `match`; a timeout names the decisions seen meanwhile. */
-async function untilCanary(h: RouterHarness, match: (e: CanaryEvent) => boolean, timeoutMs = 60_000) {
+/**
+ * The next canary event matching `match`; a timeout names the decisions seen
+ * meanwhile. The bound only ends a wait for a decision that never comes: at
+ * load 25 the 20 % step, which judges after 30 canary requests (150 in all),
+ * took over a minute at two or three requests a second.
+ */
+async function untilCanary(h: RouterHarness, match: (e: CanaryEvent) => boolean, timeoutMs = 240_000) {
   const seen: CanaryEvent[] = [];
   const record = (e: CanaryEvent) => seen.push(e);
   h.router.events.on('canary', record);
