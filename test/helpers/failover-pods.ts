@@ -45,12 +45,13 @@ export interface FailoverPodOptions {
 /**
  * Engine-probe interval of the failover tests' sidecars: generous, because
  * the simulators run in the test process, which a loaded machine starves for
- * seconds while it runs dozens of streams; a probe that times out then takes
+ * seconds while it runs dozens of streams (at load 25, /health answers took
+ * over 3 s); a probe that times out then takes
  * a healthy pod out and its requests fail over. These tests are about the
  * faults they inject (crashes, signals, stalls, errors), which reach the
  * router at once, not about probes.
  */
-export const FAILOVER_PROBE_MS = 3_000;
+export const FAILOVER_PROBE_MS = 10_000;
 
 /** Starts `n` pods of MODEL version v1, with the response cache off (tests compare engine output). */
 export async function startFailoverPods(n: number, options: FailoverPodOptions = {}): Promise<FailoverPod[]> {
