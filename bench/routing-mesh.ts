@@ -213,6 +213,8 @@ interface Pod {
   scrape: { numRequestsRunning: number; numRequestsWaiting: number; kvCacheUsagePerc: number };
   /** The sidecar's requests at the engine when it was last scraped (the report's `inFlightAtScrape`). */
   inFlightAtScrape: number;
+  /** When it was last scraped (virtual clock), for the report's `engineScrapeAgeMs`. */
+  scrapedAt: number;
   report: LoadReport__Output | undefined;
   history: LoadHistory;
   recent: RecentAssignments | undefined;
@@ -272,6 +274,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       routerInFlightAtReport: 0,
       scrape: { numRequestsRunning: 0, numRequestsWaiting: 0, kvCacheUsagePerc: 0 },
       inFlightAtScrape: 0,
+      scrapedAt: 0,
       report: undefined,
       history: NO_HISTORY,
       recent: undefined,
@@ -313,6 +316,7 @@ export function runMesh(o: MeshOptions): MeshResult {
       queued: 0,
       engine: { ...p.scrape },
       inFlightAtScrape: p.inFlightAtScrape,
+      engineScrapeAgeMs: Math.max(0, clock.now() - p.scrapedAt),
       capacity: {
         maxNumSeqs: o.publishMaxNumSeqs ? maxNumSeqs : 0,
         numGpuBlocks,
@@ -347,6 +351,7 @@ export function runMesh(o: MeshOptions): MeshResult {
         kvCacheUsagePerc: s.kvCacheUsage,
       };
       p.inFlightAtScrape = p.sidecarInFlight;
+      p.scrapedAt = clock.now();
       if (live > 0) clock.schedule(scrapeIntervalMs, scrape);
     };
     const tick = () => {

@@ -65,6 +65,7 @@ function pool(n: number, random: () => number): EndpointView[] {
         servedModelName: 'm',
         prefixIndex: null,
         inFlightAtScrape: 0,
+        engineScrapeAgeMs: 0,
       },
       reason: '',
       breaker: random() < 0.05 ? 'open' : 'closed',

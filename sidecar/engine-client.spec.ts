@@ -215,6 +215,43 @@ describe('engine client against recorded engine output', () => {
     assert.equal(sockets.size, 1);
   });
 
+  it('sends a request again when the engine closed its pooled connection just as it was written', async () => {
+    // The engine answers the first request on a connection, then resets the
+    // connection when the next one arrives on it (its idle timeout firing as
+    // the request is written); a new connection is answered.
+    const body = fixture('vllm-completions-stream.sse');
+    const answer = `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: keep-alive\r\n\r\n${body}`;
+    let connections = 0;
+    let requests = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      let seen = '';
+      let answered = 0;
+      socket.on('data', (d: Buffer) => {
+        seen += d.toString('utf8');
+        const arrived = seen.split('POST /v1/').length - 1;
+        for (; answered < arrived; answered++) {
+          requests++;
+          if (answered === 0) socket.write(answer);
+          else socket.resetAndDestroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const client = createEngineClient({ url: `http://127.0.0.1:${port}`, maxSockets: 1 });
+    closers.push(
+      () => client.close(),
+      () => new Promise<void>((resolve) => server.close(() => resolve())),
+    );
+    for (let i = 0; i < 3; i++) {
+      const events = await collect(client.stream(completion));
+      assert.equal(events.at(-1)?.finishReason, 'length', `request ${i}`);
+    }
+    assert.equal(connections, 3, 'each reset connection was replaced');
+    assert.equal(requests, 5, 'each request reset on a pooled connection was sent once more');
+  });
+
   it('keeps the pooled connection when the response ends only after [DONE] has been read', async () => {
     // As vLLM and the simulator do: `data: [DONE]` is written, the body ends in a later write.
     const sockets = new Set<string>();

@@ -258,6 +258,9 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
   };
 }
 
+/** Times a request is sent again after its pooled socket turned out closed (see {@link send}). */
+const MAX_STALE_SOCKET_RESENDS = 2;
+
 /** One engine's HTTP connection pool and identity. */
 interface Connection {
   base: URL;
@@ -270,6 +273,14 @@ interface Connection {
 /**
  * Sends one request; resolves with the response once its headers arrive.
  * Aborting `signal` destroys the request (or, later, the response).
+ *
+ * A pooled keep-alive socket may be closed by the engine (its idle timeout)
+ * just as a request is written to it: the request then fails with a reset
+ * before any answer, and the engine never read it. Such a request is sent
+ * again on another socket (as Node's documentation advises, `reusedSocket`),
+ * so a race in the connection pool is not an engine fault the router counts
+ * against the pod. A reset after the answer began, or on a fresh
+ * connection, is the engine's.
  */
 function send(
   conn: Connection,
@@ -278,6 +289,7 @@ function send(
   headers: Record<string, string>,
   body: string | undefined,
   signal: AbortSignal | undefined,
+  resends = MAX_STALE_SOCKET_RESENDS,
 ): Promise<http.IncomingMessage> {
   const { base, transport, agent, label, authHeaders } = conn;
   return new Promise((resolve, reject) => {
@@ -302,6 +314,7 @@ function send(
         },
       },
       (res) => {
+        answered = true;
         if (signal) {
           // From here on an abort destroys the response (and so the request).
           response = res;
@@ -311,12 +324,24 @@ function send(
         resolve(res);
       },
     );
+    let answered = false;
     let response: http.IncomingMessage | undefined;
     const onAbort = () =>
       (response ?? req).destroy(errors.cancelled(`request to engine at ${label} cancelled`));
     signal?.addEventListener('abort', onAbort, { once: true });
     req.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (
+        !answered &&
+        req.reusedSocket &&
+        (code === 'ECONNRESET' || code === 'EPIPE') &&
+        resends > 0 &&
+        !signal?.aborted
+      ) {
+        resolve(send(conn, method, path, headers, body, signal, resends - 1));
+        return;
+      }
       reject(err instanceof MeshError ? err : fromSocketError(err, `engine at ${label}`));
     });
     req.end(body);

@@ -49,8 +49,10 @@ interface StreamResult {
 }
 
 /**
- * Runs one stream, calling `onChunk(endpoint, n)` after each chunk (n = chunks
- * so far) so a test can inject a fault when streams reach a point.
+ * Runs one stream, calling `onChunk(endpoint, n)` after each chunk (n = tokens
+ * so far) so a test can inject a fault when streams reach a point. Tokens, not
+ * chunks: a reader that falls behind (a busy test process) gets the chunks
+ * waiting for it merged into one.
  */
 async function stream(
   front: FrontRouter,
@@ -67,12 +69,14 @@ async function stream(
     { timeoutMs },
   );
   const result: StreamResult = { text: '', chunks: [], firstEndpoint: '' };
+  let tokens = 0;
   try {
     for await (const c of call) {
       if (!result.firstEndpoint) result.firstEndpoint = (await call.servedBy).endpoint;
       result.chunks.push(c);
       result.text += c.text;
-      onChunk(result.firstEndpoint, result.chunks.length);
+      tokens += Math.max(1, c.tokenIds.length);
+      onChunk(result.firstEndpoint, tokens);
     }
   } catch (err) {
     result.error = err as Error;
@@ -90,14 +94,20 @@ describe('stream migration across failing pods', () => {
       sim: { interTokenLatencyMs: 10, timeScale: 1 },
       // Pods 1 and 2 get real signals.
       processSidecars: [1, 2],
-      sidecarArgs: ['--drain-grace-ms', '700'],
+      // A short drain, with the sidecar's default 1 s margin between handing
+      // streams back and the end of the grace (a loaded process needs it to
+      // get the hand-backs out before it exits).
+      sidecarArgs: ['--drain-grace-ms', '2500'],
     });
     // Every fault here ends its streams at once (a reset connection, a
     // hand-back); the idle timeout is only a backstop, long enough that a
     // healthy stream of this busy process never trips it.
+    // A stream may meet all three faults, one after another (on a loaded
+    // machine the streams that moved and the ones that started on a pod reach
+    // its fault together): it may move three times.
     front = await startFrontRouter(
       pods.map((p) => p.address),
-      { upstream: { idle_timeout_ms: 10_000 } },
+      { upstream: { idle_timeout_ms: 10_000, migration_limit: 3 } },
     );
     await front.waitReady(4);
   });
@@ -120,13 +130,14 @@ describe('stream migration across failing pods', () => {
     await front.waitReady(4);
     let killSent = false;
     let drainSent = false;
-    const onChunk = (endpoint: string, count: number) => {
-      if (!killSent && endpoint === killed.address && count >= 120) {
+    const onChunk = (endpoint: string, tokens: number) => {
+      if (!killSent && endpoint === killed.address && tokens >= 120) {
         killSent = true;
         killed.process?.proc.kill('SIGKILL');
       }
-      // 120 tokens (1.2 s) are left when the drain starts, more than its 700 ms grace.
-      if (!drainSent && endpoint === drained.address && count >= 180) {
+      // 200 tokens (2 s) are left when the drain starts, more than the 1.5 s
+      // after which it hands streams back.
+      if (!drainSent && endpoint === drained.address && tokens >= 100) {
         drainSent = true;
         drained.process?.proc.kill('SIGTERM');
       }
@@ -135,7 +146,8 @@ describe('stream migration across failing pods', () => {
 
     const pod = (address: string) => pods.findIndex((p) => p.address === address);
     const progress = results.map(
-      (r) => `pod ${pod(r.firstEndpoint)}: ${r.chunks.length}${r.error ? ' (failed)' : ''}`,
+      (r) =>
+        `pod ${pod(r.firstEndpoint)}: ${r.chunks.length}${r.error ? ` (failed: ${r.error.message})` : ''}`,
     );
     assert.ok(
       killSent && drainSent,
@@ -152,7 +164,12 @@ describe('stream migration across failing pods', () => {
     assert.deepEqual(
       failed.map((r) => r.error?.message),
       [],
-      `every stream completed; attempts of the failed ones: ${JSON.stringify(paths, null, 1)}`,
+      `every stream completed; attempts of the failed ones: ${JSON.stringify(paths, null, 1)}; pods now: ${front.router.endpoints
+        .snapshot()
+        .endpoints.map(
+          (e) => `pod ${pod(e.address)} ready ${e.ready} draining ${e.draining} breaker ${e.breaker}`,
+        )
+        .join(', ')}`,
     );
     for (const [i, r] of results.entries()) {
       assert.equal(r.text, expected[i], `stream ${i}: text identical to an undisturbed run`);
@@ -314,9 +331,13 @@ describe('one bad pod of three', () => {
       const front = await startFrontRouter(pods.map((p) => p.address));
       try {
         await front.waitReady(3);
+        // Half-open probes: each lets one request through to the bad pod.
+        let probes = 0;
         const opened = new Promise<void>((resolve) =>
           front.router.events.on('breaker', (t: { endpoint: string; to: string }) => {
-            if (t.endpoint === bad.address && t.to === 'open') resolve();
+            if (t.endpoint !== bad.address) return;
+            if (t.to === 'open') resolve();
+            if (t.to === 'half-open') probes++;
           }),
         );
         const fault = { error_rate: 1, error_status: 503 };
@@ -331,11 +352,18 @@ describe('one bad pod of three', () => {
         assert.deepEqual(errors, [], 'no client saw an error');
         await opened;
         const onBad = front.traces.flatMap((t) => t.attempts.filter((a) => a.endpoint === bad.address));
-        const failedOnBad = onBad.filter((a) => a.outcome !== 'ok');
+        // A pick from a snapshot taken just before the breaker opened is
+        // refused locally ('breaker_open'): nothing reached the pod. How many
+        // there are grows with how long the run takes (a loaded machine runs
+        // it for many reset timeouts); what reached the pod does not.
+        const failedOnBad = onBad.filter((a) => a.outcome !== 'ok' && a.outcome !== 'breaker_open');
         assert.ok(failedOnBad.length > 0, 'the bad pod was tried');
+        // Before its breaker opened, the pod got the failures that opened it
+        // (5 in a row) and what was in flight meanwhile (16 at most); after,
+        // one request per half-open probe.
         assert.ok(
-          failedOnBad.length < 60,
-          `the bad pod stopped attracting traffic once it failed (${failedOnBad.length} failed attempts)`,
+          failedOnBad.length <= 5 + 16 + probes,
+          `the bad pod stopped attracting traffic once it failed (${failedOnBad.length} failed attempts, ${probes} half-open probes)`,
         );
       } finally {
         await bad.faults({ error_rate: 0 });

@@ -48,14 +48,17 @@ const score = (type: string, pool: FakeEndpoint[], prompt?: string, d?: Partial<
 // An H100 pod of the llama-3.1-8b preset: max_num_seqs 1024, 26,300 KV blocks.
 const h100 = { maxNumSeqs: 1024, numGpuBlocks: 26_300 };
 
-function report(over: Partial<LoadReport__Output['engine'] & { queued: number }>): LoadReport__Output {
-  return endpointView({
+function report(
+  over: Partial<LoadReport__Output['engine'] & { queued: number; engineScrapeAgeMs: number }>,
+): LoadReport__Output {
+  const r = endpointView({
     address: 'x',
     running: over?.numRequestsRunning,
     waiting: over?.numRequestsWaiting,
     kv: over?.kvCacheUsagePerc,
     queued: over?.queued,
   }).report as LoadReport__Output;
+  return { ...r, engineScrapeAgeMs: over?.engineScrapeAgeMs ?? 0 };
 }
 
 describe('load against the knee', () => {
@@ -144,6 +147,40 @@ describe('load against the knee', () => {
     h = observeReport(h, report({ numRequestsRunning: 8, numRequestsWaiting: 9 }), 250);
     h = observeReport(h, report({ numRequestsRunning: 7, numRequestsWaiting: 12 }), 250 + KNEE_CONFIRM_MS);
     assert.equal(h.learnedKnee, 8);
+  });
+
+  it('dates the engine gauges by their scrape: one scrape repeated by reports is no lasting queue', () => {
+    // One scrape (at t = 0) caught a request between two engine steps; the
+    // reports repeat it for 3 s until the next scrape (a slow probe).
+    let h = NO_HISTORY;
+    for (let t = 0; t <= 3_000; t += 250) {
+      h = observeReport(h, report({ numRequestsRunning: 2, numRequestsWaiting: 1, engineScrapeAgeMs: t }), t);
+    }
+    assert.equal(h.queueingMs, 0, 'a single sample lasts no time');
+    assert.equal(h.learnedKnee, 0, 'and teaches no knee');
+    const pod = (history: typeof h) =>
+      endpointView({
+        address: 'a',
+        running: 2,
+        waiting: 1,
+        inFlight: 2,
+        learnedKnee: history.learnedKnee,
+        queueingMs: history.queueingMs,
+      });
+    assert.equal(isSaturated(pod(h), 1), false);
+    // The next scrape, 3 s after the first, still shows one waiting: the queue lasted.
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 2, numRequestsWaiting: 1, engineScrapeAgeMs: 0 }),
+      3_100,
+    );
+    assert.equal(h.queueingMs, 3_100);
+    assert.equal(h.learnedKnee, 2);
+    assert.equal(isSaturated(pod(h), 1), true);
+    // The sidecar's own queue is as of the report, whatever the scrape's age.
+    let q = observeReport(NO_HISTORY, report({ queued: 1, engineScrapeAgeMs: 400 }), 0);
+    q = observeReport(q, report({ queued: 1, engineScrapeAgeMs: 1_400 }), 1_000);
+    assert.equal(q.queueingMs, 1_000);
   });
 
   it('keeps a knee the router holds the engine at: running near the knee with nothing waiting is no quiet', () => {

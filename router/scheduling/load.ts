@@ -84,9 +84,12 @@ const CHARS_PER_TOKEN = 4;
 export interface LoadHistory {
   /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
   readonly learnedKnee: number;
-  /** Since when (report clock) reports have shown requests waiting in the engine or sidecar; -1 when none. */
+  /**
+   * Since when (report clock) reports have shown requests waiting in the
+   * engine or sidecar, dated by the engine scrape that showed them; -1 when none.
+   */
   readonly queueingSince: number;
-  /** How long they had been waiting as of the last report (ms). */
+  /** How long they had been waiting as of the newest sample that showed them (ms). */
   readonly queueingMs: number;
   /** Since when (report clock) reports have shown nothing waiting; -1 while something waits (absent: -1). */
   readonly quietSince?: number;
@@ -126,8 +129,15 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   if (!r) return h;
   const running = r.engine?.numRequestsRunning ?? 0;
   const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
-  const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : now) : -1;
-  const queueingMs = queueingSince >= 0 ? now - queueingSince : 0;
+  // The sidecar's queue is as of the report; the engine's gauges are as of
+  // its last scrape, which every report repeats until the next one. A queue
+  // lasts as long as the samples that show it are apart: one scrape that
+  // caught a request between two engine steps, repeated for a probe
+  // interval (longer on a busy machine), is no lasting queue.
+  const seenAt = r.queued > 0 ? now : now - (r.engineScrapeAgeMs ?? 0);
+  const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : seenAt) : -1;
+  const queueingMs =
+    queueingSince < 0 ? 0 : Math.max(h.queueingSince >= 0 ? h.queueingMs : 0, seenAt - queueingSince);
   // The spell's peak, since when no more have run, and how many scrapes
   // of the engine said so (a sidecar repeats its last scrape in every
   // report until the next one).

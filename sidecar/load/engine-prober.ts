@@ -47,6 +47,8 @@ export interface EngineState {
    * sidecar's own, so the rest is traffic that bypasses it.
    */
   inFlightAtScrape: number;
+  /** When the last successful scrape answered (`performance.now()` ms), 0 before one. */
+  scrapedAt: number;
   /** The engine's concurrent-sequence limit, when it publishes it. */
   maxNumSeqs: number | undefined;
   /** False once the engine answered 404 on `/metrics` (e.g. llama.cpp without --metrics). */
@@ -92,6 +94,7 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
     maxModelLen: 0,
     metrics: {},
     inFlightAtScrape: 0,
+    scrapedAt: 0,
     maxNumSeqs: undefined,
     metricsSupported: true,
   };
@@ -195,6 +198,7 @@ export function createEngineProber(options: EngineProberOptions): EngineProber {
         const before = options.inFlight?.() ?? 0;
         const next = parseEngineMetrics(await engine.metrics({ timeoutMs }));
         const own = Math.max(before, options.inFlight?.() ?? 0);
+        state.scrapedAt = performance.now();
         if (!sameMetrics(next, state.metrics) || own !== state.inFlightAtScrape) {
           state.metrics = next;
           state.inFlightAtScrape = own;

@@ -118,6 +118,7 @@ export function createPodMonitor(o: PodMonitorOptions): PodMonitor {
         inFlight: admission.inFlight,
         queued: admission.queued,
         inFlightAtScrape: s.inFlightAtScrape,
+        engineScrapeAgeMs: s.scrapedAt > 0 ? Math.round(Math.max(0, performance.now() - s.scrapedAt)) : 0,
         reason: pod.reason,
         engine: {
           numRequestsRunning: s.metrics.numRequestsRunning ?? 0,

@@ -69,6 +69,7 @@ export function endpointView(f: FakeEndpoint): EndpointView {
     servedModelName: f.model ?? 'm',
     prefixIndex: null,
     inFlightAtScrape: f.inFlightAtScrape ?? 0,
+    engineScrapeAgeMs: 0,
   };
   return Object.freeze({
     address: f.address,

@@ -35,11 +35,28 @@ export interface FailoverPodOptions {
   processSidecars?: readonly number[];
   /** Flags of sidecar processes (e.g. `--drain-grace-ms 700`). */
   sidecarArgs?: string[];
+  /**
+   * Engine-probe interval of every sidecar (the probe timeout follows it, at
+   * least 1 s); default {@link FAILOVER_PROBE_MS}.
+   */
+  probeIntervalMs?: number;
 }
+
+/**
+ * Engine-probe interval of the failover tests' sidecars: generous, because
+ * the simulators run in the test process, which a loaded machine starves for
+ * seconds while it runs dozens of streams (at load 25, /health answers took
+ * over 3 s); a probe that times out then takes
+ * a healthy pod out and its requests fail over. These tests are about the
+ * faults they inject (crashes, signals, stalls, errors), which reach the
+ * router at once, not about probes.
+ */
+export const FAILOVER_PROBE_MS = 10_000;
 
 /** Starts `n` pods of MODEL version v1, with the response cache off (tests compare engine output). */
 export async function startFailoverPods(n: number, options: FailoverPodOptions = {}): Promise<FailoverPod[]> {
   const asProcess = new Set(options.processSidecars ?? []);
+  const probeIntervalMs = options.probeIntervalMs ?? FAILOVER_PROBE_MS;
   const ports = await freePorts(asProcess.size * 2);
   return Promise.all(
     Array.from({ length: n }, async (_, i): Promise<FailoverPod> => {
@@ -66,7 +83,7 @@ export async function startFailoverPods(n: number, options: FailoverPodOptions =
           listen: '127.0.0.1:0',
           model: MODEL,
           version: 'v1',
-          probeIntervalMs: 100,
+          probeIntervalMs,
           responseCache: false,
           admin: false,
           logger: silentLogger,
@@ -87,7 +104,16 @@ export async function startFailoverPods(n: number, options: FailoverPodOptions =
       const proc = runCommand([
         'sidecar',
         ...['--engine-url', url, '--listen', address, '--admin', `127.0.0.1:${adminPort}`],
-        ...['--model', MODEL, '--version', 'v1', '--probe-interval-ms', '100', '--response-cache', 'off'],
+        ...[
+          '--model',
+          MODEL,
+          '--version',
+          'v1',
+          '--probe-interval-ms',
+          String(probeIntervalMs),
+          '--response-cache',
+          'off',
+        ],
         ...(options.sidecarArgs ?? []),
       ]);
       await proc.waitForOutput('llmmesh sidecar listening');

@@ -62,6 +62,13 @@ export interface LoadReport {
    * finished since the scrape are no load.
    */
   'inFlightAtScrape'?: (number);
+  /**
+   * How long before this report the engine gauges were scraped (ms). Reports
+   * repeat the last scrape until the next one: a watcher dates the gauges by
+   * the scrape, so one scrape that caught a request between two engine steps
+   * does not read as a queue lasting as long as the reports repeat it.
+   */
+  'engineScrapeAgeMs'?: (number);
 }
 
 /**
@@ -121,4 +128,11 @@ export interface LoadReport__Output {
    * finished since the scrape are no load.
    */
   'inFlightAtScrape': (number);
+  /**
+   * How long before this report the engine gauges were scraped (ms). Reports
+   * repeat the last scrape until the next one: a watcher dates the gauges by
+   * the scrape, so one scrape that caught a request between two engine steps
+   * does not read as a queue lasting as long as the reports repeat it.
+   */
+  'engineScrapeAgeMs': (number);
 }
