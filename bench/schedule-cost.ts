@@ -1,11 +1,12 @@
 /**
  * Scheduling decision time as pools grow: the default profile (filters →
- * five weighted scorers → max-score) over 10, 100 and 1000 endpoints, each
+ * its weighted scorers → max-score) over 10, 100 and 1000 endpoints, each
  * with load, KV usage and a prefix index; requests share a system prompt
  * (held by a tenth of the pool) and carry a session key. Prints the time per
  * decision, per endpoint and per plugin.
  *
- *   npm run bench:schedule [-- --iterations 20000 --json]
+ *   npm run bench:schedule [-- --iterations 20000 --sizes 10,100,1000 --json]
+ *   npm run bench:schedule -- --sizes 100 --scorers least-request,kv-cache   (those scorers only)
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -23,10 +24,16 @@ const { values } = parseArgs({
     iterations: { type: 'string', default: '20000' },
     sizes: { type: 'string', default: '10,100,1000' },
     json: { type: 'boolean', default: false },
+    /** Only these scorers of the default profile (comma-separated types), to see what each costs. */
+    scorers: { type: 'string' },
   },
 });
 const iterations = Number(values.iterations);
 const sizes = String(values.sizes).split(',').map(Number);
+const only = values.scorers === undefined ? undefined : new Set(values.scorers.split(',').filter(Boolean));
+const profile = only
+  ? { ...DEFAULT_PROFILE, scorers: DEFAULT_PROFILE.scorers.filter((s) => only.has(s.type)) }
+  : DEFAULT_PROFILE;
 
 const SYSTEM = 'You are the assistant of the billing team; answer with care and cite the policy. '.repeat(16);
 const systemBlocks = prefixBlockHashes(SYSTEM);
@@ -91,7 +98,7 @@ interface Row {
 const rows: Row[] = [];
 for (const n of sizes) {
   const random = createRandom(n);
-  const scheduler = createScheduler('default', DEFAULT_PROFILE, createBuiltinRegistry(), {
+  const scheduler = createScheduler('default', profile, createBuiltinRegistry(), {
     random,
     saturationQueueDepth: 8,
     maxEjectionPercent: 50,
