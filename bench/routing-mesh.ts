@@ -18,13 +18,8 @@
 import type { LoadReport__Output } from '../common/generated/llmmesh/v1/LoadReport.js';
 import { prefixBlockHashes } from '../common/prefix-hash.js';
 import type { ProfileConfig } from '../router/config/schema.js';
-import {
-  addRecent,
-  type LoadHistory,
-  NO_HISTORY,
-  observeReport,
-  type RecentAssignments,
-} from '../router/scheduling/load.js';
+import { type LoadHistory, NO_HISTORY, observeReport } from '../router/scheduling/knee.js';
+import { addRecent, type RecentAssignments } from '../router/scheduling/load.js';
 import { createScheduler } from '../router/scheduling/profile.js';
 import { createBuiltinRegistry } from '../router/scheduling/registry.js';
 import type { PluginDeps, SchedulingEndpoint, SchedulingRequest } from '../router/scheduling/types.js';

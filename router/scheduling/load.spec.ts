@@ -4,20 +4,14 @@ import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadR
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
 import {
-  addRecent,
-  isSaturated,
   KNEE_CONFIRM_MS,
   KNEE_GROWTH,
   KNEE_MEMORY_MS,
-  KV_FULL,
-  loadOf,
   NO_HISTORY,
-  noteAssignment,
   observeReport,
-  pastLimit,
   QUEUEING_MS,
-  RECENT_TAU_MS,
-} from './load.js';
+} from './knee.js';
+import { addRecent, isSaturated, KV_FULL, loadOf, noteAssignment, pastLimit, RECENT_TAU_MS } from './load.js';
 import { createBuiltinRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
 import type { PluginDeps } from './types.js';

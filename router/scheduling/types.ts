@@ -9,7 +9,8 @@
  */
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { PrefixIndexView } from '../upstream/prefix-index.js';
-import type { LoadHistory, RecentAssignments } from './load.js';
+import type { LoadHistory } from './knee.js';
+import type { RecentAssignments } from './load.js';
 import type { PrefixBalance } from './scorers.js';
 
 /** Circuit breaker state of an endpoint, as scheduling sees it. */

@@ -8,13 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos, type RelayEngineClient } from '../../common/proto.js';
-import {
-  addRecent,
-  type LoadHistory,
-  NO_HISTORY,
-  observeReport,
-  type RecentAssignments,
-} from '../scheduling/load.js';
+import { type LoadHistory, NO_HISTORY, observeReport } from '../scheduling/knee.js';
+import { addRecent, type RecentAssignments } from '../scheduling/load.js';
 import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
 import { createPrefixIndex, type PrefixIndex, type PrefixIndexView } from './prefix-index.js';
 import { createSnapshotKeeper, type Snapshot } from './snapshot.js';

@@ -1,0 +1,159 @@
+/**
+ * What the router learns from a pod's load reports over time: how long its
+ * engine (or sidecar) has had requests waiting, and the *knee*, the most
+ * requests the engine ran while others waited, once a queue persisted with
+ * no more running. load.ts scores and admits against that knee; this file
+ * only learns it, one report at a time, as a pure function of the history.
+ */
+import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
+
+/** How long requests must have been waiting in the engine (or sidecar) for it to count as saturated. */
+export const QUEUEING_MS = 1_000;
+
+/**
+ * How long requests must have kept waiting in the engine with no more of
+ * them running for what runs to teach the knee (ms; the sidecar's default
+ * scrape interval), and seen so by two scrapes of the engine at least. One
+ * scrape that catches requests waiting may be a moment between two steps
+ * while the engine admits more; a queue that persists while what runs does
+ * not grow is a limit (a concurrency limit shows the same running count at
+ * every scrape).
+ */
+export const KNEE_CONFIRM_MS = 500;
+
+/**
+ * How long a learned knee lasts once nothing waits (ms). A lasting queue can
+ * come from prefill work, not concurrency: a burst of cold long prompts keeps
+ * prompts waiting for the token budget at a few running requests, and once
+ * the prefixes are cached the same engine runs many more without queueing.
+ * A knee that no queue confirms for this long, while fewer than
+ * {@link KNEE_BINDING_SHARE} of it run, is forgotten; a real limit queues
+ * again and is learned again within {@link QUEUEING_MS}.
+ */
+export const KNEE_MEMORY_MS = 5_000;
+
+/**
+ * How far a learned knee rises when more ran than it says with nothing
+ * waiting: at least to what ran, and at least by this factor. A router that
+ * holds a pod at its knee lets one more run (see `pastLimit` in load.ts), so a
+ * knee learned too low, from a burst of cold prompts that waited for the
+ * token budget, would climb one request per scrape; it gets back to a large
+ * pod's limit in seconds this way, and overshooting a real limit only
+ * queues a few requests until the next queue teaches it again.
+ */
+export const KNEE_GROWTH = 1.25;
+
+/** Share of a learned knee that, running, counts as the knee binding (not quiet). */
+export const KNEE_BINDING_SHARE = 0.8;
+
+/** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
+export interface LoadHistory {
+  /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
+  readonly learnedKnee: number;
+  /**
+   * Since when (report clock) reports have shown requests waiting in the
+   * engine or sidecar, dated by the engine scrape that showed them; -1 when none.
+   */
+  readonly queueingSince: number;
+  /** How long they had been waiting as of the newest sample that showed them (ms). */
+  readonly queueingMs: number;
+  /** Since when (report clock) reports have shown nothing waiting; -1 while something waits (absent: -1). */
+  readonly quietSince?: number;
+  /** The most requests the engine ran during the current waiting spell (absent: 0). */
+  readonly spellPeak?: number;
+  /** Since when (report clock) that many have run, no more; -1 outside a spell (absent: -1). */
+  readonly peakSince?: number;
+  /** Distinct engine scrapes seen since then, that one included (absent: 0). */
+  readonly peakScrapes?: number;
+  /** The last report's engine gauges, to tell a new scrape from a repeated one (absent: none). */
+  readonly lastScrape?: string;
+}
+
+/** The history before any report. */
+export const NO_HISTORY: LoadHistory = Object.freeze({
+  learnedKnee: 0,
+  queueingSince: -1,
+  queueingMs: 0,
+  quietSince: -1,
+  spellPeak: 0,
+  peakSince: -1,
+  peakScrapes: 0,
+  lastScrape: '',
+});
+
+/**
+ * Folds one report into an endpoint's history. When requests have kept
+ * waiting for {@link KNEE_CONFIRM_MS} and two scrapes with no more running
+ * than the most that ran while they waited (the spell's peak), or have waited for
+ * {@link QUEUEING_MS} at all, that peak is what the engine could take: the
+ * knee rises to it, or moves a third of the way down to it (a knee too high
+ * lets a few more in; one too low holds back work a pod could run). When
+ * more runs without waiting than the knee says, the knee was too low: it
+ * rises to what ran, by {@link KNEE_GROWTH} at least.
+ */
+export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
+  if (!r) return h;
+  const running = r.engine?.numRequestsRunning ?? 0;
+  const waiting = (r.engine?.numRequestsWaiting ?? 0) + r.queued;
+  // The sidecar's queue is as of the report; the engine's gauges are as of
+  // its last scrape, which every report repeats until the next one. A queue
+  // lasts as long as the samples that show it are apart: one scrape that
+  // caught a request between two engine steps, repeated for a probe
+  // interval (longer on a busy machine), is no lasting queue.
+  const seenAt = r.queued > 0 ? now : now - (r.engineScrapeAgeMs ?? 0);
+  const queueingSince = waiting > 0 ? (h.queueingSince >= 0 ? h.queueingSince : seenAt) : -1;
+  const queueingMs =
+    queueingSince < 0 ? 0 : Math.max(h.queueingSince >= 0 ? h.queueingMs : 0, seenAt - queueingSince);
+  // The spell's peak, since when no more have run, and how many scrapes
+  // of the engine said so (a sidecar repeats its last scrape in every
+  // report until the next one).
+  const e = r.engine;
+  const lastScrape = e ? `${e.numRequestsRunning}/${e.numRequestsWaiting}/${e.kvCacheUsagePerc}` : '';
+  let spellPeak = 0;
+  let peakSince = -1;
+  let peakScrapes = 0;
+  if (waiting > 0) {
+    const inSpell = h.queueingSince >= 0;
+    spellPeak = inSpell ? (h.spellPeak ?? 0) : 0;
+    peakSince = inSpell ? (h.peakSince ?? -1) : -1;
+    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (lastScrape !== h.lastScrape ? 1 : 0) : 1;
+    if (running > spellPeak || peakSince < 0) {
+      spellPeak = Math.max(spellPeak, running);
+      peakSince = now;
+      peakScrapes = 1;
+    }
+  }
+  // Quiet: nothing waits and the knee does not bind (a router holding the
+  // pod at its knee keeps it from queueing; that confirms the knee).
+  const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
+  const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
+  let knee = h.learnedKnee;
+  // Only a queue that persists teaches: a scrape between two steps, or
+  // prompts waiting a step for the token budget, say nothing about capacity.
+  const confirmed =
+    spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
+  if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
+  else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
+  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
+  if (
+    knee === h.learnedKnee &&
+    queueingSince === h.queueingSince &&
+    queueingMs === h.queueingMs &&
+    quietSince === (h.quietSince ?? -1) &&
+    spellPeak === (h.spellPeak ?? 0) &&
+    peakSince === (h.peakSince ?? -1) &&
+    peakScrapes === (h.peakScrapes ?? 0) &&
+    lastScrape === h.lastScrape
+  )
+    return h;
+  return {
+    learnedKnee: knee,
+    queueingSince,
+    queueingMs,
+    quietSince,
+    spellPeak,
+    peakSince,
+    peakScrapes,
+    lastScrape,
+  };
+}
