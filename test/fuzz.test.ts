@@ -14,7 +14,7 @@ import { silentLogger } from '../common/log.js';
 import { loadProtos } from '../common/proto.js';
 import { type Sidecar, startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
-import { freePorts, type RunningCommand, runCommand } from './helpers/processes.js';
+import { listeningOn, type RunningCommand, runCommand } from './helpers/processes.js';
 
 const MODEL = 'llama-3-8b-chat';
 
@@ -80,7 +80,6 @@ describe('fuzzing a live router', () => {
       version: 'v1',
       logger: silentLogger,
     });
-    const [port, admin] = await freePorts(2);
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-fuzz-'));
     writeFileSync(join(dir, 'routes.yaml'), `models:\n  ${MODEL}:\n    versions:\n      v1: { weight: 1 }\n`);
     router = runCommand([
@@ -88,14 +87,13 @@ describe('fuzzing a live router', () => {
       '--config',
       join(dir, 'routes.yaml'),
       '--listen',
-      `127.0.0.1:${port}`,
+      '127.0.0.1:0',
       '--admin',
-      `127.0.0.1:${admin}`,
+      '127.0.0.1:0',
       '--endpoints',
       sidecar.address,
     ]);
-    await router.waitForOutput('llmmesh router listening');
-    address = `127.0.0.1:${port}`;
+    ({ address } = await listeningOn(router, 'router'));
     const { inference } = loadProtos();
     client = new inference.Inference(address, grpc.credentials.createInsecure());
     await new Promise<void>((resolve, reject) =>

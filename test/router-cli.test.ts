@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { RouterStatus } from '../router/status.js';
 import { startEngineStub } from './helpers/engine-stub.js';
-import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
+import { listeningOn, runCommand, runToEnd } from './helpers/processes.js';
 
 const FULL = `listen: 127.0.0.1:50051
 admin: 127.0.0.1:9090
@@ -66,7 +66,6 @@ describe('llmmesh router', () => {
 
   it('hot-reloads the file, re-reads it on SIGHUP, and keeps the last good config on an invalid edit', async () => {
     const stub = await startEngineStub({ model: 'm', version: 'v1' });
-    const [listen, admin] = await freePorts(2);
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-reload-'));
     const path = join(dir, 'routes.yaml');
     const routes = (w: string) =>
@@ -78,9 +77,9 @@ describe('llmmesh router', () => {
         '--config',
         path,
         '--listen',
-        `127.0.0.1:${listen}`,
+        '127.0.0.1:0',
         '--admin',
-        `127.0.0.1:${admin}`,
+        '127.0.0.1:0',
         '--endpoints',
         stub.address,
       ],
@@ -105,11 +104,11 @@ describe('llmmesh router', () => {
         void router.exit.then(() => reject(new Error(`router exited before logging ${msg}:\n${stderr}`)));
         check();
       });
-    const status = async () =>
-      (await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as RouterStatus;
-    const metrics = async () => (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    let adminUrl: string | undefined;
+    const status = async () => (await (await fetch(`${adminUrl}/status`)).json()) as RouterStatus;
+    const metrics = async () => (await fetch(`${adminUrl}/metrics`)).text();
     try {
-      await router.waitForOutput('llmmesh router listening');
+      ({ adminUrl } = await listeningOn(router, 'router'));
       writeFileSync(path, routes('50'));
       await logged('config reloaded', 1);
       assert.equal((await status()).models[0]?.versions[0]?.weight, 50);

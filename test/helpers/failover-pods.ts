@@ -13,7 +13,7 @@ import { type Router, startRouter } from '../../router/server.js';
 import { type Sidecar, startSidecar } from '../../sidecar/server.js';
 import { createSimServer, type SimOptions, type SimServer } from '../../sim/server.js';
 import { MODEL } from './mesh.js';
-import { freePorts, type RunningCommand, runCommand } from './processes.js';
+import { listeningOn, type RunningCommand, runCommand } from './processes.js';
 import { WAIT_TIMEOUT_MS, waitUntil } from './wait.js';
 
 /** One pod: a simulator and its sidecar. */
@@ -57,7 +57,6 @@ export const FAILOVER_PROBE_MS = 10_000;
 export async function startFailoverPods(n: number, options: FailoverPodOptions = {}): Promise<FailoverPod[]> {
   const asProcess = new Set(options.processSidecars ?? []);
   const probeIntervalMs = options.probeIntervalMs ?? FAILOVER_PROBE_MS;
-  const ports = await freePorts(asProcess.size * 2);
   return Promise.all(
     Array.from({ length: n }, async (_, i): Promise<FailoverPod> => {
       // A crash (`crash_after_tokens`) drops every connection and stops
@@ -99,11 +98,9 @@ export async function startFailoverPods(n: number, options: FailoverPodOptions =
           },
         };
       }
-      const [port, adminPort] = ports.splice(0, 2) as [number, number];
-      const address = `127.0.0.1:${port}`;
       const proc = runCommand([
         'sidecar',
-        ...['--engine-url', url, '--listen', address, '--admin', `127.0.0.1:${adminPort}`],
+        ...['--engine-url', url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
         ...[
           '--model',
           MODEL,
@@ -116,7 +113,7 @@ export async function startFailoverPods(n: number, options: FailoverPodOptions =
         ],
         ...(options.sidecarArgs ?? []),
       ]);
-      await proc.waitForOutput('llmmesh sidecar listening');
+      const { address } = await listeningOn(proc, 'sidecar');
       return {
         sim,
         address,

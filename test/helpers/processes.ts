@@ -85,6 +85,21 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * Waits for `llmmesh <role>` started on ports 0 to say where it listens, and
+ * returns its gRPC address and admin URL. Ports picked by the test and
+ * released before the process binds them could be taken by a concurrent run.
+ */
+export async function listeningOn(
+  cmd: RunningCommand,
+  role: 'router' | 'sidecar',
+): Promise<{ address: string; adminUrl: string | undefined }> {
+  const line = new RegExp(`llmmesh ${role} listening on ([^,\\s]+)(?:,[^\\n]*?admin (\\S+))?\\n`);
+  await cmd.waitForOutput(line);
+  const m = line.exec(cmd.stdout()) as RegExpExecArray;
+  return { address: m[1] as string, adminUrl: m[2] };
+}
+
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 export function isListening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
