@@ -162,13 +162,8 @@ describe('recovery after a burst', () => {
     const count = (p: Outcome['phase']) => outcomes.filter((o) => o.phase === p && o.ok).length;
     try {
       await h.waitReady(PODS);
-      await waitUntil(
-        h.router.endpoints.events,
-        'change',
-        () =>
-          h.router.endpoints
-            .snapshot()
-            .endpoints.every((e) => e.report?.capacity?.maxNumSeqs === MAX_NUM_SEQS),
+      await h.waitEndpoints(
+        (endpoints) => endpoints.every((e) => e.report?.capacity?.maxNumSeqs === MAX_NUM_SEQS),
         'published max_num_seqs',
       );
       const loops = Array.from({ length: STEADY }, steady);

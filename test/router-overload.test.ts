@@ -73,13 +73,8 @@ describe('overload', () => {
     };
     try {
       await h.waitReady(2);
-      await waitUntil(
-        h.router.endpoints.events,
-        'change',
-        () =>
-          h.router.endpoints
-            .snapshot()
-            .endpoints.every((e) => e.report?.capacity?.maxNumSeqs === MAX_NUM_SEQS),
+      await h.waitEndpoints(
+        (endpoints) => endpoints.every((e) => e.report?.capacity?.maxNumSeqs === MAX_NUM_SEQS),
         'published max_num_seqs',
       );
       const unloaded = await run('unloaded');

@@ -86,13 +86,8 @@ describe('prefix-cache scheduling', () => {
 
       // The holder saturates: its queue reached the saturation depth, so the work spreads elsewhere.
       a.report({ queued: 8 });
-      await waitUntil(
-        h.router.endpoints.events,
-        'change',
-        () =>
-          h.router.endpoints
-            .snapshot()
-            .endpoints.some((e) => e.address === a.address && e.report?.queued === 8),
+      await h.waitEndpoints(
+        (endpoints) => endpoints.some((e) => e.address === a.address && e.report?.queued === 8),
         'a saturated',
       );
       const spread = await servedBy(20, 4);

@@ -11,13 +11,15 @@ import type { MeshError } from '../client/index.js';
 import { STALE_AFTER_MS, STALE_LIMIT_FACTOR } from '../router/upstream/endpoints.js';
 import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
-import { waitUntil } from './helpers/wait.js';
+
+/** The router's view of the endpoint `s`. */
+function viewOf(h: RouterHarness, s: EngineStub) {
+  return h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
+}
 
 /** Sends a report from `s` and resolves once the router holds it as fresh. */
 function reportFresh(h: RouterHarness, s: EngineStub): Promise<void> {
-  const fresh = () =>
-    h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address)?.ready === true;
-  const seen = waitUntil(h.router.endpoints.events, 'change', fresh, `a fresh report from ${s.address}`);
+  const seen = h.waitEndpoints(() => viewOf(h, s)?.ready === true, `a fresh report from ${s.address}`);
   s.report({});
   return seen;
 }
@@ -39,8 +41,7 @@ breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
 `,
       extra: { now: () => Date.now() + skew },
     });
-    const view = (s: EngineStub) =>
-      h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
+    const view = (s: EngineStub) => viewOf(h, s);
     try {
       await h.waitReady(2);
       skew = STALE_AFTER_MS + 1_000;
@@ -87,8 +88,7 @@ breaker: { volume_threshold: 1000000, consecutive_failures: 0 }
       yaml: 'models: { m: { versions: { v1: { weight: 1 }, v2: { weight: 1 } } } }\n',
       extra: { now: () => Date.now() + skew },
     });
-    const view = (s: EngineStub) =>
-      h.router.endpoints.snapshot().endpoints.find((e) => e.address === s.address);
+    const view = (s: EngineStub) => viewOf(h, s);
     try {
       await h.waitReady(2);
       skew = STALE_AFTER_MS + 1_000;

@@ -12,6 +12,7 @@ import { silentLogger } from '../../common/log.js';
 import { loadRouterConfigFile } from '../../router/config/load.js';
 import type { RequestTrace } from '../../router/request-trace.js';
 import { type ConfigReloadEvent, type Router, type RouterOptions, startRouter } from '../../router/server.js';
+import type { EndpointView } from '../../router/upstream/endpoints.js';
 import { nextEvent, waitUntil } from './wait.js';
 
 /** A running router under test. */
@@ -25,6 +26,8 @@ export interface RouterHarness {
   rewrite(yaml: string): Promise<ConfigReloadEvent>;
   /** Waits until `n` endpoints are ready. */
   waitReady(n: number): Promise<void>;
+  /** Waits until the router's endpoint snapshot satisfies `test` (`what` names it in a timeout). */
+  waitEndpoints(test: (endpoints: readonly EndpointView[]) => boolean, what: string): Promise<void>;
   /** A Prometheus metric family's text, as a scrape of `/metrics` shows it when the router has an admin server. */
   metric(name: string): Promise<string>;
   close(): Promise<void>;
@@ -61,19 +64,17 @@ export async function startRouterHarness(options: {
     ...options.extra,
   });
   const client = createInferenceClient(router.address, { maxAttempts: 1 });
+  const waitEndpoints = (test: (endpoints: readonly EndpointView[]) => boolean, what: string) =>
+    waitUntil(router.endpoints.events, 'change', () => test(router.endpoints.snapshot().endpoints), what);
   const waitReady = (n: number) =>
-    waitUntil(
-      router.endpoints.events,
-      'change',
-      () => router.endpoints.snapshot().endpoints.filter((e) => e.ready).length >= n,
-      `${n} ready endpoints`,
-    );
+    waitEndpoints((endpoints) => endpoints.filter((e) => e.ready).length >= n, `${n} ready endpoints`);
   return {
     router,
     client,
     configPath,
     traces,
     waitReady,
+    waitEndpoints,
     async rewrite(yaml) {
       const event = nextEvent<ConfigReloadEvent>(router.events as EventEmitter, 'config');
       writeFileSync(configPath, yaml);
