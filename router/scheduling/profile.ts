@@ -61,6 +61,12 @@ export function createScheduler(
   const pluginKeys = [...filterKeys, ...scorerKeys, pickerKey];
   /** The `filtered` steps in order: filters, then the health step. */
   const stepTypes = [...filters.map((f) => f.type), HEALTH_STEP];
+  const plan: Plan = {
+    name,
+    scorerTypes: scorers.map((s) => s.scorer.type),
+    pluginKeys,
+    stepTypes,
+  };
 
   return {
     name,
@@ -116,52 +122,94 @@ export function createScheduler(
       const picked = index >= 0 ? candidates[index] : undefined;
       if (picked) noteAssignment(picked, req.promptChars ?? 0);
       const totalMs = performance.now() - started;
-      const finalCandidates = candidates;
-
-      const trace = (): CandidateTrace[] =>
-        finalCandidates.map((e, i) => ({
-          address: e.address,
-          scores: Object.fromEntries(
-            scorers.map((s, k) => [s.scorer.type, (scoreLists[k] as ArrayLike<number>)[i] as number]),
-          ),
-          penalty: failurePenalty(e),
-          total: totals[i] as number,
-        }));
-      let filtered: Array<{ type: string; remaining: number }> | undefined;
-      let pluginMs: Record<string, number> | undefined;
-      const filteredOf = () => {
-        filtered ??= stepTypes.map((type, k) => ({ type, remaining: remaining[k] as number }));
-        return filtered;
-      };
-      const pluginMsOf = () => {
-        if (!pluginMs) {
-          pluginMs = {};
-          for (let k = 0; k < pluginKeys.length; k++) pluginMs[pluginKeys[k] as string] = times[k] as number;
-        }
-        return pluginMs;
-      };
-      return {
-        profile: name,
+      return new Decision(
+        plan,
         picked,
-        poolSize: pool.length,
-        get filtered() {
-          return filteredOf();
-        },
-        get pluginMs() {
-          return pluginMsOf();
-        },
+        pool.length,
         totalMs,
-        candidates: trace,
-        toJSON: () => ({
-          profile: name,
-          picked: picked?.address ?? null,
-          poolSize: pool.length,
-          filtered: filteredOf(),
-          candidates: trace(),
-          pluginMs: pluginMsOf(),
-          totalMs,
-        }),
-      };
+        candidates,
+        totals,
+        scoreLists,
+        times,
+        remaining,
+      );
     },
   };
+}
+
+/** What every decision of one profile shares: the names its records are built with. */
+interface Plan {
+  readonly name: string;
+  readonly scorerTypes: readonly string[];
+  readonly pluginKeys: readonly string[];
+  readonly stepTypes: readonly string[];
+}
+
+/**
+ * A decision. A class, not an object literal with getter closures: each such
+ * literal gets its own accessor pairs and so its own hidden class, which old
+ * space holds until a full collection, and through it the decision's closure
+ * context (candidates, score lists) survives every scavenge in between.
+ */
+class Decision<E extends SchedulingEndpoint> implements SchedulingDecision<E> {
+  #filtered: Array<{ type: string; remaining: number }> | undefined;
+  #pluginMs: Record<string, number> | undefined;
+
+  constructor(
+    private readonly plan: Plan,
+    readonly picked: E | undefined,
+    readonly poolSize: number,
+    readonly totalMs: number,
+    private readonly list: readonly E[],
+    private readonly totals: ArrayLike<number>,
+    private readonly scoreLists: ReadonlyArray<ArrayLike<number>>,
+    private readonly times: ArrayLike<number>,
+    private readonly remaining: ArrayLike<number>,
+  ) {}
+
+  get profile(): string {
+    return this.plan.name;
+  }
+
+  get filtered(): ReadonlyArray<{ type: string; remaining: number }> {
+    this.#filtered ??= this.plan.stepTypes.map((type, k) => ({
+      type,
+      remaining: this.remaining[k] as number,
+    }));
+    return this.#filtered;
+  }
+
+  get pluginMs(): Readonly<Record<string, number>> {
+    if (!this.#pluginMs) {
+      const keys = this.plan.pluginKeys;
+      const out: Record<string, number> = {};
+      for (let k = 0; k < keys.length; k++) out[keys[k] as string] = this.times[k] as number;
+      this.#pluginMs = out;
+    }
+    return this.#pluginMs;
+  }
+
+  candidates(): CandidateTrace[] {
+    const types = this.plan.scorerTypes;
+    return this.list.map((e, i) => ({
+      address: e.address,
+      scores: Object.fromEntries(
+        types.map((t, k) => [t, (this.scoreLists[k] as ArrayLike<number>)[i] as number]),
+      ),
+      penalty: failurePenalty(e),
+      total: this.totals[i] as number,
+    }));
+  }
+
+  toJSON(): unknown {
+    return {
+      profile: this.plan.name,
+      picked: this.picked?.address ?? null,
+      poolSize: this.poolSize,
+      filtered: this.filtered,
+      candidates: this.candidates(),
+      pluginMs: this.pluginMs,
+      totalMs: this.totalMs,
+    };
+  }
 }
