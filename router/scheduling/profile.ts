@@ -54,11 +54,12 @@ export function createScheduler(
     weight: s.weight,
   }));
   const picker: Picker = registry.picker(config.picker, deps);
-  const filterKeys = filters.map((f) => `filter/${f.type}`);
-  const scorerKeys = scorers.map((s) => `scorer/${s.scorer.type}`);
-  const pickerKey = `picker/${picker.type}`;
   /** Plugin keys in the order a decision times them: filters, scorers, picker. */
-  const pluginKeys = [...filterKeys, ...scorerKeys, pickerKey];
+  const pluginKeys = [
+    ...filters.map((f) => `filter/${f.type}`),
+    ...scorers.map((s) => `scorer/${s.scorer.type}`),
+    `picker/${picker.type}`,
+  ];
   /** The `filtered` steps in order: filters, then the health step. */
   const stepTypes = [...filters.map((f) => f.type), HEALTH_STEP];
   const plan: Plan = {
@@ -75,19 +76,19 @@ export function createScheduler(
       req: SchedulingRequest,
       pool: readonly E[],
     ): SchedulingDecision<E> {
+      // One clock read between two plugins ends the one and starts the next.
       const started = performance.now();
+      let t = started;
       // Times and counts as numbers; the records that name them are built when read (traces).
       const times = new Array<number>(pluginKeys.length);
       const remaining = new Array<number>(stepTypes.length);
       // Filters only remove endpoints: what they return is still a list of E.
       let candidates = pool as readonly E[];
       for (let i = 0; i < filters.length; i++) {
-        const f = filters[i] as Filter;
-        const t0 = performance.now();
-        candidates = f.filter(req, candidates) as readonly E[];
-        const ms = performance.now() - t0;
-        times[i] = ms;
-        onPluginTime?.(name, filterKeys[i] as string, ms);
+        candidates = (filters[i] as Filter).filter(req, candidates) as readonly E[];
+        const t1 = performance.now();
+        times[i] = t1 - t;
+        t = t1;
         remaining[i] = candidates.length;
       }
       // Retries never go back to an endpoint already tried. Applied after the
@@ -99,28 +100,29 @@ export function createScheduler(
 
       const totals = zeroScores(candidates.length);
       const scoreLists: ArrayLike<number>[] = [];
+      t = performance.now();
       for (let s = 0; s < scorers.length; s++) {
         const { scorer, weight } = scorers[s] as { scorer: Scorer; weight: number };
-        const t0 = performance.now();
         const scores = candidates.length > 0 ? scorer.score(req, candidates) : EMPTY_SCORES;
         for (let i = 0; i < candidates.length; i++)
           totals[i] = (totals[i] as number) + weight * (scores[i] as number);
-        const ms = performance.now() - t0;
-        times[filters.length + s] = ms;
-        onPluginTime?.(name, scorerKeys[s] as string, ms);
+        const t1 = performance.now();
+        times[filters.length + s] = t1 - t;
+        t = t1;
         scoreLists.push(scores);
       }
       for (let i = 0; i < candidates.length; i++) {
         const p = failurePenalty(candidates[i] as E);
         if (p > 0) totals[i] = (totals[i] as number) * (1 - p);
       }
-      const t0 = performance.now();
+      t = performance.now();
       const index = candidates.length > 0 ? picker.pick(candidates, totals) : -1;
-      const pickMs = performance.now() - t0;
-      times[pluginKeys.length - 1] = pickMs;
-      onPluginTime?.(name, pickerKey, pickMs);
+      times[pluginKeys.length - 1] = performance.now() - t;
       const picked = index >= 0 ? candidates[index] : undefined;
       if (picked) noteAssignment(picked, req.promptChars ?? 0);
+      if (onPluginTime)
+        for (let k = 0; k < pluginKeys.length; k++)
+          onPluginTime(name, pluginKeys[k] as string, times[k] as number);
       const totalMs = performance.now() - started;
       return new Decision(
         plan,
