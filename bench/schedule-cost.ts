@@ -3,21 +3,27 @@
  * its weighted scorers → max-score) over 10, 100 and 1000 endpoints, each
  * with load, KV usage and a prefix index; requests share a system prompt
  * (held by a tenth of the pool) and carry a session key. Prints the time per
- * decision, per endpoint and per plugin.
+ * decision, per endpoint and per plugin, and the bytes a decision allocates
+ * (its request and prompt hashes included; V8's sampling heap profiler, over
+ * decisions run after the timed ones).
  *
  *   npm run bench:schedule [-- --iterations 20000 --sizes 10,100,1000 --json]
  *   npm run bench:schedule -- --sizes 100 --scorers least-request,kv-cache   (those scorers only)
+ *   npm run bench:schedule -- --root ../other-checkout   (that checkout's scheduling code, this benchmark)
  */
+import { Session } from 'node:inspector/promises';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canonicalPrompt, prefixBlockHashes } from '../common/prefix-hash.js';
-import { createRandom } from '../common/random.js';
-import { DEFAULT_PROFILE } from '../router/config/schema.js';
-import { createScheduler } from '../router/scheduling/profile.js';
-import { createBuiltinRegistry } from '../router/scheduling/registry.js';
-import { createSchedulingRequest } from '../router/scheduling/request.js';
+import type * as PrefixHash from '../common/prefix-hash.js';
+import type * as Random from '../common/random.js';
+import type * as Schema from '../router/config/schema.js';
+import type * as Profile from '../router/scheduling/profile.js';
+import type * as Registry from '../router/scheduling/registry.js';
+import type * as Request from '../router/scheduling/request.js';
 import type { EndpointView } from '../router/upstream/endpoints.js';
-import { createPrefixIndex } from '../router/upstream/prefix-index.js';
+import type * as PrefixIndex from '../router/upstream/prefix-index.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,8 +32,22 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     /** Only these scorers of the default profile (comma-separated types), to see what each costs. */
     scorers: { type: 'string' },
+    /** Load the router code from this checkout instead (another commit, side by side). */
+    root: { type: 'string', default: '.' },
+    /** Decisions sampled for the bytes they allocate (0: not measured). */
+    'alloc-decisions': { type: 'string', default: '2000' },
   },
 });
+const root = resolve(String(values.root));
+const load = <T>(path: string): Promise<T> => import(pathToFileURL(resolve(root, path)).href) as Promise<T>;
+const { canonicalPrompt, prefixBlockHashes } = await load<typeof PrefixHash>('common/prefix-hash.ts');
+const { createRandom } = await load<typeof Random>('common/random.ts');
+const { DEFAULT_PROFILE } = await load<typeof Schema>('router/config/schema.ts');
+const { createScheduler } = await load<typeof Profile>('router/scheduling/profile.ts');
+const { createBuiltinRegistry } = await load<typeof Registry>('router/scheduling/registry.ts');
+const { createSchedulingRequest } = await load<typeof Request>('router/scheduling/request.ts');
+const { createPrefixIndex } = await load<typeof PrefixIndex>('router/upstream/prefix-index.ts');
+const allocDecisions = Number(values['alloc-decisions']);
 const iterations = Number(values.iterations);
 const sizes = String(values.sizes).split(',').map(Number);
 const only = values.scorers === undefined ? undefined : new Set(values.scorers.split(',').filter(Boolean));
@@ -92,7 +112,37 @@ interface Row {
   p50Us: number;
   p99Us: number;
   nsPerEndpoint: number;
+  /** Bytes allocated per decision, its request and prompt hashes included (undefined: not measured). */
+  bytesPerDecision?: number;
   pluginsUs: Record<string, number>;
+}
+
+/**
+ * Bytes allocated per call of `decide` over `n` calls: V8's sampling heap
+ * profiler (a sample every 128 bytes on average, objects the collector has
+ * freed since counted too), the sampled sizes summed.
+ */
+async function bytesPerCall(n: number, decide: (i: number) => void): Promise<number> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 128,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    for (let i = 0; i < n; i++) decide(i);
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    let total = 0;
+    const stack = [profile.head];
+    for (let node = stack.pop(); node; node = stack.pop()) {
+      total += node.selfSize;
+      stack.push(...node.children);
+    }
+    return total / n;
+  } finally {
+    session.disconnect();
+  }
 }
 
 const rows: Row[] = [];
@@ -108,9 +158,9 @@ for (const n of sizes) {
   const plugins: Record<string, number> = {};
   const exclude = new Set<string>();
   const warmup = Math.min(2000, iterations);
-  for (let i = -warmup; i < iterations; i++) {
-    // A fresh request each time: its prompt is hashed inside the decision, as in the router.
-    const req = createSchedulingRequest(
+  // A fresh request each time: its prompt is hashed inside the decision, as in the router.
+  const request = (i: number) =>
+    createSchedulingRequest(
       {
         model: 'm',
         prompt: `${SYSTEM}Question ${i}: why was I charged twice?`,
@@ -121,6 +171,8 @@ for (const n of sizes) {
       'v1',
       exclude,
     );
+  for (let i = -warmup; i < iterations; i++) {
+    const req = request(i);
     const t0 = performance.now();
     const d = scheduler.schedule(req, endpoints);
     const t1 = performance.now();
@@ -137,6 +189,10 @@ for (const n of sizes) {
     p50Us: (sorted[Math.floor(iterations * 0.5)] ?? 0) * 1000,
     p99Us: (sorted[Math.floor(iterations * 0.99)] ?? 0) * 1000,
     nsPerEndpoint: (mean * 1e6) / n,
+    bytesPerDecision:
+      allocDecisions > 0
+        ? await bytesPerCall(allocDecisions, (i) => scheduler.schedule(request(iterations + i), endpoints))
+        : undefined,
     pluginsUs: Object.fromEntries(Object.entries(plugins).map(([k, v]) => [k, (v / iterations) * 1000])),
   });
 }
@@ -146,15 +202,16 @@ for (let i = 0; i < 2000; i++) prefixBlockHashes(canonicalPrompt({ prompt: `${SY
 const hashUs = ((performance.now() - hashT0) / 2000) * 1000;
 
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ iterations, promptHashUs: hashUs, rows }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ root, iterations, promptHashUs: hashUs, rows }, null, 2)}\n`);
 } else {
   process.stdout.write(
     `scheduling decision time, default profile, ${iterations} decisions per size (prompt ${SYSTEM.length + 40} chars, hashing ≈ ${hashUs.toFixed(1)} µs of each)\n`,
   );
-  process.stdout.write('endpoints   mean µs    p50 µs    p99 µs   ns/endpoint\n');
+  process.stdout.write('endpoints   mean µs    p50 µs    p99 µs   ns/endpoint   KB/decision\n');
   for (const r of rows) {
+    const kb = r.bytesPerDecision === undefined ? '–' : (r.bytesPerDecision / 1000).toFixed(1);
     process.stdout.write(
-      `${String(r.endpoints).padStart(9)} ${r.meanUs.toFixed(1).padStart(9)} ${r.p50Us.toFixed(1).padStart(9)} ${r.p99Us.toFixed(1).padStart(9)} ${r.nsPerEndpoint.toFixed(0).padStart(13)}\n`,
+      `${String(r.endpoints).padStart(9)} ${r.meanUs.toFixed(1).padStart(9)} ${r.p50Us.toFixed(1).padStart(9)} ${r.p99Us.toFixed(1).padStart(9)} ${r.nsPerEndpoint.toFixed(0).padStart(13)} ${kb.padStart(13)}\n`,
     );
   }
   process.stdout.write('\nper plugin (mean µs):\n');

@@ -154,7 +154,14 @@ export function measureDecisions(
 
 interface ScheduleCostOutput {
   promptHashUs: number;
-  rows: Array<{ endpoints: number; meanUs: number; p50Us: number; p99Us: number; nsPerEndpoint: number }>;
+  rows: Array<{
+    endpoints: number;
+    meanUs: number;
+    p50Us: number;
+    p99Us: number;
+    nsPerEndpoint: number;
+    bytesPerDecision?: number;
+  }>;
 }
 
 /** Runs `bench/schedule-cost.ts --json` when it is there (the scheduling benchmark); undefined otherwise. */
@@ -205,19 +212,20 @@ export async function runScale(ctx: ScenarioContext): Promise<BenchReport> {
       `Decision time comes from bench/schedule-cost.ts (its pool: load, KV usage and 500 random prefix blocks per endpoint, a tenth holding the requests' system prompt; prompt hashing ≈ ${fmt(shared.promptHashUs)} µs of each decision).`,
     );
     for (const r of shared.rows) {
-      decisionRows.push([r.endpoints, fmt(r.meanUs), fmt(r.p50Us), fmt(r.p99Us), fmt(r.nsPerEndpoint)]);
+      const kb = r.bytesPerDecision === undefined ? '–' : fmt(r.bytesPerDecision / 1000);
+      decisionRows.push([r.endpoints, fmt(r.meanUs), fmt(r.p50Us), fmt(r.p99Us), fmt(r.nsPerEndpoint), kb]);
       ctx.log(`scale: ${r.endpoints} endpoints, decision mean ${fmt(r.meanUs)} µs, p99 ${fmt(r.p99Us)} µs`);
     }
   } else {
     for (const n of sizes) {
       const d = measureDecisions(n, decisions);
-      decisionRows.push([n, fmt(d.meanUs), fmt(d.p50Us), fmt(d.p99Us), fmt((d.meanUs * 1000) / n)]);
+      decisionRows.push([n, fmt(d.meanUs), fmt(d.p50Us), fmt(d.p99Us), fmt((d.meanUs * 1000) / n), '–']);
       ctx.log(`scale: ${n} endpoints, decision mean ${fmt(d.meanUs)} µs, p99 ${fmt(d.p99Us)} µs`);
     }
   }
   report.tables.push({
     title: 'Scheduling decision time (default profile)',
-    columns: ['endpoints', 'mean µs', 'p50 µs', 'p99 µs', 'ns per endpoint'],
+    columns: ['endpoints', 'mean µs', 'p50 µs', 'p99 µs', 'ns per endpoint', 'KB allocated per decision'],
     rows: decisionRows,
   });
 

@@ -52,5 +52,11 @@ export function preferHealthy<E extends SchedulingEndpoint>(endpoints: readonly 
   for (let i = 0; i < endpoints.length; i++)
     if (failurePenalty(endpoints[i] as E) >= AVOID_PENALTY) avoided++;
   if (avoided === 0 || avoided === endpoints.length) return endpoints;
-  return endpoints.filter((e) => failurePenalty(e) < AVOID_PENALTY);
+  // One list of the final size (`filter` grows its result as it goes).
+  const kept = new Array<E>(endpoints.length - avoided);
+  for (let i = 0, j = 0; i < endpoints.length; i++) {
+    const e = endpoints[i] as E;
+    if (failurePenalty(e) < AVOID_PENALTY) kept[j++] = e;
+  }
+  return kept;
 }

@@ -17,26 +17,57 @@ export function createSchedulingRequest(
   version: string,
   exclude: ReadonlySet<string>,
 ): SchedulingRequest {
-  let text: string | undefined;
-  const memo = new Map<number, readonly number[]>();
-  return {
-    get promptChars() {
-      text ??= canonicalPrompt(req);
-      return text.length;
-    },
-    requestId,
-    model: req.model,
-    version,
-    sessionKey: req.routing?.sessionKey ?? '',
-    exclude,
-    prefixHashes(blockChars) {
-      let h = memo.get(blockChars);
-      if (!h) {
-        text ??= canonicalPrompt(req);
-        h = hashPrompt(text, blockChars);
-        memo.set(blockChars, h);
-      }
-      return h;
-    },
-  };
+  return new PromptRequest(req, requestId, version, exclude);
+}
+
+/**
+ * A class rather than an object literal with a getter: each such literal
+ * gets a hidden class of its own, which old space keeps until a full
+ * collection, and through it the literal's closures and whatever they hold
+ * (the prompt, its hashes) outlive every scavenge in between.
+ */
+class PromptRequest implements SchedulingRequest {
+  readonly model: string;
+  readonly sessionKey: string;
+  #text: string | undefined;
+  /** Block size and hashes of the one size asked so far (a pool's pods share one). */
+  #blockChars = 0;
+  #hashes: readonly number[] | undefined;
+  /** Further sizes, when pods of one pool hash with different block sizes. */
+  #more: Map<number, readonly number[]> | undefined;
+
+  constructor(
+    private readonly req: Pick<GenerateRequest__Output, 'model' | 'prompt' | 'messages' | 'routing'>,
+    readonly requestId: string,
+    readonly version: string,
+    readonly exclude: ReadonlySet<string>,
+  ) {
+    this.model = req.model;
+    this.sessionKey = req.routing?.sessionKey ?? '';
+  }
+
+  get promptChars(): number {
+    return this.#prompt().length;
+  }
+
+  prefixHashes(blockChars: number): readonly number[] {
+    if (this.#hashes === undefined) {
+      this.#blockChars = blockChars;
+      this.#hashes = hashPrompt(this.#prompt(), blockChars);
+      return this.#hashes;
+    }
+    if (blockChars === this.#blockChars) return this.#hashes;
+    this.#more ??= new Map();
+    let h = this.#more.get(blockChars);
+    if (!h) {
+      h = hashPrompt(this.#prompt(), blockChars);
+      this.#more.set(blockChars, h);
+    }
+    return h;
+  }
+
+  #prompt(): string {
+    this.#text ??= canonicalPrompt(this.req);
+    return this.#text;
+  }
 }
