@@ -104,6 +104,8 @@ export interface ReleaseProfile {
   maxNumSeqs: number;
   /** Prefill in steps of its own, whole prompts, decodes skipping them (V0 without chunked prefill). */
   separatePrefillSteps: boolean;
+  /** A step's outputs reach the API server when the next step ends (V0's asynchronous output processor). */
+  asyncOutputProcessing: boolean;
 }
 
 /**
@@ -137,6 +139,7 @@ export const VLLM_060: ReleaseProfile = {
   numSchedulerSteps: 10,
   maxNumSeqs: 256,
   separatePrefillSteps: true,
+  asyncOutputProcessing: true,
 };
 
 /** The preset as `release` ran it: its prefill terms scaled by the release's factor. */
@@ -289,6 +292,7 @@ export const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
         stepOverheadMs: o.release?.stepOverheadMs[o.preset],
         numSchedulerSteps: o.release?.numSchedulerSteps,
         separatePrefillSteps: o.release?.separatePrefillSteps,
+        asyncOutputProcessing: o.release?.asyncOutputProcessing,
         maxNumBatchedTokens: o.maxNumBatchedTokens,
       }),
     );
@@ -326,6 +330,7 @@ const perfUpdateFixed = (preset: string, outputTokens: number): CalibrationScena
         stepOverheadMs: VLLM_060.stepOverheadMs[preset],
         numSchedulerSteps: VLLM_060.numSchedulerSteps,
         separatePrefillSteps: VLLM_060.separatePrefillSteps,
+        asyncOutputProcessing: VLLM_060.asyncOutputProcessing,
       }),
     ),
 });
