@@ -25,6 +25,8 @@ import {
   HELD_OUT_POINTS,
   PERF_UPDATE_MAX_NUM_SEQS,
   replayCalibration,
+  SGLANG_MAX_MODEL_LEN,
+  SGLANG_SHAREGPT_MEANS,
   type ShareGptRun,
   shareGpt,
   summarizeErrors,
@@ -166,6 +168,24 @@ whatIfs.push({
   change: "256 sequences at most (V0's default; the run set 512)",
   run: perfUpdate(P70, { ratePerS: 32, maxNumSeqs: 256 }),
 });
+for (const [rate, count] of [
+  [4, 1_200],
+  [8, 2_400],
+] as const) {
+  whatIfs.push({
+    point: heldOutPoint(P70, `median TTFT, ShareGPT, ${rate} req/s`),
+    change: "no asynchronous output processor (a step's tokens leave as it ends, as in V1)",
+    run: {
+      preset: P70,
+      count,
+      ratePerS: rate,
+      release: { ...VLLM_060, asyncOutputProcessing: false },
+      means: SGLANG_SHAREGPT_MEANS,
+      maxNumBatchedTokens: SGLANG_MAX_MODEL_LEN,
+      ignoreEos: true,
+    },
+  });
+}
 const pull18566 = { preset: P8, count: 1_000, means: { promptTokens: 229.711, outputTokens: 203.068 } };
 for (const metric of [
   'request throughput, ShareGPT chat, 1,000 requests at once',

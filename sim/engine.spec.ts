@@ -329,6 +329,20 @@ describe('engine: the API server in front of it', () => {
     assert.deepEqual(c.recorded.times, [26]);
   });
 
+  it('hands a step’s tokens over one step late with V0’s asynchronous output processor, at once when no step follows', () => {
+    const run = (asyncOutputProcessing: boolean) => {
+      const { clock, engine } = setup({ frontEnd, asyncOutputProcessing });
+      const a = submit(engine, clock, 'a', 16, 3);
+      clock.runAll();
+      return a.recorded.times;
+    };
+    // Handed over at 5; prefill 5→25, decodes 25→35 and 35→45.
+    assert.deepEqual(run(false), [26, 36, 46]);
+    // Each step's token is processed during the next step and streamed when it ends: the first at 35→36,
+    // the second at 45→46; no step follows the last, so it is processed at once, streamed 46→47.
+    assert.deepEqual(run(true), [36, 46, 47]);
+  });
+
   it('costs nothing at time scale 0', () => {
     const { clock, engine } = setup({ frontEnd, timeScale: 0 });
     const a = submit(engine, clock, 'a', 16, 3);

@@ -131,6 +131,16 @@ export interface EngineOptions {
    * of the budget, in chunks).
    */
   separatePrefillSteps?: boolean;
+  /**
+   * vLLM V0's asynchronous output processor (on by default in 0.6): the
+   * outputs of a step are processed while the next step runs on the GPU and
+   * reach the API server when that next step ends, so every hand-over to the
+   * front end comes one step late (a prompt's first token waits for the step
+   * after its prefill; a multi-step run's tokens for the step after the run).
+   * When no step follows, they are handed over at once. Needs `frontEnd`;
+   * default false (V1 hands a step's outputs over as it ends).
+   */
+  asyncOutputProcessing?: boolean;
   observer?: EngineObserver;
 }
 
@@ -222,12 +232,15 @@ export function createEngine(options: EngineOptions): Engine {
   const frontEnd = timeScale > 0 ? options.frontEnd : undefined;
   const numSchedulerSteps = options.numSchedulerSteps ?? 1;
   const separatePrefillSteps = options.separatePrefillSteps ?? false;
+  const asyncOutputProcessing = options.asyncOutputProcessing ?? false;
   // Steps still to run in the current multi-step run, after the one in flight; no admission meanwhile.
   let runStepsLeft = 0;
   const frontEndQueue = frontEnd ? createFrontEndQueue(clock, timeScale) : undefined;
   const chunkMs = frontEnd?.chunkMs ?? 0;
   // Tokens of the step being completed, handed to the front end together when it ends.
   let outbox: Delivery[] = [];
+  // With asynchronous output processing: tokens handed over when the step now running ends.
+  let deferred: Delivery[] = [];
   const blockSize = kvCache.blockSize;
   if (!(timeScale >= 0)) throw new RangeError(`timeScale must be >= 0, got ${timeScale}`);
 
@@ -431,17 +444,35 @@ export function createEngine(options: EngineOptions): Engine {
     observer.onStep?.(scheduledTokens, batch);
     // A multi-step run ends after its last step, or as soon as nothing is left running in it.
     if (running.length === 0) runStepsLeft = 0;
-    if (outbox.length > 0 && runStepsLeft === 0) {
+    if (asyncOutputProcessing) {
+      // This step processed the previous one's outputs: they leave now, this step's wait for the next.
+      const previous = deferred;
+      deferred = [];
+      if (outbox.length > 0 && runStepsLeft === 0) {
+        deferred = outbox;
+        outbox = [];
+      }
+      handOver(previous);
+    } else if (outbox.length > 0 && runStepsLeft === 0) {
       const deliveries = outbox;
       outbox = [];
-      frontEndQueue!.run(deliveries.length * frontEnd!.outputTokenMs, () => deliver(deliveries));
+      handOver(deliveries);
     }
     if (stopped) return;
-    if (running.length > 0 || waiting.length > 0) {
-      if (schedule().length === 0) lastStepEndMs = undefined;
-    } else {
+    let started = false;
+    if (running.length > 0 || waiting.length > 0) started = schedule().length > 0;
+    if (!started) {
       lastStepEndMs = undefined;
+      // No step follows to process them in: they are processed now.
+      const rest = deferred;
+      deferred = [];
+      handOver(rest);
     }
+  };
+
+  const handOver = (deliveries: Delivery[]) => {
+    if (deliveries.length === 0) return;
+    frontEndQueue!.run(deliveries.length * frontEnd!.outputTokenMs, () => deliver(deliveries));
   };
 
   const commitFullBlocks = (seq: Sequence) => {

@@ -53,6 +53,8 @@ export interface WorkloadOptions {
   numSchedulerSteps?: number;
   /** vLLM V0 without chunked prefill (see `EngineOptions.separatePrefillSteps`); default false. */
   separatePrefillSteps?: boolean;
+  /** vLLM V0's asynchronous output processor (see `EngineOptions.asyncOutputProcessing`); default false. */
+  asyncOutputProcessing?: boolean;
 }
 
 /** Timings of one finished request, in simulated ms. */
@@ -120,6 +122,7 @@ export function runWorkload(options: WorkloadOptions): WorkloadResult {
     frontEnd,
     numSchedulerSteps: options.numSchedulerSteps,
     separatePrefillSteps: options.separatePrefillSteps,
+    asyncOutputProcessing: options.asyncOutputProcessing,
     observer,
   });
 

@@ -64,25 +64,31 @@ describe('sim calibration', () => {
 
   it('stays within the out-of-sample error the README states', (t) => {
     // Out of sample: a regression guard at the level reached, not a target. sim/README.md,
-    // "Where to trust it": 28 points, median |error| 11.6 %, worst 44.6 %, mean signed −2.2 %.
+    // "Where to trust it": 28 points, median |error| 10.8 %, worst 44.3 %, mean signed −1.2 %.
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
     t.diagnostic(JSON.stringify(held));
-    assert.ok(held.medianAbs < 0.125, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.5, `worst |error| ${held.worstAbs}`);
-    assert.ok(Math.abs(held.meanSigned) < 0.04, `mean signed ${held.meanSigned}`);
+    assert.ok(held.medianAbs < 0.115, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.45, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.03, `mean signed ${held.meanSigned}`);
   });
 
   it('replays vLLM 0.6.0 under ShareGPT load within the held-out errors the README states', (t) => {
-    // Out of sample, guarded at the level reached: the 0.6.0 TPOT, ITL and end-to-end points of
-    // the perf-update chart and sglang's runs at 4–32 QPS (the rate-inf TPOTs excluded).
+    // Out of sample, guarded at the level reached: the 0.6.0 TPOT, TTFT, ITL and end-to-end points
+    // of the perf-update chart and sglang's runs at 4–32 QPS (the rate-inf TPOTs excluded). sglang's
+    // median TTFTs come within 10 % through V0's asynchronous output processor (a prompt's first
+    // token reaches the API server when the step after its prefill ends).
     const loaded = replayCalibration(
       HELD_OUT_POINTS.filter(
         (p) =>
-          p.release.startsWith('0.6.0') && /(TPOT|ITL|end-to-end), ShareGPT, \d+ (QPS|req\/s)/.test(p.metric),
+          p.release.startsWith('0.6.0') &&
+          /(TPOT|TTFT|ITL|end-to-end latency), ShareGPT, \d+ (QPS|req\/s)/.test(p.metric),
       ),
       replays,
     );
-    assert.ok(loaded.length >= 12);
+    assert.ok(loaded.length >= 15);
+    for (const r of loaded.filter((x) => x.point.metric.includes('TTFT'))) {
+      assert.ok(Math.abs(r.relativeError) < 0.1, describeResult(r));
+    }
     for (const r of loaded) t.diagnostic(describeResult(r));
     const s = summarizeErrors(loaded);
     assert.ok(s.medianAbs < 0.06, `median |error| ${s.medianAbs}`);
