@@ -94,10 +94,18 @@ export async function listeningOn(
   cmd: RunningCommand,
   role: 'router' | 'sidecar',
 ): Promise<{ address: string; adminUrl: string | undefined }> {
-  const line = new RegExp(`llmmesh ${role} listening on ([^,\\s]+)(?:,[^\\n]*?admin (\\S+))?\\n`);
+  // The whole line: the admin URL comes last, and a process without one (`--admin off`) prints none.
+  const line = new RegExp(`llmmesh ${role} listening on ([^,\\s]+)([^\\n]*)\\n`);
   await cmd.waitForOutput(line);
-  const m = line.exec(cmd.stdout()) as RegExpExecArray;
-  return { address: m[1] as string, adminUrl: m[2] };
+  const [, address, rest] = line.exec(cmd.stdout()) as RegExpExecArray;
+  return { address: address as string, adminUrl: /, admin (\S+)/.exec(rest ?? '')?.[1] };
+}
+
+/** Waits for `llmmesh sim` started with `--port 0` to say where it serves; returns its URL. */
+export async function simServingOn(cmd: RunningCommand): Promise<string> {
+  const line = /llmmesh sim serving on (\S+)/;
+  await cmd.waitForOutput(line);
+  return (line.exec(cmd.stdout()) as RegExpExecArray)[1] as string;
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
