@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import type { CanaryEvent, CanaryTickEvent } from '../router/canary/controller.js';
 import { canaryRoutes, drive, PROBE_MS } from './helpers/canary.js';
 import { type Pod, startPod } from './helpers/pods.js';
+import { type PrivateRedis, startPrivateRedis } from './helpers/redis.js';
 import { type RouterHarness, startRouterHarness } from './helpers/router-harness.js';
-import { type PrivateRedis, spawnRedis } from './helpers/spawn-redis.js';
 import { nextEvent } from './helpers/wait.js';
 
 const untilCanary = (h: RouterHarness, match: (e: CanaryEvent) => boolean, timeoutMs = 30_000) =>
@@ -22,7 +22,7 @@ describe('canary shared by two router replicas through Redis', () => {
   let a: RouterHarness;
   let b: RouterHarness;
   before(async () => {
-    redis = await spawnRedis();
+    redis = await startPrivateRedis();
     pods = await Promise.all(
       ['v1', 'v1', 'v2', 'v2'].map((version) => startPod({ version, probeIntervalMs: PROBE_MS })),
     );
@@ -42,7 +42,7 @@ describe('canary shared by two router replicas through Redis', () => {
     await a?.close();
     await b?.close();
     for (const p of pods ?? []) await p.close();
-    await redis?.kill();
+    await redis?.close();
   });
 
   it('both replicas follow one judge step by step; killing Redis pauses the progression and fails no request', async () => {
@@ -87,7 +87,7 @@ describe('canary shared by two router replicas through Redis', () => {
 
       // Redis returns (empty): the progression goes on from its step, on both replicas.
       const resumed = [a, b].map((h) => untilCanary(h, (e) => e.decision === 'resume'));
-      redis = await spawnRedis(redis.port);
+      await redis.restart();
       await Promise.all(resumed);
       await Promise.all(
         [a, b].map((h) =>

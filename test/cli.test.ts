@@ -13,7 +13,15 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadMeshConfig } from '../cli/mesh-config.js';
 import { createInferenceClient } from '../client/index.js';
-import { freePorts, isListening, runCommand, runToEnd } from './helpers/processes.js';
+import {
+  explicitPorts,
+  isListening,
+  PortTakenError,
+  type RunningCommand,
+  retryOnPortTaken,
+  runCommand,
+  runToEnd,
+} from './helpers/processes.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -54,12 +62,34 @@ pods:
   return join(dir, 'mesh.yaml');
 }
 
-describe('llmmesh start', () => {
-  it('brings up a mesh that serves, and stops every process on SIGTERM', async () => {
-    const ports = await freePorts(6);
+/**
+ * Starts `llmmesh start` on a mesh file of its own and waits until it serves.
+ * Its ports have to be written in that file: the launcher wires each sidecar
+ * to its engine's port and the router to the sidecars' ports before they
+ * start, and brings a crashed component back on the same port (port 0 is no
+ * mesh port). So they are picked here, and a start that finds one taken (by
+ * another run that picks its own ports) is retried on fresh ones.
+ */
+function startMesh(): Promise<{ start: RunningCommand; ports: number[] }> {
+  return retryOnPortTaken(async () => {
+    const ports = await explicitPorts(6);
     const start = runCommand(['start', '--mesh', writeMesh(ports)]);
     try {
       await start.waitForOutput('stop: Ctrl-C');
+    } catch (err) {
+      // Taken before the launcher's check, or between its check and a component's bind.
+      const said = start.stdout() + start.stderr();
+      if (/already in use|Another process holds that address/.test(said)) throw new PortTakenError(said);
+      throw err;
+    }
+    return { start, ports };
+  });
+}
+
+describe('llmmesh start', () => {
+  it('brings up a mesh that serves, and stops every process on SIGTERM', async () => {
+    const { start, ports } = await startMesh();
+    try {
       assert.match(start.stdout(), new RegExp(`router\\s+127\\.0\\.0\\.1:${ports[0]}`));
 
       const client = createInferenceClient(`127.0.0.1:${ports[0]}`);
@@ -101,8 +131,9 @@ describe('llmmesh start', () => {
       assert.match(status.stdout, /^config +\d+ reloads, \d+ rejected/m);
       assert.match(status.stdout, /^breakers all 2 closed$/m);
 
-      // With no router there, it says what it tried and what to do.
-      const [nothing] = await freePorts(1);
+      // With no router there, it says what it tried and what to do. A port found free
+      // outside the range port 0 binds draw from: no other run listens there meanwhile.
+      const [nothing] = await explicitPorts(1);
       const none = await runToEnd(['status', '--admin', `http://127.0.0.1:${nothing}`]);
       assert.equal(none.code, 1);
       assert.match(
@@ -119,11 +150,9 @@ describe('llmmesh start', () => {
   });
 
   it('restarts a crashed pod with backoff and keeps serving', { timeout: 120_000 }, async () => {
-    const ports = await freePorts(6);
-    const start = runCommand(['start', '--mesh', writeMesh(ports)]);
+    const { start, ports } = await startMesh();
     const client = createInferenceClient(`127.0.0.1:${ports[0]}`);
     try {
-      await start.waitForOutput('stop: Ctrl-C');
       // The launcher's children: pod 1's simulator is the one serving ports[2].
       const { stdout: ps } = await execFileAsync('ps', [
         '-o',
@@ -264,17 +293,21 @@ describe('llmmesh start', () => {
   });
 
   it('refuses to start when a port is taken, naming the address', async () => {
-    const ports = await freePorts(6);
+    // The taken port is held by this test (on port 0), the others are the launcher's to check.
     const blocker = net.createServer();
-    await new Promise<void>((r) => blocker.listen(ports[3], '127.0.0.1', r));
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    const others = await explicitPorts(5);
+    const ports = [...others.slice(0, 3), taken, ...others.slice(3)];
     try {
       const r = await runToEnd(['start', '--mesh', writeMesh(ports)]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${ports[3]} \\(pod 1 sidecar\\): in use`));
+      assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${taken} \\(pod 1 sidecar\\): in use`));
+      assert.equal(r.stdout, '', 'no component started');
     } finally {
       blocker.close();
     }
-    for (const port of ports) assert.equal(await isListening(port), false);
+    for (const port of others) assert.equal(await isListening(port), false);
   });
 
   it('reports a bad mesh file with the field', async () => {
@@ -291,9 +324,9 @@ describe('llmmesh start', () => {
 
 describe('address in use', () => {
   it('names the flag and environment variable that move the server', async () => {
-    const [port] = await freePorts(1);
     const blocker = net.createServer();
-    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const { port } = blocker.address() as net.AddressInfo;
     try {
       const taken = `127.0.0.1:${port}`;
       const [router, sidecar, sim] = await Promise.all([

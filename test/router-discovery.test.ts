@@ -13,8 +13,8 @@ import { createLogger } from '../common/log.js';
 import { createDiscovery } from '../router/discovery/discovery.js';
 import { createRedisClient } from '../router/discovery/redis.js';
 import { type EngineStub, startEngineStub } from './helpers/engine-stub.js';
+import { startPrivateRedis } from './helpers/redis.js';
 import { startRouterHarness } from './helpers/router-harness.js';
-import { type PrivateRedis, spawnRedis } from './helpers/spawn-redis.js';
 import { waitUntil } from './helpers/wait.js';
 
 const ROUTES = 'models: { m: { versions: { v1: { weight: 1 }, v2: { weight: 1 } } } }\n';
@@ -138,8 +138,7 @@ describe('discovery', () => {
   });
 
   it('redis: a Redis that restarts empty does not empty the pool; endpoints stay until re-registered or their TTL ends', async () => {
-    const server = await spawnRedis();
-    let restarted: PrivateRedis | undefined;
+    const server = await startPrivateRedis();
     const prefix = 'llmmesh:endpoints:';
     const a = '127.0.0.1:7101';
     const b = '127.0.0.1:7102';
@@ -197,7 +196,7 @@ describe('discovery', () => {
     try {
       await waitUntil(events, 'list', () => lists.at(-1)?.join() === [a, b].join(), 'a and b listed');
       await server.kill();
-      restarted = await spawnRedis(server.port); // empty: no registrations
+      await server.restart(); // empty: no registrations
       await waitUntil(
         events,
         'log',
@@ -211,21 +210,20 @@ describe('discovery', () => {
       );
 
       // a re-registers (its next heartbeat); b never does and goes when its TTL would have ended.
-      await register(restarted.url, a, 60_000);
+      await register(server.url, a, 60_000);
       const seen = infos;
       await waitUntil(events, 'info', () => infos >= seen + 2, 'a whole poll');
       assert.deepEqual(lists.at(-1), [a, b]);
       clock += 61_000;
       await waitUntil(events, 'list', () => lists.at(-1)?.join() === a, 'b expired');
       // On the same server, a deleted key removes the endpoint at once.
-      const r = new Redis(restarted.url, { maxRetriesPerRequest: 1 });
+      const r = new Redis(server.url, { maxRetriesPerRequest: 1 });
       await r.del(registrationKey(a, prefix));
       r.disconnect();
       await waitUntil(events, 'list', () => lists.at(-1)?.length === 0, 'a removed');
     } finally {
       await discovery.close();
-      await server.kill();
-      await restarted?.kill();
+      await server.close();
     }
   });
 });

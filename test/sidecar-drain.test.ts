@@ -14,13 +14,14 @@ import { createSidecarClient, generate, watchLoad } from '../bench/sidecar-clien
 import { sidecarCommand } from '../cli/commands/sidecar.js';
 import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
 import { Status } from '../common/errors.js';
+import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
 import { silentLogger } from '../common/log.js';
 import { HANDBACK_KEY } from '../common/metadata.js';
 import { startSidecar } from '../sidecar/server.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
 import { MODEL } from './helpers/mesh.js';
-import { freePorts, runCommand, runToEnd } from './helpers/processes.js';
+import { listeningOn, runCommand, runToEnd } from './helpers/processes.js';
 import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from './helpers/redis.js';
 import { nextEvent } from './helpers/wait.js';
 
@@ -45,17 +46,15 @@ describe('sidecar drain', () => {
   });
 
   it('SIGTERM: draining report, new streams refused, the running stream finishes, deregistered, exit 0', async () => {
-    const [port, adminPort] = await freePorts(2);
-    const address = `127.0.0.1:${port}`;
     const proc = runCommand(
       [
         'sidecar',
         '--engine-url',
         simUrl,
         '--listen',
-        address,
+        '127.0.0.1:0',
         '--admin',
-        `127.0.0.1:${adminPort}`,
+        '127.0.0.1:0',
         '--model',
         MODEL,
         '--version',
@@ -71,15 +70,17 @@ describe('sidecar drain', () => {
       ],
       { LLMMESH_REDIS_URL: SHARED_REDIS_URL, LLMMESH_ADMIN_TOKEN_SHA256: ADMIN_TOKEN_SHA256 },
     );
-    const client = createSidecarClient(address);
+    let client: EngineClient | undefined;
     try {
-      await proc.waitForOutput(`llmmesh sidecar listening on ${address}`);
-      assert.match(proc.stdout(), new RegExp(`admin http://127\\.0\\.0\\.1:${adminPort}`));
+      // Listening on ports 0: the client and the registration key follow the address it prints.
+      const { address, adminUrl } = await listeningOn(proc, 'sidecar');
+      assert.match(adminUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      client = createSidecarClient(address);
       const w = watchLoad(client);
       await w.until((r) => r.ready, 'ready');
 
       // The admin token guards all but the probes.
-      const adminBase = `http://127.0.0.1:${adminPort}`;
+      const adminBase = adminUrl as string;
       assert.equal((await fetch(`${adminBase}/readyz`)).status, 200);
       assert.equal((await fetch(`${adminBase}/status`)).status, 401);
       const status = await fetch(`${adminBase}/status`, {
@@ -117,7 +118,7 @@ describe('sidecar drain', () => {
       const draining = await w.until((r) => r.draining, 'draining');
       assert.equal(draining.ready, false);
       assert.equal(draining.reason, 'draining');
-      const readyz = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      const readyz = await fetch(`${adminBase}/readyz`);
       assert.equal(readyz.status, 503);
 
       await assert.rejects(
@@ -137,7 +138,7 @@ describe('sidecar drain', () => {
       await w.closed;
       assert.equal(await redis.exists(key), 0, 'deregistered');
     } finally {
-      client.close();
+      client?.close();
       if (proc.proc.exitCode === null) proc.proc.kill('SIGKILL');
     }
   });
@@ -164,14 +165,12 @@ describe('sidecar drain', () => {
   });
 
   it('SIGTERM with a short grace: a stream that cannot finish is handed back, not cancelled, and its engine request aborted', async () => {
-    const [port] = await freePorts(1);
-    const address = `127.0.0.1:${port}`;
     const proc = runCommand([
       'sidecar',
       '--engine-url',
       simUrl,
       '--listen',
-      address,
+      '127.0.0.1:0',
       '--admin',
       'off',
       '--model',
@@ -185,9 +184,10 @@ describe('sidecar drain', () => {
       '--drain-handback-ms',
       '300',
     ]);
-    const client = createSidecarClient(address);
+    let client: EngineClient | undefined;
     try {
-      await proc.waitForOutput(`llmmesh sidecar listening on ${address}`);
+      const { address } = await listeningOn(proc, 'sidecar');
+      client = createSidecarClient(address);
       const w = watchLoad(client);
       await w.until((r) => r.ready, 'ready');
       let firstChunk!: () => void;
@@ -226,7 +226,7 @@ describe('sidecar drain', () => {
       await aborted;
       assert.equal(await proc.exit, 0, proc.stderr());
     } finally {
-      client.close();
+      client?.close();
       if (proc.proc.exitCode === null) proc.proc.kill('SIGKILL');
     }
   });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../bench/otlp-receiver.js';
 import { createInferenceClient, type InferenceClient, type MeshError } from '../client/index.js';
 import { Status } from '../common/errors.js';
-import { freePorts, type RunningCommand, runCommand } from './helpers/processes.js';
+import { listeningOn, type RunningCommand, runCommand, simServingOn } from './helpers/processes.js';
 
 const MODEL = 'llama-3-8b-chat';
 
@@ -18,7 +18,7 @@ describe('tracing across router, sidecar and engine', () => {
   let receiver: OtlpReceiver;
   const procs: RunningCommand[] = [];
   let client: InferenceClient;
-  let sims: string[] = [];
+  const sims: string[] = [];
 
   before(async () => {
     receiver = await startOtlpReceiver();
@@ -28,27 +28,21 @@ describe('tracing across router, sidecar and engine', () => {
       OTEL_BSP_SCHEDULE_DELAY: '50',
       OTEL_SERVICE_NAME: '',
     };
-    const [simA, simB, sideA, sideB, routerPort] = (await freePorts(5)) as number[];
-    sims = [`http://127.0.0.1:${simA}`, `http://127.0.0.1:${simB}`];
-    for (const port of [simA, simB]) {
-      const p = runCommand(
-        ['sim', '--port', String(port), '--served-model-name', MODEL, '--time-scale', '0'],
-        env,
-      );
+    // Every process listens on port 0 and says where: the next one is told that address.
+    for (let i = 0; i < 2; i++) {
+      const p = runCommand(['sim', '--port', '0', '--served-model-name', MODEL, '--time-scale', '0'], env);
       procs.push(p);
-      await p.waitForOutput('llmmesh sim serving');
+      sims.push(await simServingOn(p));
     }
-    for (const [engine, port] of [
-      [simA, sideA],
-      [simB, sideB],
-    ] as const) {
+    const sidecars: string[] = [];
+    for (const engine of sims) {
       const p = runCommand(
         [
           'sidecar',
           '--engine-url',
-          `http://127.0.0.1:${engine}`,
+          engine,
           '--listen',
-          `127.0.0.1:${port}`,
+          '127.0.0.1:0',
           '--model',
           MODEL,
           '--version',
@@ -59,7 +53,7 @@ describe('tracing across router, sidecar and engine', () => {
         env,
       );
       procs.push(p);
-      await p.waitForOutput('llmmesh sidecar listening');
+      sidecars.push((await listeningOn(p, 'sidecar')).address);
     }
     const dir = mkdtempSync(join(tmpdir(), 'llmmesh-trace-'));
     writeFileSync(
@@ -72,17 +66,17 @@ describe('tracing across router, sidecar and engine', () => {
         '--config',
         join(dir, 'routes.yaml'),
         '--listen',
-        `127.0.0.1:${routerPort}`,
+        '127.0.0.1:0',
         '--admin',
         '127.0.0.1:0',
         '--endpoints',
-        `127.0.0.1:${sideA},127.0.0.1:${sideB}`,
+        sidecars.join(','),
       ],
       env,
     );
     procs.push(router);
-    await router.waitForOutput('llmmesh router listening');
-    client = createInferenceClient(`127.0.0.1:${routerPort}`, { maxAttempts: 1 });
+    const { address } = await listeningOn(router, 'router');
+    client = createInferenceClient(address, { maxAttempts: 1 });
     // Ready when both endpoints serve: a pinned-free request succeeds.
     await client.waitForReady(10_000);
     for (let i = 0; i < 100; i++) {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { type MeshError, Status } from '../../common/errors.js';
-import { spawnRedis } from '../../test/helpers/spawn-redis.js';
+import { startPrivateRedis } from '../../test/helpers/redis.js';
 import { createRateLimiter, withResponsiveTimeout } from './rate-limiter.js';
 
 async function connected(url: string): Promise<Redis> {
@@ -99,8 +99,8 @@ describe('rate limits shared through Redis', () => {
   });
 
   it('falls back to per-replica limits when Redis dies, failing no request', async () => {
-    const redis = await spawnRedis();
-    cleanups.push(() => redis.kill());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.close());
     const client = new Redis(redis.url, {
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
@@ -137,8 +137,8 @@ describe('rate limits shared through Redis', () => {
   });
 
   it('a replica whose Redis stalls decides from its share of the shared state, and Redis learns what it granted', async () => {
-    const redis = await spawnRedis();
-    cleanups.push(() => redis.kill());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.close());
     const admin = await connected(redis.url);
     cleanups.push(() => admin.quit());
     const client = await connected(redis.url);
@@ -175,8 +175,8 @@ describe('rate limits shared through Redis', () => {
   });
 
   it('a grant made while Redis was down is charged to Redis when it returns', async () => {
-    const redis = await spawnRedis();
-    cleanups.push(() => redis.kill());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.close());
     const client = new Redis(redis.url, {
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
@@ -201,12 +201,11 @@ describe('rate limits shared through Redis', () => {
       fallbacks.join(),
     );
 
-    const again = await spawnRedis(redis.port);
-    cleanups.push(() => again.kill());
+    await redis.restart();
     await once(client, 'ready');
     // A fresh Redis starts the bucket full, less what this replica granted alone.
     await limiter.admit('t', limits, 1);
-    const admin = await connected(again.url);
+    const admin = await connected(redis.url);
     cleanups.push(() => admin.quit());
     const tokens = Number(await admin.hget('llmmesh:ratelimit:t:tpm', 'tokens'));
     assert.ok(tokens >= 3_999 && tokens < 4_100, `shared bucket ${tokens}`);

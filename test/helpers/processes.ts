@@ -1,5 +1,7 @@
 /** Child processes of the `llmmesh` command for CLI tests. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,18 +73,71 @@ export async function runToEnd(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code, stdout: c.stdout(), stderr: c.stderr() };
 }
 
-/** Distinct free loopback ports (bound together, then released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = net.createServer();
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return s;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+/** Lowest port of the kernel's ephemeral range (port 0 binds and outgoing connections), Linux's default otherwise. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 1024) return low;
+  } catch {
+    // Not Linux: assume its default range.
+  }
+  return 32_768;
+}
+
+/** Ports below this carry the fixed ports of deploy/local/mesh.yaml, Redis and the like. */
+const EXPLICIT_PORTS_FROM = 20_000;
+
+/**
+ * Distinct loopback ports, free when picked, for a process that must be told
+ * its port before it starts: a redis-server, or the launcher of
+ * `llmmesh start`, whose mesh file names every port. Everything that can
+ * listen on port 0 and print its address should (see {@link listeningOn}).
+ *
+ * A port picked, released and bound later can be taken in between. These are
+ * drawn at random below the kernel's ephemeral range, where no port 0 bind and
+ * no outgoing connection is ever placed, so only another process that also
+ * picks its ports itself can take one; the caller still runs its start under
+ * {@link retryOnPortTaken}.
+ */
+export async function explicitPorts(n: number): Promise<number[]> {
+  const high = ephemeralLow();
+  const low = Math.min(EXPLICIT_PORTS_FROM, high - 1_000);
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const port = randomInt(low, high);
+    if (!ports.includes(port) && (await canBind(port))) ports.push(port);
+  }
   return ports;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** Thrown by a start that failed because one of its ports was taken before it bound it. */
+export class PortTakenError extends Error {
+  override name = 'PortTakenError';
+}
+
+/** How often a start is retried on fresh ports before the test fails. */
+const PORT_ATTEMPTS = 5;
+
+/**
+ * Runs `start` until it does not fail with {@link PortTakenError} (each call
+ * picks fresh ports), at most a few times; any other failure fails at once.
+ */
+export async function retryOnPortTaken<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === PORT_ATTEMPTS) throw err;
+    }
+  }
 }
 
 /**
@@ -94,10 +149,18 @@ export async function listeningOn(
   cmd: RunningCommand,
   role: 'router' | 'sidecar',
 ): Promise<{ address: string; adminUrl: string | undefined }> {
-  const line = new RegExp(`llmmesh ${role} listening on ([^,\\s]+)(?:,[^\\n]*?admin (\\S+))?\\n`);
+  // The whole line: the admin URL comes last, and a process without one (`--admin off`) prints none.
+  const line = new RegExp(`llmmesh ${role} listening on ([^,\\s]+)([^\\n]*)\\n`);
   await cmd.waitForOutput(line);
-  const m = line.exec(cmd.stdout()) as RegExpExecArray;
-  return { address: m[1] as string, adminUrl: m[2] };
+  const [, address, rest] = line.exec(cmd.stdout()) as RegExpExecArray;
+  return { address: address as string, adminUrl: /, admin (\S+)/.exec(rest ?? '')?.[1] };
+}
+
+/** Waits for `llmmesh sim` started with `--port 0` to say where it serves; returns its URL. */
+export async function simServingOn(cmd: RunningCommand): Promise<string> {
+  const line = /llmmesh sim serving on (\S+)/;
+  await cmd.waitForOutput(line);
+  return (line.exec(cmd.stdout()) as RegExpExecArray)[1] as string;
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { freePorts } from './processes.js';
+import { explicitPorts, PortTakenError, retryOnPortTaken } from './processes.js';
 
 /** The shared Redis of the test environment. */
 export const SHARED_REDIS_URL = process.env.LLMMESH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -41,19 +41,24 @@ export interface PrivateRedis {
   pause(): void;
   /** SIGCONT after {@link pause}. */
   resume(): void;
-  /** Starts a fresh server on the same port (after {@link kill}). */
+  /** Starts a fresh, empty server on the same port (after {@link kill}). */
   restart(): Promise<void>;
   /** Stops the server for good. */
   close(): Promise<void>;
 }
 
-/** Starts `redis-server` on a free loopback port without persistence; resolves once it accepts connections. */
+/**
+ * Starts `redis-server` on a loopback port without persistence; resolves once
+ * it accepts connections. It cannot be started on port 0 and asked for its
+ * port (`--port 0` turns TCP off, and the mesh takes only redis:// URLs), and a
+ * killed server must come back on the same address, so the port is picked
+ * before it starts ({@link explicitPorts}): a start that finds it taken is
+ * retried on another, a restart that finds it taken fails saying so.
+ */
 export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const [port] = await freePorts(1);
-  if (port === undefined) throw new Error('no free port');
   let proc: ChildProcess | undefined;
 
-  const launch = () =>
+  const launch = (port: number) =>
     new Promise<void>((resolve, reject) => {
       const p = spawn(
         'redis-server',
@@ -73,10 +78,18 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       p.stdout?.on('data', onData);
       p.stderr?.resume();
       p.once('error', reject);
-      p.once('exit', (code) =>
-        reject(new Error(`redis-server exited with ${code} before it was ready:\n${out}`)),
-      );
+      // 'close', not 'exit': the reason may still be in the pipe when it exits.
+      p.once('close', (code) => {
+        const why = `redis-server on port ${port} exited with ${code} before it was ready:\n${out}`;
+        reject(out.includes('Address already in use') ? new PortTakenError(why) : new Error(why));
+      });
     });
+
+  const port = await retryOnPortTaken(async () => {
+    const [port] = (await explicitPorts(1)) as [number];
+    await launch(port);
+    return port;
+  });
 
   const stop = async (signal: NodeJS.Signals) => {
     const p = proc;
@@ -88,14 +101,13 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     await exited;
   };
 
-  await launch();
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
     kill: () => stop('SIGKILL'),
     pause: () => proc?.kill('SIGSTOP'),
     resume: () => proc?.kill('SIGCONT'),
-    restart: launch,
+    restart: () => launch(port),
     close: () => stop('SIGKILL'),
   };
 }
