@@ -245,9 +245,14 @@ describe('sidecar drain', () => {
     try {
       await nextEvent(sidecar.events, 'report', (r: { ready: boolean }) => r.ready);
       // Deterministic and identical: the second call joins the first one's engine call.
+      // The engine call carries this id (x-request-id), so only this test's
+      // calls are counted: another test process's sidecar whose engine died
+      // may point at the port the kernel has since given this simulator.
+      const requestId = `drain-coalesced-${process.pid}-${Date.now()}`;
       const req = {
         model: MODEL,
         prompt: 'the same long answer',
+        requestId,
         sampling: { maxTokens: 8000, temperature: 0 },
       };
       const started = nextEvent(sidecar.events, 'cache', (e: { result: string }) => e.result === 'coalesced');
@@ -256,7 +261,9 @@ describe('sidecar drain', () => {
         firstChunk = r;
       });
       let engineCalls = 0;
-      const onStart = () => engineCalls++;
+      const onStart = (e: { id: string }) => {
+        if (e.id.includes(requestId)) engineCalls++;
+      };
       sim.events.on('request-start', onStart);
       const calls = [generate(client, req, { onChunk: () => firstChunk() }), generate(client, req)];
       const outcomes = Promise.allSettled(calls);
