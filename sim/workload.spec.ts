@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createRandom } from '../common/random.js';
 import { createSimpleCostModel } from './cost-model.js';
-import { median, poissonArrivals, runWorkload, summarizeWorkload, uniquePrompt } from './workload.js';
+import {
+  median,
+  percentile,
+  poissonArrivals,
+  runWorkload,
+  summarizeWorkload,
+  uniquePrompt,
+} from './workload.js';
 
 // 20 ms per prefill step, 10 ms per decode step, whatever the batch.
 const fixed = createSimpleCostModel({
@@ -78,5 +85,23 @@ describe('workload replay', () => {
     assert.ok(Math.abs(rate - 8) < 0.5, `rate ${rate}`);
     assert.deepEqual(poissonArrivals(5, 8, createRandom(1)), poissonArrivals(5, 8, createRandom(1)));
     assert.equal(median([3, 1, 2, 10]), 2.5);
+  });
+
+  it('takes percentiles as numpy does, between the two nearest ranks', () => {
+    // np.percentile([3, 1, 2, 10], 99) = 3 + 0.97 × (10 − 3); its 50th is the median.
+    assert.ok(Math.abs(percentile([3, 1, 2, 10], 99) - 9.79) < 1e-9);
+    assert.equal(percentile([3, 1, 2, 10], 50), median([3, 1, 2, 10]));
+    assert.equal(percentile([5], 99), 5);
+    assert.ok(Number.isNaN(percentile([], 99)));
+    // A replay's summary: 99 requests alone (TTFT 20 ms) and one arriving 5 ms into the last one's
+    // prefill step, which waits for it and then takes a step of its own (TTFT 15 + 20 ms).
+    const requests = Array.from({ length: 100 }, (_, i) => ({
+      arrivalMs: i === 99 ? 98_005 : i * 1000,
+      promptTokens: 10,
+      outputTokens: 2,
+    }));
+    const s = summarizeWorkload(runWorkload({ costModel: fixed, requests }));
+    assert.equal(s.medianTtftMs, 20);
+    assert.ok(Math.abs(s.p99TtftMs - (20 + 0.01 * 15)) < 1e-9, `P99 TTFT ${s.p99TtftMs}`);
   });
 });

@@ -202,14 +202,17 @@ export interface WorkloadSummary {
   promptTokensPerS: number;
   meanTtftMs: number;
   medianTtftMs: number;
+  p99TtftMs: number;
   /** Mean from sending a request to its last token. */
   meanE2eMs: number;
   medianE2eMs: number;
   /** Mean over requests of (latency − TTFT) / (output tokens − 1). */
   meanTpotMs: number;
   medianTpotMs: number;
+  p99TpotMs: number;
   meanItlMs: number;
   medianItlMs: number;
+  p99ItlMs: number;
 }
 
 /** Summarises a replay the way vLLM's benchmark does. */
@@ -226,12 +229,15 @@ export function summarizeWorkload(result: WorkloadResult): WorkloadSummary {
     promptTokensPerS: sum(result.requests.map((r) => r.promptTokens)) / seconds,
     meanTtftMs: mean(ttfts),
     medianTtftMs: median(ttfts),
+    p99TtftMs: percentile(ttfts, 99),
     meanE2eMs: mean(result.requests.map((r) => r.finishMs - r.arrivalMs)),
     medianE2eMs: median(result.requests.map((r) => r.finishMs - r.arrivalMs)),
     meanTpotMs: mean(tpots),
     medianTpotMs: median(tpots),
+    p99TpotMs: percentile(tpots, 99),
     meanItlMs: mean(result.interTokenLatenciesMs),
     medianItlMs: median(result.interTokenLatenciesMs),
+    p99ItlMs: percentile(result.interTokenLatenciesMs, 99),
   };
 }
 
@@ -246,6 +252,19 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * The `p`th percentile (0–100), numpy-style as `vllm bench serve` takes it
+ * (`np.percentile`: linear between the two nearest ranks; NaN for no values).
+ */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = ((sorted.length - 1) * p) / 100;
+  const below = Math.floor(rank);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below]! + (sorted[above]! - sorted[below]!) * (rank - below);
 }
 
 /** Arrival times (ms) of `count` requests at `ratePerS` on average, Poisson as in `vllm bench serve --request-rate`. */

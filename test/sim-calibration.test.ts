@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import {
   CALIBRATION_POINTS,
   CALIBRATION_TOLERANCE,
+  type CalibrationPoint,
   HELD_OUT_POINTS,
   replayCalibration,
   summarizeErrors,
@@ -62,14 +63,41 @@ describe('sim calibration', () => {
     assert.ok(HELD_OUT_POINTS.length >= 10);
   });
 
+  it('holds out every published figure of a replayed run that no constant was fitted to', () => {
+    // Pull 18566 printed ten statistics of one run: its mean TTFT is fitted, the other nine held out (its
+    // output throughput and duration are the request throughput again). turboquant's rate-inf run: mean TPOT
+    // and throughput fitted, P99 TTFT held out.
+    const named = (points: readonly CalibrationPoint[], source: string) =>
+      points.filter((p) => p.source.startsWith(source)).map((p) => p.metric.split(',')[0]);
+    assert.deepEqual(named(HELD_OUT_POINTS, 'github.com/vllm-project/vllm/pull/18566').sort(), [
+      'P99 ITL',
+      'P99 TPOT',
+      'P99 TTFT',
+      'mean ITL',
+      'mean TPOT',
+      'median ITL',
+      'median TPOT',
+      'median TTFT',
+      'request throughput',
+    ]);
+    assert.deepEqual(named(CALIBRATION_POINTS, 'github.com/vllm-project/vllm/pull/18566'), ['mean TTFT']);
+    const turboquant = 'blog.vllm.ai/2026/05/11/turboquant.html';
+    assert.deepEqual(
+      HELD_OUT_POINTS.filter((p) => p.source.startsWith(turboquant)).map((p) => p.metric),
+      ['P99 TTFT, 1024 in / 512 out, rate inf'],
+    );
+    assert.equal(CALIBRATION_POINTS.filter((p) => p.source.startsWith(turboquant)).length, 4);
+  });
+
   it('stays within the out-of-sample error the README states', (t) => {
     // Out of sample: a regression guard at the level reached, not a target. sim/README.md,
-    // "Where to trust it": 28 points, median |error| 10.8 %, worst 44.3 %, mean signed −1.2 %.
+    // "Where to trust it": 36 points, median |error| 12.4 %, worst 80.4 %, mean signed −8.3 %.
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
     t.diagnostic(JSON.stringify(held));
-    assert.ok(held.medianAbs < 0.115, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.45, `worst |error| ${held.worstAbs}`);
-    assert.ok(Math.abs(held.meanSigned) < 0.03, `mean signed ${held.meanSigned}`);
+    assert.equal(held.points, 36);
+    assert.ok(held.medianAbs < 0.13, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.81, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.09, `mean signed ${held.meanSigned}`);
   });
 
   it('replays vLLM 0.6.0 under ShareGPT load within the held-out errors the README states', (t) => {
