@@ -79,8 +79,9 @@ const profileSchema = z.strictObject({
   // among the pods that hold it and for prompts no pod holds. With weight 2 a
   // learned knee's swing was enough to move a busy tenant's prefix to another
   // pod, whose prefill then slowed every request there. A prefix no pod holds
-  // goes where fewer prefixes live (prefix-spread), weighed as much as load
-  // (more sent new conversations away from pods with room in their batch).
+  // goes where fewer prefixes live and no other new one is in prefill
+  // (prefix-spread), weighed as much as load (more sent new conversations
+  // away from pods with room in their batch).
   scorers: z.array(scorerSchema).default([
     { type: 'prefix-cache', weight: 6 },
     { type: 'prefix-spread', weight: 2 },

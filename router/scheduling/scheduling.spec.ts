@@ -432,6 +432,37 @@ describe('scheduling profiles', () => {
     assert.equal(s.schedule(request({ exclude: ['a', 'b'] }), pool).picked, undefined);
   });
 
+  it('default profile: a new prefix goes where fewer prefixes live, but not onto a pod still prefilling the last new one', () => {
+    let t = 0;
+    const s = make(DEFAULT_PROFILE, deps({ now: () => t }));
+    const tenant = (n: number) =>
+      `Tenant ${n}: a system prompt, thousands of tokens in a real deployment. `.repeat(12);
+    const held = (...tenants: number[]) => tenants.flatMap((n) => prefixBlockHashes(tenant(n)));
+    const ask = (n: number) => request({ prompt: `${tenant(n)}What is new?` });
+    // Idle pods, one holding 3 tenants' prefixes, the other 5.
+    let pool = views([
+      { address: 'lighter', prefix: held(1, 2, 3) },
+      { address: 'heavier', prefix: held(4, 5, 6, 7, 11) },
+    ]);
+    assert.equal(s.schedule(ask(8), pool).picked?.address, 'lighter');
+    // 10 ms on, the lighter pod's index holds tenant 8 (its sidecar reported
+    // it) and its engine is prefilling it: a warm request arriving there now
+    // waits for both prefills, so the next new tenant goes to the other pod.
+    t = 10;
+    pool = views([
+      { address: 'lighter', prefix: held(1, 2, 3, 8) },
+      { address: 'heavier', prefix: held(4, 5, 6, 7, 11) },
+    ]);
+    assert.equal(s.schedule(ask(9), pool).picked?.address, 'heavier');
+    // Long after, both prefills are done: fewer prefixes decide again.
+    t = 2_000;
+    pool = views([
+      { address: 'lighter', prefix: held(1, 2, 3, 8) },
+      { address: 'heavier', prefix: held(4, 5, 6, 7, 11, 9) },
+    ]);
+    assert.equal(s.schedule(ask(10), pool).picked?.address, 'lighter');
+  });
+
   const system = 'System prompt shared by a whole workload, long enough to span blocks. '.repeat(10);
   const hashes = prefixBlockHashes(`${system}question`);
   it('default profile: a prefix holder wins while it has room...', () => {

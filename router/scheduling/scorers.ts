@@ -2,7 +2,14 @@
  * The built-in scorers. Each returns scores in [0, 1] aligned with the
  * endpoints it is given; higher is better.
  */
-import { expNegUtilizationAt, KV_FULL, type LoadEstimate, type PoolLoad, poolLoad } from './load.js';
+import {
+  expNegUtilizationAt,
+  KV_FULL,
+  type LoadEstimate,
+  type PoolLoad,
+  poolLoad,
+  RECENT_TAU_MS,
+} from './load.js';
 import { zeroScores } from './scores.js';
 import type { PluginDeps, SchedulingEndpoint, Scorer } from './types.js';
 
@@ -209,25 +216,45 @@ export function createPrefixCacheScorer(deps: PluginDeps): Scorer {
 }
 
 /**
- * `prefix-spread`: for a prompt that no candidate holds any block of (a new
- * prefix: a tenant's first request, a new conversation), the share of the
- * fullest candidate's prefix index the endpoint does not fill:
- * 1 − held / most held, in prompt characters. A new prefix settles where it
- * is first sent (`prefix-cache` keeps it there), so it goes where fewer
- * prefixes live, the way SGLang sends an unmatched prompt to its smallest
- * radix tree, rather than by the load of the instant alone: during a burst
- * of cold prompts that load is one prefill backlog against another, and a
- * pod that took more prefixes then keeps their traffic for good. When some
- * candidate holds part of the prompt, every endpoint scores 0.
+ * New prefixes `prefix-spread` looks for in the pods' indexes at most (the
+ * newest): each is found on the next decision after its pod reports it, so
+ * a few cover a burst, and the lookups a decision costs stay bounded.
  */
-export function createPrefixSpreadScorer(): Scorer {
+const PENDING_MAX = 4;
+
+/**
+ * `prefix-spread`: for a prompt that no candidate holds any block of (a new
+ * prefix: a tenant's first request, a new conversation), where its prefill
+ * delays the fewest requests. A pod's share of the requests to come is its
+ * share of the prefixes (they settle where they are first sent, and
+ * `prefix-cache` keeps them there), so its cost is the prompt characters its
+ * prefix index holds times the prefill it would run: this prompt, and the
+ * new prefixes this scorer sent there lately (found in its index on a later
+ * decision), each counted e^(−age / {@link RECENT_TAU_MS}) as still in
+ * prefill: a warm request that arrives meanwhile waits for them all. The
+ * score is 1 − cost / the highest cost. So a new prefix goes where fewer
+ * prefixes live, the way SGLang sends an unmatched prompt to its smallest
+ * radix tree, and not onto a pod still prefilling another, rather than by
+ * the load of the instant alone: during a burst of cold prompts that load is
+ * one prefill backlog against another, and a pod that took more prefixes
+ * then keeps their traffic for good. When some candidate holds part of the
+ * prompt, every endpoint scores 0.
+ */
+export function createPrefixSpreadScorer(deps: PluginDeps): Scorer {
+  const now = deps.now ?? Date.now;
   const first: number[] = [0];
+  type Pending = { hash: number; blockChars: number; chars: number; at: number };
+  // New prefixes not yet seen in an index: first block's hash, prompt characters, when.
+  const pending: Pending[] = [];
+  // Prompt characters of new prefixes per address, decaying: `chars` as of `at`.
+  const prefilling = new Map<string, { chars: number; at: number }>();
+  const decay = (age: number) => Math.exp(-Math.max(0, age) / RECENT_TAU_MS);
   return {
     type: 'prefix-spread',
     score(req, endpoints) {
       const out = zeroScores(endpoints.length);
-      let most = 0;
       let blockChars = 0;
+      let chars = 0;
       for (let i = 0; i < endpoints.length; i++) {
         const index = (endpoints[i] as SchedulingEndpoint).prefixIndex;
         if (index.size === 0 || index.blockChars === 0) continue;
@@ -236,14 +263,38 @@ export function createPrefixSpreadScorer(): Scorer {
           const hashes = req.prefixHashes(blockChars);
           if (hashes.length === 0) return out.fill(0);
           first[0] = hashes[0] as number;
+          chars = Math.max(req.promptChars ?? 0, hashes.length * blockChars);
         }
         // A chained hash: no first block, no block of the prompt.
         if (index.matchLength(first) > 0) return out.fill(0);
-        const held = index.size * index.blockChars;
-        out[i] = held;
-        most = Math.max(most, held);
+        out[i] = index.size * index.blockChars;
+      }
+      if (blockChars === 0) return out;
+      const t = now();
+      // Where the new prefixes went: the pod whose index now holds one.
+      for (let k = pending.length - 1; k >= 0; k--) {
+        const p = pending[k] as Pending;
+        let found = t - p.at > 5 * RECENT_TAU_MS;
+        for (let i = 0; i < endpoints.length && !found; i++) {
+          const e = endpoints[i] as SchedulingEndpoint;
+          if (e.prefixIndex.blockChars !== p.blockChars || !e.prefixIndex.has(p.hash)) continue;
+          const was = prefilling.get(e.address);
+          if (!was && prefilling.size > 100_000) prefilling.clear();
+          const c = (was ? was.chars * decay(t - was.at) : 0) + p.chars * decay(t - p.at);
+          prefilling.set(e.address, { chars: c, at: t });
+          found = true;
+        }
+        if (found) pending.splice(k, 1);
+      }
+      let most = 0;
+      for (let i = 0; i < out.length; i++) {
+        const was = prefilling.get((endpoints[i] as SchedulingEndpoint).address);
+        out[i] = (out[i] as number) * (chars + (was ? was.chars * decay(t - was.at) : 0));
+        most = Math.max(most, out[i] as number);
       }
       for (let i = 0; i < out.length; i++) out[i] = most > 0 ? 1 - (out[i] as number) / most : 0;
+      if (pending.length >= PENDING_MAX) pending.shift();
+      pending.push({ hash: first[0] as number, blockChars, chars, at: t });
       return out;
     },
   };
