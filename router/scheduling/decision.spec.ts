@@ -14,7 +14,7 @@ import { addRecent } from './load.js';
 import { createScheduler, HEALTH_STEP } from './profile.js';
 import { createBuiltinRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
-import type { PluginDeps, SchedulingRequest } from './types.js';
+import type { PluginDeps, SchedulingRequest, Scorer } from './types.js';
 
 const registry = createBuiltinRegistry();
 const SYSTEMS = Array.from({ length: 6 }, (_, g) =>
@@ -71,14 +71,18 @@ function randomRequest(i: number, pool: readonly EndpointView[], random: () => n
 }
 
 /**
- * What a profile decides by definition, from plugins made afresh for this one
- * decision: its filters in order, the request's exclusions, the health step,
- * the weighted sum of every scorer's scores times 1 − the failure penalty,
- * and every candidate whose total is the highest (the picker breaks ties).
+ * What a profile decides by definition: its filters in order (made afresh
+ * for this one decision), the request's exclusions, the health step, the
+ * weighted sum of every scorer's scores times 1 − the failure penalty, and
+ * every candidate whose total is the highest (the picker breaks ties).
+ * Scorers may keep state between decisions (`prefix-spread` remembers where
+ * it sent new prefixes), so the reference's scorers are made once per
+ * sequence and see the same decisions as the scheduler's.
  */
 function reference(
   profile: ProfileConfig,
   d: PluginDeps,
+  scorers: ReadonlyMap<string, Scorer>,
   req: SchedulingRequest,
   pool: readonly EndpointView[],
 ) {
@@ -90,7 +94,9 @@ function reference(
   }
   candidates = preferHealthy(candidates.filter((e) => !req.exclude.has(e.address)));
   remaining.push(candidates.length);
-  const scores = profile.scorers.map((s) => Array.from(registry.scorer(s.type, d).score(req, candidates)));
+  const scores = profile.scorers.map((s) =>
+    candidates.length > 0 ? Array.from((scorers.get(s.type) as Scorer).score(req, candidates)) : [],
+  );
   const totals = candidates.map((e, i) => {
     let t = 0;
     profile.scorers.forEach((s, k) => {
@@ -134,12 +140,13 @@ describe('scheduling decisions', () => {
       };
       // One scheduler for the whole sequence, as a router keeps one per profile.
       const scheduler = createScheduler(name, profile, registry, d);
+      const scorers = new Map(profile.scorers.map((s) => [s.type, registry.scorer(s.type, d)]));
       for (const size of [1, 2, 7, 40, 100]) {
         let pool = randomPool(size, world);
         for (let i = 0; i < 150; i++) {
           t += Math.floor(world() * 40);
           const req = randomRequest(i, pool, world);
-          const want = reference(profile, d, req, pool);
+          const want = reference(profile, d, scorers, req, pool);
           const got = scheduler.schedule(req, pool);
           assert.deepEqual(
             got.filtered.map((f) => f.remaining),
