@@ -10,6 +10,7 @@
  *   npm run bench:schedule [-- --iterations 20000 --sizes 10,100,1000 --json]
  *   npm run bench:schedule -- --sizes 100 --scorers least-request,kv-cache   (those scorers only)
  *   npm run bench:schedule -- --root ../other-checkout   (that checkout's scheduling code, this benchmark)
+ *   npm run bench:schedule -- --cold   (every prompt a new prefix no pod holds: prefix-spread's path)
  */
 import { Session } from 'node:inspector/promises';
 import { resolve } from 'node:path';
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     scorers: { type: 'string' },
     /** Load the router code from this checkout instead (another commit, side by side). */
     root: { type: 'string', default: '.' },
+    /** Every prompt starts with a prefix no pod holds (a new tenant), instead of the shared system prompt. */
+    cold: { type: 'boolean', default: false },
     /** Decisions sampled for the bytes they allocate (0: not measured). */
     'alloc-decisions': { type: 'string', default: '2000' },
   },
@@ -163,7 +166,9 @@ for (const n of sizes) {
     createSchedulingRequest(
       {
         model: 'm',
-        prompt: `${SYSTEM}Question ${i}: why was I charged twice?`,
+        prompt: values.cold
+          ? `New tenant ${i}: ${SYSTEM}`
+          : `${SYSTEM}Question ${i}: why was I charged twice?`,
         messages: [],
         routing: { version: '', sessionKey: `user-${i % 5000}`, priority: 'PRIORITY_UNSPECIFIED' },
       },
@@ -205,7 +210,7 @@ if (values.json) {
   process.stdout.write(`${JSON.stringify({ root, iterations, promptHashUs: hashUs, rows }, null, 2)}\n`);
 } else {
   process.stdout.write(
-    `scheduling decision time, default profile, ${iterations} decisions per size (prompt ${SYSTEM.length + 40} chars, hashing ≈ ${hashUs.toFixed(1)} µs of each)\n`,
+    `scheduling decision time, default profile${values.cold ? ' (cold prompts: a new prefix each)' : ''}, ${iterations} decisions per size (prompt ${SYSTEM.length + 40} chars, hashing ≈ ${hashUs.toFixed(1)} µs of each)\n`,
   );
   process.stdout.write('endpoints   mean µs    p50 µs    p99 µs   ns/endpoint   KB/decision\n');
   for (const r of rows) {
