@@ -19,7 +19,8 @@ import type { Breakers } from './breakers.js';
 export interface AttemptSpec {
   endpoint: string;
   client: RelayEngineClient;
-  request: GenerateRequest;
+  /** The request, or its encoding. */
+  request: GenerateRequest | Buffer;
   metadata: grpc.Metadata;
   /** The request's absolute deadline (epoch ms). */
   deadline: number;
