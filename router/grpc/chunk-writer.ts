@@ -7,11 +7,13 @@
  * message (text joined, token ids appended, the finish reason and usage of
  * the last), written at 'drain'. From then on the stream is known to be
  * slow and coalesces adaptively: one message is in flight at a time, and
- * what arrives while it is being written is merged into the next. A client
- * that reads as fast as the chunks come still gets one chunk per message (each
- * write completes before the next chunk arrives); one that falls behind gets
- * fewer, larger messages, which costs less CPU per token on both ends. The
- * first chunk always goes out alone and at once. Upstream reading goes on
+ * what arrives while it is being written is merged into the next. While the
+ * client keeps up again, each write completes before the next chunk arrives
+ * and every chunk still goes out alone; while it lags, it gets fewer, larger
+ * messages, which costs less CPU per token on both ends (going back to one
+ * message per token after each 'drain' would refill its window with
+ * one-token messages). A client that never fell behind is never merged for.
+ * The first chunk always goes out alone and at once. Upstream reading goes on
  * while chunks merge, up to {@link MAX_PENDING_TOKENS} tokens or
  * {@link MAX_PENDING_TEXT} bytes of text; beyond that the writer pushes back
  * (the upstream read waits until the message in flight is written), so
@@ -79,9 +81,7 @@ export class ChunkWriter {
     if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED')
       this.tail = { ...this.tail, finishReason: chunk.finishReason, usage: chunk.usage };
     if (this.pendingTokens < MAX_PENDING_TOKENS && this.pendingText < MAX_PENDING_TEXT) return undefined;
-    this.drained ??= new Promise<void>((resolve) => {
-      this.wake = resolve;
-    });
+    this.drained ??= this.whenWritten();
     return this.drained;
   }
 
@@ -112,6 +112,20 @@ export class ChunkWriter {
   private writeOne(bytes: Buffer): void {
     this.behind = true;
     this.call.write(bytes, this.written);
+  }
+
+  /** Resolves when the message in flight is written; rejects if the client goes away first. */
+  private whenWritten(): Promise<void> {
+    const call = this.call;
+    if (call.cancelled) return Promise.reject(new Error('client went away'));
+    return new Promise<void>((resolve, reject) => {
+      const onCancel = () => reject(new Error('client went away'));
+      call.once('cancelled', onCancel);
+      this.wake = () => {
+        call.off('cancelled', onCancel);
+        resolve();
+      };
+    });
   }
 
   /** The message in flight was written: the next one carries everything merged meanwhile. */
