@@ -50,9 +50,8 @@ export interface LoadedProtos {
 
 /** An Engine client whose `GenerateStream` yields chunks as received (common/chunk-relay.ts). */
 export type RelayEngineClient = Omit<EngineClient, 'GenerateStream' | 'generateStream'> & {
-  /** `argument` as bytes goes out as is (see {@link receivedBytes}). */
   GenerateStream(
-    argument: GenerateRequest | Buffer,
+    argument: GenerateRequest,
     metadata: grpc.Metadata,
     options?: grpc.CallOptions,
   ): grpc.ClientReadableStream<RelayChunk>;
@@ -87,12 +86,7 @@ export function loadProtos(): LoadedProtos {
 /** An Engine client constructor whose `GenerateStream` reads each chunk into a {@link RelayChunk}. */
 function relayEngineClient(service: grpc.ServiceDefinition): RelayEngineClientConstructor {
   const generate = service.GenerateStream as grpc.MethodDefinition<GenerateRequest, unknown>;
-  const encode = generate.requestSerialize;
-  const relay = {
-    ...generate,
-    requestSerialize: (value: GenerateRequest | Buffer) => (Buffer.isBuffer(value) ? value : encode(value)),
-    responseDeserialize: (bytes: Buffer) => new RelayChunk(bytes),
-  };
+  const relay = { ...generate, responseDeserialize: (bytes: Buffer) => new RelayChunk(bytes) };
   return grpc.makeGenericClientConstructor(
     { ...service, GenerateStream: relay },
     'Engine',
@@ -116,30 +110,10 @@ function serializeChunk(value: GenerateChunk | Buffer): Buffer {
  */
 function useChunkCodec(definition: protoLoader.PackageDefinition): void {
   const engine = (definition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition).GenerateStream;
-  const service = definition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition;
-  const inference = service.GenerateStream;
-  if (!engine || !inference || !service.Generate) throw new Error('llmmesh.v1 protos without GenerateStream');
+  const inference = (definition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition).GenerateStream;
+  if (!engine || !inference) throw new Error('llmmesh.v1 protos without GenerateStream');
   engine.responseDeserialize = decodeChunk;
   inference.responseSerialize = serializeChunk as (value: object) => Buffer;
-  for (const method of [inference, service.Generate]) {
-    const decode = method.requestDeserialize;
-    method.requestDeserialize = (bytes: Buffer) => {
-      const request = decode(bytes);
-      received.set(request, bytes);
-      return request;
-    };
-  }
-}
-
-/** The bytes each Inference request was decoded from, while the request lives. */
-const received = new WeakMap<object, Buffer>();
-
-/**
- * The bytes an `Inference` request arrived as, for a router that forwards it
- * on the Engine hop without encoding it again (`GenerateRequest` on both).
- */
-export function receivedBytes(request: object): Buffer | undefined {
-  return received.get(request);
 }
 
 /** Fully qualified service names, as clients and health checks see them. */

@@ -16,7 +16,7 @@ import { freshlyUsable, isSaturated, pastLimit, usable } from '../scheduling/loa
 import type { SchedulingEndpoint } from '../scheduling/types.js';
 import type { EndpointSnapshot, EndpointView } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
-import { checkContextLength, checkRequest, upstreamBytes, upstreamRequest } from './preflight.js';
+import { checkContextLength, checkRequest, upstreamRequest } from './preflight.js';
 import { createTenantCharge } from './tenant-charge.js';
 import { runUpstream } from './upstream.js';
 
@@ -192,7 +192,6 @@ export function createDirector(ctx: RouterContext): Director {
         const cacheControl = incoming.get(CACHE_KEY)[0];
         return await runUpstream(ctx, scope, {
           request,
-          requestBytes: upstreamBytes(req, request),
           requestId,
           version: choice,
           scheduler,

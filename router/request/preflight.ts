@@ -2,10 +2,8 @@
  * The checks a request passes before it is routed, as pure functions of the
  * request and the config: each throws a MeshError naming what is wrong.
  */
-import { varintSize, writeVarint } from '../../common/chunk-codec.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
-import { receivedBytes } from '../../common/proto.js';
 import { validateGenerateRequest } from '../../common/validate.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
 
@@ -53,34 +51,6 @@ export function upstreamRequest(
   if (model.max_tokens_cap !== undefined && (req.sampling?.maxTokens ?? 0) === 0) {
     out.sampling = { ...(req.sampling ?? { stop: [] }), maxTokens: model.max_tokens_cap };
   }
-  return out;
-}
-
-/** `GenerateRequest.request_id`: field 6, length-delimited. */
-const REQUEST_ID_TAG = (6 << 3) | 2;
-
-/**
- * `upstream` (made by {@link upstreamRequest} from `req`) as the bytes `req`
- * arrived as, so the Engine hop does not encode the request again: the
- * client's bytes, with the request id appended when the router gave it one
- * (of a field that appears twice a reader keeps the last). Undefined when
- * the bytes are unknown or the request changed otherwise (a `max_tokens`
- * cap): the object is encoded then.
- */
-export function upstreamBytes(
-  req: GenerateRequest__Output,
-  upstream: GenerateRequest__Output,
-): Buffer | undefined {
-  const raw = receivedBytes(req);
-  if (!raw || upstream.sampling !== req.sampling) return undefined;
-  if (upstream.requestId === req.requestId) return raw;
-  const len = Buffer.byteLength(upstream.requestId);
-  const out = Buffer.allocUnsafe(raw.length + 1 + varintSize(len) + len);
-  raw.copy(out, 0);
-  let pos = raw.length;
-  out[pos++] = REQUEST_ID_TAG;
-  pos = writeVarint(out, pos, len);
-  out.write(upstream.requestId, pos, len, 'utf8');
   return out;
 }
 

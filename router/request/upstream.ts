@@ -36,8 +36,6 @@ import { recordScheduleSpan, startAttemptSpan } from './spans.js';
 /** One request's upstream work. */
 export interface UpstreamJob {
   request: GenerateRequest__Output;
-  /** `request` encoded, when known: an attempt that is no continuation sends these bytes. */
-  requestBytes?: Buffer;
   requestId: string;
   version: VersionChoice;
   scheduler: Scheduler;
@@ -141,9 +139,7 @@ class UpstreamRun {
         {
           endpoint: endpoint.address,
           client,
-          request: continuation
-            ? { ...job.request, continuation: continuation.value }
-            : (job.requestBytes ?? job.request),
+          request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
           metadata: this.metadata(span),
           deadline: scope.deadline,
           signal: scope.signal,

@@ -19,8 +19,7 @@ import type { Breakers } from './breakers.js';
 export interface AttemptSpec {
   endpoint: string;
   client: RelayEngineClient;
-  /** The request, or its encoding. */
-  request: GenerateRequest | Buffer;
+  request: GenerateRequest;
   metadata: grpc.Metadata;
   /** The request's absolute deadline (epoch ms). */
   deadline: number;
