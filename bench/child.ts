@@ -8,7 +8,7 @@
  * serving, then answers `{ id, cmd, args }` requests with `{ id, result }` or
  * `{ id, error }`. It stops on `{ cmd: 'stop' }`, SIGTERM, or when the parent goes away.
  * `profile-start` / `profile-stop` sample its CPU (V8 profiler through the
- * inspector) between the two; `profile-stop` answers with the profile.
+ * inspector, every `intervalUs` µs if given) between the two; `profile-stop` answers with the profile.
  * `allocations-start` / `allocations-stop` sample its allocations likewise;
  * `heap-snapshot` writes a heap snapshot and answers with its path.
  */
@@ -69,9 +69,12 @@ async function main(): Promise<void> {
   const profiler = new Session();
   const handlers: Record<string, Handler> = {
     stats: () => ({ memory: memory(), cpu: process.cpuUsage() }),
-    'profile-start': async () => {
+    'profile-start': async (args) => {
       profiler.connect();
       await profiler.post('Profiler.enable');
+      // Sampling interval in µs (V8's default is 1000).
+      if (typeof args.intervalUs === 'number')
+        await profiler.post('Profiler.setSamplingInterval', { interval: args.intervalUs });
       await profiler.post('Profiler.start');
       return true;
     },

@@ -30,10 +30,14 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
+import { loadProtos } from '../common/proto.js';
 import { runLoad } from './load-generator.js';
 import { createProcessGroup, type HelperProcess, type ProcessGroup, processCpuSeconds } from './processes.js';
 import { fmt } from './report.js';
 import { benchRouterConfig } from './router-config.js';
+import { readStream } from './scenarios/overhead.js';
 import { startPods } from './scenarios/pods.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
 import { createWorkload } from './workloads.js';
@@ -102,6 +106,126 @@ async function startEndpoint(group: ProcessGroup, kind: string): Promise<string>
   return (pod as { sidecarAddress: string }).sidecarAddress;
 }
 
+const PASSTHROUGH = 'pass-through';
+/** The coalescing engine's rate (tokens per ms per stream) and the slow reader's pattern, as in the overhead scenario. */
+const TOKENS_PER_MS = 4;
+const SLOW = { burst: 16, pauseMs: 10 };
+
+/** A synthetic engine generating at a fixed rate whether read or not (coalescing). */
+async function startRateEngine(group: ProcessGroup): Promise<string> {
+  const engine = await group.helper('fake-engine', {
+    model: MODEL,
+    version: 'v1',
+    tokensPerMs: TOKENS_PER_MS,
+  });
+  return (engine.info.addresses as string[])[0] as string;
+}
+
+/**
+ * Coalescing side by side: per round and proxy (order rotating), `streams`
+ * streams of `tokens` tokens at once, read slowly (all, or every other one);
+ * tokens per proxy CPU-second and messages received.
+ */
+async function compareReaders(o: {
+  readers: 'slow' | 'half';
+  streams: number;
+  tokens: number;
+  rounds: number;
+  load: string[];
+  proxies: Map<string, HelperProcess>;
+  signal: AbortSignal;
+  log: (line: string) => void;
+  json: string | undefined;
+  shas: { baseline: string; current: string };
+}): Promise<void> {
+  const protos = loadProtos();
+  const clients = new Map(
+    [...o.proxies].map(([name, proc]) => {
+      const address = String(proc.info.address);
+      const insecure = grpc.credentials.createInsecure();
+      return [
+        name,
+        name === PASSTHROUGH
+          ? new protos.engine.Engine(address, insecure)
+          : new protos.inference.Inference(address, insecure),
+      ] as const;
+    }),
+  );
+  type Streaming = { GenerateStream(r: unknown): grpc.ClientReadableStream<GenerateChunk__Output> };
+  const block = async (name: string, tokens: number) => {
+    const proc = o.proxies.get(name) as HelperProcess;
+    const client = clients.get(name) as unknown as Streaming;
+    const before = proc.cpuSeconds() ?? 0;
+    const results = await Promise.all(
+      Array.from({ length: o.streams }, (_, i) => {
+        const call = client.GenerateStream({
+          model: MODEL,
+          prompt: `coalescing ${i}`,
+          sampling: { maxTokens: tokens },
+        });
+        const slow = o.readers === 'slow' || i % 2 === 0;
+        return readStream(call, slow ? SLOW : undefined);
+      }),
+    );
+    const cpu = (proc.cpuSeconds() ?? 0) - before;
+    return {
+      cpu,
+      tokens: results.reduce((a, r) => a + r.tokens, 0),
+      messages: results.reduce((a, r) => a + r.messages, 0),
+      incomplete: results.filter((r) => !r.ok || r.tokens !== tokens).length,
+    };
+  };
+  try {
+    const names = [...o.proxies.keys()];
+    // Warm-up, not measured: JIT and connections.
+    for (const name of names) await block(name, 1024);
+    const perCpu = new Map<string, number[]>(names.map((n) => [n, []]));
+    const messages = new Map<string, number[]>(names.map((n) => [n, []]));
+    let incomplete = 0;
+    for (let round = 0; round < o.rounds; round++) {
+      const order = names.map((_, i) => names[(i + round) % names.length] as string);
+      for (const name of order) {
+        if (o.signal.aborted) throw new Error('stopped (signal or --max-minutes)');
+        const b = await block(name, o.tokens);
+        incomplete += b.incomplete;
+        perCpu.get(name)?.push(b.tokens / b.cpu);
+        messages.get(name)?.push(b.messages);
+        o.log(
+          `round ${round + 1} ${name}: ${b.messages} messages for ${b.tokens} tokens, ${fmt(b.tokens / b.cpu)} tokens per CPU-second` +
+            (b.incomplete ? `, ${b.incomplete} streams incomplete` : ''),
+        );
+      }
+    }
+    const floor = perCpu.get(PASSTHROUGH) as number[];
+    const header = `${o.readers === 'slow' ? 'slow readers' : 'half slow, half fast readers'}: ${o.streams} streams of ${o.tokens} tokens at ${TOKENS_PER_MS} tokens/ms each, ${o.rounds} rounds, load average at start ${o.load.join(' / ')}`;
+    const lines = [
+      header,
+      '',
+      '| proxy | messages received | tokens per CPU-second | ÷ pass-through, per round |',
+      '| ----- | ----------------: | --------------------: | ------------------------: |',
+      ...names.map((name) => {
+        const t = perCpu.get(name) as number[];
+        const ratio = name === PASSTHROUGH ? '' : show(t.map((x, i) => x / (floor[i] as number)));
+        return `| ${name} | ${show(messages.get(name) as number[])} | ${show(t)} | ${ratio} |`;
+      }),
+      '',
+      `Median (min – max) over the rounds; ${incomplete} streams incomplete.`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (o.json) {
+      const out = {
+        ...o.shas,
+        header,
+        perCpu: Object.fromEntries(perCpu),
+        messages: Object.fromEntries(messages),
+      };
+      await writeFile(o.json, JSON.stringify(out, null, 2));
+    }
+  } finally {
+    for (const c of clients.values()) c.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -114,6 +238,7 @@ async function main(): Promise<void> {
       waves: { type: 'string', default: '4' },
       'max-minutes': { type: 'string', default: '30' },
       endpoint: { type: 'string', default: 'sim' },
+      readers: { type: 'string' },
       json: { type: 'string' },
     },
   });
@@ -153,16 +278,41 @@ async function main(): Promise<void> {
     const baselineTree = await checkout(baselineSha);
     const afterTree = values.after ? await checkout(currentSha) : undefined;
 
-    log(`compare-refs: starting the ${values.endpoint} endpoint and both routers`);
-    const endpoint = await startEndpoint(group, String(values.endpoint));
+    const readers = values.readers;
+    if (readers !== undefined && readers !== 'slow' && readers !== 'half')
+      throw new Error(`--readers is slow or half, not "${readers}"`);
+    log(
+      `compare-refs: starting the ${readers ? 'rate' : values.endpoint} endpoint, the pass-through and both routers`,
+    );
+    const endpoint = readers
+      ? await startRateEngine(group)
+      : await startEndpoint(group, String(values.endpoint));
     const config = benchRouterConfig(MODEL, [endpoint]);
     const routers = new Map<string, HelperProcess>([
       [`before (${baselineSha})`, await group.helper('router', { config }, { root: baselineTree })],
       [`after (${currentSha})`, await group.helper('router', { config }, { root: afterTree })],
     ]);
     for (const r of routers.values()) await r.request('wait-ready', { n: 1 });
+    const passthrough = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint });
+    if (readers) {
+      await compareReaders({
+        readers,
+        streams: concurrency,
+        tokens: outputLen,
+        rounds,
+        load,
+        proxies: new Map([[PASSTHROUGH, passthrough], ...routers]),
+        signal: abort.signal,
+        log,
+        json: values.json,
+        shas: { baseline: baselineSha, current: currentSha },
+      });
+      return;
+    }
+    const measured = new Map<string, HelperProcess>([[PASSTHROUGH, passthrough], ...routers]);
     const targets: BenchTarget[] = [
       { name: 'direct', kind: 'engine', address: endpoint },
+      { name: PASSTHROUGH, kind: 'engine', address: String(passthrough.info.address) },
       ...[...routers].map(([name, r]) => ({
         name,
         kind: 'inference' as const,
@@ -183,7 +333,7 @@ async function main(): Promise<void> {
       const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
       for (const target of order) {
         if (abort.signal.aborted) throw new Error('stopped (signal or --max-minutes)');
-        const pid = routers.get(target.name)?.pid;
+        const pid = measured.get(target.name)?.pid;
         const cpuBefore = pid === undefined ? undefined : processCpuSeconds(pid);
         const result = await runLoad({
           target,
@@ -211,14 +361,14 @@ async function main(): Promise<void> {
         });
         log(
           `round ${round + 1} ${target.name}: TTFT p50 ${fmt(s.ttft.p50)} ms, p99 ${fmt(s.ttft.p99)} ms` +
-            (cpu === undefined ? '' : `, router CPU ${fmt(cpu)} ms/request`) +
+            (cpu === undefined ? '' : `, CPU ${fmt(cpu)} ms/request`) +
             (s.requests - s.ok ? `, ${s.requests - s.ok} errors` : ''),
         );
       }
     }
 
     const direct = blocks.get('direct') as Block[];
-    const names = [...routers.keys()];
+    const names = [PASSTHROUGH, ...routers.keys()];
     const rows = names.map((name) => {
       const bs = blocks.get(name) as Block[];
       return {
@@ -229,28 +379,40 @@ async function main(): Promise<void> {
         errors: bs.reduce((a, b) => a + b.errors, 0),
       };
     });
-    const [before, after] = rows as [(typeof rows)[0], (typeof rows)[0]];
+    const [floor, before, after] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
     const cpuRatio = after.cpuMsPerRequest.map((a, i) => a / (before.cpuMsPerRequest[i] as number));
+    const overFloor = (r: (typeof rows)[0]) =>
+      r.cpuMsPerRequest.map((a, i) => a / (floor.cpuMsPerRequest[i] as number));
+    const addedOverFloor = (r: (typeof rows)[0], q: 'addedTtftP50' | 'addedTtftP99') =>
+      r[q].map((a, i) => a - (floor[q][i] as number));
     const header = `${values.endpoint} endpoint, ${concurrency} concurrent streams of ${outputLen} tokens (prompt ${values['prompt-len']}), ${rounds} rounds × ${waves} waves (+1 warm-up wave), load average at start ${load.join(' / ')}`;
     const lines = [
       header,
       '',
-      '| router | CPU ms/request | added TTFT p50 ms | added TTFT p99 ms | errors |',
-      '| ------ | -------------: | ----------------: | ----------------: | -----: |',
+      '| proxy | CPU ms/request | ÷ pass-through, per round | added TTFT p50 ms | added TTFT p99 ms | over the pass-through: p50 / p99 ms | errors |',
+      '| ----- | -------------: | ------------------------: | ----------------: | ----------------: | ------------------------------------: | -----: |',
       ...rows.map(
         (r) =>
-          `| ${r.router} | ${show(r.cpuMsPerRequest)} | ${show(r.addedTtftP50)} | ${show(r.addedTtftP99)} | ${r.errors} |`,
+          `| ${r.router} | ${show(r.cpuMsPerRequest)} | ${r === floor ? '' : show(overFloor(r))} | ${show(r.addedTtftP50)} | ${show(r.addedTtftP99)} | ${r === floor ? '' : `${show(addedOverFloor(r, 'addedTtftP50'))} / ${show(addedOverFloor(r, 'addedTtftP99'))}`} | ${r.errors} |`,
       ),
       '',
       `CPU per request, after / before, per round: ${show(cpuRatio)}; direct TTFT p50 ${show(direct.map((b) => b.ttftP50))} ms, p99 ${show(direct.map((b) => b.ttftP99))} ms.`,
-      'Median (min – max) over the rounds; "added" is the router block minus the direct block of the same round.',
+      'Median (min – max) over the rounds; "added" is the proxy block minus the direct block of the same round, "over the pass-through" the router\'s added TTFT minus the pass-through\'s of the same round.',
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     if (values.json) {
       await writeFile(
         values.json,
         JSON.stringify(
-          { baseline: baselineSha, current: currentSha, header, rows, cpuRatio, direct },
+          {
+            baseline: baselineSha,
+            current: currentSha,
+            header,
+            rows,
+            cpuRatio,
+            overPassthrough: { before: overFloor(before), after: overFloor(after) },
+            direct,
+          },
           null,
           2,
         ),

@@ -5,7 +5,7 @@
  * closed-loop load runs, in interleaved blocks of the same requests.
  *
  *     node --import tsx bench/overhead-profile.ts [--concurrency 64] [--output-len 32]
- *       [--rounds 4] [--waves 4] [--out DIR] [--top 25]
+ *       [--rounds 4] [--waves 4] [--out DIR] [--top 25] [--interval-us 1000]
  *
  * Prints each proxy's CPU per request and its self time by area and by
  * function (share of its busy time); writes both `.cpuprofile` files to
@@ -32,6 +32,7 @@ const { values: opts } = parseArgs({
     waves: { type: 'string', default: '4' },
     out: { type: 'string', default: 'bench/results/profiles' },
     top: { type: 'string', default: '25' },
+    'interval-us': { type: 'string', default: '1000' },
   },
 });
 const concurrency = Number(opts.concurrency);
@@ -68,7 +69,8 @@ try {
     });
   // Warm-up, unsampled: JIT and connections.
   for (const c of contenders) await block(c, 0, concurrency * 2);
-  for (const c of contenders) await c.proc.request('profile-start');
+  for (const c of contenders)
+    await c.proc.request('profile-start', { intervalUs: Number(opts['interval-us']) });
   let index = concurrency * 2;
   for (let round = 0; round < Number(opts.rounds); round++) {
     const order = round % 2 ? [...contenders].reverse() : contenders;

@@ -337,7 +337,8 @@ async function measure(
 }
 
 /** One stream read by a reader that may fall behind. */
-interface ReadResult {
+/** What one stream's reader got. */
+export interface ReadResult {
   messages: number;
   tokens: number;
   ok: boolean;
@@ -347,7 +348,7 @@ interface ReadResult {
  * Reads one stream; a slow reader takes `burst` messages, then stops reading
  * for `pauseMs`, and so on (it falls behind a fast engine).
  */
-function readStream(
+export function readStream(
   call: grpc.ClientReadableStream<GenerateChunk__Output>,
   slow: { burst: number; pauseMs: number } | undefined,
 ): Promise<ReadResult> {

@@ -5,11 +5,19 @@
  * call's write buffer (the client is behind: its flow-control window is
  * full), the chunks that arrive before 'drain' are merged into one pending
  * message (text joined, token ids appended, the finish reason and usage of
- * the last), written at 'drain'. The first chunk always goes out alone and
- * at once. Upstream reading goes on while chunks merge, up to
- * {@link MAX_PENDING_TOKENS} tokens or {@link MAX_PENDING_TEXT} bytes of
- * text; beyond that the writer pushes back (the upstream read waits for
- * 'drain'), so memory stays bounded.
+ * the last), written at 'drain'. From then on the stream is known to be
+ * slow and coalesces adaptively: one message is in flight at a time, and
+ * what arrives while it is being written is merged into the next. While the
+ * client keeps up again, each write completes before the next chunk arrives
+ * and every chunk still goes out alone; while it lags, it gets fewer, larger
+ * messages, which costs less CPU per token on both ends (going back to one
+ * message per token after each 'drain' would refill its window with
+ * one-token messages). A client that never fell behind is never merged for.
+ * The first chunk always goes out alone and at once. Upstream reading goes on
+ * while chunks merge, up to {@link MAX_PENDING_TOKENS} tokens or
+ * {@link MAX_PENDING_TEXT} bytes of text; beyond that the writer pushes back
+ * (the upstream read waits until the message in flight is written), so
+ * memory stays bounded.
  *
  * Nothing is lost or reordered: a merged chunk carries exactly the text and
  * token ids of the chunks it replaces, and `token_ids.length` says how many
@@ -35,6 +43,9 @@ export type ChunkStream = grpc.ServerWritableStream<unknown, Buffer>;
 /** Writes chunks to a server stream; see the module comment. */
 export class ChunkWriter {
   private behind = false;
+  /** The client fell behind once: from then on, chunks merge while a message is in flight. */
+  private slow = false;
+  private wake: (() => void) | undefined;
   private drained: Promise<void> | undefined;
   private pending: RelayChunk[] = [];
   private pendingTokens = 0;
@@ -54,6 +65,10 @@ export class ChunkWriter {
     if (!this.behind) {
       this.messages++;
       const bytes = modelVersion ? withModelVersion(chunk.bytes, modelVersion) : chunk.bytes;
+      if (this.slow) {
+        this.writeOne(bytes);
+        return undefined;
+      }
       if (!this.call.write(bytes) && this.call.writableLength >= COALESCE_BACKLOG) this.fallBehind();
       return undefined;
     }
@@ -65,8 +80,9 @@ export class ChunkWriter {
     this.pendingText += chunk.textBytes;
     if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED')
       this.tail = { ...this.tail, finishReason: chunk.finishReason, usage: chunk.usage };
-    if (this.pendingTokens >= MAX_PENDING_TOKENS || this.pendingText >= MAX_PENDING_TEXT) return this.drained;
-    return undefined;
+    if (this.pendingTokens < MAX_PENDING_TOKENS && this.pendingText < MAX_PENDING_TEXT) return undefined;
+    this.drained ??= this.whenWritten();
+    return this.drained;
   }
 
   /** Writes what is pending (the stream ends next: grpc-js sends buffered messages before the status). */
@@ -92,14 +108,53 @@ export class ChunkWriter {
     return merged;
   }
 
+  /** Writes one message and merges what arrives until it is written. */
+  private writeOne(bytes: Buffer): void {
+    this.behind = true;
+    this.call.write(bytes, this.written);
+  }
+
+  /** Resolves when the message in flight is written; rejects if the client goes away first. */
+  private whenWritten(): Promise<void> {
+    const call = this.call;
+    if (call.cancelled) return Promise.reject(new Error('client went away'));
+    return new Promise<void>((resolve, reject) => {
+      const onCancel = () => reject(new Error('client went away'));
+      call.once('cancelled', onCancel);
+      this.wake = () => {
+        call.off('cancelled', onCancel);
+        resolve();
+      };
+    });
+  }
+
+  /** The message in flight was written: the next one carries everything merged meanwhile. */
+  private readonly written = (err?: Error | null): void => {
+    const wake = this.wake;
+    this.wake = undefined;
+    this.drained = undefined;
+    // A failed write means the client went away: the request's cancellation ends the stream.
+    if (!err) {
+      this.behind = false;
+      const merged = this.take();
+      if (merged) {
+        this.messages++;
+        this.writeOne(merged);
+      }
+    }
+    wake?.();
+  };
+
   private fallBehind(): void {
     this.behind = true;
+    this.slow = true;
     const drained = waitForDrain(this.call).then(() => {
       this.behind = false;
+      this.drained = undefined;
       const merged = this.take();
       if (!merged) return;
       this.messages++;
-      if (!this.call.write(merged) && this.call.writableLength >= COALESCE_BACKLOG) this.fallBehind();
+      this.writeOne(merged);
     });
     // A client that went away rejects it; the request's cancellation handles that.
     drained.catch(() => {});
