@@ -46,6 +46,22 @@ export const KNEE_GROWTH = 1.25;
 /** Share of a learned knee that, running, counts as the knee binding (not quiet). */
 export const KNEE_BINDING_SHARE = 0.8;
 
+/**
+ * How long a knee the engine showed to be its concurrency limit holds (ms)
+ * before the router tries one request past it again. A limit shows as a
+ * plateau: requests waiting at two scrapes with the same count running and
+ * never more (a token budget or a filling KV cache lets the count move).
+ * While it holds, the router sends a pod no more than the limit, as it does
+ * with a published `max_num_seqs`, and nothing waits in the engine for a
+ * slot; past it, one more request probes whether the pod can run more (the
+ * knee then rises) or queues, and the first scrape that shows the same
+ * count running with a request waiting holds the limit again. A probe costs
+ * the requests that wait in the engine until that report (a few, for a
+ * scrape interval); a limit learned too low costs a pod's headroom under
+ * overload for this long at most.
+ */
+export const KNEE_PROBE_MS = 20_000;
+
 /** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
 export interface LoadHistory {
   /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
@@ -65,6 +81,15 @@ export interface LoadHistory {
   readonly peakSince?: number;
   /** Distinct engine scrapes seen since then, that one included (absent: 0). */
   readonly peakScrapes?: number;
+  /** Of those, the scrapes that showed that many running with requests waiting in the engine (absent: 0). */
+  readonly plateauScrapes?: number;
+  /** When (report clock) the engine last showed the knee to be its concurrency limit; -1 never, or not this knee (absent: -1). */
+  readonly limitSeenAt?: number;
+  /**
+   * True while the knee is a limit seen within {@link KNEE_PROBE_MS}: the
+   * router sends the pod no more than it (absent: false).
+   */
+  readonly atLimit?: boolean;
   /** The last report's engine gauges, to tell a new scrape from a repeated one (absent: none). */
   readonly lastScrape?: string;
 }
@@ -78,6 +103,9 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
   spellPeak: 0,
   peakSince: -1,
   peakScrapes: 0,
+  plateauScrapes: 0,
+  limitSeenAt: -1,
+  atLimit: false,
   lastScrape: '',
 });
 
@@ -109,32 +137,52 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   // report until the next one).
   const e = r.engine;
   const lastScrape = e ? `${e.numRequestsRunning}/${e.numRequestsWaiting}/${e.kvCacheUsagePerc}` : '';
+  const newScrape = lastScrape !== h.lastScrape;
+  // The engine's own queue, beside a count that is all it runs.
+  const engineQueued = (e?.numRequestsWaiting ?? 0) > 0;
   let spellPeak = 0;
   let peakSince = -1;
   let peakScrapes = 0;
+  let plateauScrapes = 0;
   if (waiting > 0) {
     const inSpell = h.queueingSince >= 0;
     spellPeak = inSpell ? (h.spellPeak ?? 0) : 0;
     peakSince = inSpell ? (h.peakSince ?? -1) : -1;
-    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (lastScrape !== h.lastScrape ? 1 : 0) : 1;
+    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (newScrape ? 1 : 0) : 1;
+    plateauScrapes = inSpell ? (h.plateauScrapes ?? 0) : 0;
     if (running > spellPeak || peakSince < 0) {
       spellPeak = Math.max(spellPeak, running);
       peakSince = now;
       peakScrapes = 1;
-    }
+      plateauScrapes = running === spellPeak && engineQueued ? 1 : 0;
+    } else if (newScrape && running === spellPeak && engineQueued) plateauScrapes++;
   }
   // Quiet: nothing waits and the knee does not bind (a router holding the
   // pod at its knee keeps it from queueing; that confirms the knee).
   const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
   const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
+  let limitSeenAt = h.limitSeenAt ?? -1;
   // Only a queue that persists teaches: a scrape between two steps, or
   // prompts waiting a step for the token budget, say nothing about capacity.
   const confirmed =
     spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
   if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
   else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
-  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
+  // A plateau the knee has come to (within one) is the engine's limit; the
+  // limit seen again, from one scrape, holds it again (a router that holds
+  // the pod at its limit sends one past it only to probe).
+  const plateau = confirmed && plateauScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS;
+  if (plateau && Math.abs(knee - spellPeak) < 1) {
+    knee = spellPeak;
+    limitSeenAt = now;
+  } else if (knee !== h.learnedKnee) limitSeenAt = -1;
+  else if (limitSeenAt >= 0 && newScrape && engineQueued && running === knee) limitSeenAt = now;
+  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) {
+    knee = 0;
+    limitSeenAt = -1;
+  }
+  const atLimit = limitSeenAt >= 0 && now - limitSeenAt < KNEE_PROBE_MS;
   if (
     knee === h.learnedKnee &&
     queueingSince === h.queueingSince &&
@@ -143,6 +191,9 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     spellPeak === (h.spellPeak ?? 0) &&
     peakSince === (h.peakSince ?? -1) &&
     peakScrapes === (h.peakScrapes ?? 0) &&
+    plateauScrapes === (h.plateauScrapes ?? 0) &&
+    limitSeenAt === (h.limitSeenAt ?? -1) &&
+    atLimit === (h.atLimit ?? false) &&
     lastScrape === h.lastScrape
   )
     return h;
@@ -154,6 +205,9 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     spellPeak,
     peakSince,
     peakScrapes,
+    plateauScrapes,
+    limitSeenAt,
+    atLimit,
     lastScrape,
   };
 }
