@@ -2,8 +2,10 @@
  * What the router learns from a pod's load reports over time: how long its
  * engine (or sidecar) has had requests waiting, and the *knee*, the most
  * requests the engine ran while others waited, once a queue persisted with
- * no more running. load.ts scores and admits against that knee; this file
- * only learns it, one report at a time, as a pure function of the history.
+ * no more running, and whether that knee is the engine's concurrency limit
+ * (the same count ran at two scrapes while requests waited). load.ts scores
+ * and admits against them; this file only learns them, one report at a
+ * time, as a pure function of the history.
  */
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 
@@ -83,11 +85,17 @@ export interface LoadHistory {
   readonly peakScrapes?: number;
   /** Of those, the scrapes that showed that many running with requests waiting in the engine (absent: 0). */
   readonly plateauScrapes?: number;
-  /** When (report clock) the engine last showed the knee to be its concurrency limit; -1 never, or not this knee (absent: -1). */
+  /**
+   * The engine's concurrency limit, as a plateau that the knee has come to
+   * (within one) showed it; 0 when none has, or the knee has moved since
+   * (absent: 0).
+   */
+  readonly limit?: number;
+  /** When (report clock) the engine last showed that limit; -1 while there is none (absent: -1). */
   readonly limitSeenAt?: number;
   /**
-   * True while the knee is a limit seen within {@link KNEE_PROBE_MS}: the
-   * router sends the pod no more than it (absent: false).
+   * True while the limit was seen within {@link KNEE_PROBE_MS}: the router
+   * sends the pod no more than it (absent: false); after, one more, to probe.
    */
   readonly atLimit?: boolean;
   /** The last report's engine gauges, to tell a new scrape from a repeated one (absent: none). */
@@ -104,6 +112,7 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
   peakSince: -1,
   peakScrapes: 0,
   plateauScrapes: 0,
+  limit: 0,
   limitSeenAt: -1,
   atLimit: false,
   lastScrape: '',
@@ -117,7 +126,13 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
  * knee rises to it, or moves a third of the way down to it (a knee too high
  * lets a few more in; one too low holds back work a pod could run). When
  * more runs without waiting than the knee says, the knee was too low: it
- * rises to what ran, by {@link KNEE_GROWTH} at least.
+ * rises to what ran, by {@link KNEE_GROWTH} at least. When two scrapes of
+ * the spell showed that peak running with requests waiting in the engine (a
+ * plateau) and the knee is within one of it, the peak is the engine's
+ * concurrency limit ({@link LoadHistory.limit}), held for
+ * {@link KNEE_PROBE_MS} (see {@link LoadHistory.atLimit}); a later scrape
+ * that shows that many running with requests waiting holds it again. The
+ * limit lasts while the knee does not move.
  */
 export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
   if (!r) return h;
@@ -162,6 +177,7 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
   const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
+  let limit = h.limit ?? 0;
   let limitSeenAt = h.limitSeenAt ?? -1;
   // Only a queue that persists teaches: a scrape between two steps, or
   // prompts waiting a step for the token budget, say nothing about capacity.
@@ -169,20 +185,21 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
   if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
   else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
+  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
   // A plateau the knee has come to (within one) is the engine's limit; the
   // limit seen again, from one scrape, holds it again (a router that holds
-  // the pod at its limit sends one past it only to probe).
+  // the pod at its limit sends one past it only to probe). A knee that
+  // moves otherwise (it grew, or a queue at fewer running pulled it down)
+  // leaves no limit.
   const plateau = confirmed && plateauScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS;
-  if (plateau && Math.abs(knee - spellPeak) < 1) {
-    knee = spellPeak;
+  if (plateau && knee > 0 && Math.abs(knee - spellPeak) < 1) {
+    limit = spellPeak;
     limitSeenAt = now;
-  } else if (knee !== h.learnedKnee) limitSeenAt = -1;
-  else if (limitSeenAt >= 0 && newScrape && engineQueued && running === knee) limitSeenAt = now;
-  if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) {
-    knee = 0;
+  } else if (knee !== h.learnedKnee) {
+    limit = 0;
     limitSeenAt = -1;
-  }
-  const atLimit = limitSeenAt >= 0 && now - limitSeenAt < KNEE_PROBE_MS;
+  } else if (limit > 0 && newScrape && engineQueued && running === limit) limitSeenAt = now;
+  const atLimit = limit > 0 && now - limitSeenAt < KNEE_PROBE_MS;
   if (
     knee === h.learnedKnee &&
     queueingSince === h.queueingSince &&
@@ -192,6 +209,7 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     peakSince === (h.peakSince ?? -1) &&
     peakScrapes === (h.peakScrapes ?? 0) &&
     plateauScrapes === (h.plateauScrapes ?? 0) &&
+    limit === (h.limit ?? 0) &&
     limitSeenAt === (h.limitSeenAt ?? -1) &&
     atLimit === (h.atLimit ?? false) &&
     lastScrape === h.lastScrape
@@ -206,6 +224,7 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     peakSince,
     peakScrapes,
     plateauScrapes,
+    limit,
     limitSeenAt,
     atLimit,
     lastScrape,

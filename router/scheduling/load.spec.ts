@@ -244,6 +244,7 @@ describe('load against the knee', () => {
       KNEE_CONFIRM_MS,
     );
     assert.equal(h.learnedKnee, 8);
+    assert.equal(h.limit, 8);
     assert.equal(h.atLimit, true);
     // As with a published max_num_seqs: the 9th request would wait in the engine for a finish.
     const pod = (history: LoadHistory, routerInFlight: number) => ({
@@ -288,7 +289,7 @@ describe('load against the knee', () => {
     assert.equal(grown.atLimit, false);
     assert.equal(pastLimit(pod(grown, 10), 0), false);
     assert.equal(pastLimit(pod(grown, 11), 0), true);
-    // A limit of 9: the engine queues at 9 with 11 sent; the knee comes down to it and holds it.
+    // A limit of 9: the engine queues at 9 with 11 sent, which shows the limit.
     const t1 = KNEE_CONFIRM_MS + KNEE_PROBE_MS + 500;
     grown = observeReport(
       grown,
@@ -300,8 +301,15 @@ describe('load against the knee', () => {
       report({ numRequestsRunning: 9, numRequestsWaiting: 1, kvCacheUsagePerc: 0.8 }),
       t1 + KNEE_CONFIRM_MS,
     );
-    assert.equal(grown.learnedKnee, 9);
+    assert.equal(
+      grown.learnedKnee,
+      8 * KNEE_GROWTH + (9 - 8 * KNEE_GROWTH) / 3,
+      'the knee moves a third of the way',
+    );
+    assert.equal(grown.limit, 9, 'the limit is what ran');
     assert.equal(grown.atLimit, true);
+    assert.equal(pastLimit(pod(grown, 9), 0), true);
+    assert.equal(pastLimit(pod(grown, 8), 0), false);
   });
 
   it('a queue at a count that moves (a token budget, not a limit) teaches a knee with room for one more past it', () => {
