@@ -58,11 +58,15 @@ export const KNEE_BINDING_SHARE = 0.8;
  * slot; past it, one more request probes whether the pod can run more (the
  * knee then rises) or queues, and the first scrape that shows the same
  * count running with a request waiting holds the limit again. A probe costs
- * the requests that wait in the engine until that report (a few, for a
- * scrape interval); a limit learned too low costs a pod's headroom under
- * overload for this long at most.
+ * the requests that wait in the engine until that report: each finish in
+ * the scrape interval lets one more wait for the next, and when requests
+ * finish in clumps one can wait a whole request's time. A pod with 8 slots
+ * serving 12 requests a second sees a few such requests per probe, so a
+ * probe every minute keeps them well under 1 % of its requests (under the
+ * TTFT p99); a limit learned too low costs a pod's headroom under overload
+ * for this long at most.
  */
-export const KNEE_PROBE_MS = 20_000;
+export const KNEE_PROBE_MS = 60_000;
 
 /** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
 export interface LoadHistory {
