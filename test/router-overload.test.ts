@@ -6,7 +6,8 @@
  * start within the queue budget at once, with RESOURCE_EXHAUSTED and a
  * pushback computed from how fast the pool drains. Engines that do not
  * publish their limit are held the same way once the router has learned it
- * from a queue in them, and that queue drains.
+ * from a queue in them (the same count running at two scrapes while
+ * requests waited), and that queue drains.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -163,7 +164,7 @@ describe('overload', () => {
     }
   });
 
-  it('engines that do not publish max_num_seqs: the router learns their limit from the queue and drains it, then holds the rest itself', async (t) => {
+  it('engines that do not publish max_num_seqs: the router learns their limit from the queue, drains it, then holds each pod at it', async (t) => {
     const pods: Pod[] = [];
     for (let i = 0; i < 2; i++)
       pods.push(
@@ -179,8 +180,23 @@ describe('overload', () => {
       endpoints: pods.map((p) => p.sidecar.address),
       yaml: `models: { ${MODEL}: { versions: { v1: { weight: 1 } } } }\nadmission: { max_queue_wait_ms: ${MAX_QUEUE_WAIT_MS}, min_pushback_ms: 20 }\n`,
     });
-    let maxWaiting = 0;
+    const snapshot = () => h.router.endpoints.snapshot().endpoints;
+    // While measuring: each admission while the router holds every pod at
+    // the limit it learned (not while one probes one past it), and whether
+    // it let a request in with every pod at that limit by the router's
+    // count; and the most requests waiting in an engine, sampled on every
+    // streamed chunk.
     let measuring = false;
+    let admissions = 0;
+    let admittedAtLimit = 0;
+    let maxWaiting = 0;
+    h.router.admission.events.on('admitted', () => {
+      if (!measuring) return;
+      const held = snapshot();
+      if (!held.every((e) => e.history?.atLimit === true)) return;
+      admissions++;
+      if (held.every((e) => e.routerInFlight >= MAX_NUM_SEQS)) admittedAtLimit++;
+    });
     let stop = false;
     const outcomes: Array<{ ok: true } | { ok: false; err: MeshError }> = [];
     const client = async (c: number) => {
@@ -201,7 +217,6 @@ describe('overload', () => {
         }
       }
     };
-    const snapshot = () => h.router.endpoints.snapshot().endpoints;
     try {
       await h.waitReady(2);
       assert.ok(
@@ -210,39 +225,55 @@ describe('overload', () => {
       );
       // 3× what the pods run, closed loop.
       const clients = Array.from({ length: 6 * MAX_NUM_SEQS }, (_, c) => client(c));
-      // The engines queue; the router learns each one's limit from what ran while requests waited...
+      // The engines queue at their limit; the router learns it from the
+      // count that ran, the same at two scrapes, while requests waited...
       await waitUntil(
         h.router.endpoints.events,
         'change',
-        () => snapshot().every((e) => e.history?.learnedKnee === MAX_NUM_SEQS),
-        'the knee of both pods learned',
+        () => snapshot().every((e) => e.history?.learnedKnee === MAX_NUM_SEQS && e.history.atLimit),
+        'the limit of both pods learned',
       );
-      // ...and lets the queue in the engines drain while the overload goes on:
-      // no freed slot is refilled while a pod runs more than its knee plus one.
+      // ...and lets the queue in the engines drain while the overload goes
+      // on: no freed slot is refilled while every pod has its limit or more.
       await waitUntil(
         h.router.endpoints.events,
         'change',
-        () => snapshot().every((e) => (e.report?.engine?.numRequestsWaiting ?? 1) <= 1),
+        () => snapshot().every((e) => e.routerInFlight <= MAX_NUM_SEQS),
         'the engine queues drained',
       );
       measuring = true;
-      await waitUntil(h.router.admission.events, 'admitted', () => outcomes.length >= 60, '60 more requests');
+      await waitUntil(
+        h.router.admission.events,
+        'admitted',
+        () => admissions >= 40,
+        '40 requests admitted at held limits',
+      );
+      measuring = false;
       stop = true;
       await Promise.all(clients);
       const ok = outcomes.filter((o) => o.ok);
       const shed = outcomes.flatMap((o) => (o.ok ? [] : [o.err]));
       t.diagnostic(
-        `learned knees ${snapshot().map((e) => e.history?.learnedKnee)}; after the drain: ${ok.length} completed, ${shed.length} shed, max engine waiting ${maxWaiting}`,
+        `learned knees ${snapshot().map((e) => e.history?.learnedKnee)}; after the drain: ${ok.length} completed, ${shed.length} shed, ` +
+          `${admissions} admitted at held limits (${admittedAtLimit} with every pod at its limit), max engine waiting ${maxWaiting}`,
       );
       assert.ok(ok.length > 0, 'the pods keep completing requests');
       for (const e of shed) {
         assert.equal(e.code, Status.RESOURCE_EXHAUSTED, e.message);
         assert.ok((e.retryPushbackMs ?? 0) > 0, `pushback ${e.retryPushbackMs}`);
       }
-      // Each pod holds its knee plus the one request that would show a higher
-      // limit: what waits in an engine is that one, or the requests sent to
-      // fill slots that freed at the same step, until the next step; never
-      // more than a pod runs (before, the queue that built up stood, at 10).
+      // Held at their limit, the pods are sent a request only while one of
+      // them has a free slot, as with a published max_num_seqs. Before, each
+      // pod was held one past it, and that request waited in its engine for
+      // the pod's next finish.
+      assert.ok(admissions > 0, 'requests admitted while the router held the pods at their limit');
+      assert.equal(
+        admittedAtLimit,
+        0,
+        `${admittedAtLimit} of ${admissions} admitted with every pod at its limit`,
+      );
+      // What waits in an engine is what was sent to fill slots freed at the
+      // same step, until the next step; never more than a pod runs.
       assert.ok(maxWaiting <= MAX_NUM_SEQS, `engine waiting reached ${maxWaiting}`);
     } finally {
       stop = true;

@@ -190,9 +190,11 @@ const admissionSchema = z.strictObject({
    * Requests this router lets wait at a pod: one whose streams from this
    * router are this many past its published `max_num_seqs` is saturated, and
    * so is one whose sidecar queues any (at least this many when above 0),
-   * whose engine queue lasts a second, or whose KV cache is full. Past a knee
-   * learned from an engine queue (an engine that does not publish
-   * `max_num_seqs`), at least one waits, so a pod that can run more shows it.
+   * whose engine queue lasts a second, or whose KV cache is full. An engine
+   * that does not publish `max_num_seqs` and showed its limit (the same
+   * count running at two scrapes while requests waited) counts as if it had
+   * published it; past a knee learned otherwise, at least one waits, so a
+   * pod that can run more shows it.
    * 0: the router holds every request a pod cannot start at once, and sends
    * it to the first pod where a slot frees.
    */

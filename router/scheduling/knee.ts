@@ -2,8 +2,10 @@
  * What the router learns from a pod's load reports over time: how long its
  * engine (or sidecar) has had requests waiting, and the *knee*, the most
  * requests the engine ran while others waited, once a queue persisted with
- * no more running. load.ts scores and admits against that knee; this file
- * only learns it, one report at a time, as a pure function of the history.
+ * no more running, and whether that knee is the engine's concurrency limit
+ * (the same count ran at two scrapes while requests waited). load.ts scores
+ * and admits against them; this file only learns them, one report at a
+ * time, as a pure function of the history.
  */
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 
@@ -46,6 +48,26 @@ export const KNEE_GROWTH = 1.25;
 /** Share of a learned knee that, running, counts as the knee binding (not quiet). */
 export const KNEE_BINDING_SHARE = 0.8;
 
+/**
+ * How long a knee the engine showed to be its concurrency limit holds (ms)
+ * before the router tries one request past it again. A limit shows as a
+ * plateau: requests waiting at two scrapes with the same count running and
+ * never more (a token budget or a filling KV cache lets the count move).
+ * While it holds, the router sends a pod no more than the limit, as it does
+ * with a published `max_num_seqs`, and nothing waits in the engine for a
+ * slot; past it, one more request probes whether the pod can run more (the
+ * knee then rises) or queues, and the first scrape that shows the same
+ * count running with a request waiting holds the limit again. A probe costs
+ * the requests that wait in the engine until that report: each finish in
+ * the scrape interval lets one more wait for the next, and when requests
+ * finish in clumps one can wait a whole request's time. A pod with 8 slots
+ * serving 12 requests a second sees a few such requests per probe, so a
+ * probe every minute keeps them well under 1 % of its requests (under the
+ * TTFT p99); a limit learned too low costs a pod's headroom under overload
+ * for this long at most.
+ */
+export const KNEE_PROBE_MS = 60_000;
+
 /** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
 export interface LoadHistory {
   /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
@@ -65,6 +87,21 @@ export interface LoadHistory {
   readonly peakSince?: number;
   /** Distinct engine scrapes seen since then, that one included (absent: 0). */
   readonly peakScrapes?: number;
+  /** Of those, the scrapes that showed that many running with requests waiting in the engine (absent: 0). */
+  readonly plateauScrapes?: number;
+  /**
+   * The engine's concurrency limit, as a plateau that the knee has come to
+   * (within one) showed it; 0 when none has, or the knee has moved since
+   * (absent: 0).
+   */
+  readonly limit?: number;
+  /** When (report clock) the engine last showed that limit; -1 while there is none (absent: -1). */
+  readonly limitSeenAt?: number;
+  /**
+   * True while the limit was seen within {@link KNEE_PROBE_MS}: the router
+   * sends the pod no more than it (absent: false); after, one more, to probe.
+   */
+  readonly atLimit?: boolean;
   /** The last report's engine gauges, to tell a new scrape from a repeated one (absent: none). */
   readonly lastScrape?: string;
 }
@@ -78,6 +115,10 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
   spellPeak: 0,
   peakSince: -1,
   peakScrapes: 0,
+  plateauScrapes: 0,
+  limit: 0,
+  limitSeenAt: -1,
+  atLimit: false,
   lastScrape: '',
 });
 
@@ -89,7 +130,13 @@ export const NO_HISTORY: LoadHistory = Object.freeze({
  * knee rises to it, or moves a third of the way down to it (a knee too high
  * lets a few more in; one too low holds back work a pod could run). When
  * more runs without waiting than the knee says, the knee was too low: it
- * rises to what ran, by {@link KNEE_GROWTH} at least.
+ * rises to what ran, by {@link KNEE_GROWTH} at least. When two scrapes of
+ * the spell showed that peak running with requests waiting in the engine (a
+ * plateau) and the knee is within one of it, the peak is the engine's
+ * concurrency limit ({@link LoadHistory.limit}), held for
+ * {@link KNEE_PROBE_MS} (see {@link LoadHistory.atLimit}); a later scrape
+ * that shows that many running with requests waiting holds it again. The
+ * limit lasts while the knee does not move.
  */
 export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined, now: number): LoadHistory {
   if (!r) return h;
@@ -109,25 +156,33 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   // report until the next one).
   const e = r.engine;
   const lastScrape = e ? `${e.numRequestsRunning}/${e.numRequestsWaiting}/${e.kvCacheUsagePerc}` : '';
+  const newScrape = lastScrape !== h.lastScrape;
+  // The engine's own queue, beside a count that is all it runs.
+  const engineQueued = (e?.numRequestsWaiting ?? 0) > 0;
   let spellPeak = 0;
   let peakSince = -1;
   let peakScrapes = 0;
+  let plateauScrapes = 0;
   if (waiting > 0) {
     const inSpell = h.queueingSince >= 0;
     spellPeak = inSpell ? (h.spellPeak ?? 0) : 0;
     peakSince = inSpell ? (h.peakSince ?? -1) : -1;
-    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (lastScrape !== h.lastScrape ? 1 : 0) : 1;
+    peakScrapes = inSpell ? (h.peakScrapes ?? 0) + (newScrape ? 1 : 0) : 1;
+    plateauScrapes = inSpell ? (h.plateauScrapes ?? 0) : 0;
     if (running > spellPeak || peakSince < 0) {
       spellPeak = Math.max(spellPeak, running);
       peakSince = now;
       peakScrapes = 1;
-    }
+      plateauScrapes = running === spellPeak && engineQueued ? 1 : 0;
+    } else if (newScrape && running === spellPeak && engineQueued) plateauScrapes++;
   }
   // Quiet: nothing waits and the knee does not bind (a router holding the
   // pod at its knee keeps it from queueing; that confirms the knee).
   const binding = h.learnedKnee > 0 && running >= KNEE_BINDING_SHARE * h.learnedKnee;
   const quietSince = waiting > 0 || binding ? -1 : (h.quietSince ?? -1) >= 0 ? (h.quietSince as number) : now;
   let knee = h.learnedKnee;
+  let limit = h.limit ?? 0;
+  let limitSeenAt = h.limitSeenAt ?? -1;
   // Only a queue that persists teaches: a scrape between two steps, or
   // prompts waiting a step for the token budget, say nothing about capacity.
   const confirmed =
@@ -135,6 +190,20 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
   else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
   if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;
+  // A plateau the knee has come to (within one) is the engine's limit; the
+  // limit seen again, from one scrape, holds it again (a router that holds
+  // the pod at its limit sends one past it only to probe). A knee that
+  // moves otherwise (it grew, or a queue at fewer running pulled it down)
+  // leaves no limit.
+  const plateau = confirmed && plateauScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS;
+  if (plateau && knee > 0 && Math.abs(knee - spellPeak) < 1) {
+    limit = spellPeak;
+    limitSeenAt = now;
+  } else if (knee !== h.learnedKnee) {
+    limit = 0;
+    limitSeenAt = -1;
+  } else if (limit > 0 && newScrape && engineQueued && running === limit) limitSeenAt = now;
+  const atLimit = limit > 0 && now - limitSeenAt < KNEE_PROBE_MS;
   if (
     knee === h.learnedKnee &&
     queueingSince === h.queueingSince &&
@@ -143,6 +212,10 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     spellPeak === (h.spellPeak ?? 0) &&
     peakSince === (h.peakSince ?? -1) &&
     peakScrapes === (h.peakScrapes ?? 0) &&
+    plateauScrapes === (h.plateauScrapes ?? 0) &&
+    limit === (h.limit ?? 0) &&
+    limitSeenAt === (h.limitSeenAt ?? -1) &&
+    atLimit === (h.atLimit ?? false) &&
     lastScrape === h.lastScrape
   )
     return h;
@@ -154,6 +227,10 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
     spellPeak,
     peakSince,
     peakScrapes,
+    plateauScrapes,
+    limit,
+    limitSeenAt,
+    atLimit,
     lastScrape,
   };
 }

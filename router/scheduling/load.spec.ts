@@ -7,6 +7,8 @@ import {
   KNEE_CONFIRM_MS,
   KNEE_GROWTH,
   KNEE_MEMORY_MS,
+  KNEE_PROBE_MS,
+  type LoadHistory,
   NO_HISTORY,
   observeReport,
   QUEUEING_MS,
@@ -227,6 +229,113 @@ describe('load against the knee', () => {
     assert.equal(h.learnedKnee, 20);
   });
 
+  it('a queue that plateaus is the engine’s limit: the router holds the pod at it, not one past it', () => {
+    // max_num_seqs 8, not published: two scrapes 500 ms apart show 8 running and requests waiting.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 8, numRequestsWaiting: 3 }), 0);
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 9, kvCacheUsagePerc: 0.1 }),
+      250,
+    );
+    assert.equal(h.atLimit, false, 'one scrape may be a moment between two steps');
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 5, kvCacheUsagePerc: 0.2 }),
+      KNEE_CONFIRM_MS,
+    );
+    assert.equal(h.learnedKnee, 8);
+    assert.equal(h.limit, 8);
+    assert.equal(h.atLimit, true);
+    // As with a published max_num_seqs: the 9th request would wait in the engine for a finish.
+    const pod = (history: LoadHistory, routerInFlight: number) => ({
+      ...endpointView({ address: 'a', maxNumSeqs: 0, routerInFlight }),
+      history,
+    });
+    assert.equal(pastLimit(pod(h, 8), 0), true);
+    assert.equal(pastLimit(pod(h, 7), 0), false);
+    assert.equal(isSaturated(pod(h, 8), 0), true);
+    assert.equal(isSaturated(pod(h, 7), 0), false);
+    // Held there, nothing waits; the limit holds for KNEE_PROBE_MS.
+    let t = KNEE_CONFIRM_MS;
+    for (let kv = 0.3; t + 250 < KNEE_CONFIRM_MS + KNEE_PROBE_MS; kv += 0.001) {
+      t += 250;
+      h = observeReport(h, report({ numRequestsRunning: 8, numRequestsWaiting: 0, kvCacheUsagePerc: kv }), t);
+      assert.equal(h.atLimit, true, `held at ${t}`);
+    }
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 0, kvCacheUsagePerc: 0.5 }),
+      KNEE_CONFIRM_MS + KNEE_PROBE_MS,
+    );
+    assert.equal(h.atLimit, false, 'then one more may probe for headroom');
+    assert.equal(pastLimit(pod(h, 8), 0), false);
+    assert.equal(pastLimit(pod(h, 9), 0), true);
+    assert.equal(h.learnedKnee, 8, 'the knee itself is kept');
+    // The probe waits: one scrape that shows the limit again holds it again.
+    const probed = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 1, kvCacheUsagePerc: 0.6 }),
+      KNEE_CONFIRM_MS + KNEE_PROBE_MS + 250,
+    );
+    assert.equal(probed.atLimit, true);
+    assert.equal(pastLimit(pod(probed, 8), 0), true);
+    // Or the probe runs: the pod has headroom, the knee rises and is no limit until a queue plateaus again.
+    let grown = observeReport(
+      h,
+      report({ numRequestsRunning: 9, numRequestsWaiting: 0, kvCacheUsagePerc: 0.6 }),
+      KNEE_CONFIRM_MS + KNEE_PROBE_MS + 250,
+    );
+    assert.equal(grown.learnedKnee, 8 * KNEE_GROWTH);
+    assert.equal(grown.atLimit, false);
+    assert.equal(pastLimit(pod(grown, 10), 0), false);
+    assert.equal(pastLimit(pod(grown, 11), 0), true);
+    // A limit of 9: the engine queues at 9 with 11 sent, which shows the limit.
+    const t1 = KNEE_CONFIRM_MS + KNEE_PROBE_MS + 500;
+    grown = observeReport(
+      grown,
+      report({ numRequestsRunning: 9, numRequestsWaiting: 2, kvCacheUsagePerc: 0.7 }),
+      t1,
+    );
+    grown = observeReport(
+      grown,
+      report({ numRequestsRunning: 9, numRequestsWaiting: 1, kvCacheUsagePerc: 0.8 }),
+      t1 + KNEE_CONFIRM_MS,
+    );
+    assert.equal(
+      grown.learnedKnee,
+      8 * KNEE_GROWTH + (9 - 8 * KNEE_GROWTH) / 3,
+      'the knee moves a third of the way',
+    );
+    assert.equal(grown.limit, 9, 'the limit is what ran');
+    assert.equal(grown.atLimit, true);
+    assert.equal(pastLimit(pod(grown, 9), 0), true);
+    assert.equal(pastLimit(pod(grown, 8), 0), false);
+  });
+
+  it('a queue at a count that moves (a token budget, not a limit) teaches a knee with room for one more past it', () => {
+    // Cold long prompts wait for the token budget while the running count moves.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 0);
+    h = observeReport(h, report({ numRequestsRunning: 12, numRequestsWaiting: 6 }), KNEE_CONFIRM_MS);
+    h = observeReport(h, report({ numRequestsRunning: 13, numRequestsWaiting: 5 }), 2 * KNEE_CONFIRM_MS);
+    assert.equal(h.learnedKnee, 15);
+    assert.equal(h.atLimit, false);
+    const pod = (routerInFlight: number) => ({
+      ...endpointView({ address: 'a', maxNumSeqs: 0, routerInFlight }),
+      history: h,
+    });
+    assert.equal(pastLimit(pod(15), 0), false, 'one more shows whether the pod runs more');
+    assert.equal(pastLimit(pod(16), 0), true);
+    // A knee far above a plateau moves down a third of the way, and is no limit yet.
+    let far = observeReport(NO_HISTORY, report({ numRequestsRunning: 30, numRequestsWaiting: 2 }), 0);
+    far = observeReport(far, report({ numRequestsRunning: 30, numRequestsWaiting: 3 }), KNEE_CONFIRM_MS);
+    assert.equal(far.atLimit, true);
+    far = observeReport(far, report({ numRequestsRunning: 12, numRequestsWaiting: 0 }), 2 * KNEE_CONFIRM_MS);
+    far = observeReport(far, report({ numRequestsRunning: 21, numRequestsWaiting: 1 }), 3 * KNEE_CONFIRM_MS);
+    far = observeReport(far, report({ numRequestsRunning: 21, numRequestsWaiting: 2 }), 4 * KNEE_CONFIRM_MS);
+    assert.equal(far.learnedKnee, 27);
+    assert.equal(far.atLimit, false);
+  });
+
   it('counts this router’s streams and prompts since the last report', () => {
     const base: FakeEndpoint = { address: 'a', ...h100, learnedKnee: 40, inFlight: 10, routerInFlight: 10 };
     const before = loadOf(endpointView(base));
@@ -360,7 +469,7 @@ describe('load against the knee', () => {
     assert.equal(past({ maxNumSeqs: 8, routerInFlight: 7 }, 0), false);
     assert.equal(past({ maxNumSeqs: 8, routerInFlight: 8 }, 1), false);
     assert.equal(past({ maxNumSeqs: 8, routerInFlight: 9 }, 1), true);
-    // Not published: a learned knee, always with room for one more to show a higher limit.
+    // Not published: a learned knee the engine has not shown to be its limit, with room for one more to show a higher one.
     assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 8 }, 0), false);
     assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 9 }, 0), true);
     assert.equal(past({ maxNumSeqs: 0, learnedKnee: 8, routerInFlight: 10 }, 2), true);

@@ -302,7 +302,8 @@ export function queueDepth(e: SchedulingEndpoint): number {
  * True when the endpoint cannot take more without making it wait: its engine
  * or sidecar has had requests waiting for {@link QUEUEING_MS}, its KV cache is
  * (projected) full, or its sidecar's queue or this router's streams past its
- * knee reached `saturationQueueDepth`.
+ * limit (published, or a knee its engine showed to be one) reached
+ * `saturationQueueDepth`.
  */
 export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number): boolean {
   if ((e.history?.queueingMs ?? 0) >= QUEUEING_MS) return true;
@@ -310,8 +311,11 @@ export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number)
   // The engine's waiting count alone may be a scrape that caught requests
   // between two steps: it counts once it lasts (above). The sidecar's queue
   // and this router's excess over the knee are queues now.
-  // Only a hard limit (max_num_seqs) makes the excess a queue for sure.
-  const excess = l.hardLimit > 0 ? l.outstanding - l.hardLimit : Number.NEGATIVE_INFINITY;
+  // Only a hard limit makes the excess a queue for sure: a published
+  // max_num_seqs, or a knee the engine lately showed to be its limit.
+  const limit =
+    l.hardLimit > 0 ? l.hardLimit : e.history?.atLimit ? Math.min(e.history.limit ?? 0, l.knee) : 0;
+  const excess = limit > 0 ? l.outstanding - limit : Number.NEGATIVE_INFINITY;
   return (
     l.kvUsage >= KV_FULL ||
     (e.report?.queued ?? 0) >= Math.max(1, saturationQueueDepth) ||
@@ -322,16 +326,22 @@ export function isSaturated(e: SchedulingEndpoint, saturationQueueDepth: number)
 /**
  * True when this router's count (which shows a finish at once) puts the
  * endpoint `depth` requests or more past the most it runs at once: its
- * published `max_num_seqs`, else the knee learned from a queue in its
- * engine, past which by at least one (room for a pod that can run more to
- * show it, and the learned knee then rises). False while neither is known.
- * Admission holds requests in the router, not in an engine queue, once every
- * pod of a pool is past it.
+ * published `max_num_seqs`; else the limit its engine showed (the history's
+ * `limit`), as the published one while it was seen lately (`atLimit`) and
+ * one past it after, to probe for headroom; else the knee learned from a
+ * queue in its engine, past which by at least one (room for a pod that can
+ * run more to show it, and the learned knee then rises). False while none
+ * is known. Admission holds requests in the router, not in an engine
+ * queue, once every pod of a pool is past it.
  */
 export function pastLimit(e: SchedulingEndpoint, depth: number): boolean {
   const l = loadOf(e);
   if (l.hardLimit > 0) return l.outstanding - l.hardLimit >= depth;
-  return (e.history?.learnedKnee ?? 0) > 0 && l.outstanding - l.knee >= Math.max(1, depth);
+  const h = e.history;
+  if (!h || h.learnedKnee <= 0) return false;
+  const limit = h.limit ?? 0;
+  if (limit > 0) return l.outstanding - Math.min(limit, l.knee) >= (h.atLimit ? depth : Math.max(1, depth));
+  return l.outstanding - l.knee >= Math.max(1, depth);
 }
 
 /** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */
