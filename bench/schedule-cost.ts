@@ -109,7 +109,8 @@ function pool(n: number, random: () => number): EndpointView[] {
   });
 }
 
-interface Row {
+/** One pool size's figures (what `--json` prints per size). */
+export interface Row {
   endpoints: number;
   meanUs: number;
   p50Us: number;

@@ -30,6 +30,7 @@ import { HOLD_PROMPT } from '../fake-engine.js';
 import { createProcessGroup } from '../processes.js';
 import { type BenchReport, createReport, fmt } from '../report.js';
 import { benchRouterConfig } from '../router-config.js';
+import type { Row as ScheduleCostRow } from '../schedule-cost.js';
 import { createLatencyHistogram } from '../stats.js';
 import { createTargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
@@ -154,14 +155,7 @@ export function measureDecisions(
 
 interface ScheduleCostOutput {
   promptHashUs: number;
-  rows: Array<{
-    endpoints: number;
-    meanUs: number;
-    p50Us: number;
-    p99Us: number;
-    nsPerEndpoint: number;
-    bytesPerDecision?: number;
-  }>;
+  rows: Array<Omit<ScheduleCostRow, 'pluginsUs'>>;
 }
 
 /** Runs `bench/schedule-cost.ts --json` when it is there (the scheduling benchmark); undefined otherwise. */
