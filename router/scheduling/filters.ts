@@ -1,5 +1,6 @@
-/** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`. */
-import { isSaturated } from './load.js';
+/** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`, `below-limit`. */
+import { AVOID_PENALTY, failurePenalty } from './health.js';
+import { atKnownLimit, isSaturated } from './load.js';
 import type { Filter, PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
 
 /**
@@ -112,6 +113,45 @@ export function createNotSaturatedFilter(deps: PluginDeps): Filter {
     filter(_req, endpoints) {
       const out = endpoints.filter((e) => !isSaturated(e, deps.saturationQueueDepth));
       return out.length > 0 ? out : endpoints;
+    },
+  };
+}
+
+/**
+ * `below-limit`: drops endpoints at a limit they are known to have
+ * ({@link atKnownLimit}: a published `max_num_seqs`, or one the engine
+ * showed, counting this router's streams) while another candidate is below
+ * its own. Admission lets a request in when one pod has a free slot; this
+ * makes the pick take that pod, not one whose engine would queue it. Load
+ * scorers alone can rank the full pod first when a scrape of the other
+ * (up to a probe interval old) caught a request between two engine steps.
+ *
+ * A pod with room counts only if the request may go there: not already
+ * tried by it, and not avoided for recent failures (the health step would
+ * drop it, leaving only full pods or none). A warm-prefix pod at its limit
+ * loses the request to a pod with room: a request queued in an engine waits
+ * longer than a prefill takes. When every candidate is full, all stay and
+ * the scorers decide (admission holds requests while they are).
+ */
+export function createBelowLimitFilter(): Filter {
+  return {
+    type: 'below-limit',
+    filter(req, endpoints) {
+      let full = 0;
+      let room = false;
+      for (let i = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (atKnownLimit(e)) full++;
+        else if (!req.exclude.has(e.address) && failurePenalty(e) < AVOID_PENALTY) room = true;
+      }
+      // Most decisions drop nothing: no copy then.
+      if (full === 0 || !room) return endpoints;
+      const kept = new Array<SchedulingEndpoint>(endpoints.length - full);
+      for (let i = 0, j = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (!atKnownLimit(e)) kept[j++] = e;
+      }
+      return kept;
     },
   };
 }
