@@ -127,13 +127,16 @@ export function createNotSaturatedFilter(deps: PluginDeps): Filter {
  * (up to a probe interval old) caught a request between two engine steps.
  *
  * A pod with room counts only if the request may go there: not already
- * tried by it, and not avoided for recent failures (the health step would
- * drop it, leaving only full pods or none). A warm-prefix pod at its limit
+ * tried by it, not avoided for recent failures (the health step would drop
+ * it, leaving only full pods or none), and not saturated by what its engine
+ * shows (a queue lasting a second, a full KV cache): below a limit by the
+ * router's count, such a pod still queues, and a limit learned from what
+ * runs is only as good as the workload it was learned on. A warm-prefix pod at its limit
  * loses the request to a pod with room: a request queued in an engine waits
  * longer than a prefill takes. When every candidate is full, all stay and
  * the scorers decide (admission holds requests while they are).
  */
-export function createBelowLimitFilter(): Filter {
+export function createBelowLimitFilter(deps: PluginDeps): Filter {
   return {
     type: 'below-limit',
     filter(req, endpoints) {
@@ -142,7 +145,13 @@ export function createBelowLimitFilter(): Filter {
       for (let i = 0; i < endpoints.length; i++) {
         const e = endpoints[i] as SchedulingEndpoint;
         if (atKnownLimit(e)) full++;
-        else if (!req.exclude.has(e.address) && failurePenalty(e) < AVOID_PENALTY) room = true;
+        else if (
+          !room &&
+          !req.exclude.has(e.address) &&
+          failurePenalty(e) < AVOID_PENALTY &&
+          !isSaturated(e, deps.saturationQueueDepth)
+        )
+          room = true;
       }
       // Most decisions drop nothing: no copy then.
       if (full === 0 || !room) return endpoints;

@@ -731,13 +731,17 @@ describe('recent failures make an endpoint worse', () => {
 
 describe('a pod at its limit is not picked while another has a free slot', () => {
   /** A pod whose engine showed a concurrency limit of 8 (a plateau while requests waited), not published. */
-  const limited = (f: FakeEndpoint, limit = 8): SchedulingEndpoint => ({
-    ...endpointView({ maxNumSeqs: 0, ...f }),
-    history: { ...NO_HISTORY, learnedKnee: limit, limit, limitSeenAt: 0, atLimit: true },
-  });
+  const limited = (f: FakeEndpoint, limit = 8): SchedulingEndpoint => {
+    const view = endpointView({ maxNumSeqs: 0, ...f });
+    return {
+      ...view,
+      history: { ...NO_HISTORY, ...view.history, learnedKnee: limit, limit, limitSeenAt: 0, atLimit: true },
+    };
+  };
   // `full` runs its 8. `room` runs 7 of its 8, but its engine scrape (up to a
   // probe interval old) caught a request between two steps, waiting.
-  const full = () => limited({ address: 'full', routerInFlight: 8, inFlight: 8, running: 8, inFlightAtScrape: 8 });
+  const full = () =>
+    limited({ address: 'full', routerInFlight: 8, inFlight: 8, running: 8, inFlightAtScrape: 8 });
   const room = (f: Partial<FakeEndpoint> = {}) =>
     limited({
       address: 'room',
@@ -789,9 +793,12 @@ describe('a pod at its limit is not picked while another has a free slot', () =>
     assert.deepEqual(filter([knee, room()]), ['knee', 'room']);
   });
 
-  it('below-limit: room that the request may not use does not count (tried already, or failing)', () => {
+  it('below-limit: room that the request may not use does not count (tried already, failing, or queueing anyway)', () => {
     assert.deepEqual(filter([full(), room()], request({ exclude: ['room'] })), ['full', 'room']);
     assert.deepEqual(filter([full(), room({ consecutiveFailures: 1 })]), ['full', 'room']);
+    // Below its limit by this router's count, but its engine has queued for a second: no room either.
+    assert.deepEqual(filter([full(), room({ queueingMs: 1_200 })]), ['full', 'room']);
+    assert.deepEqual(filter([full(), room({ kv: 0.95 })]), ['full', 'room']);
     // The retry still finds a pod: the full one.
     assert.equal(schedule([full(), room()], request({ exclude: ['room'] })), 'full');
   });
