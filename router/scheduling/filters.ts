@@ -131,21 +131,27 @@ export function createNotSaturatedFilter(deps: PluginDeps): Filter {
  * it, leaving only full pods or none), and not saturated by what its engine
  * shows (a queue lasting a second, a full KV cache): below a limit by the
  * router's count, such a pod still queues, and a limit learned from what
- * runs is only as good as the workload it was learned on. A warm-prefix pod at its limit
- * loses the request to a pod with room: a request queued in an engine waits
- * longer than a prefill takes. When every candidate is full, all stay and
- * the scorers decide (admission holds requests while they are).
+ * runs is only as good as the workload it was learned on.
+ *
+ * A full pod that holds a prefix of the prompt stays, and the scorers
+ * weigh its cache against its load: moving a tenant's requests off its pod
+ * whenever that pod is at its limit makes another pod prefill the prefix
+ * and evict others' to hold it (measured: bench/scenarios/routing.ts, one
+ * rate step of goodput lost on full-KV tenants and on chat sessions). When
+ * every candidate is full, all stay (admission holds requests while they
+ * are).
  */
 export function createBelowLimitFilter(deps: PluginDeps): Filter {
   return {
     type: 'below-limit',
     filter(req, endpoints) {
-      let full = 0;
+      let drop = 0;
       let room = false;
       for (let i = 0; i < endpoints.length; i++) {
         const e = endpoints[i] as SchedulingEndpoint;
-        if (atKnownLimit(e)) full++;
-        else if (
+        if (atKnownLimit(e)) {
+          if (!holdsPrefix(req, e)) drop++;
+        } else if (
           !room &&
           !req.exclude.has(e.address) &&
           failurePenalty(e) < AVOID_PENALTY &&
@@ -154,13 +160,21 @@ export function createBelowLimitFilter(deps: PluginDeps): Filter {
           room = true;
       }
       // Most decisions drop nothing: no copy then.
-      if (full === 0 || !room) return endpoints;
-      const kept = new Array<SchedulingEndpoint>(endpoints.length - full);
+      if (drop === 0 || !room) return endpoints;
+      const kept = new Array<SchedulingEndpoint>(endpoints.length - drop);
       for (let i = 0, j = 0; i < endpoints.length; i++) {
         const e = endpoints[i] as SchedulingEndpoint;
-        if (!atKnownLimit(e)) kept[j++] = e;
+        if (!atKnownLimit(e) || holdsPrefix(req, e)) kept[j++] = e;
       }
       return kept;
     },
   };
+}
+
+/** True when the endpoint's prefix index holds at least the first block of the request's prompt. */
+function holdsPrefix(req: SchedulingRequest, e: SchedulingEndpoint): boolean {
+  const index = e.prefixIndex;
+  if (index.size === 0 || index.blockChars === 0) return false;
+  const hashes = req.prefixHashes(index.blockChars);
+  return hashes.length > 0 && index.matchLength(hashes) > 0;
 }

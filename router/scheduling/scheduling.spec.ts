@@ -760,7 +760,10 @@ describe('a pod at its limit is not picked while another has a free slot', () =>
     assert.equal(schedule([room(), full()]), 'room');
   });
 
-  it('a warm prefix on the full pod does not keep the request there (it would wait in the engine for a slot)', () => {
+  const filter = (pool: SchedulingEndpoint[], req = request()) =>
+    addresses(registry.filter('below-limit', deps()).filter(req, pool));
+
+  it('a full pod holding the prompt’s prefix stays a candidate: the scorers weigh its cache against its load', () => {
     const prompt = 'You are a careful assistant. '.repeat(40);
     const warm = prefixBlockHashes(canonicalPrompt({ prompt, messages: [] }), 64);
     const fullWarm = limited({
@@ -771,11 +774,10 @@ describe('a pod at its limit is not picked while another has a free slot', () =>
       inFlightAtScrape: 8,
       prefix: warm,
     });
-    assert.equal(schedule([fullWarm, room()], request({ prompt })), 'room');
+    assert.deepEqual(filter([fullWarm, room()], request({ prompt })), ['full', 'room']);
+    // Another prompt: its cache is no reason to queue there.
+    assert.deepEqual(filter([fullWarm, room()]), ['room']);
   });
-
-  const filter = (pool: SchedulingEndpoint[], req = request()) =>
-    addresses(registry.filter('below-limit', deps()).filter(req, pool));
 
   it('below-limit drops pods at a published max_num_seqs or a limit the engine showed, only while one has room', () => {
     const published = (address: string, routerInFlight: number) =>
