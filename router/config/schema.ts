@@ -72,7 +72,12 @@ const profileSchema = z.strictObject({
   // sends its prefixes' requests to pods that must prefill them again, which
   // then queue in turn (measured: bench/scenarios/routing.ts). Load scorers
   // rank a queueing pod last instead, and admission waits when all queue.
-  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed']),
+  // `below-limit` drops only pods at a concurrency limit they are known to
+  // have (published, or shown by their engine) while another has a free
+  // slot, a request sent there would wait in the engine for one; it keeps
+  // those holding the prompt's prefix (measured: the same routing figures).
+  // Admission lets a request in when one pod has a slot; this sends it there.
+  filters: z.array(pluginType).default(['ready', 'not-draining', 'circuit-closed', 'below-limit']),
   // Measured on the virtual mesh (`npm run bench:routing`): a cached prefix
   // (weight 6, more than the load scorers' 5 together) outweighs any load
   // difference until the prefix balance rule stops counting it; load decides

@@ -1,5 +1,6 @@
-/** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`. */
-import { isSaturated } from './load.js';
+/** The built-in filters: `ready`, `not-draining`, `circuit-closed`, `not-saturated`, `below-limit`. */
+import { AVOID_PENALTY, failurePenalty } from './health.js';
+import { atKnownLimit, isSaturated } from './load.js';
 import type { Filter, PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
 
 /**
@@ -114,4 +115,66 @@ export function createNotSaturatedFilter(deps: PluginDeps): Filter {
       return out.length > 0 ? out : endpoints;
     },
   };
+}
+
+/**
+ * `below-limit`: drops endpoints at a limit they are known to have
+ * ({@link atKnownLimit}: a published `max_num_seqs`, or one the engine
+ * showed, counting this router's streams) while another candidate is below
+ * its own. Admission lets a request in when one pod has a free slot; this
+ * makes the pick take that pod, not one whose engine would queue it. Load
+ * scorers alone can rank the full pod first when a scrape of the other
+ * (up to a probe interval old) caught a request between two engine steps.
+ *
+ * A pod with room counts only if the request may go there: not already
+ * tried by it, not avoided for recent failures (the health step would drop
+ * it, leaving only full pods or none), and not saturated by what its engine
+ * shows (a queue lasting a second, a full KV cache): below a limit by the
+ * router's count, such a pod still queues, and a limit learned from what
+ * runs is only as good as the workload it was learned on.
+ *
+ * A full pod that holds a prefix of the prompt stays, and the scorers
+ * weigh its cache against its load: moving a tenant's requests off its pod
+ * whenever that pod is at its limit makes another pod prefill the prefix
+ * and evict others' to hold it (measured: bench/scenarios/routing.ts, one
+ * rate step of goodput lost on full-KV tenants and on chat sessions). When
+ * every candidate is full, all stay (admission holds requests while they
+ * are).
+ */
+export function createBelowLimitFilter(deps: PluginDeps): Filter {
+  return {
+    type: 'below-limit',
+    filter(req, endpoints) {
+      let drop = 0;
+      let room = false;
+      for (let i = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (atKnownLimit(e)) {
+          if (!holdsPrefix(req, e)) drop++;
+        } else if (
+          !room &&
+          !req.exclude.has(e.address) &&
+          failurePenalty(e) < AVOID_PENALTY &&
+          !isSaturated(e, deps.saturationQueueDepth)
+        )
+          room = true;
+      }
+      // Most decisions drop nothing: no copy then.
+      if (drop === 0 || !room) return endpoints;
+      const kept = new Array<SchedulingEndpoint>(endpoints.length - drop);
+      for (let i = 0, j = 0; i < endpoints.length; i++) {
+        const e = endpoints[i] as SchedulingEndpoint;
+        if (!atKnownLimit(e) || holdsPrefix(req, e)) kept[j++] = e;
+      }
+      return kept;
+    },
+  };
+}
+
+/** True when the endpoint's prefix index holds at least the first block of the request's prompt. */
+function holdsPrefix(req: SchedulingRequest, e: SchedulingEndpoint): boolean {
+  const index = e.prefixIndex;
+  if (index.size === 0 || index.blockChars === 0) return false;
+  const hashes = req.prefixHashes(index.blockChars);
+  return hashes.length > 0 && index.matchLength(hashes) > 0;
 }

@@ -344,6 +344,19 @@ export function pastLimit(e: SchedulingEndpoint, depth: number): boolean {
   return l.outstanding - l.knee >= Math.max(1, depth);
 }
 
+/**
+ * True when the endpoint is at a limit it is known to have, by this router's
+ * count: its published `max_num_seqs`, or the limit its engine showed (one
+ * past it while the router probes for headroom), as {@link pastLimit} counts
+ * them with no queue allowed. One more request would wait in its engine for
+ * a slot. A knee with no limit shown (a queue that may have been prefill
+ * work) does not make an endpoint full.
+ */
+export function atKnownLimit(e: SchedulingEndpoint): boolean {
+  if (loadOf(e).hardLimit <= 0 && (e.history?.limit ?? 0) <= 0) return false;
+  return pastLimit(e, 0);
+}
+
 /** Outstanding work of an endpoint (requests), as {@link loadOf} projects it. */
 export function endpointLoad(e: SchedulingEndpoint): number {
   return loadOf(e).outstanding;

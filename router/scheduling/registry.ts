@@ -4,6 +4,7 @@
  */
 import type { ProfileConfig } from '../config/schema.js';
 import {
+  createBelowLimitFilter,
   createCircuitClosedFilter,
   createNotDrainingFilter,
   createNotSaturatedFilter,
@@ -88,6 +89,7 @@ export function createBuiltinRegistry(): PluginRegistry {
   r.registerFilter('not-draining', createNotDrainingFilter);
   r.registerFilter('circuit-closed', createCircuitClosedFilter);
   r.registerFilter('not-saturated', createNotSaturatedFilter);
+  r.registerFilter('below-limit', createBelowLimitFilter);
   r.registerScorer('least-request', createLeastRequestScorer);
   r.registerScorer('queue-depth', createQueueDepthScorer);
   r.registerScorer('kv-cache', createKvCacheScorer);

@@ -9,6 +9,7 @@ import { DEFAULT_PROFILE, type ProfileConfig } from '../config/schema.js';
 import { createBreakers } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
 import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
+import { type LoadHistory, NO_HISTORY } from './knee.js';
 import { createScheduler } from './profile.js';
 import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
 import { createSchedulingRequest } from './request.js';
@@ -403,6 +404,7 @@ describe('scheduling profiles', () => {
         ['ready', 2],
         ['not-draining', 2],
         ['circuit-closed', 2],
+        ['below-limit', 2],
         ['prefer-healthy', 2],
       ],
     );
@@ -724,5 +726,87 @@ describe('recent failures make an endpoint worse', () => {
     } finally {
       breakers.close();
     }
+  });
+});
+
+describe('a pod at its limit is not picked while another has a free slot', () => {
+  /** A pod whose engine showed a concurrency limit of 8 (a plateau while requests waited), not published. */
+  const limited = (f: FakeEndpoint, limit = 8): SchedulingEndpoint => {
+    const view = endpointView({ maxNumSeqs: 0, ...f });
+    return {
+      ...view,
+      history: { ...NO_HISTORY, ...view.history, learnedKnee: limit, limit, limitSeenAt: 0, atLimit: true },
+    };
+  };
+  // `full` runs its 8. `room` runs 7 of its 8, but its engine scrape (up to a
+  // probe interval old) caught a request between two steps, waiting.
+  const full = () =>
+    limited({ address: 'full', routerInFlight: 8, inFlight: 8, running: 8, inFlightAtScrape: 8 });
+  const room = (f: Partial<FakeEndpoint> = {}) =>
+    limited({
+      address: 'room',
+      routerInFlight: 7,
+      inFlight: 7,
+      running: 7,
+      waiting: 1,
+      inFlightAtScrape: 8,
+      ...f,
+    });
+  const schedule = (pool: SchedulingEndpoint[], req = request()) =>
+    createScheduler('default', DEFAULT_PROFILE, registry, deps()).schedule(req, pool).picked?.address;
+
+  it('the default profile takes the free slot, though queue-depth reads a waiting request there', () => {
+    assert.equal(schedule([full(), room()]), 'room');
+    assert.equal(schedule([room(), full()]), 'room');
+  });
+
+  const filter = (pool: SchedulingEndpoint[], req = request()) =>
+    addresses(registry.filter('below-limit', deps()).filter(req, pool));
+
+  it('a full pod holding the prompt’s prefix stays a candidate: the scorers weigh its cache against its load', () => {
+    const prompt = 'You are a careful assistant. '.repeat(40);
+    const warm = prefixBlockHashes(canonicalPrompt({ prompt, messages: [] }), 64);
+    const fullWarm = limited({
+      address: 'full',
+      routerInFlight: 8,
+      inFlight: 8,
+      running: 8,
+      inFlightAtScrape: 8,
+      prefix: warm,
+    });
+    assert.deepEqual(filter([fullWarm, room()], request({ prompt })), ['full', 'room']);
+    // Another prompt: its cache is no reason to queue there.
+    assert.deepEqual(filter([fullWarm, room()]), ['room']);
+  });
+
+  it('below-limit drops pods at a published max_num_seqs or a limit the engine showed, only while one has room', () => {
+    const published = (address: string, routerInFlight: number) =>
+      endpointView({ address, maxNumSeqs: 8, routerInFlight });
+    assert.deepEqual(filter([published('a', 8), published('b', 7)]), ['b']);
+    assert.deepEqual(filter([published('a', 9), published('b', 8)]), ['a', 'b'], 'all full: scorers decide');
+    assert.deepEqual(filter([full(), room()]), ['room']);
+    // Past the probe interval a learned limit lets one more through (to find headroom): at 8 it has room.
+    const probing = { ...full(), history: { ...(full().history as LoadHistory), atLimit: false } };
+    assert.deepEqual(filter([probing, room()]), ['full', 'room']);
+  });
+
+  it('below-limit: a knee with no limit shown is no limit (it may have been prefill work)', () => {
+    const knee = endpointView({ address: 'knee', maxNumSeqs: 0, learnedKnee: 4, routerInFlight: 12 });
+    assert.deepEqual(filter([knee, room()]), ['knee', 'room']);
+  });
+
+  it('below-limit: room that the request may not use does not count (tried already, failing, or queueing anyway)', () => {
+    assert.deepEqual(filter([full(), room()], request({ exclude: ['room'] })), ['full', 'room']);
+    assert.deepEqual(filter([full(), room({ consecutiveFailures: 1 })]), ['full', 'room']);
+    // Below its limit by this router's count, but its engine has queued for a second: no room either.
+    assert.deepEqual(filter([full(), room({ queueingMs: 1_200 })]), ['full', 'room']);
+    assert.deepEqual(filter([full(), room({ kv: 0.95 })]), ['full', 'room']);
+    // The retry still finds a pod: the full one.
+    assert.equal(schedule([full(), room()], request({ exclude: ['room'] })), 'full');
+  });
+
+  it('below-limit returns the same array when it drops nothing (no copy per decision)', () => {
+    const pool = [room(), limited({ address: 'idle' })];
+    assert.equal(registry.filter('below-limit', deps()).filter(request(), pool), pool);
   });
 });
