@@ -68,6 +68,12 @@ export const KNEE_BINDING_SHARE = 0.8;
  */
 export const KNEE_PROBE_MS = 60_000;
 
+/**
+ * Scrapes in a row (each new) that must show a plateau below a held limit
+ * before the router lowers the limit; see {@link observeReport}.
+ */
+export const LIMIT_LOWER_SCRAPES = 3;
+
 /** What an endpoint's past reports taught (kept per endpoint by whoever receives the reports). */
 export interface LoadHistory {
   /** Requests the engine ran when it last had some waiting (0: never seen queueing). */
@@ -183,10 +189,20 @@ export function observeReport(h: LoadHistory, r: LoadReport__Output | undefined,
   let knee = h.learnedKnee;
   let limit = h.limit ?? 0;
   let limitSeenAt = h.limitSeenAt ?? -1;
+  // Held at its limit, a pod shows one fewer running and one waiting
+  // whenever a scrape falls between a finish and the engine's next step
+  // (the router's replacement waits for that step), and two scrapes in a
+  // row may both catch it. A limit that really fell shows at every scrape:
+  // a spell below a held limit teaches only once {@link LIMIT_LOWER_SCRAPES}
+  // scrapes in a row showed it.
+  const belowHeldLimit = limit > 0 && now - limitSeenAt < KNEE_PROBE_MS && spellPeak < limit;
   // Only a queue that persists teaches: a scrape between two steps, or
   // prompts waiting a step for the token budget, say nothing about capacity.
   const confirmed =
-    spellPeak > 0 && ((peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
+    spellPeak > 0 &&
+    (belowHeldLimit
+      ? plateauScrapes >= LIMIT_LOWER_SCRAPES
+      : (peakScrapes >= 2 && now - peakSince >= KNEE_CONFIRM_MS) || queueingMs >= QUEUEING_MS);
   if (confirmed) knee = knee > 0 && spellPeak < knee ? knee + (spellPeak - knee) / 3 : spellPeak;
   else if (waiting === 0 && knee > 0 && running > knee) knee = Math.max(running, KNEE_GROWTH * knee);
   if (quietSince >= 0 && now - quietSince >= KNEE_MEMORY_MS) knee = 0;

@@ -8,6 +8,7 @@ import {
   KNEE_GROWTH,
   KNEE_MEMORY_MS,
   KNEE_PROBE_MS,
+  LIMIT_LOWER_SCRAPES,
   type LoadHistory,
   NO_HISTORY,
   observeReport,
@@ -312,6 +313,48 @@ describe('load against the knee', () => {
     assert.equal(pastLimit(pod(grown, 8), 0), false);
   });
 
+  it('held at its limit, a replacement caught waiting for the next step does not lower the limit; a limit that fell does', () => {
+    // Limit 8 learned from a plateau.
+    let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 8, numRequestsWaiting: 3 }), 0);
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 2, kvCacheUsagePerc: 0.1 }),
+      500,
+    );
+    assert.equal(h.limit, 8);
+    // Held at 8, nothing waits.
+    h = observeReport(
+      h,
+      report({ numRequestsRunning: 8, numRequestsWaiting: 0, kvCacheUsagePerc: 0.15 }),
+      750,
+    );
+    assert.equal(h.queueingSince, -1);
+    // The router holds the pod at 8: a request finishes, its replacement waits one step, and two
+    // scrapes in a row happen to catch that moment (7 running, 1 waiting).
+    const caught = (from: LoadHistory, t0: number, scrapes: number) => {
+      let x = from;
+      for (let k = 0; k < scrapes; k++)
+        x = observeReport(
+          x,
+          report({ numRequestsRunning: 7, numRequestsWaiting: 1, kvCacheUsagePerc: 0.2 + k / 100 }),
+          t0 + k * KNEE_CONFIRM_MS,
+        );
+      return x;
+    };
+    const twice = caught(h, 1_000, 2);
+    assert.equal(twice.limit, 8, 'two chance catches keep the limit');
+    assert.equal(twice.learnedKnee, 8);
+    assert.equal(twice.atLimit, true);
+    // The next scrape shows the slot refilled: the spell ends, nothing learned.
+    const refilled = observeReport(twice, report({ numRequestsRunning: 8, numRequestsWaiting: 0 }), 2_000);
+    assert.equal(refilled.limit, 8);
+    assert.equal(refilled.learnedKnee, 8);
+    // A limit that really fell (7 run while requests wait) shows at every scrape and is learned.
+    const fell = caught(h, 1_000, LIMIT_LOWER_SCRAPES);
+    assert.equal(fell.limit, 7);
+    assert.equal(fell.atLimit, true);
+  });
+
   it('a queue at a count that moves (a token budget, not a limit) teaches a knee with room for one more past it', () => {
     // Cold long prompts wait for the token budget while the running count moves.
     let h = observeReport(NO_HISTORY, report({ numRequestsRunning: 15, numRequestsWaiting: 6 }), 0);
@@ -332,6 +375,10 @@ describe('load against the knee', () => {
     far = observeReport(far, report({ numRequestsRunning: 12, numRequestsWaiting: 0 }), 2 * KNEE_CONFIRM_MS);
     far = observeReport(far, report({ numRequestsRunning: 21, numRequestsWaiting: 1 }), 3 * KNEE_CONFIRM_MS);
     far = observeReport(far, report({ numRequestsRunning: 21, numRequestsWaiting: 2 }), 4 * KNEE_CONFIRM_MS);
+    // Below a held limit, a plateau teaches once it is seen at LIMIT_LOWER_SCRAPES scrapes in a row.
+    assert.equal(far.learnedKnee, 30);
+    far = observeReport(far, report({ numRequestsRunning: 21, numRequestsWaiting: 1 }), 5 * KNEE_CONFIRM_MS);
+    assert.equal(LIMIT_LOWER_SCRAPES, 3);
     assert.equal(far.learnedKnee, 27);
     assert.equal(far.atLimit, false);
   });
