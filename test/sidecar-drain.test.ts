@@ -195,10 +195,12 @@ describe('sidecar drain', () => {
         firstChunk = r;
       });
       const chunks: GenerateChunk__Output[] = [];
-      // 8000 tokens at 5 ms each: far longer than the grace period.
+      // 8000 tokens at 5 ms each: far longer than the grace period. The engine
+      // call carries the request id, so only this test's abort is awaited.
+      const requestId = `drain-endless-${process.pid}-${Date.now()}`;
       const endless = generate(
         client,
-        { model: MODEL, prompt: 'never ending', sampling: { maxTokens: 8000, temperature: 0.5 } },
+        { model: MODEL, prompt: 'never ending', requestId, sampling: { maxTokens: 8000, temperature: 0.5 } },
         {
           onChunk: (c) => {
             chunks.push(c);
@@ -207,7 +209,7 @@ describe('sidecar drain', () => {
         },
       );
       await streaming;
-      const aborted = nextEvent(sim.events, 'request-abort');
+      const aborted = nextEvent(sim.events, 'request-abort', (e: { id: string }) => e.id.includes(requestId));
       proc.proc.kill('SIGTERM');
       await w.until((r) => r.draining, 'draining');
 
@@ -269,7 +271,7 @@ describe('sidecar drain', () => {
       const outcomes = Promise.allSettled(calls);
       await started;
       await streaming;
-      const aborted = nextEvent(sim.events, 'request-abort');
+      const aborted = nextEvent(sim.events, 'request-abort', (e: { id: string }) => e.id.includes(requestId));
       await sidecar.drain(1000);
       sim.events.off('request-start', onStart);
       for (const o of await outcomes) {
