@@ -92,7 +92,7 @@ describe('the production image layout (npm ci --omit=dev + dist/)', { timeout: 2
   it('holds no tests, no TypeScript sources and no dev dependencies', () => {
     assert.ok(existsSync(join(app, 'dist', 'cli', 'main.js')));
     assert.ok(!existsSync(join(app, 'dist', 'test')), 'dist/test is not built');
-    assert.ok(!existsSync(join(app, 'dist', 'router', 'scheduling', 'load.spec.js')), 'no specs');
+    assert.ok(!existsSync(join(app, 'dist', 'router', 'config', 'load.spec.js')), 'no specs');
     assert.ok(!existsSync(join(app, 'cli')), 'no sources: bin/llmmesh.js runs dist/');
     for (const dev of ['tsx', 'typescript', '@biomejs/biome'])
       assert.ok(!existsSync(join(app, 'node_modules', dev)), `${dev} is a dev dependency`);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
-import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
-import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
+import type { LoadReport__Output } from '../../../../common/generated/llmmesh/v1/LoadReport.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../../../common/prefix-hash.js';
 import {
   KNEE_CONFIRM_MS,
   KNEE_GROWTH,
@@ -13,11 +12,20 @@ import {
   NO_HISTORY,
   observeReport,
   QUEUEING_MS,
-} from './knee.js';
-import { addRecent, isSaturated, KV_FULL, loadOf, noteAssignment, pastLimit, RECENT_TAU_MS } from './load.js';
-import { createBuiltinRegistry } from './registry.js';
-import { createSchedulingRequest } from './request.js';
-import type { PluginDeps } from './types.js';
+} from '../../../../router/scheduling/knee.js';
+import {
+  addRecent,
+  isSaturated,
+  KV_FULL,
+  loadOf,
+  noteAssignment,
+  pastLimit,
+  RECENT_TAU_MS,
+} from '../../../../router/scheduling/load.js';
+import { createBuiltinRegistry } from '../../../../router/scheduling/registry.js';
+import { createSchedulingRequest } from '../../../../router/scheduling/request.js';
+import type { PluginDeps } from '../../../../router/scheduling/types.js';
+import { endpointView, type FakeEndpoint, seeded } from '../../../helpers/endpoint-view.js';
 
 const registry = createBuiltinRegistry();
 const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fixture } from '../test/helpers/fixtures.js';
-import { createSseParser } from './sse.js';
+import { createSseParser } from '../../../sidecar/sse.js';
+import { fixture } from '../../helpers/fixtures.js';
 
 describe('SSE parser', () => {
   it('parses vLLM completions events split at every byte boundary', () => {

@@ -5,16 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
-import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import { DEFAULT_PROFILE, type ProfileConfig } from '../config/schema.js';
-import type { EndpointView } from '../upstream/endpoints.js';
-import { failurePenalty, preferHealthy } from './health.js';
-import { addRecent } from './load.js';
-import { createScheduler, HEALTH_STEP } from './profile.js';
-import { createBuiltinRegistry } from './registry.js';
-import { createSchedulingRequest } from './request.js';
-import type { PluginDeps, SchedulingRequest, Scorer } from './types.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../../../common/prefix-hash.js';
+import { DEFAULT_PROFILE, type ProfileConfig } from '../../../../router/config/schema.js';
+import { failurePenalty, preferHealthy } from '../../../../router/scheduling/health.js';
+import { addRecent } from '../../../../router/scheduling/load.js';
+import { createScheduler, HEALTH_STEP } from '../../../../router/scheduling/profile.js';
+import { createBuiltinRegistry } from '../../../../router/scheduling/registry.js';
+import { createSchedulingRequest } from '../../../../router/scheduling/request.js';
+import type { PluginDeps, SchedulingRequest, Scorer } from '../../../../router/scheduling/types.js';
+import type { EndpointView } from '../../../../router/upstream/endpoints.js';
+import { endpointView, type FakeEndpoint, seeded } from '../../../helpers/endpoint-view.js';
 
 const registry = createBuiltinRegistry();
 const SYSTEMS = Array.from({ length: 6 }, (_, g) =>

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeChunk, encodeChunk } from '../common/chunk-codec.js';
-import { createRandom as rng } from '../common/random.js';
-import { pbDecode, pbEncode, randomChunk } from './helpers/chunk-fuzz.js';
+import { decodeChunk, encodeChunk } from '../../../common/chunk-codec.js';
+import { createRandom as rng } from '../../../common/random.js';
+import { pbDecode, pbEncode, randomChunk } from '../../helpers/chunk-fuzz.js';
 
 /** A varint, as bytes. */
 function varint(v: number | bigint): number[] {

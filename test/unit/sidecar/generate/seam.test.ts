@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { type MeshError, Status } from '../../common/errors.js';
-import { startHttpServer } from '../../test/helpers/http-server.js';
-import { createEngineClient, type EngineEvent } from '../engine-client.js';
-import type { StreamChunk } from './flight.js';
-import { checkSeam, createSeam } from './seam.js';
+import { type MeshError, Status } from '../../../../common/errors.js';
+import { createEngineClient, type EngineEvent } from '../../../../sidecar/engine-client.js';
+import type { StreamChunk } from '../../../../sidecar/generate/flight.js';
+import { checkSeam, createSeam } from '../../../../sidecar/generate/seam.js';
+import { startHttpServer } from '../../../helpers/http-server.js';
 
 const cont = (text: string, tokenIds: number[]) => ({ text, tokenIds, completionTokens: tokenIds.length });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../common/log.js';
-import { startEngineStub } from '../../test/helpers/engine-stub.js';
-import { waitUntil } from '../../test/helpers/wait.js';
-import { createEndpointSet } from './endpoints.js';
+import { silentLogger } from '../../../../common/log.js';
+import { createEndpointSet } from '../../../../router/upstream/endpoints.js';
+import { startEngineStub } from '../../../helpers/engine-stub.js';
+import { waitUntil } from '../../../helpers/wait.js';
 
 describe('endpoint set', () => {
   it('keeps a copy of each prefix index from report deltas, and rebuilds it from scratch after a reconnect', async () => {

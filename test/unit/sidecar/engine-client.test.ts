@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { type MeshError, Status } from '../common/errors.js';
-import { fixture } from '../test/helpers/fixtures.js';
-import { replaySse, startHttpServer } from '../test/helpers/http-server.js';
-import { createEngineClient, type EngineEvent } from './engine-client.js';
-import type { OpenAiRequest } from './openai.js';
+import { type MeshError, Status } from '../../../common/errors.js';
+import { createEngineClient, type EngineEvent } from '../../../sidecar/engine-client.js';
+import type { OpenAiRequest } from '../../../sidecar/openai.js';
+import { fixture } from '../../helpers/fixtures.js';
+import { replaySse, startHttpServer } from '../../helpers/http-server.js';
 
 const completion: OpenAiRequest = {
   path: '/v1/completions',

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { type MeshError, Status } from '../common/errors.js';
-import { createRateLimiter, withResponsiveTimeout } from '../router/auth/rate-limiter.js';
-import { startPrivateRedis } from './helpers/redis.js';
+import { type MeshError, Status } from '../../../../common/errors.js';
+import { createRateLimiter, withResponsiveTimeout } from '../../../../router/auth/rate-limiter.js';
+import { startPrivateRedis } from '../../../helpers/redis.js';
 
 async function connected(url: string): Promise<Redis> {
   const r = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => 50 });

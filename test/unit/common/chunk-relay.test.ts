@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeChunk } from '../common/chunk-codec.js';
-import { ChunkLog, mergeChunks, RelayChunk, withModelVersion } from '../common/chunk-relay.js';
-import type { GenerateChunk, GenerateChunk__Output } from '../common/generated/llmmesh/v1/GenerateChunk.js';
-import { createRandom } from '../common/random.js';
-import { pbDecode, pbEncode, randomChunk } from './helpers/chunk-fuzz.js';
+import { decodeChunk } from '../../../common/chunk-codec.js';
+import { ChunkLog, mergeChunks, RelayChunk, withModelVersion } from '../../../common/chunk-relay.js';
+import type {
+  GenerateChunk,
+  GenerateChunk__Output,
+} from '../../../common/generated/llmmesh/v1/GenerateChunk.js';
+import { createRandom } from '../../../common/random.js';
+import { pbDecode, pbEncode, randomChunk } from '../../helpers/chunk-fuzz.js';
 
 /** The message's bytes, sometimes with its fields repeated or split as other encoders may write them. */
 function randomBytes(random: () => number): Buffer {

@@ -1,19 +1,23 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../common/log.js';
-import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
-import { endpointView, type FakeEndpoint, seeded } from '../../test/helpers/endpoint-view.js';
-import { validateRouterConfig } from '../config/load.js';
-import { DEFAULT_PROFILE, type ProfileConfig } from '../config/schema.js';
-import { createBreakers } from '../upstream/breakers.js';
-import type { EndpointView } from '../upstream/endpoints.js';
-import { AVOID_PENALTY, failurePenalty, preferHealthy } from './health.js';
-import { type LoadHistory, NO_HISTORY } from './knee.js';
-import { createScheduler } from './profile.js';
-import { createBuiltinRegistry, createPluginRegistry } from './registry.js';
-import { createSchedulingRequest } from './request.js';
-import type { PluginDeps, SchedulingEndpoint, SchedulingRequest } from './types.js';
+import { silentLogger } from '../../../../common/log.js';
+import { canonicalPrompt, prefixBlockHashes } from '../../../../common/prefix-hash.js';
+import { validateRouterConfig } from '../../../../router/config/load.js';
+import { DEFAULT_PROFILE, type ProfileConfig } from '../../../../router/config/schema.js';
+import { AVOID_PENALTY, failurePenalty, preferHealthy } from '../../../../router/scheduling/health.js';
+import { type LoadHistory, NO_HISTORY } from '../../../../router/scheduling/knee.js';
+import { createScheduler } from '../../../../router/scheduling/profile.js';
+import { createBuiltinRegistry, createPluginRegistry } from '../../../../router/scheduling/registry.js';
+import { createSchedulingRequest } from '../../../../router/scheduling/request.js';
+import type {
+  PluginDeps,
+  SchedulingEndpoint,
+  SchedulingRequest,
+} from '../../../../router/scheduling/types.js';
+import { createBreakers } from '../../../../router/upstream/breakers.js';
+import type { EndpointView } from '../../../../router/upstream/endpoints.js';
+import { endpointView, type FakeEndpoint, seeded } from '../../../helpers/endpoint-view.js';
 
 const deps = (over: Partial<PluginDeps> = {}): PluginDeps => ({
   random: seeded(7),

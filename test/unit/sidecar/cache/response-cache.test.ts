@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { silentLogger } from '../../common/log.js';
-import { createRedisConnection } from '../../common/redis.js';
-import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js';
-import { createResponseCache, decodeEntry, encodeEntry } from './response-cache.js';
+import { silentLogger } from '../../../../common/log.js';
+import { createRedisConnection } from '../../../../common/redis.js';
+import { createResponseCache, decodeEntry, encodeEntry } from '../../../../sidecar/cache/response-cache.js';
+import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../../../helpers/redis.js';
 
 const answer = (text: string) => ({
   texts: [text, ' world', ''],

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { parseRegistration, registrationKey } from '../common/discovery-keys.js';
-import { silentLogger } from '../common/log.js';
-import { createRedisConnection } from '../common/redis.js';
-import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../test/helpers/redis.js';
-import { createRegistration } from './registration.js';
+import { parseRegistration, registrationKey } from '../../../common/discovery-keys.js';
+import { silentLogger } from '../../../common/log.js';
+import { createRedisConnection } from '../../../common/redis.js';
+import { createRegistration } from '../../../sidecar/registration.js';
+import { deletePrefix, redisClient, SHARED_REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 
 describe('redis registration', () => {
   const prefix = uniquePrefix('registration');

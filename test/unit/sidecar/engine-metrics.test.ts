@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fixture } from '../test/helpers/fixtures.js';
-import { parseEngineMetrics } from './engine-metrics.js';
+import { parseEngineMetrics } from '../../../sidecar/engine-metrics.js';
+import { fixture } from '../../helpers/fixtures.js';
 
 describe('engine metrics scrape', () => {
   it('reads the V1 gauges and cache config of a real idle vLLM', () => {
