@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,12 +46,27 @@ export function processRssBytes(pid: number): number | undefined {
   }
 }
 
-/** A free loopback port (bound, then released). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
+/**
+ * The address a process started on port 0 printed after `prefix` (and an
+ * optional `on`), once that line is complete: e.g. `127.0.0.1:PORT` after
+ * `llmmesh sidecar listening`, `http://127.0.0.1:PORT` after `llmmesh sim
+ * serving on` or after `, admin`, a trailing comma dropped; undefined until
+ * `output` holds the whole line. A process told a port picked and released
+ * beforehand could find it taken by another process in between; one on port
+ * 0 cannot.
+ */
+export function reportedAddress(output: string, prefix: string): string | undefined {
+  const at = output.indexOf(prefix);
+  if (at < 0) return undefined;
+  const end = output.indexOf('\n', at);
+  if (end < 0) return undefined;
+  return /^\s*(?:on\s+)?(\S+?)(?=,|\s|$)/.exec(output.slice(at + prefix.length, end))?.[1];
+}
+
+/** The port of `host:port`, `[v6]:port` or a URL, as {@link reportedAddress} returns it. */
+export function portOf(address: string): number {
+  const port = Number(/:(\d+)\/?$/.exec(address)?.[1]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in "${address}"`);
   return port;
 }
 

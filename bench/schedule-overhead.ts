@@ -11,7 +11,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +22,7 @@ import type { GenerateChunk__Output } from '../common/generated/llmmesh/v1/Gener
 import type { GenerateRequest } from '../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { InferenceClient } from '../common/generated/llmmesh/v1/Inference.js';
 import { loadProtos } from '../common/proto.js';
+import { reportedAddress } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,16 +42,12 @@ const { values } = parseArgs({
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'llmmesh.js');
 const MODEL = 'llama-3-8b-chat';
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 const children: ChildProcess[] = [];
-function start(args: string[], ready: string, nodeFlags: string[] = []): Promise<void> {
+/**
+ * Starts `llmmesh ...args` (on port 0) and resolves with its output once it
+ * has printed the whole line that starts with `ready`.
+ */
+function start(args: string[], ready: string, nodeFlags: string[] = []): Promise<string> {
   const proc = spawn(process.execPath, [...nodeFlags, BIN, ...args], {
     env: { ...process.env, LLMMESH_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -61,7 +57,7 @@ function start(args: string[], ready: string, nodeFlags: string[] = []): Promise
     let out = '';
     proc.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes(ready)) resolve();
+      if (reportedAddress(out, ready) !== undefined) resolve(out);
     });
     proc.once('exit', (code) => reject(new Error(`llmmesh ${args[0]} exited with ${code}`)));
   });
@@ -131,9 +127,9 @@ async function startPassthrough(upstream: string): Promise<{ address: string; cl
 
 /** Sum and count of the router's own TTFT histogram (seconds). */
 async function routerTtft(
-  adminPort: number,
+  adminUrl: string,
 ): Promise<{ sum: number; count: number; queued: number; queuedSeconds: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
   const num = (name: string) =>
     text
       .split('\n')
@@ -148,29 +144,24 @@ async function routerTtft(
 }
 
 async function main() {
-  const [simPort, sidecarPort, routerPort, adminPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
   const dir = mkdtempSync(join(tmpdir(), 'llmmesh-overhead-'));
   const routes = join(dir, 'routes.yaml');
   writeFileSync(
     routes,
     `models:\n  ${MODEL}:\n    versions: { v1: { weight: 1 } }\n${String(values['router-config']).replace(/\\n/g, '\n')}\n`,
   );
-  await start(
-    ['sim', '--port', String(simPort), '--time-scale', String(values['time-scale']), '--max-num-seqs', '256'],
-    'serving on',
+  const simOut = await start(
+    ['sim', '--port', '0', '--time-scale', String(values['time-scale']), '--max-num-seqs', '256'],
+    'llmmesh sim serving on',
   );
-  await start(
+  const simUrl = reportedAddress(simOut, 'llmmesh sim serving on') as string;
+  const sidecarOut = await start(
     [
       'sidecar',
       '--engine-url',
-      `http://127.0.0.1:${simPort}`,
+      simUrl,
       '--listen',
-      `127.0.0.1:${sidecarPort}`,
+      '127.0.0.1:0',
       '--model',
       MODEL,
       '--version',
@@ -180,33 +171,36 @@ async function main() {
       '--response-cache',
       'off',
     ],
-    'listening',
+    'llmmesh sidecar listening',
   );
-  await start(
+  const sidecarAddress = reportedAddress(sidecarOut, 'llmmesh sidecar listening') as string;
+  const routerOut = await start(
     [
       'router',
       '--config',
       routes,
       '--listen',
-      `127.0.0.1:${routerPort}`,
+      '127.0.0.1:0',
       '--admin',
-      `127.0.0.1:${adminPort}`,
+      '127.0.0.1:0',
       '--endpoints',
-      `127.0.0.1:${sidecarPort}`,
+      sidecarAddress,
     ],
-    'listening',
+    'llmmesh router listening',
     values['profile-router'] ? ['--cpu-prof', '--cpu-prof-dir', String(values['profile-router'])] : [],
   );
+  const routerAddress = reportedAddress(routerOut, 'llmmesh router listening') as string;
+  const adminUrl = reportedAddress(routerOut, ', admin') as string;
 
   const { engine, inference } = loadProtos();
   const direct = new engine.Engine(
-    `127.0.0.1:${sidecarPort}`,
+    sidecarAddress,
     grpc.credentials.createInsecure(),
   ) as unknown as EngineClient;
-  const routed = new inference.Inference(`127.0.0.1:${routerPort}`, grpc.credentials.createInsecure(), {
+  const routed = new inference.Inference(routerAddress, grpc.credentials.createInsecure(), {
     'grpc.enable_retries': 0,
   }) as unknown as InferenceClient;
-  const passthrough = await startPassthrough(`127.0.0.1:${sidecarPort}`);
+  const passthrough = await startPassthrough(sidecarAddress);
   const viaPassthrough = new engine.Engine(
     passthrough.address,
     grpc.credentials.createInsecure(),
@@ -238,7 +232,7 @@ async function main() {
   for (const [li, concurrency] of levels.entries()) {
     const total = counts[li] ?? counts.at(-1) ?? 100;
     const results: Record<string, number[]> = { direct: [], passthrough: [], router: [] };
-    const before = await routerTtft(adminPort);
+    const before = await routerTtft(adminUrl);
     await run(paths.direct as Call, concurrency * 4, concurrency, 'warmup');
     await run(paths.router as Call, concurrency * 4, concurrency, 'warmup');
     for (let r = 0; r < rounds; r++) {
@@ -250,7 +244,7 @@ async function main() {
         );
       }
     }
-    const routerSide = await routerTtft(adminPort);
+    const routerSide = await routerTtft(adminUrl);
     const summary: Record<string, { p50: number; p99: number; mean: number }> = {};
     for (const [name, list] of Object.entries(results)) {
       const sorted = [...list].sort((a, b) => a - b);

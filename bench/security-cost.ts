@@ -2,7 +2,9 @@
  * Cost of mTLS on the router → sidecar hop and of auth + rate limiting per
  * request: four routers over the same simulated engine — plaintext, mTLS to a
  * TLS sidecar, auth with Redis-shared rate limits, both — driven in
- * alternating rounds. Prints time-to-first-chunk p50/p99 of each.
+ * alternating rounds. Prints time-to-first-chunk p50/p99 of each over all
+ * rounds, and each variant's p50 over plaintext's round by round: median
+ * (min–max) of those ratios, the figure to quote on a shared machine.
  *
  *   node --import tsx bench/security-cost.ts [--rounds 4] [--requests 400] [--concurrency 8]
  */
@@ -110,21 +112,36 @@ async function drive(client: InferenceClient): Promise<number[]> {
   return ttfc;
 }
 
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
 const samples = new Map<string, number[]>(routers.map((r) => [r.name, []]));
+/** Per variant, its p50 over plaintext's p50 in each round. */
+const p50Ratios = new Map<string, number[]>(routers.map((r) => [r.name, []]));
 for (const r of routers) await drive(r.client); // warm-up
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 === 0 ? routers : [...routers].reverse();
-  for (const r of order) samples.get(r.name)?.push(...(await drive(r.client)));
+  const p50 = new Map<string, number>();
+  for (const r of order) {
+    const xs = await drive(r.client);
+    samples.get(r.name)?.push(...xs);
+    p50.set(r.name, pct(xs, 0.5));
+  }
+  const base = p50.get('plaintext') ?? Number.NaN;
+  for (const r of routers) p50Ratios.get(r.name)?.push((p50.get(r.name) ?? Number.NaN) / base);
 }
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
 const rows = routers.map((r) => {
   const xs = samples.get(r.name) ?? [];
+  const ratios = p50Ratios.get(r.name) ?? [];
   return {
     variant: r.name,
     ttfcP50Ms: Number(pct(xs, 0.5).toFixed(2)),
     ttfcP99Ms: Number(pct(xs, 0.99).toFixed(2)),
     n: xs.length,
+    p50OverPlaintext: {
+      median: Number(pct(ratios, 0.5).toFixed(3)),
+      min: Number(Math.min(...ratios).toFixed(3)),
+      max: Number(Math.max(...ratios).toFixed(3)),
+    },
   };
 });
 console.log(JSON.stringify({ concurrency, requestsPerRound: requests, rounds, rows }, null, 2));

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { createEngineClient } from '../sidecar/engine-client.js';
-import { freePort } from './processes.js';
+import { portOf, reportedAddress } from './processes.js';
 import { createSidecarClient, generate } from './sidecar-client.js';
 
 const MODEL = 'llama-3-8b-chat';
@@ -68,13 +68,16 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-/** Starts `args` under node (with `nodeOptions`), resolving once its output contains `readyText`. */
+/** A process started on port 0, with the port it reported. */
+type Launched = ChildProcess & { port: number };
+
+/** Starts `args` under node (with `nodeOptions`), resolving once its output has the line `readyText` starts, with the port it names. */
 function launch(
   name: string,
   args: string[],
   readyText: string,
   nodeOptions: string[] = [],
-): Promise<ChildProcess> {
+): Promise<Launched> {
   const proc = spawn(process.execPath, [...nodeOptions, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LLMMESH_LOG_LEVEL: 'warn' },
@@ -83,7 +86,8 @@ function launch(
     let out = '';
     proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      if (out.includes(readyText)) resolve(proc);
+      const address = reportedAddress(out, readyText);
+      if (address !== undefined) resolve(Object.assign(proc, { port: portOf(address) }));
     });
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
@@ -144,15 +148,13 @@ async function main() {
   const load = loadavg()
     .map((l) => l.toFixed(2))
     .join(' ');
-  const simPort = await freePort();
-  const engineUrl = `http://127.0.0.1:${simPort}`;
   const sim = await launch(
     'sim',
     [
       BIN,
       'sim',
       '--port',
-      String(simPort),
+      '0',
       '--served-model-name',
       MODEL,
       '--max-num-seqs',
@@ -164,6 +166,7 @@ async function main() {
     ],
     'llmmesh sim serving on',
   );
+  const engineUrl = `http://127.0.0.1:${sim.port}`;
   const procs: ChildProcess[] = [sim];
   const sidecarArgs = (bin: string, port: number, cache: boolean) => [
     bin,
@@ -183,11 +186,10 @@ async function main() {
   ];
   const sidecarNodeOptions = (process.env.BENCH_SIDECAR_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
   const targets: Array<{ path: string; proc: ChildProcess; client: EngineClient }> = [];
-  const addGrpc = async (path: string, start: (port: number) => Promise<ChildProcess>) => {
-    const port = await freePort();
-    const proc = await start(port);
+  const addGrpc = async (path: string, start: (port: number) => Promise<Launched>) => {
+    const proc = await start(0);
     procs.push(proc);
-    targets.push({ path, proc, client: createSidecarClient(`127.0.0.1:${port}`) });
+    targets.push({ path, proc, client: createSidecarClient(`127.0.0.1:${proc.port}`) });
   };
   const engine = createEngineClient({ url: engineUrl });
   try {
@@ -414,14 +416,9 @@ async function main() {
 
     if (values.cache) {
       // Response cache: misses (first time) and hits (second time), deterministic requests.
-      const port = await freePort();
-      const cached = await launch(
-        'cached sidecar',
-        sidecarArgs(BIN, port, true),
-        'llmmesh sidecar listening',
-      );
+      const cached = await launch('cached sidecar', sidecarArgs(BIN, 0, true), 'llmmesh sidecar listening');
       procs.push(cached);
-      const client = createSidecarClient(`127.0.0.1:${port}`);
+      const client = createSidecarClient(`127.0.0.1:${cached.port}`);
       targets.push({ path: 'cached', proc: cached, client });
       for (;;) {
         try {

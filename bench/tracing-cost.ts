@@ -2,7 +2,8 @@
  * Cost of tracing on the router: two routers over the same simulated pods,
  * one with tracing off (no-op tracer) and one exporting every span (100 %
  * sampling, OTLP/HTTP to a local receiver), driven in alternating rounds at
- * the same concurrency. Prints requests/s of each and the ratio.
+ * the same concurrency. Prints requests/s of each (medians over the rounds),
+ * the ratio of those medians, and the spread of the round-by-round ratios.
  *
  *   node --import tsx bench/tracing-cost.ts [--rounds 4] [--requests 1500] [--concurrency 32]
  */
@@ -96,6 +97,7 @@ for (let r = 0; r < rounds; r++) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const m = { off: median(results.off), on: median(results.on) };
+const roundRatios = results.on.map((x, i) => x / (results.off[i] ?? Number.NaN));
 console.log(
   JSON.stringify({
     concurrency,
@@ -104,6 +106,11 @@ console.log(
     tracingOffReqPerS: Math.round(m.off),
     tracingOnReqPerS: Math.round(m.on),
     onOverOff: Number((m.on / m.off).toFixed(3)),
+    onOverOffByRound: {
+      median: Number(median(roundRatios).toFixed(3)),
+      min: Number(Math.min(...roundRatios).toFixed(3)),
+      max: Number(Math.max(...roundRatios).toFixed(3)),
+    },
     spansExported: receiver.spans.length,
   }),
 );
