@@ -13,7 +13,10 @@ describe('calibration replays', () => {
     // decodes. Four: the burst arrives in the last quarter of the intake, one request per ≈2 ms, and
     // the steps that prefill it hold every running decode for one large step.
     assert.ok(fourPasses.p99ItlMs > 3 * onePass.p99ItlMs, `${fourPasses.p99ItlMs} vs ${onePass.p99ItlMs}`);
-    assert.ok(fourPasses.p99TpotMs > 2 * onePass.p99TpotMs, `${fourPasses.p99TpotMs} vs ${onePass.p99TpotMs}`);
+    assert.ok(
+      fourPasses.p99TpotMs > 2 * onePass.p99TpotMs,
+      `${fourPasses.p99TpotMs} vs ${onePass.p99TpotMs}`,
+    );
   });
 
   it('costs a lone request the same whatever the number of passes', () => {

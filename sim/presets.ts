@@ -103,7 +103,7 @@ const LLAMA_8B_H100: SimPreset = {
       where: 'llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md',
     },
     {
-      what: 'frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release\'s API server code; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      what: "frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release's API server code; 0.046 ms per streamed token from the fit of the BLIS simulator",
       where:
         'github.com/vllm-project/vllm/pull/18566; vllm/entrypoints/utils.py (with_cancellation), vllm/entrypoints/openai/serving_engine.py (tokenizer executor); inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
@@ -150,7 +150,7 @@ const LLAMA_70B_4XH100: SimPreset = {
       where: 'vllm-project/vllm, vllm/engine/arg_utils.py',
     },
     {
-      what: 'frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release\'s API server code; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      what: "frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release's API server code; 0.046 ms per streamed token from the fit of the BLIS simulator",
       where:
         'github.com/vllm-project/vllm/pull/18566; vllm/entrypoints/utils.py (with_cancellation), vllm/entrypoints/openai/serving_engine.py (tokenizer executor); inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
