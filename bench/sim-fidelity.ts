@@ -31,9 +31,10 @@ import {
   shareGpt,
   summarizeErrors,
   VLLM_060,
+  VLLM_V1_MAY_2025,
 } from '../sim/calibration.js';
 import { getPreset, SIM_PRESETS } from '../sim/presets.js';
-import { createShareGptSampler, SHAREGPT_IGNORE_EOS_SIGMA } from '../sim/sharegpt.js';
+import { createShareGptSampler, SHAREGPT_IGNORE_EOS_SIGMA, SHAREGPT_SIGMA } from '../sim/sharegpt.js';
 import { runWorkload, summarizeWorkload, uniquePrompt, type WorkloadSummary } from '../sim/workload.js';
 
 const { values } = parseArgs({ options: { draws: { type: 'string', default: '4' } } });
@@ -187,33 +188,18 @@ for (const [rate, count] of [
     },
   });
 }
-const pull18566 = { preset: P8, count: 1_000, means: { promptTokens: 229.711, outputTokens: 203.068 } };
+const pull18566: ShareGptRun = {
+  preset: P8,
+  count: 1_000,
+  means: { promptTokens: 229.711, outputTokens: 203.068 },
+  datasetAnswers: true,
+  release: VLLM_V1_MAY_2025,
+};
 const pullPoint = (statistic: string) =>
   heldOutPoint(P8, `${statistic}, ShareGPT chat, 1,000 requests at once`);
-const pullA100: ShareGptRun = { ...pull18566, maxNumSeqs: 256, maxNumBatchedTokens: 2048 };
-for (const statistic of ['request throughput', 'median ITL', 'mean TPOT', 'median TPOT']) {
-  whatIfs.push({
-    point: pullPoint(statistic),
-    change: "vLLM's defaults on an A100 (256 sequences, 2,048 batched tokens), H100 step costs",
-    run: pullA100,
-  });
-}
-// The API server's intake in four stages (`requestStages`, off in the presets): the burst reaches the engine
-// together and is prefilled in full 8,192-token steps, which stall every running decode.
-const stagedIntake = { ...getPreset(P8).frontEnd, requestStages: 4 };
-const pullStaged: ShareGptRun = { ...pull18566, frontEnd: stagedIntake };
-const pullStagedSpread: ShareGptRun = { ...pullStaged, sigma: SHAREGPT_IGNORE_EOS_SIGMA };
-for (const statistic of ['median ITL', 'P99 ITL', 'mean TPOT', 'median TPOT']) {
-  whatIfs.push({
-    point: pullPoint(statistic),
-    change: 'intake in 4 stages (the burst reaches the engine together)',
-    run: pullStaged,
-  });
-}
-for (const statistic of [
+const pullStatistics = [
   'request throughput',
   'mean TTFT',
-  'median TTFT',
   'P99 TTFT',
   'mean TPOT',
   'median TPOT',
@@ -221,11 +207,62 @@ for (const statistic of [
   'mean ITL',
   'median ITL',
   'P99 ITL',
-]) {
+];
+// Pull 18566's run with one input changed: the intake in one pass (the presets' API server) or in six,
+// the answers spread as when the model stops on its own, vLLM's defaults on an A100.
+const pullVariants: [string, ShareGptRun][] = [
+  [
+    'intake in one pass of the event loop (the presets; the release: 4)',
+    { ...pull18566, release: { ...VLLM_V1_MAY_2025, requestStages: 1 } },
+  ],
+  [
+    'intake in 6 passes of the event loop (the release: 4)',
+    { ...pull18566, release: { ...VLLM_V1_MAY_2025, requestStages: 6 } },
+  ],
+  [
+    `answers spread as when the model stops on its own (σ ${SHAREGPT_SIGMA.output}; the run: ${SHAREGPT_IGNORE_EOS_SIGMA.output.toFixed(1)}, the dataset's answers)`,
+    { ...pull18566, datasetAnswers: false },
+  ],
+  [
+    "vLLM's defaults on an A100 (256 sequences, 2,048 batched tokens), H100 step costs",
+    { ...pull18566, maxNumSeqs: 256, maxNumBatchedTokens: 2048 },
+  ],
+];
+for (const [change, run] of pullVariants) {
+  for (const statistic of pullStatistics) whatIfs.push({ point: pullPoint(statistic), change, run });
+}
+// The same four-pass intake on the presets: two fitted saturation throughputs, replayed as bursts of
+// 2,000, lose the quarter of the intake the engine waits through before the first request reaches it.
+const presetFourPasses = { ...getPreset(P8).frontEnd, requestStages: VLLM_V1_MAY_2025.requestStages };
+whatIfs.push(
+  {
+    point: heldOutPoint(P8, 'prefill-only saturation, 512-token prompts'),
+    change: 'intake in 4 passes, as V1 in May 2025 (the presets: 1)',
+    run: () =>
+      summarizeWorkload(
+        runWorkload({
+          preset: getPreset(P8),
+          requests: Array.from({ length: 2_000 }, () => ({ promptTokens: 512, outputTokens: 1 })),
+          frontEnd: presetFourPasses,
+        }),
+      ),
+  },
+  {
+    point: heldOutPoint(P8, 'ShareGPT-like saturation, max_num_seqs 256, rate inf'),
+    change: 'intake in 4 passes, as V1 in May 2025 (the presets: 1)',
+    run: { preset: P8, count: 2_000, maxNumSeqs: 256, frontEnd: presetFourPasses },
+  },
+);
+// And on vLLM 0.6.0's bursts of 500 (its own API server's passes were not read).
+for (const [preset, metric] of [
+  [P8, 'mean TPOT, ShareGPT, 500 requests at once'],
+  [P8, 'request throughput, ShareGPT, 500 requests at once'],
+  [P70, 'mean TPOT, ShareGPT, 500 requests at once'],
+] as const) {
   whatIfs.push({
-    point: pullPoint(statistic),
-    change: `intake in 4 stages, answers spread as sglang's ignore_eos runs (σ ${SHAREGPT_IGNORE_EOS_SIGMA.output.toFixed(1)})`,
-    run: pullStagedSpread,
+    point: heldOutPoint(preset, metric),
+    change: 'intake in 4 passes, as V1 in May 2025 (0.6.0 replays: 1)',
+    run: perfUpdate(preset, { release: { ...VLLM_060, requestStages: 4 } }),
   });
 }
 // turboquant's burst (300 × 1024 in / 512 out at once, 70B): its P99 TTFT is the last prompts' wait for the

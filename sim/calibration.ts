@@ -106,6 +106,12 @@ export interface ReleaseProfile {
   separatePrefillSteps: boolean;
   /** A step's outputs reach the API server when the next step ends (V0's asynchronous output processor). */
   asyncOutputProcessing: boolean;
+  /**
+   * Passes of the API server's event loop a request's intake takes
+   * (`FrontEndCosts.requestStages`): more than one only where the release's
+   * API server code was read for it; the presets take one.
+   */
+  requestStages: number;
 }
 
 /**
@@ -142,15 +148,44 @@ export const VLLM_060: ReleaseProfile = {
   maxNumSeqs: 256,
   separatePrefillSteps: true,
   asyncOutputProcessing: true,
+  // 0.6.0's API server (V0's multiprocessing front end) was not read for its event-loop passes: one, as the presets.
+  requestStages: 1,
 };
 
-/** The preset as `release` ran it: its prefill terms scaled by the release's factor. */
+/**
+ * vLLM V1 as of May 2025 (pull 18566's run), as the presets but for its API
+ * server's intake: a chat request passes the asyncio event loop's ready
+ * queue at least four times before the engine core sees it, read from that
+ * release's code (`calibration-data.md` §16): uvicorn starts each request's
+ * ASGI cycle as a task of its own; vLLM's `with_cancellation` route decorator
+ * runs the handler as another task; `_preprocess_chat` awaits tokenisation
+ * on a one-thread executor (`make_async`); and the decorator's `asyncio.wait`
+ * resumes only after the handler task's completion callback has run. Each
+ * pass queues behind every handler already ready, so under a burst every
+ * request does its first pass before any does its second, and the burst
+ * reaches the engine together in the last quarter of the intake, where
+ * 8,192-token prefill steps stall the first requests' decodes (the run's
+ * P99 ITL and TPOT of ≈210 ms). The request's CPU cost is split evenly over
+ * the four passes: how it splits is not published.
+ */
+export const VLLM_V1_MAY_2025: ReleaseProfile = {
+  stepOverheadMs: {},
+  prefillCostFactor: 1,
+  numSchedulerSteps: 1,
+  maxNumSeqs: 1024,
+  separatePrefillSteps: false,
+  asyncOutputProcessing: false,
+  requestStages: 4,
+};
+
+/** The preset as `release` ran it: its prefill terms scaled by the release's factor, its intake passes. */
 function releasePreset(name: string, release: ReleaseProfile | undefined): SimPreset {
   const preset = getPreset(name);
-  if (!release || release.prefillCostFactor === 1) return preset;
+  if (!release) return preset;
   const { stepCost } = preset;
   return {
     ...preset,
+    frontEnd: { ...preset.frontEnd, requestStages: release.requestStages },
     stepCost: {
       ...stepCost,
       prefillMsPerToken: stepCost.prefillMsPerToken * release.prefillCostFactor,
@@ -259,6 +294,13 @@ export interface ShareGptRun {
   release?: ReleaseProfile;
   /** The client sent `ignore_eos`: outputs run to the dataset's answer lengths. */
   ignoreEos?: boolean;
+  /**
+   * Outputs capped at the dataset's own answer lengths (`max_tokens` set to
+   * each answer's length, as `vllm bench serve --dataset-name hf` does for
+   * ShareGPT conversations) and running to that cap: spread as under
+   * `ignore_eos` ({@link SHAREGPT_IGNORE_EOS_SIGMA}).
+   */
+  datasetAnswers?: boolean;
   /** Replaces the spread of the lengths (what-if replays only; the points use the two fitted spreads). */
   sigma?: ShareGptSigma;
   /** Replaces the API server's costs, `false` for none (what-if replays only). */
@@ -274,7 +316,7 @@ export const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
     const sample = createShareGptSampler(
       createRandom(drawSeed(7, draw)),
       o.means,
-      o.sigma ?? (o.ignoreEos ? SHAREGPT_IGNORE_EOS_SIGMA : undefined),
+      o.sigma ?? (o.ignoreEos || o.datasetAnswers ? SHAREGPT_IGNORE_EOS_SIGMA : undefined),
     );
     const arrivals =
       o.ratePerS === undefined
@@ -304,11 +346,23 @@ export const shareGpt = (o: ShareGptRun): CalibrationScenario => ({
 // ShareGPT lengths (means 202 in / 179 out), all sent at once, 256 running at most.
 const SHAREGPT_SATURATION = shareGpt({ preset: P8, count: 2_000, maxNumSeqs: 256 });
 
-// vLLM pull 18566: 1,000 ShareGPT conversations to the chat endpoint at once; 229,711 prompt and 203,068 output tokens.
+/**
+ * vLLM pull 18566: 1,000 ShareGPT conversations to the chat endpoint at once
+ * (`vllm bench serve --dataset-name hf --dataset-path
+ * Aeala/ShareGPT_Vicuna_unfiltered`); 229,711 prompt and 203,068 output
+ * tokens. That dataset's sampler sets each request's `max_tokens` to the
+ * length of the conversation's own answer, and the mean generated (203) is
+ * above the mean answer of the other ShareGPT release sglang drew (194.4,
+ * {@link SGLANG_SHAREGPT_MEANS}): the model stopped short of its cap on few
+ * requests, so the lengths are the dataset's answers, spread as under
+ * `ignore_eos`.
+ */
 const PULL_18566_RUN = shareGpt({
   preset: P8,
   count: 1_000,
   means: { promptTokens: 229.711, outputTokens: 203.068 },
+  datasetAnswers: true,
+  release: VLLM_V1_MAY_2025,
 });
 
 /**

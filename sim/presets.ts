@@ -55,9 +55,13 @@ const VLLM_VERSION = 'V1, 0.19–0.20';
  * presets share them. `outputTokenMs` is the independent BLIS simulator's fit
  * (≈46 µs per streamed token); `requestMs` is fitted on the mean TTFT of the
  * saturated ShareGPT chat run of vLLM pull 18566 (1,000 requests at once,
- * Llama-3.1-8B): see `calibration.ts`.
+ * Llama-3.1-8B), replayed with that release's intake in four passes of the
+ * API server's event loop (`VLLM_V1_MAY_2025` in `calibration.ts`). The
+ * presets take a request in in one pass: a burst of thousands taken in in
+ * lockstep contradicts two fitted saturation throughputs of V1 (see
+ * `calibration-data.md` §16).
  */
-const FRONT_END: FrontEndCosts = { requestMs: 8.5, outputTokenMs: 0.046 };
+const FRONT_END: FrontEndCosts = { requestMs: 8.1, outputTokenMs: 0.046 };
 
 const LLAMA_8B_H100: SimPreset = {
   name: 'llama-3.1-8b-h100',
@@ -99,9 +103,9 @@ const LLAMA_8B_H100: SimPreset = {
       where: 'llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md',
     },
     {
-      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      what: "frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release's API server code; 0.046 ms per streamed token from the fit of the BLIS simulator",
       where:
-        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
+        'github.com/vllm-project/vllm/pull/18566; vllm/entrypoints/utils.py (with_cancellation), vllm/entrypoints/openai/serving_engine.py (tokenizer executor); inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
     {
       what: 'loadDelayMs: ≈32.3–32.5 s to ready with a warm page cache (vLLM 0.9.0.1, H100 NVL)',
@@ -146,9 +150,9 @@ const LLAMA_70B_4XH100: SimPreset = {
       where: 'vllm-project/vllm, vllm/engine/arg_utils.py',
     },
     {
-      what: 'frontEnd: 8.5 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; 0.046 ms per streamed token from the fit of the BLIS simulator',
+      what: "frontEnd: 8.1 ms per request fitted on the mean TTFT (9,626 ms) of 1,000 ShareGPT chat requests sent at once to Llama-3.1-8B; replayed with its intake in 4 passes of the event loop, read from that release's API server code; 0.046 ms per streamed token from the fit of the BLIS simulator",
       where:
-        'github.com/vllm-project/vllm/pull/18566; inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
+        'github.com/vllm-project/vllm/pull/18566; vllm/entrypoints/utils.py (with_cancellation), vllm/entrypoints/openai/serving_engine.py (tokenizer executor); inference-sim/inference-sim defaults.yaml (see sim/calibration-data.md)',
     },
     {
       what: 'loadDelayMs (estimate): 70B FP8 over 2 GPUs loads in 117 s, plus compile and graph capture',

@@ -91,13 +91,29 @@ describe('sim calibration', () => {
 
   it('stays within the out-of-sample error the README states', (t) => {
     // Out of sample: a regression guard at the level reached, not a target. sim/README.md,
-    // "Where to trust it": 36 points, median |error| 12.4 %, worst 80.4 %, mean signed −8.3 %.
+    // "Where to trust it": 36 points, median |error| 10.3 %, worst 43.9 %, mean signed −1.6 %.
     const held = summarizeErrors(replayCalibration(HELD_OUT_POINTS, replays));
     t.diagnostic(JSON.stringify(held));
     assert.equal(held.points, 36);
-    assert.ok(held.medianAbs < 0.13, `median |error| ${held.medianAbs}`);
-    assert.ok(held.worstAbs < 0.81, `worst |error| ${held.worstAbs}`);
-    assert.ok(Math.abs(held.meanSigned) < 0.09, `mean signed ${held.meanSigned}`);
+    assert.ok(held.medianAbs < 0.11, `median |error| ${held.medianAbs}`);
+    assert.ok(held.worstAbs < 0.45, `worst |error| ${held.worstAbs}`);
+    assert.ok(Math.abs(held.meanSigned) < 0.03, `mean signed ${held.meanSigned}`);
+  });
+
+  it('replays pull 18566’s burst with its release’s intake: the decodes stall behind full prefill steps', (t) => {
+    // V1's API server in May 2025 took each request in in four passes of its event loop, so the burst
+    // reached the engine together and 8,192-token prefill steps held the first requests' decodes: the
+    // published P99 ITL and TPOT (≈210 ms) are about one such step. With one pass they came out −79 / −80 %.
+    const pull = replayCalibration(
+      HELD_OUT_POINTS.filter((p) => p.source === 'github.com/vllm-project/vllm/pull/18566'),
+      replays,
+    );
+    assert.equal(pull.length, 9);
+    for (const r of pull) t.diagnostic(describeResult(r));
+    for (const r of pull.filter((x) => x.point.metric.startsWith('P99'))) {
+      assert.ok(Math.abs(r.relativeError) < 0.1, describeResult(r));
+    }
+    for (const r of pull) assert.ok(Math.abs(r.relativeError) < 0.25, describeResult(r));
   });
 
   it('replays vLLM 0.6.0 under ShareGPT load within the held-out errors the README states', (t) => {
