@@ -49,10 +49,11 @@ export function createLifecycle(
 ): RunRequest {
   const { metrics, now, tracer, log } = ctx;
 
-  const deadlineOf = (call: GenerateCall, model: string) => {
+  /** The client's deadline, else the model's default counted from the request's arrival. */
+  const deadlineOf = (call: GenerateCall, model: string, arrived: number) => {
     const raw = call.getDeadline();
     const client = raw instanceof Date ? raw.getTime() : Number.isFinite(raw) ? Number(raw) : undefined;
-    return { client, deadline: client ?? now() + defaultDeadlineMs(ctx.datastore.config(), model) };
+    return { client, deadline: client ?? arrived + defaultDeadlineMs(ctx.datastore.config(), model) };
   };
 
   // A burst starts in turns, so its first Engine calls go out before the rest is set up.
@@ -89,7 +90,7 @@ export function createLifecycle(
     call.once('cancelled', cancel.abort);
     // The client may have gone while the request waited for its turn.
     if (call.cancelled) cancel.abort();
-    const { client: clientDeadline, deadline } = deadlineOf(call, req.model);
+    const { client: clientDeadline, deadline } = deadlineOf(call, req.model, started);
     const modelLabel = ctx.datastore.config().models[req.model] ? req.model : '(unknown)';
     const rt: RequestTrace = {
       requestId: req.requestId,
