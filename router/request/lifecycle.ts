@@ -20,6 +20,7 @@ import type { RequestTrace } from '../request-trace.js';
 import { Cancellation } from './cancellation.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
+import { StartGate } from './start-gate.js';
 
 const PRIORITY_VALUE: Record<string, number> = {
   PRIORITY_LOW: 1,
@@ -48,14 +49,22 @@ export function createLifecycle(
 ): RunRequest {
   const { metrics, now, tracer, log } = ctx;
 
-  const deadlineOf = (call: GenerateCall, model: string) => {
+  /** The client's deadline, else the model's default counted from the request's arrival. */
+  const deadlineOf = (call: GenerateCall, model: string, arrived: number) => {
     const raw = call.getDeadline();
     const client = raw instanceof Date ? raw.getTime() : Number.isFinite(raw) ? Number(raw) : undefined;
-    return { client, deadline: client ?? now() + defaultDeadlineMs(ctx.datastore.config(), model) };
+    return { client, deadline: client ?? arrived + defaultDeadlineMs(ctx.datastore.config(), model) };
   };
 
-  return async (method, call, onChunk) => {
-    const started = now();
+  // A burst starts in turns, so its first Engine calls go out before the rest is set up.
+  const gate = new StartGate();
+
+  const runOne = async (
+    method: 'Generate' | 'GenerateStream',
+    call: GenerateCall,
+    onChunk: ChunkSink,
+    started: number,
+  ): Promise<{ served: Served; trailer: grpc.Metadata }> => {
     const req = call.request;
     const parentCtx = contextFromMetadata(call.metadata);
     const serverSpan = tracer.startSpan(
@@ -79,7 +88,9 @@ export function createLifecycle(
     trailer.set(TRACE_ID_KEY, trace.traceId);
     const cancel = new Cancellation();
     call.once('cancelled', cancel.abort);
-    const { client: clientDeadline, deadline } = deadlineOf(call, req.model);
+    // The client may have gone while the request waited for its turn.
+    if (call.cancelled) cancel.abort();
+    const { client: clientDeadline, deadline } = deadlineOf(call, req.model, started);
     const modelLabel = ctx.datastore.config().models[req.model] ? req.model : '(unknown)';
     const rt: RequestTrace = {
       requestId: req.requestId,
@@ -186,5 +197,13 @@ export function createLifecycle(
         }
       }
     }
+  };
+
+  return (method, call, onChunk) => {
+    const started = now();
+    const turn = gate.enter();
+    return turn
+      ? turn.then(() => runOne(method, call, onChunk, started))
+      : runOne(method, call, onChunk, started);
   };
 }
