@@ -6,8 +6,11 @@
 import { ChunkLog, type RelayChunk } from '../../common/chunk-relay.js';
 import type { Continuation } from '../../common/generated/llmmesh/v1/Continuation.js';
 
-/** What reached the client so far, and how to continue from it. */
-export class Delivered {
+/**
+ * What reached the client so far, and how to continue from it. The counts
+ * and the log are one object: a chunk touches nothing else here.
+ */
+export class Delivered extends ChunkLog {
   /** Every chunk with text carried its token ids. */
   exact = true;
   /** Output tokens: ids where chunks carried them, else one per chunk (an estimate, for text continuations). */
@@ -15,7 +18,6 @@ export class Delivered {
   chunks = 0;
   /** A chunk with a finish reason reached the client: the stream is complete. */
   finished = false;
-  private readonly log = new ChunkLog();
 
   add(chunk: RelayChunk): void {
     this.chunks++;
@@ -25,11 +27,11 @@ export class Delivered {
       this.tokens++;
     }
     if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') this.finished = true;
-    this.log.append(chunk.bytes);
+    this.append(chunk.bytes);
   }
 
   continuation(): { value: Continuation; mode: 'token_ids' | 'text' } {
-    const { text, tokenIds } = this.log.read();
+    const { text, tokenIds } = this.read();
     if (this.exact && tokenIds.length > 0) {
       return { value: { tokenIds, text, completionTokens: tokenIds.length }, mode: 'token_ids' };
     }

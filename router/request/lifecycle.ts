@@ -15,11 +15,11 @@ import { COST_KEY, TRACE_ID_KEY } from '../../common/metadata.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import { defaultDeadlineMs } from '../config/schema.js';
-import type { HistogramSeries } from '../local-histogram.js';
 import type { RequestTrace } from '../request-trace.js';
 import { Cancellation } from './cancellation.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
+import { TokenGaps } from './token-gaps.js';
 
 const PRIORITY_VALUE: Record<string, number> = {
   PRIORITY_LOW: 1,
@@ -98,11 +98,12 @@ export function createLifecycle(
     let version = '';
     let firstAt = 0;
     let lastAt = 0;
-    /** Bound at the first chunk: each later chunk observes without hashing labels. */
-    let itl: HistogramSeries | undefined;
+    /** Bound at the first chunk: each later chunk keeps its gap there, observed in batches (token-gaps.ts). */
+    let gaps: TokenGaps | undefined;
     let usage: { promptTokens: number; completionTokens: number } | undefined;
     // Canary analysis and cost (router/canary/): per-version windows, the request's price.
     const finishAnalysis = (error?: unknown) => {
+      gaps?.flush();
       const cost = ctx.canary?.finish({
         rt,
         version: version || rt.version?.version || '',
@@ -123,11 +124,10 @@ export function createLifecycle(
         version = s.version;
         const labels = { model: modelLabel, model_version: s.version };
         metrics.ttft.observe(labels, (firstAt - started) / 1000);
-        itl = metrics.itl.series(labels);
+        gaps = new TokenGaps(metrics.itl.series(labels), ctx.canary, modelLabel, s.version);
         ctx.canary?.firstToken(modelLabel, s.version, (firstAt - started) / 1000);
       } else {
-        itl?.observe((at - lastAt) / 1000);
-        ctx.canary?.gap(modelLabel, s.version, (at - lastAt) / 1000);
+        gaps?.add((at - lastAt) / 1000);
       }
       lastAt = at;
       if (chunk.usage && chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {

@@ -24,10 +24,10 @@ import type { VersionChoice } from '../routing/version-split.js';
 import { queueDepth, usable } from '../scheduling/load.js';
 import type { Scheduler } from '../scheduling/profile.js';
 import { createSchedulingRequest } from '../scheduling/request.js';
-import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
+import { type AttemptSink, firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
 import { isBreakerOpen } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
-import type { RequestScope, RouterContext, Served } from './context.js';
+import type { ChunkSink, RequestScope, RouterContext, Served } from './context.js';
 import { Delivered } from './delivered.js';
 import { AttemptFailure } from './failure-policy.js';
 import { EXTRA_HANDBACKS, migrationRefusal, notMigrated } from './migration.js';
@@ -57,8 +57,12 @@ export function runUpstream(ctx: RouterContext, scope: RequestScope, job: Upstre
  */
 type Next = { kind: 'again' } | { kind: 'error'; error: MeshError } | { kind: 'finish' };
 
-/** The state of one request's upstream work across its attempts. */
-class UpstreamRun {
+/**
+ * The state of one request's upstream work across its attempts. It is also
+ * the attempts' sink: each chunk reads and writes this object and the
+ * delivered log, nothing else of the request, on its way to the client.
+ */
+class UpstreamRun implements AttemptSink {
   private readonly tried = new Set<string>();
   private readonly sreq;
   private readonly delivered = new Delivered();
@@ -69,6 +73,9 @@ class UpstreamRun {
   private lastError: MeshError | undefined;
   /** The failure that made the stream move, while the next attempt is a continuation. */
   private movedBy: AttemptFailure | undefined;
+  /** The job's `observe` and the scope's `onChunk`, kept here for the per-chunk path. */
+  private readonly observe: UpstreamJob['observe'];
+  private readonly onChunk: ChunkSink;
 
   constructor(
     private readonly ctx: RouterContext,
@@ -76,6 +83,17 @@ class UpstreamRun {
     private readonly job: UpstreamJob,
   ) {
     this.sreq = createSchedulingRequest(job.request, job.requestId, job.version.version, this.tried);
+    this.observe = job.observe;
+    this.onChunk = scope.onChunk;
+  }
+
+  /** One chunk of the current attempt (whose first chunk set `served`): kept for a migration, then sent on. */
+  chunk(chunk: RelayChunk): Promise<void> | undefined {
+    this.delivered.add(chunk);
+    const served = this.served as Served;
+    const onChunk = this.onChunk;
+    const charging = this.observe?.(chunk);
+    return charging ? charging.then(() => onChunk(chunk, served)) : onChunk(chunk, served);
   }
 
   async run(): Promise<Served> {
@@ -134,6 +152,7 @@ class UpstreamRun {
       endpoint: endpoint.address,
       requestId: job.requestId,
     };
+    const before = this.delivered.chunks;
     try {
       await runAttempt(
         {
@@ -161,21 +180,16 @@ class UpstreamRun {
           onFirstChunk: () => {
             at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
             span.addEvent('first_token');
-          },
-          onChunk: (chunk) => {
-            at.chunks++;
-            this.delivered.add(chunk);
             this.served ??= served;
-            const charging = job.observe?.(chunk);
-            return charging
-              ? charging.then(() => scope.onChunk(chunk, served))
-              : scope.onChunk(chunk, served);
           },
+          sink: this,
         },
         { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
       );
     } catch (err) {
       return this.decide(err, at, span);
+    } finally {
+      at.chunks = this.delivered.chunks - before;
     }
     ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
     span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
