@@ -24,10 +24,10 @@ import type { VersionChoice } from '../routing/version-split.js';
 import { queueDepth, usable } from '../scheduling/load.js';
 import type { Scheduler } from '../scheduling/profile.js';
 import { createSchedulingRequest } from '../scheduling/request.js';
-import { type AttemptSink, firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
+import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
 import { isBreakerOpen } from '../upstream/breakers.js';
 import type { EndpointView } from '../upstream/endpoints.js';
-import type { ChunkSink, RequestScope, RouterContext, Served } from './context.js';
+import type { RequestScope, RouterContext, Served } from './context.js';
 import { Delivered } from './delivered.js';
 import { AttemptFailure } from './failure-policy.js';
 import { EXTRA_HANDBACKS, migrationRefusal, notMigrated } from './migration.js';
@@ -58,24 +58,20 @@ export function runUpstream(ctx: RouterContext, scope: RequestScope, job: Upstre
 type Next = { kind: 'again' } | { kind: 'error'; error: MeshError } | { kind: 'finish' };
 
 /**
- * The state of one request's upstream work across its attempts. It is also
- * the attempts' sink: each chunk reads and writes this object and the
- * delivered log, nothing else of the request, on its way to the client.
+ * The state of one request's upstream work across its attempts. Its
+ * chunks go to the {@link Delivered} record, the attempts' sink, and reach
+ * nothing else of it.
  */
-class UpstreamRun implements AttemptSink {
+class UpstreamRun {
   private readonly tried = new Set<string>();
   private readonly sreq;
-  private readonly delivered = new Delivered();
-  private served: Served | undefined;
+  private readonly delivered: Delivered;
   private failuresBeforeFirst = 0;
   private migrations = 0;
   private handbacks = 0;
   private lastError: MeshError | undefined;
   /** The failure that made the stream move, while the next attempt is a continuation. */
   private movedBy: AttemptFailure | undefined;
-  /** The job's `observe` and the scope's `onChunk`, kept here for the per-chunk path. */
-  private readonly observe: UpstreamJob['observe'];
-  private readonly onChunk: ChunkSink;
 
   constructor(
     private readonly ctx: RouterContext,
@@ -83,17 +79,16 @@ class UpstreamRun implements AttemptSink {
     private readonly job: UpstreamJob,
   ) {
     this.sreq = createSchedulingRequest(job.request, job.requestId, job.version.version, this.tried);
-    this.observe = job.observe;
-    this.onChunk = scope.onChunk;
+    this.delivered = new Delivered(scope.onChunk, job.observe);
   }
 
-  /** One chunk of the current attempt (whose first chunk set `served`): kept for a migration, then sent on. */
-  chunk(chunk: RelayChunk): Promise<void> | undefined {
-    this.delivered.add(chunk);
-    const served = this.served as Served;
-    const onChunk = this.onChunk;
-    const charging = this.observe?.(chunk);
-    return charging ? charging.then(() => onChunk(chunk, served)) : onChunk(chunk, served);
+  /** What serves the stream: set by its first chunk, kept across migrations. */
+  private get served(): Served | undefined {
+    return this.delivered.served;
+  }
+
+  private set served(served: Served | undefined) {
+    this.delivered.served = served;
   }
 
   async run(): Promise<Served> {
@@ -182,7 +177,7 @@ class UpstreamRun implements AttemptSink {
             span.addEvent('first_token');
             this.served ??= served;
           },
-          sink: this,
+          sink: this.delivered,
         },
         { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
       );
