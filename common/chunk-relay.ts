@@ -164,6 +164,8 @@ export function mergeChunks(chunks: readonly RelayChunk[], tail: GenerateChunk):
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Chunks up to this many bytes are copied into the log byte by byte. */
+const SHORT_COPY = 64;
 
 /**
  * Chunks kept as one growing buffer (each message behind its length), so a
@@ -174,14 +176,19 @@ export class ChunkLog {
   private length = 0;
 
   append(bytes: Buffer): void {
-    const need = this.length + 5 + bytes.length;
+    const n = bytes.length;
+    const need = this.length + 5 + n;
     if (need > this.buf.length) {
       const grown = Buffer.allocUnsafe(Math.max(256, 2 * need));
       this.buf.copy(grown, 0, 0, this.length);
       this.buf = grown;
     }
-    this.length = writeVarint(this.buf, this.length, bytes.length);
-    this.length += bytes.copy(this.buf, this.length);
+    const buf = this.buf;
+    const pos = writeVarint(buf, this.length, n);
+    // A one-token chunk is a few bytes: a loop costs less than Buffer#copy's checks.
+    if (n <= SHORT_COPY) for (let i = 0; i < n; i++) buf[pos + i] = bytes[i] as number;
+    else bytes.copy(buf, pos);
+    this.length = pos + n;
   }
 
   /** The text and token ids of every chunk appended, in order. */

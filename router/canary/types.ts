@@ -121,6 +121,8 @@ export interface Canary {
   effective(model: string, m: ModelConfig): ModelConfig;
   firstToken(model: string, version: string, seconds: number): void;
   gap(model: string, version: string, seconds: number): void;
+  /** The first `count` of `seconds`, as many `gap` calls (a stream hands its gaps over in batches). */
+  gaps(model: string, version: string, seconds: ArrayLike<number>, count: number): void;
   /** Records a finished request; returns its cost when its version has a price. */
   finish(r: FinishedRequest): number | undefined;
   /** Judges and shares now (the timer calls it; tests may too). Resolves when done. */

@@ -15,12 +15,12 @@ import { COST_KEY, TRACE_ID_KEY } from '../../common/metadata.js';
 import type { TraceContext } from '../../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import { defaultDeadlineMs } from '../config/schema.js';
-import type { HistogramSeries } from '../local-histogram.js';
 import type { RequestTrace } from '../request-trace.js';
 import { Cancellation } from './cancellation.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
 import { StartGate } from './start-gate.js';
+import { StreamTimes } from './stream-times.js';
 
 const PRIORITY_VALUE: Record<string, number> = {
   PRIORITY_LOW: 1,
@@ -107,13 +107,13 @@ export function createLifecycle(
     };
     metrics.inFlight.inc({ model: modelLabel });
     let version = '';
-    let firstAt = 0;
-    let lastAt = 0;
-    /** Bound at the first chunk: each later chunk observes without hashing labels. */
-    let itl: HistogramSeries | undefined;
+    /** First and last chunk times and the gaps between, observed in batches (stream-times.ts). */
+    const times = new StreamTimes();
     let usage: { promptTokens: number; completionTokens: number } | undefined;
     // Canary analysis and cost (router/canary/): per-version windows, the request's price.
     const finishAnalysis = (error?: unknown) => {
+      times.flush();
+      const { firstAt, lastAt } = times;
       const cost = ctx.canary?.finish({
         rt,
         version: version || rt.version?.version || '',
@@ -129,18 +129,15 @@ export function createLifecycle(
     };
     const observe = (chunk: RelayChunk, s: Served) => {
       const at = now();
-      if (!firstAt) {
-        firstAt = at;
+      if (times.firstAt) times.next(at);
+      else {
         version = s.version;
         const labels = { model: modelLabel, model_version: s.version };
-        metrics.ttft.observe(labels, (firstAt - started) / 1000);
-        itl = metrics.itl.series(labels);
-        ctx.canary?.firstToken(modelLabel, s.version, (firstAt - started) / 1000);
-      } else {
-        itl?.observe((at - lastAt) / 1000);
-        ctx.canary?.gap(modelLabel, s.version, (at - lastAt) / 1000);
+        metrics.ttft.observe(labels, (at - started) / 1000);
+        const itl = metrics.itl.series(labels);
+        times.first(at, { itl, canary: ctx.canary, model: modelLabel, version: s.version });
+        ctx.canary?.firstToken(modelLabel, s.version, (at - started) / 1000);
       }
-      lastAt = at;
       if (chunk.usage && chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
         usage = { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens };
         serverSpan.setAttribute('gen_ai.usage.input_tokens', chunk.usage.promptTokens);
@@ -187,7 +184,7 @@ export function createLifecycle(
     } finally {
       call.off('cancelled', cancel.abort);
       metrics.inFlight.dec({ model: modelLabel });
-      if (firstAt) serverSpan.addEvent('first_token', firstAt);
+      if (times.firstAt) serverSpan.addEvent('first_token', times.firstAt);
       serverSpan.end();
       if (onRequestTrace) {
         try {

@@ -57,12 +57,15 @@ export function runUpstream(ctx: RouterContext, scope: RequestScope, job: Upstre
  */
 type Next = { kind: 'again' } | { kind: 'error'; error: MeshError } | { kind: 'finish' };
 
-/** The state of one request's upstream work across its attempts. */
+/**
+ * The state of one request's upstream work across its attempts. Its
+ * chunks go to the {@link Delivered} record, the attempts' sink, and reach
+ * nothing else of it.
+ */
 class UpstreamRun {
   private readonly tried = new Set<string>();
   private readonly sreq;
-  private readonly delivered = new Delivered();
-  private served: Served | undefined;
+  private readonly delivered: Delivered;
   private failuresBeforeFirst = 0;
   private migrations = 0;
   private handbacks = 0;
@@ -76,6 +79,16 @@ class UpstreamRun {
     private readonly job: UpstreamJob,
   ) {
     this.sreq = createSchedulingRequest(job.request, job.requestId, job.version.version, this.tried);
+    this.delivered = new Delivered(scope.onChunk, job.observe);
+  }
+
+  /** What serves the stream: set by its first chunk, kept across migrations. */
+  private get served(): Served | undefined {
+    return this.delivered.served;
+  }
+
+  private set served(served: Served | undefined) {
+    this.delivered.served = served;
   }
 
   async run(): Promise<Served> {
@@ -134,6 +147,7 @@ class UpstreamRun {
       endpoint: endpoint.address,
       requestId: job.requestId,
     };
+    const before = this.delivered.chunks;
     try {
       await runAttempt(
         {
@@ -161,21 +175,16 @@ class UpstreamRun {
           onFirstChunk: () => {
             at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
             span.addEvent('first_token');
-          },
-          onChunk: (chunk) => {
-            at.chunks++;
-            this.delivered.add(chunk);
             this.served ??= served;
-            const charging = job.observe?.(chunk);
-            return charging
-              ? charging.then(() => scope.onChunk(chunk, served))
-              : scope.onChunk(chunk, served);
           },
+          sink: this.delivered,
         },
         { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
       );
     } catch (err) {
       return this.decide(err, at, span);
+    } finally {
+      at.chunks = this.delivered.chunks - before;
     }
     ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
     span.setAttribute('rpc.grpc.status_code', grpc.status.OK);

@@ -15,6 +15,12 @@ import type { CancelSignal } from '../request/cancellation.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
 
+/** Where an attempt's chunks go. */
+export interface AttemptSink {
+  /** Called for each chunk; when it returns a promise the next upstream read waits for it (backpressure). */
+  chunk(chunk: RelayChunk): Promise<void> | undefined;
+}
+
 /** Everything one attempt needs. */
 export interface AttemptSpec {
   endpoint: string;
@@ -31,8 +37,8 @@ export interface AttemptSpec {
   idleTimeoutMs: number;
   /** Send even though the breaker is open (the ejection cap kept the endpoint). */
   force: boolean;
-  /** Called for each chunk; when it returns a promise the next upstream read waits for it (backpressure). */
-  onChunk: (chunk: RelayChunk) => Promise<void> | undefined;
+  /** Receives each chunk (a method, not a closure: the per-chunk path reads one object). */
+  sink: AttemptSink;
   /**
    * True while the endpoint has requests waiting: a first-token timeout is
    * then the pod's load (neutral), not a hang (an endpoint fault).
@@ -40,7 +46,7 @@ export interface AttemptSpec {
   busy?: () => boolean;
   /** Called once with the sidecar's `x-llmmesh-cache` header, if it sends one. */
   onCache?: (value: string) => void;
-  /** Called when the first chunk arrives. */
+  /** Called when the first chunk arrives, before the sink gets it. */
   onFirstChunk?: () => void;
 }
 
@@ -50,6 +56,121 @@ export interface AttemptDeps {
   /** Counts the stream in the endpoint's router-side load; returns the release. */
   track: (endpoint: string) => () => void;
   now: () => number;
+}
+
+type Permit = ReturnType<Breakers['acquire']>;
+
+/**
+ * The upstream call of one attempt, read in flowing mode with pause/resume
+ * (not `for await`: no promise and no extra ticks per chunk). Everything a
+ * chunk reads or writes on its way to the sink is a field of this one object.
+ */
+class Relay {
+  /** The first chunk arrived. */
+  started = false;
+  /** The final chunk went to the sink: whatever the call does next, the stream is complete. */
+  finished = false;
+  /** The relay failed (an error, a throwing sink): later chunks are dropped. */
+  failed = false;
+  /** The sink asked to wait: time spent so is not the endpoint's silence. */
+  waitingOnClient = false;
+  /** When the last chunk arrived (performance.now(), the timers' clock): read when the idle timer fires, not re-armed per chunk. */
+  lastChunkAt = 0;
+  timedOut: OutcomeKind | undefined;
+  timer: NodeJS.Timeout;
+  /** The sink's pending promise, while the call is paused for it. */
+  waiting: Promise<void> | undefined;
+  readonly done: Promise<void>;
+  private readonly sink: AttemptSink;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(
+    private readonly spec: AttemptSpec,
+    private readonly call: grpc.ClientReadableStream<RelayChunk>,
+    private readonly permit: Permit,
+  ) {
+    this.sink = spec.sink;
+    this.timer = setTimeout(this.onTimer, spec.firstTokenTimeoutMs);
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /** Starts reading (after the caller's own listeners). */
+  listen(): void {
+    this.call.on('data', this.onData);
+    this.call.once('error', this.fail);
+    this.call.once('end', this.onEnd);
+  }
+
+  private readonly onData = (chunk: RelayChunk): void => {
+    if (this.failed) return;
+    if (!this.started) this.start();
+    if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') this.finished = true;
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.sink.chunk(chunk);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.lastChunkAt = performance.now();
+    if (pending) this.waitFor(pending);
+  };
+
+  private start(): void {
+    this.started = true;
+    this.permit.settle('success');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onTimer, this.spec.idleTimeoutMs);
+    this.spec.onFirstChunk?.();
+  }
+
+  /** The client cannot take more yet: stop reading (backpressure to the pod). */
+  private waitFor(pending: Promise<void>): void {
+    this.waitingOnClient = true;
+    this.call.pause();
+    const w = pending.then(() => {
+      if (this.waiting === w) this.waiting = undefined;
+      this.waitingOnClient = false;
+      this.lastChunkAt = performance.now();
+      this.timer.refresh();
+      if (!this.failed) this.call.resume();
+    }, this.fail);
+    this.waiting = w;
+  }
+
+  readonly fail = (err: unknown): void => {
+    if (this.failed) return;
+    this.failed = true;
+    this.call.pause();
+    this.reject(err);
+  };
+
+  private readonly onEnd = (): void => {
+    const waiting = this.waiting;
+    if (waiting) waiting.then(() => !this.failed && this.resolve());
+    else if (!this.failed) this.resolve();
+  };
+
+  private readonly onTimer = (): void => {
+    const spec = this.spec;
+    // Time spent waiting for the client to read is not the endpoint's silence.
+    if (this.waitingOnClient) return;
+    if (this.started) {
+      const quiet = performance.now() - this.lastChunkAt;
+      if (quiet < spec.idleTimeoutMs) {
+        this.timer = setTimeout(this.onTimer, Math.max(1, Math.ceil(spec.idleTimeoutMs - quiet)));
+        return;
+      }
+    }
+    this.timedOut = this.started ? 'idle-timeout' : spec.busy?.() ? 'overloaded' : 'first-token-timeout';
+    this.call.cancel();
+  };
+
+  readonly abort = (): void => this.call.cancel();
 }
 
 /**
@@ -70,7 +191,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
     release();
     throw classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false });
   }
-  // Errors reach the iterator; this keeps a late one (after we stopped
+  // Errors reach the relay; this keeps a late one (after we stopped
   // reading) from becoming an uncaught exception.
   call.on('error', () => {});
   if (spec.onCache) {
@@ -80,103 +201,37 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
       if (cache !== undefined) onCache(String(cache));
     });
   }
-  let timedOut: OutcomeKind | undefined;
-  let waitingOnClient = false;
-  let started = false;
-  /** When the last chunk arrived (performance.now(), the timers' clock): read when the idle timer fires, not re-armed per chunk. */
-  let lastChunkAt = 0;
-  const onTimer = () => {
-    // Time spent waiting for the client to read is not the endpoint's silence.
-    if (waitingOnClient) return;
-    if (started) {
-      const quiet = performance.now() - lastChunkAt;
-      if (quiet < spec.idleTimeoutMs) {
-        timer = setTimeout(onTimer, Math.max(1, Math.ceil(spec.idleTimeoutMs - quiet)));
-        return;
-      }
-    }
-    timedOut = started ? 'idle-timeout' : spec.busy?.() ? 'overloaded' : 'first-token-timeout';
-    call.cancel();
-  };
-  let timer = setTimeout(onTimer, spec.firstTokenTimeoutMs);
-  const onAbort = () => call.cancel();
-  spec.signal.addEventListener('abort', onAbort, { once: true });
+  const relay = new Relay(spec, call, permit);
+  spec.signal.addEventListener('abort', relay.abort, { once: true });
   let completed = false;
-  /** The final chunk went to the client: whatever the call does next, the stream is complete. */
-  let finished = false;
   try {
-    // Flowing mode with pause/resume, not `for await`: no promise and no
-    // extra ticks per chunk on the hot path.
-    await new Promise<void>((resolve, reject) => {
-      let failed = false;
-      let waiting: Promise<void> | undefined;
-      const fail = (err: unknown) => {
-        if (failed) return;
-        failed = true;
-        call.pause();
-        reject(err);
-      };
-      call.on('data', (chunk: RelayChunk) => {
-        if (failed) return;
-        if (!started) {
-          started = true;
-          permit.settle('success');
-          clearTimeout(timer);
-          timer = setTimeout(onTimer, spec.idleTimeoutMs);
-          spec.onFirstChunk?.();
-        }
-        if (chunk.finishReason !== 'FINISH_REASON_UNSPECIFIED') finished = true;
-        let pending: Promise<void> | undefined;
-        try {
-          pending = spec.onChunk(chunk);
-        } catch (err) {
-          fail(err);
-          return;
-        }
-        lastChunkAt = performance.now();
-        if (!pending) return;
-        // The client cannot take more yet: stop reading (backpressure to the pod).
-        waitingOnClient = true;
-        call.pause();
-        const w = pending.then(() => {
-          if (waiting === w) waiting = undefined;
-          waitingOnClient = false;
-          lastChunkAt = performance.now();
-          timer.refresh();
-          if (!failed) call.resume();
-        }, fail);
-        waiting = w;
-      });
-      call.once('error', fail);
-      call.once('end', () => {
-        if (waiting) waiting.then(() => !failed && resolve());
-        else if (!failed) resolve();
-      });
-    });
+    relay.listen();
+    await relay.done;
     completed = true;
     // A stream that ended cleanly without a single chunk still answered.
-    if (!started) permit.settle('success');
+    if (!relay.started) permit.settle('success');
   } catch (err) {
     // A pod that fails after its final chunk (a drain, a crash before the
     // trailers) has delivered everything: the stream is complete.
-    if (finished && !spec.signal.aborted) {
+    if (relay.finished && !spec.signal.aborted) {
       completed = true;
       return;
     }
     const deadlinePassed = now() >= spec.deadline;
+    const timedOut = relay.timedOut;
     // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
     const failure =
       timedOut && !deadlinePassed && !spec.signal.aborted
         ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
         : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
-    if (!started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
+    if (!relay.started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
     else if (failure.policy.endpointFault) breakers.recordFailure(spec.endpoint);
     throw failure;
   } finally {
     // Only the first settle counts: this frees a probe slot on any path not settled above.
     permit.settle('neutral');
-    clearTimeout(timer);
-    spec.signal.removeEventListener('abort', onAbort);
+    clearTimeout(relay.timer);
+    spec.signal.removeEventListener('abort', relay.abort);
     release();
     if (!completed) call.cancel();
   }
