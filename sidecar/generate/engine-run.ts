@@ -39,6 +39,9 @@ import { checkSeam, createSeam, SEAM_CONTEXT_TOKENS, type Seam } from './seam.js
 /** Stands for the engine span of a call whose own span is not recording. */
 const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
+/** Chunks of text gathered before they are joined (see the engine run). */
+const TEXT_PIECES = 16;
+
 /** What an engine run needs from the sidecar. */
 export interface EngineRunDeps {
   engine: EngineClient;
@@ -164,6 +167,10 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       span.updateName(`POST ${openAi.path}`);
       span.setAttribute('url.path', openAi.path);
       let text = req.continuation?.text ?? '';
+      // The answer's text, for the prefix index: the latest pieces are
+      // joined every TEXT_PIECES chunks, so that no per-chunk string (or
+      // rope node) lives as long as the stream.
+      const pieces: string[] = [];
       let first = true;
       await engine.each(
         openAi,
@@ -174,7 +181,10 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
           }
           const chunk = seam ? seam.next(ev) : toChunk(req, mode, ev);
           if (chunk) {
-            text += chunk.text;
+            if (pieces.push(chunk.text) === TEXT_PIECES) {
+              text += pieces.join('');
+              pieces.length = 0;
+            }
             flight.push(chunk);
           }
           // Stopping the stream ends the engine request (the client side goes away).
@@ -183,6 +193,7 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
         { signal: flight.signal, headers },
       );
       flight.finish();
+      text += pieces.join('');
       const last = flight.last;
       if (last?.usage) {
         span.setAttribute('gen_ai.usage.input_tokens', last.usage.promptTokens);
