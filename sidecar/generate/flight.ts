@@ -59,7 +59,10 @@ export interface FlightFollower {
 export interface Flight extends ChunkSource {
   /** Aborted when the last follower leaves before the end. */
   readonly signal: AbortSignal;
-  /** Every chunk so far, when the flight retains them (see {@link FlightOptions.retain}). */
+  /**
+   * Every chunk so far, when the flight retains them (see
+   * {@link FlightOptions.retain}); otherwise a copy of those held.
+   */
   readonly chunks: readonly StreamChunk[];
   /** The last chunk that arrived. */
   readonly last: StreamChunk | undefined;
@@ -91,8 +94,14 @@ export interface FlightOptions {
 /** Creates a flight with no followers yet. */
 export function createFlight(options: FlightOptions = {}): Flight {
   const retain = options.retain ?? true;
-  const chunks: StreamChunk[] = [];
-  /** Chunks dropped from the front of `chunks`. */
+  // The chunks held: `chunks[start, end)` are chunks `dropped` and on. A
+  // flight that retains all never drops (start stays 0, end is the length).
+  // Dropped slots are cleared and, once all are dropped, reused from the
+  // start: truncating the array would free its storage and every push
+  // allocate it again.
+  const chunks: Array<StreamChunk | undefined> = [];
+  let start = 0;
+  let end = 0;
   let dropped = 0;
   let last: StreamChunk | undefined;
   const controller = options.controller ?? new AbortController();
@@ -118,22 +127,30 @@ export function createFlight(options: FlightOptions = {}): Flight {
     let upTo = Number.POSITIVE_INFINITY;
     for (const p of positions) if (p.at < upTo) upTo = p.at;
     if (upTo === Number.POSITIVE_INFINITY || upTo <= dropped) return;
-    const n = Math.min(upTo, dropped + chunks.length) - dropped;
-    if (n === chunks.length) chunks.length = 0;
-    else chunks.splice(0, n);
+    const n = Math.min(upTo - dropped, end - start);
+    for (let k = start; k < start + n; k++) chunks[k] = undefined;
+    start += n;
     dropped += n;
+    if (start === end) {
+      start = 0;
+      end = 0;
+    }
   };
 
   return {
-    chunks,
+    get chunks() {
+      return retain ? (chunks as StreamChunk[]) : (chunks.slice(start, end) as StreamChunk[]);
+    },
     signal: controller.signal,
     get length() {
-      return dropped + chunks.length;
+      return dropped + end - start;
     },
     at(i) {
-      const c = chunks[i - dropped];
-      if (c === undefined)
-        throw new RangeError(`chunk ${i} is not held (${dropped} dropped, ${chunks.length} held)`);
+      const k = i - dropped + start;
+      const c = k < end ? chunks[k] : undefined;
+      if (c === undefined) {
+        throw new RangeError(`chunk ${i} is not held (${dropped} dropped, ${end - start} held)`);
+      }
       return c;
     },
     get last() {
@@ -161,7 +178,7 @@ export function createFlight(options: FlightOptions = {}): Flight {
     },
     push(chunk) {
       if (done || error) return;
-      chunks.push(chunk);
+      chunks[end++] = chunk;
       last = chunk;
       if (chunk.finishReason !== undefined) done = true;
       notify();
