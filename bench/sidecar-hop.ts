@@ -11,18 +11,13 @@
  *
  * With `--baseline-bin`, a second sidecar started from another checkout's
  * `bin/llmmesh.js` runs in the same rounds (before / after a change).
- * With `--together`, the paths of a round run at the same time instead of
- * one after another (each with its own `--concurrency` streams): on a shared
- * machine whose load drifts, the CPU ratios then compare processes that ran
- * under the same load (the simulator's CPU, shared, is then not per path).
- *
  * `BENCH_SIDECAR_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=DIR`) applies
  * to the sidecar process, `BENCH_FLOOR_NODE_OPTIONS` to the floor's. `--cache` adds time to first token of a response
  * cache hit against a miss, through a sidecar with its cache on.
  *
  * Usage: node --import tsx bench/sidecar-hop.ts [--concurrency 64] [--tokens 32,256]
  *        [--rounds 3] [--tokens-per-phase 40960] [--itl-ms 10] [--ttft-ms 20]
- *        [--baseline-bin PATH] [--cache] [--together]
+ *        [--baseline-bin PATH] [--cache]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -139,10 +134,8 @@ async function main() {
       'ttft-ms': { type: 'string', default: '20' },
       'baseline-bin': { type: 'string' },
       cache: { type: 'boolean', default: false },
-      together: { type: 'boolean', default: false },
     },
   });
-  const together = values.together;
   const concurrency = Number(values.concurrency);
   const tokenCounts = values.tokens.split(',').map(Number);
   const rounds = Number(values.rounds);
@@ -302,7 +295,9 @@ async function main() {
       }
       for (const tokens of tokenCounts) {
         const requests = concurrency * Math.max(2, Math.round(tokensPerPhase / (concurrency * tokens)));
-        const phase = async (p: (typeof paths)[number]) => {
+        // The order rotates from round to round, so no path always follows the same one.
+        for (let k = 0; k < paths.length; k++) {
+          const p = paths[(k + round - 1) % paths.length] as (typeof paths)[number];
           const cpu0 = cpuMs(p.pid);
           const sim0 = cpuMs(sim.pid);
           const samples = await run(concurrency, requests, (i) =>
@@ -324,23 +319,13 @@ async function main() {
             cpuMs: cpu,
             simCpuMs: simCpu,
           });
-        };
-        if (together) {
-          // Every path at once: whatever else loads the machine loads them alike.
-          await Promise.all(paths.map(phase));
-          continue;
-        }
-        // The order rotates from round to round, so no path always follows the same one.
-        for (let k = 0; k < paths.length; k++) {
-          await phase(paths[(k + round - 1) % paths.length] as (typeof paths)[number]);
         }
       }
     }
 
     const f = (n: number, d = 1) => (Number.isNaN(n) ? '' : n.toFixed(d));
     console.log(
-      `sidecar hop vs floor: ${concurrency} concurrent streams${together ? ' per path, the paths at once' : ''}, ` +
-        `${rounds} interleaved rounds, ` +
+      `sidecar hop vs floor: ${concurrency} concurrent streams, ${rounds} interleaved rounds, ` +
         `sim ITL ${values['itl-ms']} ms, TTFT ${values['ttft-ms']} ms; started ${started}, load average ${load}`,
     );
     console.log('');
