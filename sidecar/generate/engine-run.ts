@@ -6,7 +6,14 @@
  * response cache when a cache key is given.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type Context, type Span, SpanKind, type Tracer } from '@opentelemetry/api';
+import {
+  type Context,
+  INVALID_SPAN_CONTEXT,
+  type Span,
+  SpanKind,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 import { MeshError, Status } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { Logger } from '../../common/log.js';
@@ -29,6 +36,12 @@ import {
 import { createFlight, type Flight, type StreamChunk } from './flight.js';
 import { checkSeam, createSeam, SEAM_CONTEXT_TOKENS, type Seam } from './seam.js';
 
+/** Stands for the engine span of a call whose own span is not recording. */
+const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Chunks of text gathered before they are joined (see the engine run). */
+const TEXT_PIECES = 16;
+
 /** What an engine run needs from the sidecar. */
 export interface EngineRunDeps {
   engine: EngineClient;
@@ -50,12 +63,18 @@ export interface EngineRun {
   done: Promise<void>;
 }
 
-/** Starts runs of requests on the engine. */
+/**
+ * Starts runs of requests on the engine. A run with a cache key retains its
+ * chunks (for followers that join later and for the cache); one without
+ * retains none. `controller`, when given, is the flight's (a flight only its
+ * caller follows can share the call's).
+ */
 export type EngineRunner = (
   req: GenerateRequest__Output,
   metadata: grpc.Metadata,
   cacheKey: string | undefined,
   spanCtx: Context,
+  controller?: AbortController,
 ) => EngineRun;
 
 /** Creates the runner. */
@@ -148,6 +167,10 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       span.updateName(`POST ${openAi.path}`);
       span.setAttribute('url.path', openAi.path);
       let text = req.continuation?.text ?? '';
+      // The answer's text, for the prefix index: the latest pieces are
+      // joined every TEXT_PIECES chunks, so that no per-chunk string (or
+      // rope node) lives as long as the stream.
+      const pieces: string[] = [];
       let first = true;
       await engine.each(
         openAi,
@@ -158,7 +181,10 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
           }
           const chunk = seam ? seam.next(ev) : toChunk(req, mode, ev);
           if (chunk) {
-            text += chunk.text;
+            if (pieces.push(chunk.text) === TEXT_PIECES) {
+              text += pieces.join('');
+              pieces.length = 0;
+            }
             flight.push(chunk);
           }
           // Stopping the stream ends the engine request (the client side goes away).
@@ -167,7 +193,8 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
         { signal: flight.signal, headers },
       );
       flight.finish();
-      const last = flight.chunks.at(-1);
+      text += pieces.join('');
+      const last = flight.last;
       if (last?.usage) {
         span.setAttribute('gen_ai.usage.input_tokens', last.usage.promptTokens);
         span.setAttribute('gen_ai.usage.output_tokens', last.usage.completionTokens);
@@ -203,26 +230,29 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
     }
   };
 
-  return (req, metadata, cacheKey, spanCtx) => {
-    const flight = createFlight();
+  return (req, metadata, cacheKey, spanCtx, controller) => {
+    const flight = createFlight({ retain: cacheKey !== undefined, controller });
     const headers: Record<string, string> = {};
     const requestId = req.requestId || String(metadata.get(REQUEST_ID_KEY)[0] ?? '');
     if (requestId) headers[REQUEST_ID_KEY] = requestId;
-    // The engine call is its own span; vLLM with tracing on continues it.
-    const span = deps.tracer.startSpan(
-      'engine',
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          'http.request.method': 'POST',
-          'server.address': engine.url,
-          'gen_ai.system': 'vllm',
-          'gen_ai.request.model': deps.servedModelName(),
-          'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
-        },
-      },
-      spanCtx,
-    );
+    // The engine call is its own span (vLLM with tracing on continues it),
+    // when the call's span is recording (see the handler).
+    const span = !trace.getSpan(spanCtx)?.isRecording()
+      ? NON_RECORDING_SPAN
+      : deps.tracer.startSpan(
+          'engine',
+          {
+            kind: SpanKind.CLIENT,
+            attributes: {
+              'http.request.method': 'POST',
+              'server.address': engine.url,
+              'gen_ai.system': 'vllm',
+              'gen_ai.request.model': deps.servedModelName(),
+              'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
+            },
+          },
+          spanCtx,
+        );
     const traceparent = span.isRecording()
       ? propagationFor(span, spanCtx).traceparent
       : metadata.get(TRACEPARENT_KEY)[0];

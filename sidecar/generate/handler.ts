@@ -23,7 +23,7 @@
  */
 import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { HANDBACK_KEY } from '../../common/metadata.js';
 import { contextFromMetadata, setSpanError } from '../../common/trace-propagation.js';
@@ -32,6 +32,7 @@ import { CACHE_CONTROL_KEY, cacheMode } from '../cache/cache-key.js';
 import { continuationMode } from '../openai.js';
 import type { Refusal } from '../pod-state.js';
 import { createEngineRunner, type EngineRunDeps } from './engine-run.js';
+import type { FlightFollower } from './flight.js';
 import { type CacheResult, createLookup, type Served } from './lookup.js';
 import { deliveredTokens, type GenerateCall, noOutcome, writeStream } from './stream-writer.js';
 
@@ -73,6 +74,9 @@ export interface GenerateHandler {
   /** Emits `cache` ({@link CacheEvent}) for every call that got past validation. */
   readonly events: EventEmitter;
 }
+
+/** Stands for the child spans of a call whose own span is not recording. */
+const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** One call being served. */
 interface ActiveCall {
@@ -121,7 +125,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     const onCancel = () => self.controller.abort();
     call.once('cancelled', onCancel);
     let result: CacheResult | 'none' = 'none';
-    let leave: (() => void) | undefined;
+    let follower: FlightFollower | undefined;
     let status = 'OK';
     const written = noOutcome();
     const parentCtx = contextFromMetadata(call.metadata);
@@ -139,7 +143,11 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       },
       parentCtx,
     );
-    const spanCtx = trace.setSpan(parentCtx, span);
+    // A call whose span is not recorded (tracing off, or not sampled) records
+    // no child span either: the standard samplers decide alike for a child
+    // of an unsampled span, so the children are skipped without asking.
+    const recording = span.isRecording();
+    const spanCtx = recording ? trace.setSpan(parentCtx, span) : parentCtx;
     try {
       const req = call.request;
       validateGenerateRequest(req);
@@ -162,17 +170,17 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
 
       const control = call.metadata.get(CACHE_CONTROL_KEY)[0];
       const mode = cacheMode(req, control === undefined ? undefined : String(control));
-      const lookupSpan = tracer.startSpan('cache lookup', {}, spanCtx);
+      const lookupSpan = recording ? tracer.startSpan('cache lookup', {}, spanCtx) : NON_RECORDING_SPAN;
       let served: Served;
       try {
-        served = await lookup.find(req, mode, model || req.model, call.metadata, signal, spanCtx);
+        served = await lookup.find(req, mode, model || req.model, call.metadata, self.controller, spanCtx);
         lookupSpan.setAttribute('llmmesh.cache', served.result);
       } finally {
         lookupSpan.end();
       }
       span.setAttribute('llmmesh.cache', served.result);
       result = served.result;
-      leave = served.leave;
+      follower = served.follower;
       metrics.cache.inc({ result: served.result });
       events.emit('cache', { result: served.result, key: served.key } satisfies CacheEvent);
 
@@ -180,7 +188,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
         call,
         served.source,
         signal,
-        { result: served.result, version: ctx.version, startedAt, metrics },
+        { result: served.result, version: ctx.version, startedAt, metrics, written: follower?.written },
         written,
       );
       if (!written.completed) {
@@ -213,7 +221,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
       span.end();
       call.off('cancelled', onCancel);
       // Leaving the flight aborts its engine request when no other call follows it.
-      leave?.();
+      follower?.leave();
       metrics.requests.inc({ status, cache: result });
       calls.delete(self);
       if (calls.size === 0) events.emit('idle');

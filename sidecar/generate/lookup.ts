@@ -12,7 +12,7 @@ import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/
 import { type CacheMode, responseCacheKey } from '../cache/cache-key.js';
 import type { CachedResponse, ResponseCache } from '../cache/response-cache.js';
 import type { EngineRunner } from './engine-run.js';
-import { type ChunkSource, completedSource, type Flight } from './flight.js';
+import { type ChunkSource, completedSource, type Flight, type FlightFollower } from './flight.js';
 
 /** How a call was served (the value of `x-llmmesh-cache`). */
 export type CacheResult = 'hit-l1' | 'hit-l2' | 'coalesced' | 'miss' | 'bypass' | 'uncacheable';
@@ -23,19 +23,23 @@ export interface Served {
   result: CacheResult;
   /** The cache key, for cacheable requests. */
   key?: string;
-  /** Stops following a running flight (aborting it when this was its last follower). */
-  leave?: () => void;
+  /** The call's place in a running flight. */
+  follower?: FlightFollower;
 }
 
 /** The lookup of one sidecar. */
 export interface Lookup {
-  /** Finds or starts what serves `req`; throws CANCELLED when `signal` aborts during the L2 lookup. */
+  /**
+   * Finds or starts what serves `req`; throws CANCELLED when the call's
+   * `controller` aborts during the L2 lookup. A flight nobody else can join
+   * shares the call's controller.
+   */
   find(
     req: GenerateRequest__Output,
     mode: CacheMode,
     model: string,
     metadata: grpc.Metadata,
-    signal: AbortSignal,
+    controller: AbortController,
     spanCtx: Context,
   ): Promise<Served>;
   /** Identical cacheable requests running on the engine now (one flight each). */
@@ -51,8 +55,9 @@ export function createLookup(version: string, cache: ResponseCache | undefined, 
     metadata: grpc.Metadata,
     key: string | undefined,
     spanCtx: Context,
+    controller?: AbortController,
   ): Flight => {
-    const { flight, done } = run(req, metadata, key, spanCtx);
+    const { flight, done } = run(req, metadata, key, spanCtx, controller);
     if (key) {
       flights.set(key, flight);
       void done.finally(() => {
@@ -72,13 +77,16 @@ export function createLookup(version: string, cache: ResponseCache | undefined, 
     get flights() {
       return flights.size;
     },
-    async find(req, mode, model, metadata, signal, spanCtx) {
+    async find(req, mode, model, metadata, controller, spanCtx) {
       if (mode !== 'cacheable' || !cache || req.continuation) {
-        // With the cache off, a deterministic request is served as if bypassed.
-        const flight = start(req, metadata, undefined, spanCtx);
+        // With the cache off, a deterministic request is served as if
+        // bypassed. Nobody else can join this flight and nothing is stored:
+        // it retains no chunk and is aborted with the call.
+        const flight = start(req, metadata, undefined, spanCtx, controller);
         const result = mode === 'uncacheable' ? mode : 'bypass';
-        return { source: flight, result, leave: flight.join() };
+        return { source: flight, result, follower: flight.join() };
       }
+      const signal = controller.signal;
       const key = responseCacheKey(model, version, req);
       const l1 = cache.getL1(key);
       if (l1) return { source: fromCached(l1), result: 'hit-l1', key };
@@ -90,9 +98,9 @@ export function createLookup(version: string, cache: ResponseCache | undefined, 
         // An identical call may have started while Redis answered.
         flight = running(key);
       }
-      if (flight) return { source: flight, result: 'coalesced', key, leave: flight.join() };
+      if (flight) return { source: flight, result: 'coalesced', key, follower: flight.join() };
       const started = start(req, metadata, key, spanCtx);
-      return { source: started, result: 'miss', key, leave: started.join() };
+      return { source: started, result: 'miss', key, follower: started.join() };
     },
   };
 }

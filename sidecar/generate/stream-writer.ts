@@ -67,10 +67,10 @@ export function toProtoChunk(
  * is its exact token count. A chunk of text without ids is one token by
  * convention, so it is never merged.
  */
-function mergeable(chunks: readonly StreamChunk[], from: number): number {
+function mergeable(source: ChunkSource, from: number): number {
   let n = 0;
-  for (let i = from; i < chunks.length; i++) {
-    const c = chunks[i] as StreamChunk;
+  for (let i = from; i < source.length; i++) {
+    const c = source.at(i);
     if (c.text !== '' && !c.tokenIds?.length) break;
     n++;
   }
@@ -78,12 +78,12 @@ function mergeable(chunks: readonly StreamChunk[], from: number): number {
 }
 
 /** `count` chunks from `from` on as one: text and token ids in order, the finish and usage of the last. */
-function mergeChunks(chunks: readonly StreamChunk[], from: number, count: number): StreamChunk {
+function mergeChunks(source: ChunkSource, from: number, count: number): StreamChunk {
   const texts: string[] = [];
   const tokenIds: number[] = [];
-  let last = chunks[from] as StreamChunk;
+  let last = source.at(from);
   for (let i = from; i < from + count; i++) {
-    last = chunks[i] as StreamChunk;
+    last = source.at(i);
     texts.push(last.text);
     if (last.tokenIds) for (const id of last.tokenIds) tokenIds.push(id);
   }
@@ -100,9 +100,17 @@ export function writeStream(
   call: GenerateCall,
   source: ChunkSource,
   signal: AbortSignal,
-  opts: { result: CacheResult; version: string; startedAt: number; metrics: SidecarMetrics },
+  opts: {
+    result: CacheResult;
+    version: string;
+    startedAt: number;
+    metrics: SidecarMetrics;
+    /** Told how many chunks are written, after each write (a flight drops what nobody needs). */
+    written?: (upTo: number) => void;
+  },
   progress: WriteOutcome,
 ): Promise<WriteOutcome> {
+  const written = opts.written;
   const fromCache = opts.result === 'hit-l1' || opts.result === 'hit-l2' || opts.result === 'coalesced';
   return new Promise<WriteOutcome>((resolve, reject) => {
     let over = false;
@@ -124,9 +132,9 @@ export function writeStream(
     const pump = () => {
       if (over || draining) return;
       try {
-        while (progress.chunks < source.chunks.length) {
+        while (progress.chunks < source.length) {
           const i = progress.chunks;
-          let chunk = source.chunks[i] as StreamChunk;
+          let chunk = source.at(i);
           if (i === 0) {
             const md = new grpc.Metadata();
             md.set(CACHE_KEY, opts.result);
@@ -135,14 +143,15 @@ export function writeStream(
           }
           let count = 1;
           // COALESCE_BACKLOG chunks or more wait for the caller (it is behind): they go out as one.
-          if (i > 0 && source.chunks.length - i >= COALESCE_BACKLOG) {
-            count = mergeable(source.chunks, i);
-            if (count > 1) chunk = mergeChunks(source.chunks, i, count);
+          if (i > 0 && source.length - i >= COALESCE_BACKLOG) {
+            count = mergeable(source, i);
+            if (count > 1) chunk = mergeChunks(source, i, count);
           }
           progress.chunks += count;
           if (chunk.tokenIds?.length) progress.tokenIds += chunk.tokenIds.length;
           else if (chunk.text !== '') progress.textWithoutIds = true;
           const more = call.write(toProtoChunk(chunk, i, opts.version, fromCache));
+          written?.(progress.chunks);
           // An abort ends the write at once (onAbort).
           if (over) return;
           if (!more) {
