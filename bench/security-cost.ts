@@ -112,6 +112,11 @@ async function drive(client: InferenceClient): Promise<number[]> {
   return ttfc;
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
 const samples = new Map<string, number[]>(routers.map((r) => [r.name, []]));
@@ -138,7 +143,7 @@ const rows = routers.map((r) => {
     ttfcP99Ms: Number(pct(xs, 0.99).toFixed(2)),
     n: xs.length,
     p50OverPlaintext: {
-      median: Number(pct(ratios, 0.5).toFixed(3)),
+      median: Number(median(ratios).toFixed(3)),
       min: Number(Math.min(...ratios).toFixed(3)),
       max: Number(Math.max(...ratios).toFixed(3)),
     },

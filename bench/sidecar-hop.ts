@@ -87,7 +87,13 @@ function launch(
     proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const address = reportedAddress(out, readyText);
-      if (address !== undefined) resolve(Object.assign(proc, { port: portOf(address) }));
+      if (address === undefined) return;
+      try {
+        resolve(Object.assign(proc, { port: portOf(address) }));
+      } catch (err) {
+        proc.kill();
+        reject(err);
+      }
     });
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
       out += d;

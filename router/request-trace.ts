@@ -22,7 +22,7 @@ export interface AttemptTrace {
   error?: string;
   /** The sidecar's `x-llmmesh-cache` header, when it sent one. */
   cache?: string;
-  /** Chunks relayed to the client from this attempt. */
+  /** Chunks relayed to the client from this attempt (set when the attempt ends). */
   chunks: number;
   /** When the attempt started, ms after the request arrived. */
   startMs: number;

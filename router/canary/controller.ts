@@ -6,7 +6,7 @@
  * or roll back — as an overlay on the file's weights.
  *
  * The request path only calls the synchronous, allocation-light hooks
- * (`effective`, `firstToken`, `gap`/`gaps`, `finish`); judging, Redis and metrics
+ * (`effective`, `firstToken`, `gaps`, `finish`); judging, Redis and metrics
  * run on a timer. With `analysis.redis`, replicas share the progression
  * (sharing.ts): one replica holds the judging lease, every replica publishes
  * its step statistics, and all adopt the shared state within one tick. When
@@ -298,12 +298,6 @@ export function createCanary(config: RouterConfig, deps: CanaryDeps): Canary {
       const r = runs.get(model);
       const s = r && stepStats(r, version);
       if (s) observe(s.ttft, seconds);
-    },
-    gap(model, version, seconds) {
-      observe(windows.current(model, version).itl, seconds);
-      const r = runs.get(model);
-      const s = r && stepStats(r, version);
-      if (s) observe(s.itl, seconds);
     },
     gaps(model, version, seconds, count) {
       const itl = windows.current(model, version).itl;

@@ -120,8 +120,7 @@ export interface Canary {
   /** `m` with the progression's weights, or `m` itself when `model` has no canary. */
   effective(model: string, m: ModelConfig): ModelConfig;
   firstToken(model: string, version: string, seconds: number): void;
-  gap(model: string, version: string, seconds: number): void;
-  /** The first `count` of `seconds`, as many `gap` calls (a stream hands its gaps over in batches). */
+  /** The first `count` of `seconds`: a stream's inter-token gaps, handed over in batches. */
   gaps(model: string, version: string, seconds: ArrayLike<number>, count: number): void;
   /** Records a finished request; returns its cost when its version has a price. */
   finish(r: FinishedRequest): number | undefined;

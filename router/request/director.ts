@@ -139,6 +139,11 @@ export function createDirector(ctx: RouterContext): Director {
   return {
     async execute(req, incoming, scope) {
       const { rt } = scope;
+      // A request that waited for its turn (the lifecycle's start gate) may be
+      // gone or out of time by now: set nothing up, charge nothing.
+      if (scope.signal.aborted) throw errors.cancelled('client cancelled');
+      if (ctx.now() >= scope.deadline)
+        throw errors.deadlineExceeded('deadline passed before the request started');
       // One config for the whole request: a reload mid-request changes nothing here.
       const state = ctx.datastore.state();
       const cfg = state.config;

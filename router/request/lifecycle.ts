@@ -1,8 +1,11 @@
 /**
- * The life of one RPC around the director: its server span, its deadline
- * (the client's, else the model's default), cancellation, the request
- * metrics (TTFT, inter-token latency, tokens, status), the trace-id trailer,
- * and the routing story handed to `onRequestTrace`.
+ * The life of one RPC around the director: its turn to start (a burst
+ * starts in turns of the event loop, start-gate.ts), its server span, its
+ * deadline (the client's, else the model's default), cancellation, the
+ * request metrics (TTFT, inter-token latency, tokens, status), the trace-id
+ * trailer, and the routing story handed to `onRequestTrace`. The span, the
+ * TTFT and the default deadline count from the request's arrival, its wait
+ * for a turn included.
  */
 import * as grpc from '@grpc/grpc-js';
 import { trace as otelTrace, SpanKind } from '@opentelemetry/api';
@@ -79,6 +82,8 @@ export function createLifecycle(
           'gen_ai.request.model': req.model,
           'gen_ai.request.max_tokens': req.sampling?.maxTokens ?? 0,
         },
+        // From the request's arrival: a wait for its turn in a burst is part of it.
+        startTime: started,
       },
       parentCtx,
     );

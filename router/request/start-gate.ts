@@ -58,8 +58,10 @@ export class StartGate {
    * Schedules the next turn's starts: half of those waiting, at least
    * `perTurn` (so a burst drains in a few turns however long each takes).
    * One immediate per start: Node runs the promise jobs of each immediate
-   * before the next, so each request is set up (admitted, its pod picked
-   * and counted) before the next one asks, as when requests arrive apart.
+   * before the next, so a request whose setup needs no I/O is set up
+   * (admitted, its pod picked and counted) before the next one asks, as when
+   * requests arrive apart. One that waits (a shared rate limit's Redis
+   * round trip, the admission queue) lets the next ones go ahead.
    * Node writes the frames of earlier turns before it runs immediates.
    */
   private plan(): void {

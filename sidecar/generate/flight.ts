@@ -3,7 +3,8 @@
  * the first caller of a deterministic request starts it, identical requests
  * arriving while it runs join it (coalescing), and each follower replays the
  * chunks so far and then the live ones at its own pace. The engine call is
- * aborted only when every follower has gone.
+ * aborted only when every follower has gone (or, for a flight that shares
+ * its caller's AbortController, with that call).
  *
  * A flight that nobody else can join and whose answer goes to no cache
  * retains nothing: each chunk is dropped once every follower has written it,
