@@ -36,8 +36,8 @@ import {
 import { createFlight, type Flight, type StreamChunk } from './flight.js';
 import { checkSeam, createSeam, SEAM_CONTEXT_TOKENS, type Seam } from './seam.js';
 
-/** Stands for the engine span of a call whose own span is not recording. */
-const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+/** Stands for a child span (cache lookup, engine call) of a call whose own span is not recording. */
+export const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** Chunks of text gathered before they are joined (see the engine run). */
 const TEXT_PIECES = 16;

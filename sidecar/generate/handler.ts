@@ -23,7 +23,7 @@
  */
 import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { HANDBACK_KEY } from '../../common/metadata.js';
 import { contextFromMetadata, setSpanError } from '../../common/trace-propagation.js';
@@ -31,7 +31,7 @@ import { validateGenerateRequest } from '../../common/validate.js';
 import { CACHE_CONTROL_KEY, cacheMode } from '../cache/cache-key.js';
 import { continuationMode } from '../openai.js';
 import type { Refusal } from '../pod-state.js';
-import { createEngineRunner, type EngineRunDeps } from './engine-run.js';
+import { createEngineRunner, type EngineRunDeps, NON_RECORDING_SPAN } from './engine-run.js';
 import type { FlightFollower } from './flight.js';
 import { type CacheResult, createLookup, type Served } from './lookup.js';
 import { deliveredTokens, type GenerateCall, noOutcome, writeStream } from './stream-writer.js';
@@ -74,9 +74,6 @@ export interface GenerateHandler {
   /** Emits `cache` ({@link CacheEvent}) for every call that got past validation. */
   readonly events: EventEmitter;
 }
-
-/** Stands for the child spans of a call whose own span is not recording. */
-const NON_RECORDING_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** One call being served. */
 interface ActiveCall {
