@@ -76,16 +76,13 @@ describe('response cache: L2 on the shared Redis', () => {
     admin.disconnect();
     redis.disconnect();
   });
+  /** One pod's cache over the shared Redis, on `clock`. */
+  const podCache = (clock: ReturnType<typeof fakeClock>) =>
+    createResponseCache({ redis, keyPrefix: prefix, ttlMs: 60_000, now: clock.now, logger: silentLogger });
 
   it('stores with the TTL in Redis, and another cache (another pod) reads it into its L1', async () => {
     const clock = fakeClock();
-    const a = createResponseCache({
-      redis,
-      keyPrefix: prefix,
-      ttlMs: 60_000,
-      now: clock.now,
-      logger: silentLogger,
-    });
+    const a = podCache(clock);
     const stored = once(a.events, 'stored', {}).then(() => once(a.events, 'stored'));
     a.store('key1', answer('shared'));
     const [event] = (await stored) as [{ tier: string }];
@@ -93,13 +90,7 @@ describe('response cache: L2 on the shared Redis', () => {
     const ttl = await admin.pttl(`${prefix}key1`);
     assert.ok(ttl > 59_000 && ttl <= 60_000, `pttl ${ttl}`);
 
-    const b = createResponseCache({
-      redis,
-      keyPrefix: prefix,
-      ttlMs: 60_000,
-      now: clock.now,
-      logger: silentLogger,
-    });
+    const b = podCache(clock);
     assert.equal(b.getL1('key1'), undefined);
     const hit = await b.getL2('key1');
     assert.deepEqual(hit?.texts, ['shared', ' world', '']);
@@ -110,13 +101,7 @@ describe('response cache: L2 on the shared Redis', () => {
 
   it('ignores an L2 entry whose stamp has expired on this clock', async () => {
     const clock = fakeClock();
-    const a = createResponseCache({
-      redis,
-      keyPrefix: prefix,
-      ttlMs: 60_000,
-      now: clock.now,
-      logger: silentLogger,
-    });
+    const a = podCache(clock);
     const stored = once(a.events, 'stored').then(() => once(a.events, 'stored'));
     a.store('key2', answer('old'));
     await stored;
