@@ -13,7 +13,7 @@ import type { ProtoGrpcType as EngineProto } from './generated/engine.js';
 import type { ProtoGrpcType as InferenceProto } from './generated/inference.js';
 import type { EngineClient } from './generated/llmmesh/v1/Engine.js';
 import type { GenerateChunk } from './generated/llmmesh/v1/GenerateChunk.js';
-import type { GenerateRequest } from './generated/llmmesh/v1/GenerateRequest.js';
+import type { GenerateRequest, GenerateRequest__Output } from './generated/llmmesh/v1/GenerateRequest.js';
 
 /** proto-loader options; they must match those used by `npm run gen:proto`. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -76,6 +76,7 @@ export function loadProtos(): LoadedProtos {
     includeDirs: [protoRoot()],
   });
   useChunkCodec(packageDefinition);
+  keepRequestBytes(packageDefinition);
   const grpcObject = grpc.loadPackageDefinition(packageDefinition);
   const inference = (grpcObject as unknown as InferenceProto).llmmesh.v1;
   const engine = (grpcObject as unknown as EngineProto).llmmesh.v1;
@@ -83,14 +84,93 @@ export function loadProtos(): LoadedProtos {
   return loaded;
 }
 
+/** `Engine.GenerateStream`'s path. */
+const ENGINE_GENERATE_PATH = '/llmmesh.v1.Engine/GenerateStream';
+
+/**
+ * The bytes a request goes to an engine as, when they are known without
+ * encoding it (see {@link setWireBytes}). Keyed by the request object, so a
+ * copy of it (`{ ...request, continuation }`) is encoded as usual.
+ */
+const wireBytes = new WeakMap<object, Buffer>();
+/** A `GenerateRequest` as received (see {@link receivedBytes}). */
+const received = new WeakMap<object, Buffer>();
+
+/**
+ * The bytes `req` was decoded from, when it arrived on `Inference.Generate`
+ * or `Inference.GenerateStream` of this process.
+ */
+export function receivedBytes(req: GenerateRequest__Output): Buffer | undefined {
+  return received.get(req);
+}
+
+/**
+ * Declares `bytes` the encoding of `req` on the Engine hop: the relay client
+ * writes them instead of encoding it. `req` must not change afterwards.
+ */
+export function setWireBytes(req: GenerateRequest__Output, bytes: Buffer): void {
+  wireBytes.set(req, bytes);
+}
+
+/** Keeps the bytes of each `GenerateRequest` the Inference service decodes (a router relays them as they came). */
+function keepRequestBytes(definition: protoLoader.PackageDefinition): void {
+  const inference = definition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition;
+  for (const name of ['Generate', 'GenerateStream']) {
+    const method = inference[name];
+    if (!method) throw new Error(`llmmesh.v1 protos without Inference.${name}`);
+    const decode = method.requestDeserialize;
+    method.requestDeserialize = (bytes: Buffer) => {
+      const req = decode(bytes) as object;
+      received.set(req, bytes);
+      return req;
+    };
+  }
+}
+
 /** An Engine client constructor whose `GenerateStream` reads each chunk into a {@link RelayChunk}. */
 function relayEngineClient(service: grpc.ServiceDefinition): RelayEngineClientConstructor {
   const generate = service.GenerateStream as grpc.MethodDefinition<GenerateRequest, unknown>;
-  const relay = { ...generate, responseDeserialize: (bytes: Buffer) => new RelayChunk(bytes) };
+  const encode = generate.requestSerialize;
+  relaySerialize = (req: GenerateRequest) => wireBytes.get(req) ?? encode(req);
+  const relay = { ...generate, requestSerialize: relaySerialize, responseDeserialize: readRelayChunk };
   return grpc.makeGenericClientConstructor(
     { ...service, GenerateStream: relay },
     'Engine',
   ) as unknown as RelayEngineClientConstructor;
+}
+
+const readRelayChunk = (bytes: Buffer) => new RelayChunk(bytes);
+let relaySerialize: (req: GenerateRequest) => Buffer;
+
+/**
+ * Opens `Engine.GenerateStream` on a relay client: its chunks arrive as
+ * {@link RelayChunk}s and a request with known bytes ({@link setWireBytes})
+ * goes out as them. The call is made on the client directly, without the
+ * generated method's argument shuffling, and without the stack trace grpc-js
+ * captures at every call to decorate a failed call's error (a proxy making
+ * one call per request pays for it on every request; the router reports
+ * upstream failures by status, never by stack).
+ */
+export function openRelayStream(
+  client: RelayEngineClient,
+  request: GenerateRequest,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+): grpc.ClientReadableStream<RelayChunk> {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return (client as unknown as grpc.Client).makeServerStreamRequest(
+      ENGINE_GENERATE_PATH,
+      relaySerialize,
+      readRelayChunk,
+      request,
+      metadata,
+      options,
+    );
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /**

@@ -2,8 +2,10 @@
  * The checks a request passes before it is routed, as pure functions of the
  * request and the config: each throws a MeshError naming what is wrong.
  */
+import { varintSize, writeVarint } from '../../common/chunk-codec.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { receivedBytes, setWireBytes } from '../../common/proto.js';
 import { validateGenerateRequest } from '../../common/validate.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
 
@@ -41,6 +43,12 @@ export function checkRequest(req: GenerateRequest__Output, cfg: RouterConfig): M
  * The request as the Engine hop carries it: with its request id, and with
  * the model's `max_tokens_cap` asked for when the client set no `max_tokens`
  * (which means "until the context is full" to vLLM's chat API).
+ *
+ * Unless the cap is added, it goes out as the bytes the client sent (fields
+ * this router does not know included), with the request id appended when
+ * the client sent none: protobuf reads the last value of a repeated scalar
+ * field, so nothing is decoded and encoded again. A client never sends a
+ * continuation ({@link checkRequest}).
  */
 export function upstreamRequest(
   req: GenerateRequest__Output,
@@ -50,7 +58,28 @@ export function upstreamRequest(
   const out: GenerateRequest__Output = { ...req, requestId, continuation: null };
   if (model.max_tokens_cap !== undefined && (req.sampling?.maxTokens ?? 0) === 0) {
     out.sampling = { ...(req.sampling ?? { stop: [] }), maxTokens: model.max_tokens_cap };
+    return out;
   }
+  const bytes = receivedBytes(req);
+  if (bytes && !req.continuation) {
+    setWireBytes(
+      out,
+      req.requestId === requestId ? bytes : withStringField(bytes, REQUEST_ID_FIELD, requestId),
+    );
+  }
+  return out;
+}
+
+/** `GenerateRequest.request_id`'s field number. */
+const REQUEST_ID_FIELD = 6;
+
+/** `message` with string field `field` set to `value` (appended: the last occurrence wins). */
+function withStringField(message: Buffer, field: number, value: string): Buffer {
+  const length = Buffer.byteLength(value);
+  const out = Buffer.allocUnsafe(message.length + 1 + varintSize(length) + length);
+  message.copy(out, 0);
+  out[message.length] = (field << 3) | 2;
+  out.write(value, writeVarint(out, message.length + 1, length), 'utf8');
   return out;
 }
 

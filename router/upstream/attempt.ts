@@ -10,7 +10,7 @@ import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY } from '../../common/metadata.js';
-import type { RelayEngineClient } from '../../common/proto.js';
+import { openRelayStream, type RelayEngineClient } from '../../common/proto.js';
 import type { CancelSignal } from '../request/cancellation.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
@@ -185,7 +185,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   const release = deps.track(spec.endpoint);
   let call: grpc.ClientReadableStream<RelayChunk>;
   try {
-    call = spec.client.GenerateStream(spec.request, spec.metadata, { deadline: spec.deadline });
+    call = openRelayStream(spec.client, spec.request, spec.metadata, { deadline: spec.deadline });
   } catch (err) {
     permit.settle('neutral');
     release();

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
+import type {
+  GenerateRequest,
+  GenerateRequest__Output,
+} from '../../common/generated/llmmesh/v1/GenerateRequest.js';
+import { loadProtos, openRelayStream, type RelayEngineClient } from '../../common/proto.js';
+import type { ModelConfig } from '../config/schema.js';
+import { upstreamRequest } from './preflight.js';
+
+const protos = loadProtos();
+const inference = protos.packageDefinition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition;
+const engine = protos.packageDefinition['llmmesh.v1.Engine'] as protoLoader.ServiceDefinition;
+/** What a client sends, and what the router's Inference server decodes it into. */
+const clientEncode = (req: GenerateRequest) => inference.GenerateStream?.requestSerialize(req) as Buffer;
+const routerDecode = (bytes: Buffer) =>
+  inference.GenerateStream?.requestDeserialize(bytes) as GenerateRequest__Output;
+/** What an engine decodes. */
+const engineDecode = (bytes: Buffer) =>
+  engine.GenerateStream?.requestDeserialize(bytes) as GenerateRequest__Output;
+
+const MODEL = { versions: { v1: { weight: 1 } } } as unknown as ModelConfig;
+const CAPPED = { ...MODEL, max_tokens_cap: 512 } as ModelConfig;
+
+/** A real Engine server on loopback that keeps the bytes of each request and answers with no chunk. */
+let server: grpc.Server;
+let client: RelayEngineClient;
+const seen: Buffer[] = [];
+
+before(async () => {
+  server = new grpc.Server();
+  server.register<Buffer, Buffer>(
+    '/llmmesh.v1.Engine/GenerateStream',
+    (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      seen.push(call.request);
+      call.end();
+    },
+    (b: Buffer) => b,
+    (b: Buffer) => b,
+    'serverStream',
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  client = new protos.RelayEngine(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+});
+
+after(() => {
+  client.close();
+  server.forceShutdown();
+});
+
+/** Sends `request` on the Engine hop as the router does; returns the bytes the engine received. */
+async function relay(request: GenerateRequest): Promise<Buffer> {
+  const n = seen.length;
+  const call = openRelayStream(client, request, new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+  call.resume();
+  await once(call, 'status');
+  assert.equal(seen.length, n + 1);
+  return seen[n] as Buffer;
+}
+
+const base: GenerateRequest = {
+  model: 'm',
+  prompt: 'Hello there',
+  sampling: { maxTokens: 8, temperature: 0.5, stop: ['\n'] },
+  routing: { sessionKey: 's-1' },
+};
+
+test('a request with its own id reaches the engine as the exact bytes the client sent', async () => {
+  const sent = clientEncode({ ...base, requestId: 'client-id' });
+  const out = upstreamRequest(routerDecode(sent), 'client-id', MODEL);
+  const got = await relay(out);
+  assert.ok(got.equals(sent), 'not re-encoded');
+  assert.deepEqual(engineDecode(got), out);
+});
+
+test('the router-made request id is appended to the client bytes and is what the engine reads', async () => {
+  const sent = clientEncode(base);
+  const out = upstreamRequest(routerDecode(sent), 'router-id-7', MODEL);
+  const got = await relay(out);
+  assert.ok(got.subarray(0, sent.length).equals(sent), 'the client bytes come first, untouched');
+  const decoded = engineDecode(got);
+  assert.equal(decoded.requestId, 'router-id-7');
+  assert.deepEqual(decoded, out);
+});
+
+test('a field this router does not know passes through to the engine', async () => {
+  // Field 15, a string: what a newer client could send.
+  const unknown = Buffer.from([(15 << 3) | 2, 3, 0x61, 0x62, 0x63]);
+  const sent = Buffer.concat([clientEncode({ ...base, requestId: 'x' }), unknown]);
+  const got = await relay(upstreamRequest(routerDecode(sent), 'x', MODEL));
+  assert.ok(got.equals(sent));
+});
+
+test('a request the router changes is encoded anew: the max_tokens cap, a continuation', async () => {
+  const sent = clientEncode({ ...base, sampling: { temperature: 0.25, stop: ['END'] } });
+  const capped = upstreamRequest(routerDecode(sent), 'id-1', CAPPED);
+  const got = engineDecode(await relay(capped));
+  assert.equal(got.sampling?.maxTokens, 512);
+  assert.equal(got.sampling?.temperature, 0.25);
+  assert.deepEqual(got.sampling?.stop, ['END']);
+  assert.equal(got.requestId, 'id-1');
+
+  // A migration sends a copy with the delivered output: that copy is encoded, not the bytes kept for the original.
+  const out = upstreamRequest(routerDecode(clientEncode(base)), 'id-2', MODEL);
+  const moved = engineDecode(
+    await relay({ ...out, continuation: { tokenIds: [5, 6], text: 'ab', completionTokens: 2 } }),
+  );
+  assert.deepEqual(moved.continuation, { tokenIds: [5, 6], text: 'ab', completionTokens: 2 });
+  assert.equal(moved.requestId, 'id-2');
+  assert.equal(moved.prompt, 'Hello there');
+});
+
+test('a request built in the router (never received) is encoded as usual', async () => {
+  const got = engineDecode(await relay({ ...base, requestId: 'made-here' }));
+  assert.equal(got.requestId, 'made-here');
+  assert.equal(got.sampling?.maxTokens, 8);
+});
