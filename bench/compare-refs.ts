@@ -8,8 +8,10 @@
  *       [--output-len 32] [--rounds 3] [--waves 4] [--endpoint sim|stub] [--json FILE]
  *
  * The baseline is checked out into a temporary git worktree (detached) with
- * its own `npm ci --offline`; each router runs in its own process from its own
- * tree (`bench/child.ts` of that tree). `--after REF` measures another commit
+ * its own `npm ci --offline` and build; each router runs in its own process
+ * from its own tree's compiled `dist/` (`dist/bench/child.js`), as a
+ * deployment runs it (this checkout is built first, too): the sources run
+ * through tsx carry work of the transform's own. `--after REF` measures another commit
  * than this checkout in the same way (a second temporary worktree). With `--endpoint stub` a synthetic
  * Engine server (first chunk at once, then one every 20 ms) replaces the pod,
  * so the engine's batching does not blur TTFT. Three contenders, direct to the
@@ -270,6 +272,7 @@ async function main(): Promise<void> {
     log(`compare-refs: checking out ${sha} into a temporary worktree`);
     git(['worktree', 'add', '--detach', tree, sha]);
     await run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], tree, abort.signal);
+    await run('npm', ['run', 'build'], tree, abort.signal);
     return tree;
   };
   const group = createProcessGroup(false);
@@ -277,6 +280,11 @@ async function main(): Promise<void> {
   try {
     const baselineTree = await checkout(baselineSha);
     const afterTree = values.after ? await checkout(currentSha) : undefined;
+    if (!afterTree) {
+      log('compare-refs: building this checkout');
+      await run('npm', ['run', 'build'], repo, abort.signal);
+    }
+    const compiled = { compiled: true };
 
     const readers = values.readers;
     if (readers !== undefined && readers !== 'slow' && readers !== 'half')
@@ -289,11 +297,18 @@ async function main(): Promise<void> {
       : await startEndpoint(group, String(values.endpoint));
     const config = benchRouterConfig(MODEL, [endpoint]);
     const routers = new Map<string, HelperProcess>([
-      [`before (${baselineSha})`, await group.helper('router', { config }, { root: baselineTree })],
-      [`after (${currentSha})`, await group.helper('router', { config }, { root: afterTree })],
+      [
+        `before (${baselineSha})`,
+        await group.helper('router', { config }, { root: baselineTree, ...compiled }),
+      ],
+      [`after (${currentSha})`, await group.helper('router', { config }, { root: afterTree, ...compiled })],
     ]);
     for (const r of routers.values()) await r.request('wait-ready', { n: 1 });
-    const passthrough = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint });
+    const passthrough = await group.helper(
+      'passthrough',
+      { listen: '127.0.0.1:0', upstream: endpoint },
+      compiled,
+    );
     if (readers) {
       await compareReaders({
         readers,
