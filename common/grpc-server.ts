@@ -51,6 +51,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const server = new grpc.Server({
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.keepalive_time_ms': 30_000,
+    // Channelz counts and timestamps every call and message for a debugging
+    // service no llmmesh server exposes: the work would be for nothing.
+    'grpc.enable_channelz': 0,
     ...options.serverOptions,
   });
   for (const s of options.services) server.addService(s.definition, s.implementation);

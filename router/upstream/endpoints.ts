@@ -279,6 +279,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      // No channelz service to read it: skip its per-call and per-message bookkeeping.
+      'grpc.enable_channelz': 0,
       ...options.channelOptions,
     });
     const e: Entry = {
