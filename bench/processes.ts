@@ -89,6 +89,8 @@ export interface SpawnOptions {
    * Run the helper from that checkout's compiled `dist/` (what a deployment
    * runs) rather than its sources through tsx, whose transform adds work
    * of its own (a name-keeping helper call for every function created).
+   * Default: `LLMMESH_BENCH_COMPILED=1` in the environment (the npm scripts
+   * of the cost benchmarks build first and set it).
    */
   compiled?: boolean;
 }
@@ -207,12 +209,13 @@ export function createProcessGroup(pin = true): ProcessGroup {
     async helper(role, config, options = {}) {
       // `--import tsx` resolves from the working directory, so another checkout runs on its own tsx.
       const tree = options.root ?? join(here, fromSource ? '..' : join('..', '..'));
-      const entry = options.compiled
+      const compiled = options.compiled ?? process.env.LLMMESH_BENCH_COMPILED === '1';
+      const entry = compiled
         ? join(tree, 'dist', 'bench', 'child.js')
         : options.root
           ? join(options.root, 'bench', 'child.ts')
           : join(here, fromSource ? 'child.ts' : 'child.js');
-      const loader = !options.compiled && (fromSource || options.root) ? ['--import', 'tsx'] : [];
+      const loader = !compiled && (fromSource || options.root) ? ['--import', 'tsx'] : [];
       const spawnOptions = options.root ? { cwd: options.root, ...options } : options;
       const base = start(`${role}`, [...loader, entry, role, JSON.stringify(config)], spawnOptions, true);
       let nextId = 1;
