@@ -117,6 +117,20 @@ test('a request the router changes is encoded anew: the max_tokens cap, a contin
   assert.equal(moved.prompt, 'Hello there');
 });
 
+test('a request that repeats a singular field is encoded anew: the engine reads what the router checked', async () => {
+  // Two `sampling` fields: protobufjs keeps the last, a merging decoder would also keep max_tokens 900.
+  const sent = Buffer.concat([
+    clientEncode({ ...base, requestId: 'r', sampling: { maxTokens: 900 } }),
+    clientEncode({ sampling: { temperature: 0.5 } }),
+  ]);
+  const checked = routerDecode(sent);
+  assert.equal(checked.sampling?.maxTokens, 0);
+  const got = await relay(upstreamRequest(checked, 'r', MODEL));
+  assert.ok(!got.equals(sent));
+  assert.equal(engineDecode(got).sampling?.maxTokens, 0);
+  assert.equal(engineDecode(got).sampling?.temperature, 0.5);
+});
+
 test('a request built in the router (never received) is encoded as usual', async () => {
   const got = engineDecode(await relay({ ...base, requestId: 'made-here' }));
   assert.equal(got.requestId, 'made-here');

@@ -2,7 +2,7 @@
  * The checks a request passes before it is routed, as pure functions of the
  * request and the config: each throws a MeshError naming what is wrong.
  */
-import { varintSize, writeVarint } from '../../common/chunk-codec.js';
+import { Reader, varintSize, writeVarint } from '../../common/chunk-codec.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { receivedBytes, setWireBytes } from '../../common/proto.js';
@@ -48,7 +48,10 @@ export function checkRequest(req: GenerateRequest__Output, cfg: RouterConfig): M
  * this router does not know included), with the request id appended when
  * the client sent none: protobuf reads the last value of a repeated scalar
  * field, so nothing is decoded and encoded again. A client never sends a
- * continuation ({@link checkRequest}).
+ * continuation ({@link checkRequest}). Bytes that repeat a singular field
+ * are encoded anew instead: decoders differ on a repeated message field
+ * (protobuf merges it, protobufjs keeps the last), and the engine must read
+ * the request this router checked.
  */
 export function upstreamRequest(
   req: GenerateRequest__Output,
@@ -61,7 +64,7 @@ export function upstreamRequest(
     return out;
   }
   const bytes = receivedBytes(req);
-  if (bytes && !req.continuation) {
+  if (bytes && !req.continuation && singularOnce(bytes)) {
     setWireBytes(
       out,
       req.requestId === requestId ? bytes : withStringField(bytes, REQUEST_ID_FIELD, requestId),
@@ -72,6 +75,29 @@ export function upstreamRequest(
 
 /** `GenerateRequest.request_id`'s field number. */
 const REQUEST_ID_FIELD = 6;
+/** `GenerateRequest`'s fields that are not repeated, as bits by field number. */
+const SINGULAR_FIELDS = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
+
+/** Whether no singular field of a `GenerateRequest` occurs twice in `bytes` (a scan of the top-level tags). */
+function singularOnce(bytes: Buffer): boolean {
+  const r = new Reader(bytes, 0, bytes.length);
+  let seen = 0;
+  try {
+    while (r.pos < r.end) {
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      if (field < 31) {
+        const bit = (1 << field) & SINGULAR_FIELDS;
+        if (seen & bit) return false;
+        seen |= bit;
+      }
+      r.skip(tag & 7);
+    }
+  } catch {
+    return false;
+  }
+  return true;
+}
 
 /** `message` with string field `field` set to `value` (appended: the last occurrence wins). */
 function withStringField(message: Buffer, field: number, value: string): Buffer {
