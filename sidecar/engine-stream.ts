@@ -52,7 +52,8 @@ function createEventReader(label: string): EventReader {
       return done;
     },
     read(data) {
-      if (data.trim() === '[DONE]') {
+      // An event that opens a JSON object (every one but the last) is not `[DONE]`.
+      if (data.charCodeAt(0) !== 0x7b && data.trim() === '[DONE]') {
         done = true;
         return undefined;
       }

@@ -4,7 +4,7 @@
  * arriving while it runs join it (coalescing), and each follower replays the
  * chunks so far and then the live ones at its own pace. The engine call is
  * aborted only when every follower has gone (or, for a flight that shares
- * its caller's AbortController, with that call).
+ * its caller's abort, with that call).
  *
  * A flight that nobody else can join and whose answer goes to no cache
  * retains nothing: each chunk is dropped once every follower has written it,
@@ -12,6 +12,7 @@
  * collected) in the old generation.
  */
 import { MeshError } from '../../common/errors.js';
+import { type AborterLike, type AbortLike, CallAbort } from '../abort.js';
 import type { EngineUsage } from '../openai.js';
 
 /** One chunk as the engine produced it. */
@@ -59,7 +60,7 @@ export interface FlightFollower {
 /** A running engine call, fed by its producer. */
 export interface Flight extends ChunkSource {
   /** Aborted when the last follower leaves before the end. */
-  readonly signal: AbortSignal;
+  readonly signal: AbortLike;
   /**
    * Every chunk so far, when the flight retains them (see
    * {@link FlightOptions.retain}); otherwise a copy of those held.
@@ -86,10 +87,10 @@ export interface FlightOptions {
    */
   retain?: boolean;
   /**
-   * The controller whose signal is the flight's (default: a new one); a
-   * flight with one possible follower can share its caller's.
+   * The abort whose signal is the flight's (default: a new one); a flight
+   * with one possible follower can share its caller's.
    */
-  controller?: AbortController;
+  controller?: AborterLike;
 }
 
 /** Creates a flight with no followers yet. */
@@ -105,7 +106,7 @@ export function createFlight(options: FlightOptions = {}): Flight {
   let end = 0;
   let dropped = 0;
   let last: StreamChunk | undefined;
-  const controller = options.controller ?? new AbortController();
+  const controller = options.controller ?? new CallAbort();
   let done = false;
   let error: MeshError | undefined;
   let followers = 0;
