@@ -5,6 +5,7 @@
  * pushback, so callers back off instead of piling up.
  */
 import { errors } from '../common/errors.js';
+import type { AbortLike } from './abort.js';
 
 /** Default bound of the admission queue. */
 export const DEFAULT_MAX_QUEUE = 1024;
@@ -18,7 +19,7 @@ export interface Admission {
    * when `signal` aborts first, and at once with RESOURCE_EXHAUSTED (with a
    * retry pushback) when the queue is full.
    */
-  acquire(signal?: AbortSignal): Promise<() => void>;
+  acquire(signal?: AbortLike): Promise<() => void>;
   readonly inFlight: number;
   readonly queued: number;
   /** The current in-flight limit. */

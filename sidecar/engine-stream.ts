@@ -42,59 +42,64 @@ interface EventReader {
 }
 
 function createEventReader(label: string): EventReader {
-  let finishReason: string | undefined;
-  let usage: EngineUsage | undefined;
-  let pendingText = '';
-  let pendingIds: number[] | undefined;
-  let done = false;
-  return {
-    get done() {
-      return done;
-    },
-    read(data) {
-      if (data.trim() === '[DONE]') {
-        done = true;
-        return undefined;
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(data);
-      } catch {
-        throw errors.internal(`engine at ${label} sent a malformed stream event: ${data.slice(0, 200)}`);
-      }
-      if (typeof json === 'object' && json !== null && 'error' in json) {
-        throw fromEngineErrorObject(json, label);
-      }
-      const chunk = parseStreamChunk(json);
-      if (!chunk) return undefined;
-      if (chunk.usage) usage = chunk.usage;
-      if (finishReason !== undefined || chunk.finishReason !== undefined) {
-        // Hold the finish chunk until usage (vLLM sends it right after), so
-        // the last text, finish reason and usage travel as one chunk. Text
-        // after the finish chunk is unusual but must not be lost.
-        finishReason ??= chunk.finishReason;
-        pendingText += chunk.text;
-        if (chunk.tokenIds?.length) pendingIds = [...(pendingIds ?? []), ...chunk.tokenIds];
-        return undefined;
-      }
-      // A token may decode to no text yet (part of a character): its id still counts.
-      if (!chunk.text && !chunk.tokenIds?.length) return undefined;
-      // Usage travels on the last event only.
-      if (!chunk.usage && (chunk.tokenIds === undefined || chunk.tokenIds.length > 0)) return chunk;
-      const ev: EngineEvent = { text: chunk.text };
-      if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
-      return ev;
-    },
-    last() {
-      if (finishReason === undefined) {
-        throw errors.unavailable(`engine at ${label} closed the stream before finishing`);
-      }
-      const last: EngineEvent = { text: pendingText, finishReason };
-      if (pendingIds) last.tokenIds = pendingIds;
-      if (usage) last.usage = usage;
-      return last;
-    },
-  };
+  return new StreamEventReader(label);
+}
+
+/** A class: `done` is read at every event, and a class's getters and methods are its prototype's (see createFlight). */
+class StreamEventReader implements EventReader {
+  done = false;
+  private finishReason: string | undefined = undefined;
+  private usage: EngineUsage | undefined = undefined;
+  private pendingText = '';
+  private pendingIds: number[] | undefined = undefined;
+
+  constructor(private readonly label: string) {}
+
+  read(data: string): EngineEvent | undefined {
+    // An event that opens a JSON object (every one but the last) is not `[DONE]`.
+    if (data.charCodeAt(0) !== 0x7b && data.trim() === '[DONE]') {
+      this.done = true;
+      return undefined;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      throw errors.internal(`engine at ${this.label} sent a malformed stream event: ${data.slice(0, 200)}`);
+    }
+    if (typeof json === 'object' && json !== null && 'error' in json) {
+      throw fromEngineErrorObject(json, this.label);
+    }
+    const chunk = parseStreamChunk(json);
+    if (!chunk) return undefined;
+    if (chunk.usage) this.usage = chunk.usage;
+    if (this.finishReason !== undefined || chunk.finishReason !== undefined) {
+      // Hold the finish chunk until usage (vLLM sends it right after), so
+      // the last text, finish reason and usage travel as one chunk. Text
+      // after the finish chunk is unusual but must not be lost.
+      this.finishReason ??= chunk.finishReason;
+      this.pendingText += chunk.text;
+      if (chunk.tokenIds?.length) this.pendingIds = [...(this.pendingIds ?? []), ...chunk.tokenIds];
+      return undefined;
+    }
+    // A token may decode to no text yet (part of a character): its id still counts.
+    if (!chunk.text && !chunk.tokenIds?.length) return undefined;
+    // Usage travels on the last event only.
+    if (!chunk.usage && (chunk.tokenIds === undefined || chunk.tokenIds.length > 0)) return chunk;
+    const ev: EngineEvent = { text: chunk.text };
+    if (chunk.tokenIds?.length) ev.tokenIds = chunk.tokenIds;
+    return ev;
+  }
+
+  last(): EngineEvent {
+    if (this.finishReason === undefined) {
+      throw errors.unavailable(`engine at ${this.label} closed the stream before finishing`);
+    }
+    const last: EngineEvent = { text: this.pendingText, finishReason: this.finishReason };
+    if (this.pendingIds) last.tokenIds = this.pendingIds;
+    if (this.usage) last.usage = this.usage;
+    return last;
+  }
 }
 
 /**

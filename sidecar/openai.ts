@@ -171,7 +171,7 @@ export function parseStreamChunk(json: unknown): ParsedChunk | undefined {
     };
     if (typeof choice.text === 'string') out.text = choice.text;
     else if (choice.delta && typeof choice.delta.content === 'string') out.text = choice.delta.content;
-    if (Array.isArray(choice.token_ids) && choice.token_ids.every(isTokenId)) {
+    if (Array.isArray(choice.token_ids) && allTokenIds(choice.token_ids)) {
       out.tokenIds = choice.token_ids as number[];
     }
     if (typeof choice.finish_reason === 'string' && choice.finish_reason)
@@ -182,8 +182,9 @@ export function parseStreamChunk(json: unknown): ParsedChunk | undefined {
   return out;
 }
 
-function isTokenId(v: unknown): boolean {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+function allTokenIds(vs: unknown[]): boolean {
+  for (const v of vs) if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0)) return false;
+  return true;
 }
 
 function parseUsage(u: unknown): EngineUsage | undefined {
@@ -193,10 +194,14 @@ function parseUsage(u: unknown): EngineUsage | undefined {
     completion_tokens?: unknown;
     prompt_tokens_details?: { cached_tokens?: unknown } | null;
   };
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
   return {
-    promptTokens: num(usage.prompt_tokens),
-    completionTokens: num(usage.completion_tokens),
-    cachedTokens: num(usage.prompt_tokens_details?.cached_tokens),
+    promptTokens: tokenCount(usage.prompt_tokens),
+    completionTokens: tokenCount(usage.completion_tokens),
+    cachedTokens: tokenCount(usage.prompt_tokens_details?.cached_tokens),
   };
+}
+
+/** A reported token count: a finite number ≥ 0, floored; 0 otherwise. */
+function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0;
 }

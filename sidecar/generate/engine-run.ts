@@ -20,6 +20,7 @@ import type { Logger } from '../../common/log.js';
 import { REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
+import type { AborterLike, AbortLike } from '../abort.js';
 import type { Admission } from '../admission.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { EngineClient, EngineEvent } from '../engine-client.js';
@@ -74,7 +75,7 @@ export type EngineRunner = (
   metadata: grpc.Metadata,
   cacheKey: string | undefined,
   spanCtx: Context,
-  controller?: AbortController,
+  controller?: AborterLike,
 ) => EngineRun;
 
 /** Creates the runner. */
@@ -92,7 +93,7 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
    */
   const buildRequest = async (
     req: GenerateRequest__Output,
-    signal: AbortSignal,
+    signal: AbortLike,
     headers: Record<string, string>,
   ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined; seam?: Seam }> => {
     const served = deps.servedModelName();
@@ -162,7 +163,13 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       // router deciding meanwhile should already send the same prefix here
       // (measured: fewer false negatives and no more false positives).
       prefixIndex.record(prefixBlockHashes(prompt, prefixIndex.blockChars));
-      const { openAi, mode, seam } = await buildRequest(req, flight.signal, headers);
+      // Only an exact continuation asks the engine first; any other request
+      // is built at once (no promise on the way to the engine).
+      const direct = continuationMode(req);
+      const { openAi, mode, seam } =
+        direct === 'token_ids'
+          ? await buildRequest(req, flight.signal, headers)
+          : { openAi: toOpenAiRequest(req, deps.servedModelName()), mode: direct, seam: undefined };
       if (mode) span.setAttribute('llmmesh.continuation', mode);
       span.updateName(`POST ${openAi.path}`);
       span.setAttribute('url.path', openAi.path);

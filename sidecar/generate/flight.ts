@@ -4,7 +4,7 @@
  * arriving while it runs join it (coalescing), and each follower replays the
  * chunks so far and then the live ones at its own pace. The engine call is
  * aborted only when every follower has gone (or, for a flight that shares
- * its caller's AbortController, with that call).
+ * its caller's abort, with that call).
  *
  * A flight that nobody else can join and whose answer goes to no cache
  * retains nothing: each chunk is dropped once every follower has written it,
@@ -12,6 +12,7 @@
  * collected) in the old generation.
  */
 import { MeshError } from '../../common/errors.js';
+import { type AborterLike, type AbortLike, CallAbort } from '../abort.js';
 import type { EngineUsage } from '../openai.js';
 
 /** One chunk as the engine produced it. */
@@ -59,7 +60,7 @@ export interface FlightFollower {
 /** A running engine call, fed by its producer. */
 export interface Flight extends ChunkSource {
   /** Aborted when the last follower leaves before the end. */
-  readonly signal: AbortSignal;
+  readonly signal: AbortLike;
   /**
    * Every chunk so far, when the flight retains them (see
    * {@link FlightOptions.retain}); otherwise a copy of those held.
@@ -86,136 +87,170 @@ export interface FlightOptions {
    */
   retain?: boolean;
   /**
-   * The controller whose signal is the flight's (default: a new one); a
-   * flight with one possible follower can share its caller's.
+   * The abort whose signal is the flight's (default: a new one); a flight
+   * with one possible follower can share its caller's.
    */
-  controller?: AbortController;
+  controller?: AborterLike;
 }
 
-/** Creates a flight with no followers yet. */
+/**
+ * Creates a flight with no followers yet. A flight is a class instance: its
+ * stream writer reads `length`, `at`, `done` and `error` at every chunk, and
+ * a class's getters are its prototype's, one function each, which the
+ * writer's loop can inline; an object literal's getters are closures of
+ * their own per flight (and building such a literal, once per call, showed
+ * in profiles of the request path).
+ */
 export function createFlight(options: FlightOptions = {}): Flight {
-  const retain = options.retain ?? true;
-  // The chunks held: `chunks[start, end)` are chunks `dropped` and on. A
+  return new RunningFlight(options.retain ?? true, options.controller ?? new CallAbort());
+}
+
+/** The position of one follower of a flight that retains nothing. */
+interface Position {
+  at: number;
+}
+
+class RunningFlight implements Flight {
+  readonly signal: AbortLike;
+  private readonly retain: boolean;
+  private readonly controller: AborterLike;
+  // The chunks held: `held[start, end)` are chunks `dropped` and on. A
   // flight that retains all never drops (start stays 0, end is the length).
   // Dropped slots are cleared and, once all are dropped, reused from the
   // start: truncating the array would free its storage and every push
   // allocate it again.
-  const chunks: Array<StreamChunk | undefined> = [];
-  let start = 0;
-  let end = 0;
-  let dropped = 0;
-  let last: StreamChunk | undefined;
-  const controller = options.controller ?? new AbortController();
-  let done = false;
-  let error: MeshError | undefined;
-  let followers = 0;
-  let wake: (() => void) | undefined;
-  let waiting: Promise<void> | undefined;
-  const listeners = new Set<() => void>();
+  private readonly held: Array<StreamChunk | undefined> = [];
+  private start = 0;
+  private end = 0;
+  private dropped = 0;
+  private latest: StreamChunk | undefined = undefined;
+  private finished = false;
+  private failure: MeshError | undefined = undefined;
+  private following = 0;
+  private wake: (() => void) | undefined = undefined;
+  private waiting: Promise<void> | undefined = undefined;
+  private readonly listeners = new Set<() => void>();
   /** Positions of the followers of a flight that retains nothing. */
-  const positions = new Set<{ at: number }>();
+  private readonly positions = new Set<Position>();
 
-  const notify = () => {
-    for (const l of listeners) l();
-    const w = wake;
-    wake = undefined;
-    waiting = undefined;
+  constructor(retain: boolean, controller: AborterLike) {
+    this.retain = retain;
+    this.controller = controller;
+    this.signal = controller.signal;
+  }
+
+  get chunks(): readonly StreamChunk[] {
+    return this.retain
+      ? (this.held as StreamChunk[])
+      : (this.held.slice(this.start, this.end) as StreamChunk[]);
+  }
+
+  get length(): number {
+    return this.dropped + this.end - this.start;
+  }
+
+  at(i: number): StreamChunk {
+    const k = i - this.dropped + this.start;
+    const c = k < this.end ? this.held[k] : undefined;
+    if (c === undefined) {
+      throw new RangeError(`chunk ${i} is not held (${this.dropped} dropped, ${this.end - this.start} held)`);
+    }
+    return c;
+  }
+
+  get last(): StreamChunk | undefined {
+    return this.latest;
+  }
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  get error(): MeshError | undefined {
+    return this.failure;
+  }
+
+  get followers(): number {
+    return this.following;
+  }
+
+  changed(): Promise<void> {
+    if (this.finished || this.failure) return Promise.resolve();
+    this.waiting ??= new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+    return this.waiting;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  push(chunk: StreamChunk): void {
+    if (this.finished || this.failure) return;
+    this.held[this.end++] = chunk;
+    this.latest = chunk;
+    if (chunk.finishReason !== undefined) this.finished = true;
+    this.notify();
+  }
+
+  finish(): void {
+    if (this.finished || this.failure) return;
+    this.finished = true;
+    this.notify();
+  }
+
+  fail(err: unknown): void {
+    if (this.finished || this.failure) return;
+    this.failure = MeshError.from(err);
+    this.notify();
+  }
+
+  join(): FlightFollower {
+    if (this.dropped > 0) throw new Error('a flight that dropped chunks cannot be joined');
+    this.following++;
+    let left = false;
+    const position: Position = { at: 0 };
+    if (!this.retain) this.positions.add(position);
+    return {
+      leave: () => {
+        if (left) return;
+        left = true;
+        this.following--;
+        if (this.positions.delete(position)) this.drop();
+        if (this.following === 0 && !this.finished && !this.failure) this.controller.abort();
+      },
+      written: (upTo) => {
+        if (this.retain || left || upTo <= position.at) return;
+        position.at = upTo;
+        this.drop();
+      },
+    };
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) l();
+    const w = this.wake;
+    this.wake = undefined;
+    this.waiting = undefined;
     w?.();
-  };
+  }
 
   /** Drops the chunks every follower has written. */
-  const drop = () => {
+  private drop(): void {
     let upTo = Number.POSITIVE_INFINITY;
-    for (const p of positions) if (p.at < upTo) upTo = p.at;
-    if (upTo === Number.POSITIVE_INFINITY || upTo <= dropped) return;
-    const n = Math.min(upTo - dropped, end - start);
-    for (let k = start; k < start + n; k++) chunks[k] = undefined;
-    start += n;
-    dropped += n;
-    if (start === end) {
-      start = 0;
-      end = 0;
+    for (const p of this.positions) if (p.at < upTo) upTo = p.at;
+    if (upTo === Number.POSITIVE_INFINITY || upTo <= this.dropped) return;
+    const n = Math.min(upTo - this.dropped, this.end - this.start);
+    for (let k = this.start; k < this.start + n; k++) this.held[k] = undefined;
+    this.start += n;
+    this.dropped += n;
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
     }
-  };
-
-  return {
-    get chunks() {
-      return retain ? (chunks as StreamChunk[]) : (chunks.slice(start, end) as StreamChunk[]);
-    },
-    signal: controller.signal,
-    get length() {
-      return dropped + end - start;
-    },
-    at(i) {
-      const k = i - dropped + start;
-      const c = k < end ? chunks[k] : undefined;
-      if (c === undefined) {
-        throw new RangeError(`chunk ${i} is not held (${dropped} dropped, ${end - start} held)`);
-      }
-      return c;
-    },
-    get last() {
-      return last;
-    },
-    get done() {
-      return done;
-    },
-    get error() {
-      return error;
-    },
-    get followers() {
-      return followers;
-    },
-    changed() {
-      if (done || error) return Promise.resolve();
-      waiting ??= new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      return waiting;
-    },
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    push(chunk) {
-      if (done || error) return;
-      chunks[end++] = chunk;
-      last = chunk;
-      if (chunk.finishReason !== undefined) done = true;
-      notify();
-    },
-    finish() {
-      if (done || error) return;
-      done = true;
-      notify();
-    },
-    fail(err) {
-      if (done || error) return;
-      error = MeshError.from(err);
-      notify();
-    },
-    join() {
-      if (dropped > 0) throw new Error('a flight that dropped chunks cannot be joined');
-      followers++;
-      let left = false;
-      const position = { at: 0 };
-      if (!retain) positions.add(position);
-      return {
-        leave() {
-          if (left) return;
-          left = true;
-          followers--;
-          if (positions.delete(position)) drop();
-          if (followers === 0 && !done && !error) controller.abort();
-        },
-        written(upTo) {
-          if (retain || left || upTo <= position.at) return;
-          position.at = upTo;
-          drop();
-        },
-      };
-    },
-  };
+  }
 }
 
 /** A finished source over known chunks (a cached answer). */

@@ -13,6 +13,7 @@ import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateCh
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { finishReasonToProto, usageToProto } from '../../common/grpc-mapping.js';
 import { CACHE_KEY } from '../../common/metadata.js';
+import type { AbortLike } from '../abort.js';
 import type { SidecarMetrics } from '../metrics.js';
 import type { ChunkSource, StreamChunk } from './flight.js';
 import type { CacheResult } from './lookup.js';
@@ -99,7 +100,7 @@ function mergeChunks(source: ChunkSource, from: number, count: number): StreamCh
 export function writeStream(
   call: GenerateCall,
   source: ChunkSource,
-  signal: AbortSignal,
+  signal: AbortLike,
   opts: {
     result: CacheResult;
     version: string;
