@@ -4,8 +4,9 @@
  * autoscaling signal; a full queue sheds with RESOURCE_EXHAUSTED and a retry
  * pushback, so callers back off instead of piling up.
  */
+
+import type { CancelSignal } from '../common/cancellation.js';
 import { errors } from '../common/errors.js';
-import type { AbortLike } from './abort.js';
 
 /** Default bound of the admission queue. */
 export const DEFAULT_MAX_QUEUE = 1024;
@@ -19,7 +20,7 @@ export interface Admission {
    * when `signal` aborts first, and at once with RESOURCE_EXHAUSTED (with a
    * retry pushback) when the queue is full.
    */
-  acquire(signal?: AbortLike): Promise<() => void>;
+  acquire(signal?: CancelSignal): Promise<() => void>;
   readonly inFlight: number;
   readonly queued: number;
   /** The current in-flight limit. */

@@ -6,8 +6,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { CancelSignal } from '../common/cancellation.js';
 import { errors, fromHttpStatus, fromSocketError, MeshError } from '../common/errors.js';
-import type { AbortLike } from './abort.js';
 import { type EngineEvent, eachEvent, streamEvents } from './engine-stream.js';
 import type { OpenAiRequest } from './openai.js';
 
@@ -15,8 +15,8 @@ export type { EngineEvent } from './engine-stream.js';
 
 /** Per-call options. */
 export interface EngineCallOptions {
-  /** Aborts the request (an `AbortSignal`, or the call's {@link AbortLike}). */
-  signal?: AbortLike;
+  /** Aborts the request (an `AbortSignal`, or the call's {@link CancelSignal}). */
+  signal?: CancelSignal;
   /** Extra HTTP headers, e.g. `traceparent`, `x-request-id`. */
   headers?: Record<string, string>;
 }
@@ -111,7 +111,7 @@ export function createEngineClient(options: EngineClientOptions): EngineClient {
     path: string,
     headers: Record<string, string>,
     body: string | undefined,
-    signal: AbortLike | undefined,
+    signal: CancelSignal | undefined,
   ) => send(conn, method, path, headers, body, signal);
 
   const readBody = async (res: http.IncomingMessage): Promise<string> => {
@@ -290,7 +290,7 @@ function send(
   path: string,
   headers: Record<string, string>,
   body: string | undefined,
-  signal: AbortLike | undefined,
+  signal: CancelSignal | undefined,
   resends = MAX_STALE_SOCKET_RESENDS,
 ): Promise<http.IncomingMessage> {
   const { base, transport, agent, label, authHeaders } = conn;

@@ -28,9 +28,9 @@
  * again.
  */
 import { EventEmitter } from 'node:events';
+import type { CancelSignal } from '../../common/cancellation.js';
 import { errors } from '../../common/errors.js';
 import type { AdmissionConfig } from '../config/schema.js';
-import type { CancelSignal } from '../request/cancellation.js';
 
 /** One request asking to start. */
 export interface AdmissionTicket {

@@ -4,6 +4,7 @@
  * per-request scope the lifecycle creates.
  */
 import type { Context, Span, Tracer } from '@opentelemetry/api';
+import type { CancelSignal } from '../../common/cancellation.js';
 import type { RelayChunk } from '../../common/chunk-relay.js';
 import type { Logger } from '../../common/log.js';
 import type { TraceContext } from '../../common/trace-context.js';
@@ -17,7 +18,6 @@ import type { SplitTracker } from '../routing/split-tracker.js';
 import type { Breakers } from '../upstream/breakers.js';
 import type { EndpointSet } from '../upstream/endpoints.js';
 import type { RetryBudget } from '../upstream/retry-budget.js';
-import type { CancelSignal } from './cancellation.js';
 
 /** The long-lived objects of one router. */
 export interface RouterContext {

@@ -9,6 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { trace as otelTrace, SpanKind } from '@opentelemetry/api';
+import { Cancellation } from '../../common/cancellation.js';
 import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
@@ -19,7 +20,6 @@ import type { TraceContext } from '../../common/trace-context.js';
 import { contextFromMetadata, propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import { defaultDeadlineMs } from '../config/schema.js';
 import type { RequestTrace } from '../request-trace.js';
-import { Cancellation } from './cancellation.js';
 import type { ChunkSink, RouterContext, Served } from './context.js';
 import type { Director } from './director.js';
 import { StartGate } from './start-gate.js';

@@ -6,12 +6,12 @@
  * policy, after the breaker has been told.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { CancelSignal } from '../../common/cancellation.js';
 import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY } from '../../common/metadata.js';
 import { openRelayStream, type RelayEngineClient } from '../../common/proto.js';
-import type { CancelSignal } from '../request/cancellation.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
 

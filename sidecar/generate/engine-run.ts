@@ -14,13 +14,13 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+import type { CancelSignal, CancelSource } from '../../common/cancellation.js';
 import { MeshError, Status } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import type { Logger } from '../../common/log.js';
 import { REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
 import { canonicalPrompt, prefixBlockHashes } from '../../common/prefix-hash.js';
 import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
-import type { AborterLike, AbortLike } from '../abort.js';
 import type { Admission } from '../admission.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { EngineClient, EngineEvent } from '../engine-client.js';
@@ -75,7 +75,7 @@ export type EngineRunner = (
   metadata: grpc.Metadata,
   cacheKey: string | undefined,
   spanCtx: Context,
-  controller?: AborterLike,
+  controller?: CancelSource,
 ) => EngineRun;
 
 /** Creates the runner. */
@@ -93,7 +93,7 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
    */
   const buildRequest = async (
     req: GenerateRequest__Output,
-    signal: AbortLike,
+    signal: CancelSignal,
     headers: Record<string, string>,
   ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined; seam?: Seam }> => {
     const served = deps.servedModelName();

@@ -11,8 +11,9 @@
  * so a long stream's chunks die young instead of living (and being
  * collected) in the old generation.
  */
+
+import { Cancellation, type CancelSignal, type CancelSource } from '../../common/cancellation.js';
 import { MeshError } from '../../common/errors.js';
-import { type AborterLike, type AbortLike, CallAbort } from '../abort.js';
 import type { EngineUsage } from '../openai.js';
 
 /** One chunk as the engine produced it. */
@@ -60,7 +61,7 @@ export interface FlightFollower {
 /** A running engine call, fed by its producer. */
 export interface Flight extends ChunkSource {
   /** Aborted when the last follower leaves before the end. */
-  readonly signal: AbortLike;
+  readonly signal: CancelSignal;
   /**
    * Every chunk so far, when the flight retains them (see
    * {@link FlightOptions.retain}); otherwise a copy of those held.
@@ -90,7 +91,7 @@ export interface FlightOptions {
    * The abort whose signal is the flight's (default: a new one); a flight
    * with one possible follower can share its caller's.
    */
-  controller?: AborterLike;
+  controller?: CancelSource;
 }
 
 /**
@@ -102,7 +103,7 @@ export interface FlightOptions {
  * in profiles of the request path).
  */
 export function createFlight(options: FlightOptions = {}): Flight {
-  return new RunningFlight(options.retain ?? true, options.controller ?? new CallAbort());
+  return new RunningFlight(options.retain ?? true, options.controller ?? new Cancellation());
 }
 
 /** The position of one follower of a flight that retains nothing. */
@@ -111,9 +112,9 @@ interface Position {
 }
 
 class RunningFlight implements Flight {
-  readonly signal: AbortLike;
+  readonly signal: CancelSignal;
   private readonly retain: boolean;
-  private readonly controller: AborterLike;
+  private readonly controller: CancelSource;
   // The chunks held: `held[start, end)` are chunks `dropped` and on. A
   // flight that retains all never drops (start stays 0, end is the length).
   // Dropped slots are cleared and, once all are dropped, reused from the
@@ -133,7 +134,7 @@ class RunningFlight implements Flight {
   /** Positions of the followers of a flight that retains nothing. */
   private readonly positions = new Set<Position>();
 
-  constructor(retain: boolean, controller: AborterLike) {
+  constructor(retain: boolean, controller: CancelSource) {
     this.retain = retain;
     this.controller = controller;
     this.signal = controller.signal;

@@ -24,11 +24,11 @@
 import { EventEmitter, once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { Cancellation } from '../../common/cancellation.js';
 import { errors, MeshError, Status } from '../../common/errors.js';
 import { HANDBACK_KEY } from '../../common/metadata.js';
 import { contextFromMetadata, setSpanError } from '../../common/trace-propagation.js';
 import { validateGenerateRequest } from '../../common/validate.js';
-import { CallAbort } from '../abort.js';
 import { CACHE_CONTROL_KEY, cacheMode } from '../cache/cache-key.js';
 import { continuationMode } from '../openai.js';
 import type { Refusal } from '../pod-state.js';
@@ -78,7 +78,7 @@ export interface GenerateHandler {
 
 /** One call being served. */
 interface ActiveCall {
-  controller: CallAbort;
+  controller: Cancellation;
   /** Set when the call is handed back: the reason. */
   handback?: string;
 }
@@ -117,7 +117,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
 
   const handle = async (call: GenerateCall) => {
     const startedAt = performance.now();
-    const self: ActiveCall = { controller: new CallAbort() };
+    const self: ActiveCall = { controller: new Cancellation() };
     calls.add(self);
     const signal = self.controller.signal;
     const onCancel = () => self.controller.abort();

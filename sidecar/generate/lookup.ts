@@ -7,9 +7,9 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Context } from '@opentelemetry/api';
+import type { CancelSource } from '../../common/cancellation.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
-import type { AborterLike } from '../abort.js';
 import { type CacheMode, responseCacheKey } from '../cache/cache-key.js';
 import type { CachedResponse, ResponseCache } from '../cache/response-cache.js';
 import type { EngineRunner } from './engine-run.js';
@@ -40,7 +40,7 @@ export interface Lookup {
     mode: CacheMode,
     model: string,
     metadata: grpc.Metadata,
-    controller: AborterLike,
+    controller: CancelSource,
     spanCtx: Context,
   ): Promise<Served>;
   /** Identical cacheable requests running on the engine now (one flight each). */
@@ -56,7 +56,7 @@ export function createLookup(version: string, cache: ResponseCache | undefined, 
     metadata: grpc.Metadata,
     key: string | undefined,
     spanCtx: Context,
-    controller?: AborterLike,
+    controller?: CancelSource,
   ): Flight => {
     const { flight, done } = run(req, metadata, key, spanCtx, controller);
     if (key) {

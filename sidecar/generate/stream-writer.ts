@@ -8,12 +8,12 @@
  * one (text and token ids kept exactly; see {@link mergeable}).
  */
 import * as grpc from '@grpc/grpc-js';
+import type { CancelSignal } from '../../common/cancellation.js';
 import { COALESCE_BACKLOG } from '../../common/coalescing.js';
 import type { GenerateChunk } from '../../common/generated/llmmesh/v1/GenerateChunk.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { finishReasonToProto, usageToProto } from '../../common/grpc-mapping.js';
 import { CACHE_KEY } from '../../common/metadata.js';
-import type { AbortLike } from '../abort.js';
 import type { SidecarMetrics } from '../metrics.js';
 import type { ChunkSource, StreamChunk } from './flight.js';
 import type { CacheResult } from './lookup.js';
@@ -100,7 +100,7 @@ function mergeChunks(source: ChunkSource, from: number, count: number): StreamCh
 export function writeStream(
   call: GenerateCall,
   source: ChunkSource,
-  signal: AbortLike,
+  signal: CancelSignal,
   opts: {
     result: CacheResult;
     version: string;
