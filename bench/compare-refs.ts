@@ -10,8 +10,9 @@
  * The baseline is checked out into a temporary git worktree (detached) with
  * its own `npm ci --offline` and build; each router runs in its own process
  * from its own tree's compiled `dist/` (`dist/bench/child.js`), as a
- * deployment runs it (this checkout is built first, too): the sources run
- * through tsx carry work of the transform's own. `--after REF` measures another commit
+ * deployment runs it (this checkout, whose build the pass-through runs
+ * from, is built first too): the sources run through tsx carry work of the
+ * transform's own. `--after REF` measures another commit
  * than this checkout in the same way (a second temporary worktree). With `--endpoint stub` a synthetic
  * Engine server (first chunk at once, then one every 20 ms) replaces the pod,
  * so the engine's batching does not blur TTFT. Three contenders, direct to the
@@ -26,7 +27,7 @@
  * `--max-minutes` (default 30). Everything listens on loopback.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -280,9 +281,14 @@ async function main(): Promise<void> {
   try {
     const baselineTree = await checkout(baselineSha);
     const afterTree = values.after ? await checkout(currentSha) : undefined;
-    if (!afterTree) {
-      log('compare-refs: building this checkout');
-      await run('npm', ['run', 'build'], repo, abort.signal);
+    // The pass-through (and, without --after, the after router) runs from this checkout's build.
+    log('compare-refs: building this checkout');
+    await run('npm', ['run', 'build'], repo, abort.signal);
+    for (const tree of [baselineTree, afterTree ?? repo]) {
+      if (!existsSync(join(tree, 'dist', 'bench', 'child.js')))
+        throw new Error(
+          `${tree}: its build has no dist/bench/child.js (a commit too old to compare compiled)`,
+        );
     }
     const compiled = { compiled: true };
 

@@ -1,8 +1,7 @@
 /**
  * Cancelling one call's work without an AbortController. An AbortSignal is
  * an EventTarget: creating one, adding its listeners and removing them costs
- * 5–6 µs in a loop on Node 20, more than the rest of a request's setup on
- * the router, a twentieth of that here. A call needs one source of
+ * 5–6 µs in a loop on Node 20, a {@link Cancellation} 0.2–0.3 µs. A call needs one source of
  * cancellation (its client going away, a drain handing its stream back, the
  * last follower leaving a shared flight) seen by a handful of listeners
  * (admission, the upstream or engine request, the stream writer), so

@@ -67,7 +67,8 @@ let loaded: LoadedProtos | undefined;
 
 /**
  * Loads the protos once per process. The result is immutable descriptors, so
- * sharing it is safe (this is a cache, not mutable global state).
+ * sharing it is safe (a cache). The only other module state here is the
+ * request bytes kept beside decoded requests (weak maps: they go with them).
  */
 export function loadProtos(): LoadedProtos {
   if (loaded) return loaded;

@@ -45,7 +45,7 @@ function createEventReader(label: string): EventReader {
   return new StreamEventReader(label);
 }
 
-/** A class: `done` is read at every event, and a class's getters and methods are its prototype's (see createFlight). */
+/** A class: `done` is read at every event, and its methods are shared on the prototype, not made per stream (see createFlight). */
 class StreamEventReader implements EventReader {
   done = false;
   private finishReason: string | undefined = undefined;

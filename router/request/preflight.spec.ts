@@ -9,7 +9,12 @@ import type {
 } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { loadProtos, openRelayStream, type RelayEngineClient } from '../../common/proto.js';
 import type { ModelConfig } from '../config/schema.js';
-import { upstreamRequest } from './preflight.js';
+import { REQUEST_FIELDS, REQUEST_ID_FIELD, SINGULAR_REQUEST_FIELDS, upstreamRequest } from './preflight.js';
+
+/** What proto-loader keeps of a message's descriptor. */
+interface DescriptorProto {
+  field: Array<{ name: string; number: number; label: string; type: string }>;
+}
 
 const protos = loadProtos();
 const inference = protos.packageDefinition['llmmesh.v1.Inference'] as protoLoader.ServiceDefinition;
@@ -90,12 +95,41 @@ test('the router-made request id is appended to the client bytes and is what the
   assert.deepEqual(decoded, out);
 });
 
-test('a field this router does not know passes through to the engine', async () => {
-  // Field 15, a string: what a newer client could send.
+test('a field this router does not know, or a field with another wire type, is not relayed: the request is encoded anew', async () => {
+  // Field 15, a string: what a newer client could send (a newer proto may reserve such fields for routers).
   const unknown = Buffer.from([(15 << 3) | 2, 3, 0x61, 0x62, 0x63]);
   const sent = Buffer.concat([clientEncode({ ...base, requestId: 'x' }), unknown]);
-  const got = await relay(upstreamRequest(routerDecode(sent), 'x', MODEL));
-  assert.ok(got.equals(sent));
+  const out = upstreamRequest(routerDecode(sent), 'x', MODEL);
+  const got = await relay(out);
+  assert.equal(got.indexOf(unknown), -1, 'encoded anew, without the unknown field');
+  assert.deepEqual(engineDecode(got), out);
+
+  // `sampling` (field 4) tagged as a varint: protobufjs reads a message anyway ({ max_tokens: 7 }), another decoder would not.
+  const odd = Buffer.concat([
+    clientEncode({ ...base, requestId: 'y' }),
+    Buffer.from([(4 << 3) | 0, 2, 0x08, 7]),
+  ]);
+  const oddGot = await relay(upstreamRequest(routerDecode(odd), 'y', MODEL));
+  assert.ok(!oddGot.equals(odd), 'encoded anew');
+  assert.equal(engineDecode(oddGot).sampling?.maxTokens, 7);
+});
+
+test("the scan's field numbers are GenerateRequest's, as the proto declares them", () => {
+  const type = (protos.packageDefinition['llmmesh.v1.GenerateRequest'] as { type: DescriptorProto }).type;
+  const bits = (fields: DescriptorProto['field']) => fields.reduce((b, f) => b | (1 << f.number), 0);
+  assert.equal(REQUEST_FIELDS, bits(type.field));
+  assert.equal(SINGULAR_REQUEST_FIELDS, bits(type.field.filter((f) => f.label !== 'LABEL_REPEATED')));
+  assert.equal(type.field.find((f) => f.name === 'requestId')?.number, REQUEST_ID_FIELD);
+  // All length-delimited: strings and messages.
+  assert.ok(type.field.every((f) => f.type === 'TYPE_STRING' || f.type === 'TYPE_MESSAGE'));
+});
+
+test('opening the Engine call gives back the stack trace limit it lowers, also when the call throws', () => {
+  const limit = Error.stackTraceLimit;
+  const closed = new protos.RelayEngine('127.0.0.1:1', grpc.credentials.createInsecure());
+  closed.close();
+  assert.throws(() => openRelayStream(closed, base, new grpc.Metadata(), {}));
+  assert.equal(Error.stackTraceLimit, limit);
 });
 
 test('a request the router changes is encoded anew: the max_tokens cap, a continuation', async () => {

@@ -44,14 +44,18 @@ export function checkRequest(req: GenerateRequest__Output, cfg: RouterConfig): M
  * the model's `max_tokens_cap` asked for when the client set no `max_tokens`
  * (which means "until the context is full" to vLLM's chat API).
  *
- * Unless the cap is added, it goes out as the bytes the client sent (fields
- * this router does not know included), with the request id appended when
- * the client sent none: protobuf reads the last value of a repeated scalar
- * field, so nothing is decoded and encoded again. A client never sends a
- * continuation ({@link checkRequest}). Bytes that repeat a singular field
- * are encoded anew instead: decoders differ on a repeated message field
- * (protobuf merges it, protobufjs keeps the last), and the engine must read
- * the request this router checked.
+ * Unless the cap is added, it goes out as the bytes the client sent, with
+ * the request id appended when the client sent none (of a singular scalar
+ * field that occurs more than once, protobuf reads the last), so nothing is
+ * decoded and encoded again. A client never sends a continuation
+ * ({@link checkRequest}). Bytes are encoded anew instead when their top
+ * level is not plainly what this router read: a field it does not know (a
+ * newer proto may add fields only a router may set, as `continuation` is,
+ * and this router could not refuse them), a field with another wire type
+ * than its own, or a singular field twice (decoders differ on a repeated
+ * message field: protobuf merges it, protobufjs keeps the last). What lies
+ * inside `sampling`, `routing` and the messages is relayed as this router's
+ * decoder (protobufjs, the sidecar's too) read it.
  */
 export function upstreamRequest(
   req: GenerateRequest__Output,
@@ -64,7 +68,7 @@ export function upstreamRequest(
     return out;
   }
   const bytes = receivedBytes(req);
-  if (bytes && !req.continuation && singularOnce(bytes)) {
+  if (bytes && !req.continuation && plainRequest(bytes)) {
     setWireBytes(
       out,
       req.requestId === requestId ? bytes : withStringField(bytes, REQUEST_ID_FIELD, requestId),
@@ -74,24 +78,30 @@ export function upstreamRequest(
 }
 
 /** `GenerateRequest.request_id`'s field number. */
-const REQUEST_ID_FIELD = 6;
-/** `GenerateRequest`'s fields that are not repeated, as bits by field number. */
-const SINGULAR_FIELDS = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
+export const REQUEST_ID_FIELD = 6;
+/** `GenerateRequest`'s fields (1–7, all length-delimited on the wire) as bits by number: every one, and those not repeated. */
+export const REQUEST_FIELDS = 0b1111_1110;
+export const SINGULAR_REQUEST_FIELDS = REQUEST_FIELDS & ~(1 << 3);
+/** Protobuf's wire type of strings, bytes and messages (and of packed repeated fields). */
+const LENGTH_DELIMITED = 2;
 
-/** Whether no singular field of a `GenerateRequest` occurs twice in `bytes` (a scan of the top-level tags). */
-function singularOnce(bytes: Buffer): boolean {
+/**
+ * Whether `bytes` hold, at their top level, only `GenerateRequest`'s own
+ * fields, each with its own wire type and none that is singular twice (a
+ * scan of the tags; malformed bytes are not).
+ */
+function plainRequest(bytes: Buffer): boolean {
   const r = new Reader(bytes, 0, bytes.length);
   let seen = 0;
   try {
     while (r.pos < r.end) {
       const tag = r.uint32();
       const field = tag >>> 3;
-      if (field < 31) {
-        const bit = (1 << field) & SINGULAR_FIELDS;
-        if (seen & bit) return false;
-        seen |= bit;
-      }
-      r.skip(tag & 7);
+      const bit = field < 8 ? 1 << field : 0;
+      if (!(bit & REQUEST_FIELDS) || (tag & 7) !== LENGTH_DELIMITED) return false;
+      if (seen & bit & SINGULAR_REQUEST_FIELDS) return false;
+      seen |= bit;
+      r.skip(LENGTH_DELIMITED);
     }
   } catch {
     return false;
