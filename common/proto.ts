@@ -94,15 +94,18 @@ const ENGINE_GENERATE_PATH = '/llmmesh.v1.Engine/GenerateStream';
  * copy of it (`{ ...request, continuation }`) is encoded as usual.
  */
 const wireBytes = new WeakMap<object, Buffer>();
-/** A `GenerateRequest` as received (see {@link receivedBytes}). */
+/** A `GenerateRequest` as received (see {@link takeReceivedBytes}). */
 const received = new WeakMap<object, Buffer>();
 
 /**
  * The bytes `req` was decoded from, when it arrived on `Inference.Generate`
- * or `Inference.GenerateStream` of this process.
+ * or `Inference.GenerateStream` of this process; given once (they are not
+ * kept for the rest of the request's life).
  */
-export function receivedBytes(req: GenerateRequest__Output): Buffer | undefined {
-  return received.get(req);
+export function takeReceivedBytes(req: GenerateRequest__Output): Buffer | undefined {
+  const bytes = received.get(req);
+  if (bytes) received.delete(req);
+  return bytes;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { Reader, varintSize, writeVarint } from '../../common/chunk-codec.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
-import { receivedBytes, setWireBytes } from '../../common/proto.js';
+import { setWireBytes, takeReceivedBytes } from '../../common/proto.js';
 import { validateGenerateRequest } from '../../common/validate.js';
 import type { ModelConfig, RouterConfig } from '../config/schema.js';
 
@@ -63,11 +63,11 @@ export function upstreamRequest(
   model: ModelConfig,
 ): GenerateRequest__Output {
   const out: GenerateRequest__Output = { ...req, requestId, continuation: null };
+  const bytes = takeReceivedBytes(req);
   if (model.max_tokens_cap !== undefined && (req.sampling?.maxTokens ?? 0) === 0) {
     out.sampling = { ...(req.sampling ?? { stop: [] }), maxTokens: model.max_tokens_cap };
     return out;
   }
-  const bytes = receivedBytes(req);
   if (bytes && !req.continuation && plainRequest(bytes)) {
     setWireBytes(
       out,
