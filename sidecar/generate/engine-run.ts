@@ -85,21 +85,21 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
   let noDetokenizeLogged = false;
 
   /**
-   * The OpenAI request for `req`: for an exact continuation, the prompt's ids
-   * come from the engine's `/tokenize`; an engine without it continues from
-   * the text instead. With stop strings, the delivered ids are decoded too:
-   * the text they cover beyond the delivered text was held back by the engine
-   * that generated it, and goes out first through a {@link Seam}.
+   * The OpenAI request for an exact continuation (`req` continues from
+   * delivered token ids): the prompt's ids come from the engine's
+   * `/tokenize`; an engine without it continues from the text instead. With
+   * stop strings, the delivered ids are decoded too: the text they cover
+   * beyond the delivered text was held back by the engine that generated it,
+   * and goes out first through a {@link Seam}.
    */
-  const buildRequest = async (
+  const buildExactContinuation = async (
     req: GenerateRequest__Output,
     signal: CancelSignal,
     headers: Record<string, string>,
   ): Promise<{ openAi: OpenAiRequest; mode: ContinuationMode | undefined; seam?: Seam }> => {
     const served = deps.servedModelName();
-    const mode = continuationMode(req);
-    const cont = req.continuation;
-    if (mode !== 'token_ids' || !cont) return { openAi: toOpenAiRequest(req, served), mode };
+    const mode: ContinuationMode = 'token_ids';
+    const cont = req.continuation as NonNullable<GenerateRequest__Output['continuation']>;
     let promptIds: number[];
     try {
       promptIds = await engine.tokenize(tokenizeBody(req, served), { signal, headers });
@@ -168,7 +168,7 @@ export function createEngineRunner(deps: EngineRunDeps): EngineRunner {
       const direct = continuationMode(req);
       const { openAi, mode, seam } =
         direct === 'token_ids'
-          ? await buildRequest(req, flight.signal, headers)
+          ? await buildExactContinuation(req, flight.signal, headers)
           : { openAi: toOpenAiRequest(req, deps.servedModelName()), mode: direct, seam: undefined };
       if (mode) span.setAttribute('llmmesh.continuation', mode);
       span.updateName(`POST ${openAi.path}`);

@@ -120,7 +120,7 @@ export function createGenerateHandler(ctx: GenerateContext): GenerateHandler {
     const self: ActiveCall = { controller: new Cancellation() };
     calls.add(self);
     const signal = self.controller.signal;
-    const onCancel = () => self.controller.abort();
+    const onCancel = self.controller.abort;
     call.once('cancelled', onCancel);
     let result: CacheResult | 'none' = 'none';
     let follower: FlightFollower | undefined;
