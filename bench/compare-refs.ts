@@ -41,7 +41,7 @@ import { createProcessGroup, type HelperProcess, type ProcessGroup, processCpuSe
 import { fmt } from './report.js';
 import { benchRouterConfig } from './router-config.js';
 import { readStream } from './scenarios/overhead.js';
-import { startPods } from './scenarios/pods.js';
+import { startCostEndpoint } from './scenarios/pods.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
 import { createWorkload } from './workloads.js';
 
@@ -86,27 +86,6 @@ function run(cmd: string, args: string[], cwd: string, signal: AbortSignal): Pro
       code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${err}`)),
     );
   });
-}
-
-/**
- * `sim`: a pod (simulator with a fixed 20 ms decode step, and its sidecar);
- * `stub`: a synthetic Engine server that sends the first chunk at once and
- * then one every 20 ms, which takes the engine's batching out of TTFT.
- */
-async function startEndpoint(group: ProcessGroup, kind: string): Promise<string> {
-  if (kind === 'stub') {
-    const stub = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: 20 });
-    return (stub.info.addresses as string[])[0] as string;
-  }
-  if (kind !== 'sim') throw new Error(`--endpoint is sim or stub, not "${kind}"`);
-  const [pod] = await startPods(group, {
-    count: 1,
-    model: MODEL,
-    version: 'v1',
-    simArgs: ['--inter-token-latency-ms', '20', '--time-to-first-token-ms', '20', '--max-num-seqs', '1024'],
-    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096'],
-  });
-  return (pod as { sidecarAddress: string }).sidecarAddress;
 }
 
 const PASSTHROUGH = 'pass-through';
@@ -300,7 +279,7 @@ async function main(): Promise<void> {
     );
     const endpoint = readers
       ? await startRateEngine(group)
-      : await startEndpoint(group, String(values.endpoint));
+      : await startCostEndpoint(group, String(values.endpoint), { model: MODEL, itlMs: 20 });
     const config = benchRouterConfig(MODEL, [endpoint]);
     const routers = new Map<string, HelperProcess>([
       [

@@ -1,10 +1,11 @@
 /**
  * Where the router's CPU goes next to the pass-through's: both proxies in
- * front of the same synthetic engine (first chunk at once, then one every
- * 20 ms), sampled by V8's profiler (through the inspector) only while the
+ * front of the same endpoint (`--endpoint stub`, the default: a synthetic
+ * engine that sends the first chunk at once, then one every 20 ms; `sim`: a
+ * simulated pod and its sidecar, whose load reports the router also reads), sampled by V8's profiler (through the inspector) only while the
  * closed-loop load runs, in interleaved blocks of the same requests.
  *
- *     node --import tsx bench/overhead-profile.ts [--concurrency 64] [--output-len 32]
+ *     node --import tsx bench/overhead-profile.ts [--concurrency 64] [--output-len 32] [--endpoint stub|sim]
  *       [--rounds 4] [--waves 4] [--out DIR] [--top 25] [--interval-us 1000]
  *
  * Prints each proxy's CPU per request and its self time by area and by
@@ -20,6 +21,7 @@ import { runLoad } from './load-generator.js';
 import { createProcessGroup, type HelperProcess } from './processes.js';
 import { fmt } from './report.js';
 import { benchRouterConfig } from './router-config.js';
+import { startCostEndpoint } from './scenarios/pods.js';
 import { type BenchTarget, createTargetClient } from './targets.js';
 import { createWorkload } from './workloads.js';
 
@@ -33,6 +35,7 @@ const { values: opts } = parseArgs({
     out: { type: 'string', default: 'bench/results/profiles' },
     top: { type: 'string', default: '25' },
     'interval-us': { type: 'string', default: '1000' },
+    endpoint: { type: 'string', default: 'stub' },
   },
 });
 const concurrency = Number(opts.concurrency);
@@ -45,8 +48,7 @@ try {
       .map((l) => l.toFixed(2))
       .join(' ')}\n`,
   );
-  const stub = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: 20 });
-  const endpoint = (stub.info.addresses as string[])[0] as string;
+  const endpoint = await startCostEndpoint(group, String(opts.endpoint), { model: MODEL, itlMs: 20 });
   const router = await group.helper('router', { config: benchRouterConfig(MODEL, [endpoint]) });
   await router.request('wait-ready', { n: 1 });
   const proxy = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint });
@@ -85,7 +87,10 @@ try {
   await mkdir(opts.out, { recursive: true });
   for (const c of contenders) {
     const profile = await c.proc.request('profile-stop');
-    const file = join(opts.out, `${c.target.name}-${concurrency}x${outputLen}-${Date.now()}.cpuprofile`);
+    const file = join(
+      opts.out,
+      `${c.target.name}-${opts.endpoint}-${concurrency}x${outputLen}-${Date.now()}.cpuprofile`,
+    );
     await writeFile(file, JSON.stringify(profile));
     const s = summarizeCpuProfile(file, Number(opts.top));
     const busy = s.totalMs - s.idleMs;

@@ -31,7 +31,7 @@ import { createStatsCollector, type RunStats } from '../stats.js';
 import { type BenchTarget, createTargetClient } from '../targets.js';
 import { createWorkload } from '../workloads.js';
 import type { ScenarioContext } from './context.js';
-import { startPods } from './pods.js';
+import { startCostEndpoint } from './pods.js';
 import { summarizeProfiles } from './profiles.js';
 
 const MODEL = 'llama-3-8b-chat';
@@ -102,7 +102,11 @@ export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {
       const mine = cases(ctx.quick).filter((c) => c.endpoint === endpointKind);
       if (mine.length === 0) continue;
       ctx.log(`overhead: starting the ${endpointKind} endpoint, pass-through and router`);
-      const endpoint = await startEndpoint(group, endpointKind, otherCpus);
+      const endpoint = await startCostEndpoint(group, endpointKind, {
+        model: MODEL,
+        itlMs: ITL_MS,
+        cpus: otherCpus,
+      });
       const profileDir = ctx.cpuProfDir
         ? join(ctx.cpuProfDir, `overhead-${endpointKind}-${Date.now()}`)
         : undefined;
@@ -178,30 +182,6 @@ export async function runOverhead(ctx: ScenarioContext): Promise<BenchReport> {
 
 function routerConfig(endpoint: string, extra: Record<string, unknown> = {}) {
   return { config: benchRouterConfig(MODEL, [endpoint], extra) };
-}
-
-async function startEndpoint(group: ProcessGroup, kind: 'sim' | 'stub', cpus?: string): Promise<string> {
-  if (kind === 'stub') {
-    const stub = await group.helper('fake-engine', { model: MODEL, version: 'v1', itlMs: ITL_MS }, { cpus });
-    return (stub.info.addresses as string[])[0] as string;
-  }
-  const [pod] = await startPods(group, {
-    count: 1,
-    model: MODEL,
-    version: 'v1',
-    spawn: { cpus },
-    simArgs: [
-      '--inter-token-latency-ms',
-      String(ITL_MS),
-      '--time-to-first-token-ms',
-      '20',
-      '--max-num-seqs',
-      '1024',
-    ],
-    // Every path gets the same requests of a round: the response cache would replay the later ones.
-    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096', '--response-cache', 'off'],
-  });
-  return (pod as { sidecarAddress: string }).sidecarAddress;
 }
 
 async function measure(

@@ -81,3 +81,40 @@ export async function prefixCacheCounters(simUrl: string): Promise<{ hits: numbe
   };
   return { hits: value('vllm:prefix_cache_hits_total'), queries: value('vllm:prefix_cache_queries_total') };
 }
+
+/**
+ * The endpoint the cost benchmarks put a proxy in front of. `sim`: a pod
+ * (simulator with a fixed `itlMs` decode step and 20 ms first token, room
+ * for 1024 sequences, and its sidecar); `stub`: a synthetic Engine server
+ * (bench/fake-engine.ts) that sends the first chunk at once and then one
+ * every `itlMs`, which takes the engine's batching out of TTFT. Resolves
+ * with the address to send Engine calls to.
+ */
+export async function startCostEndpoint(
+  group: ProcessGroup,
+  kind: string,
+  options: { model: string; itlMs: number; cpus?: string },
+): Promise<string> {
+  const { model, itlMs, cpus } = options;
+  if (kind === 'stub') {
+    const stub = await group.helper('fake-engine', { model, version: 'v1', itlMs }, { cpus });
+    return (stub.info.addresses as string[])[0] as string;
+  }
+  if (kind !== 'sim') throw new Error(`--endpoint is sim or stub, not "${kind}"`);
+  const [pod] = await startPods(group, {
+    count: 1,
+    model,
+    version: 'v1',
+    spawn: { cpus },
+    simArgs: [
+      '--inter-token-latency-ms',
+      String(itlMs),
+      '--time-to-first-token-ms',
+      '20',
+      '--max-num-seqs',
+      '1024',
+    ],
+    sidecarArgs: ['--max-in-flight', '1024', '--max-queue', '4096'],
+  });
+  return (pod as BenchPod).sidecarAddress;
+}
