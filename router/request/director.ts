@@ -192,10 +192,12 @@ export function createDirector(ctx: RouterContext): Director {
         signal: scope.signal,
       });
       rt.queuedMs = ctx.now() - queuedAt;
+      // Returned, not awaited: this frame (and what it holds) is not kept for the stream's life.
+      let upstream: Promise<Served>;
       try {
         ctx.retryBudget.recordRequest();
         const cacheControl = incoming.get(CACHE_KEY)[0];
-        return await runUpstream(ctx, scope, {
+        upstream = runUpstream(ctx, scope, {
           request,
           requestId,
           version: choice,
@@ -204,9 +206,11 @@ export function createDirector(ctx: RouterContext): Director {
           cacheControl: cacheControl === undefined ? undefined : String(cacheControl),
           observe: charge,
         });
-      } finally {
+      } catch (err) {
         releaseAdmission();
+        throw err;
       }
+      return upstream.finally(releaseAdmission);
     },
   };
 }

@@ -62,7 +62,12 @@ export function createLifecycle(
   // A burst starts in turns, so its first Engine calls go out before the rest is set up.
   const gate = new StartGate();
 
-  const runOne = async (
+  /**
+   * One RPC from its turn on. It chains on the director's promise rather
+   * than awaiting it, so no suspended frame of its own is kept for the
+   * stream's life (what one stream holds is what every scavenge walks).
+   */
+  const runOne = (
     method: 'Generate' | 'GenerateStream',
     call: GenerateCall,
     onChunk: ChunkSink,
@@ -89,8 +94,15 @@ export function createLifecycle(
     );
     const traceId = propagationFor(serverSpan, parentCtx).traceId;
     const trace: TraceContext = { traceId, spanId: serverSpan.spanContext().spanId, sampled: true };
-    const trailer = new grpc.Metadata();
-    trailer.set(TRACE_ID_KEY, trace.traceId);
+    /** The request's price, when canary analysis gives one (sent in the trailer). */
+    let cost: number | undefined;
+    /** The trailer, built when the request ends: the trace id, and the cost. */
+    const trailer = () => {
+      const md = new grpc.Metadata();
+      md.set(TRACE_ID_KEY, trace.traceId);
+      if (cost !== undefined) md.set(COST_KEY, String(Number(cost.toPrecision(12))));
+      return md;
+    };
     const cancel = new Cancellation();
     call.once('cancelled', cancel.abort);
     // The client may have gone while the request waited for its turn.
@@ -119,7 +131,7 @@ export function createLifecycle(
     const finishAnalysis = (error?: unknown) => {
       times.flush();
       const { firstAt, lastAt } = times;
-      const cost = ctx.canary?.finish({
+      cost = ctx.canary?.finish({
         rt,
         version: version || rt.version?.version || '',
         usage,
@@ -128,9 +140,7 @@ export function createLifecycle(
         error,
         cancelled: cancel.aborted,
       });
-      if (cost === undefined) return;
-      serverSpan.setAttribute('llmmesh.cost', cost);
-      trailer.set(COST_KEY, String(Number(cost.toPrecision(12))));
+      if (cost !== undefined) serverSpan.setAttribute('llmmesh.cost', cost);
     };
     const observe = (chunk: RelayChunk, s: Served) => {
       const at = now();
@@ -153,8 +163,49 @@ export function createLifecycle(
         metrics.tokens.inc({ model: modelLabel, model_version: s.version }, chunk.usage.completionTokens);
       }
     };
-    try {
-      const served = await director.execute(req, call.metadata, {
+    const end = () => {
+      call.off('cancelled', cancel.abort);
+      metrics.inFlight.dec({ model: modelLabel });
+      if (times.firstAt) serverSpan.addEvent('first_token', times.firstAt);
+      serverSpan.end();
+      if (onRequestTrace) {
+        try {
+          onRequestTrace(rt);
+        } catch (err) {
+          log.warn('request trace hook failed', { err });
+        }
+      }
+    };
+    const succeeded = (served: Served) => {
+      try {
+        metrics.requests.inc({ model: modelLabel, model_version: served.version, status: 'OK' });
+        if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: 'OK' });
+        serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
+        serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
+        metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
+        finishAnalysis();
+        return { served, trailer: trailer() };
+      } finally {
+        end();
+      }
+    };
+    const failed = (err: unknown): never => {
+      try {
+        const e = cancel.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
+        finishAnalysis(e);
+        rt.status = e.codeName;
+        if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
+        setSpanError(serverSpan, e.code, e.codeName, e.message);
+        metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
+        const md = e.toStatusObject().metadata;
+        md.merge(trailer());
+        throw new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
+      } finally {
+        end();
+      }
+    };
+    return director
+      .execute(req, call.metadata, {
         deadline,
         signal: cancel,
         // Child spans only under a recording span (tracing off: none, and no context to build).
@@ -168,44 +219,19 @@ export function createLifecycle(
           observe(chunk, s);
           return onChunk(chunk, s);
         },
-      });
-      metrics.requests.inc({ model: modelLabel, model_version: served.version, status: 'OK' });
-      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: 'OK' });
-      serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
-      serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
-      metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
-      finishAnalysis();
-      return { served, trailer };
-    } catch (err) {
-      const e = cancel.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
-      finishAnalysis(e);
-      rt.status = e.codeName;
-      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
-      setSpanError(serverSpan, e.code, e.codeName, e.message);
-      metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
-      const md = e.toStatusObject().metadata;
-      md.merge(trailer);
-      throw new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
-    } finally {
-      call.off('cancelled', cancel.abort);
-      metrics.inFlight.dec({ model: modelLabel });
-      if (times.firstAt) serverSpan.addEvent('first_token', times.firstAt);
-      serverSpan.end();
-      if (onRequestTrace) {
-        try {
-          onRequestTrace(rt);
-        } catch (err) {
-          log.warn('request trace hook failed', { err });
-        }
-      }
-    }
+      })
+      .then(succeeded, failed);
   };
 
   return (method, call, onChunk) => {
     const started = now();
     const turn = gate.enter();
-    return turn
-      ? turn.then(() => runOne(method, call, onChunk, started))
-      : runOne(method, call, onChunk, started);
+    if (turn) return turn.then(() => runOne(method, call, onChunk, started));
+    try {
+      return runOne(method, call, onChunk, started);
+    } catch (err) {
+      // As from an async function: whatever goes wrong is the promise's.
+      return Promise.reject(err);
+    }
   };
 }

@@ -124,8 +124,12 @@ class UpstreamRun {
     }
   }
 
-  /** Runs one attempt on `endpoint`; 'done' when the stream completed. */
-  private async attempt(
+  /**
+   * Runs one attempt on `endpoint`; 'done' when the stream completed. It
+   * returns the attempt's promise, chained, rather than awaiting it: no
+   * suspended frame of its own is kept for the stream's life.
+   */
+  private attempt(
     n: number,
     endpoint: EndpointView,
     client: RelayEngineClient,
@@ -148,49 +152,51 @@ class UpstreamRun {
       requestId: job.requestId,
     };
     const before = this.delivered.chunks;
-    try {
-      await runAttempt(
-        {
-          endpoint: endpoint.address,
-          client,
-          request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
-          metadata: this.metadata(span),
-          deadline: scope.deadline,
-          signal: scope.signal,
-          firstTokenTimeoutMs: spare
-            ? firstTokenTimeout(
-                job.upstream.first_token_timeout_ms,
-                job.upstream.first_token_deadline_share,
-                scope.deadline,
-                ctx.now(),
-              )
-            : job.upstream.first_token_timeout_ms,
-          idleTimeoutMs: job.upstream.idle_timeout_ms,
-          force: at.forced,
-          busy: () => this.busy(endpoint.address),
-          onCache: (cache) => {
-            at.cache = cache;
-            if (!this.served) served.cache = cache;
-          },
-          onFirstChunk: () => {
-            at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
-            span.addEvent('first_token');
-            this.served ??= served;
-          },
-          sink: this.delivered,
+    return runAttempt(
+      {
+        endpoint: endpoint.address,
+        client,
+        request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
+        metadata: this.metadata(span),
+        deadline: scope.deadline,
+        signal: scope.signal,
+        firstTokenTimeoutMs: spare
+          ? firstTokenTimeout(
+              job.upstream.first_token_timeout_ms,
+              job.upstream.first_token_deadline_share,
+              scope.deadline,
+              ctx.now(),
+            )
+          : job.upstream.first_token_timeout_ms,
+        idleTimeoutMs: job.upstream.idle_timeout_ms,
+        force: at.forced,
+        busy: () => this.busy(endpoint.address),
+        onCache: (cache) => {
+          at.cache = cache;
+          if (!this.served) served.cache = cache;
         },
-        { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
-      );
-    } catch (err) {
-      return this.decide(err, at, span);
-    } finally {
-      at.chunks = this.delivered.chunks - before;
-    }
-    ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
-    span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
-    span.end();
-    this.served ??= served;
-    return 'done';
+        onFirstChunk: () => {
+          at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
+          span.addEvent('first_token');
+          this.served ??= served;
+        },
+        sink: this.delivered,
+      },
+      { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
+    ).then(
+      () => {
+        at.chunks = this.delivered.chunks - before;
+        ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
+        span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
+        span.end();
+        this.served ??= served;
+        return 'done' as const;
+      },
+      (err: unknown) => {
+        at.chunks = this.delivered.chunks - before;
+        return this.decide(err, at, span);
+      },
+    );
   }
 
   /** What a failed attempt leads to, by the failure policy. */

@@ -61,9 +61,12 @@ export interface AttemptDeps {
 type Permit = ReturnType<Breakers['acquire']>;
 
 /**
- * The upstream call of one attempt, read in flowing mode with pause/resume
- * (not `for await`: no promise and no extra ticks per chunk). Everything a
- * chunk reads or writes on its way to the sink is a field of this one object.
+ * One attempt's upstream call, read in flowing mode with pause/resume (not
+ * `for await`: no promise and no extra ticks per chunk), and its outcome:
+ * the relay settles the breaker, its timers and its load count itself and
+ * then settles {@link Relay.outcome}, so no suspended async function is
+ * held for the life of a stream. Everything a chunk reads or writes on its
+ * way to the sink is a field of this one object.
  */
 class Relay {
   /** The first chunk arrived. */
@@ -72,6 +75,8 @@ class Relay {
   finished = false;
   /** The relay failed (an error, a throwing sink): later chunks are dropped. */
   failed = false;
+  /** The outcome was decided (the call ended, or failed). */
+  private settled = false;
   /** The sink asked to wait: time spent so is not the endpoint's silence. */
   waitingOnClient = false;
   /** When the last chunk arrived (performance.now(), the timers' clock): read when the idle timer fires, not re-armed per chunk. */
@@ -80,19 +85,22 @@ class Relay {
   timer: NodeJS.Timeout;
   /** The sink's pending promise, while the call is paused for it. */
   waiting: Promise<void> | undefined;
-  readonly done: Promise<void>;
+  /** Resolves when the stream completed with its last chunk relayed; rejects with the attempt's failure. */
+  readonly outcome: Promise<void>;
   private readonly sink: AttemptSink;
   private resolve!: () => void;
   private reject!: (err: unknown) => void;
 
   constructor(
     private readonly spec: AttemptSpec,
+    private readonly deps: AttemptDeps,
     private readonly call: grpc.ClientReadableStream<RelayChunk>,
     private readonly permit: Permit,
+    private readonly release: () => void,
   ) {
     this.sink = spec.sink;
     this.timer = setTimeout(this.onTimer, spec.firstTokenTimeoutMs);
-    this.done = new Promise<void>((resolve, reject) => {
+    this.outcome = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
@@ -100,6 +108,7 @@ class Relay {
 
   /** Starts reading (after the caller's own listeners). */
   listen(): void {
+    this.spec.signal.addEventListener('abort', this.abort, { once: true });
     this.call.on('data', this.onData);
     this.call.once('error', this.fail);
     this.call.once('end', this.onEnd);
@@ -142,18 +151,62 @@ class Relay {
     this.waiting = w;
   }
 
-  readonly fail = (err: unknown): void => {
+  private readonly fail = (err: unknown): void => {
     if (this.failed) return;
     this.failed = true;
     this.call.pause();
-    this.reject(err);
+    this.failWith(err);
   };
 
   private readonly onEnd = (): void => {
     const waiting = this.waiting;
-    if (waiting) waiting.then(() => !this.failed && this.resolve());
-    else if (!this.failed) this.resolve();
+    if (waiting) waiting.then(() => !this.failed && this.complete());
+    else if (!this.failed) this.complete();
   };
+
+  /** The stream ended with every chunk relayed. */
+  private complete(): void {
+    if (this.settled) return;
+    // A stream that ended cleanly without a single chunk still answered.
+    if (!this.started) this.permit.settle('success');
+    this.cleanUp(true);
+    this.resolve();
+  }
+
+  /** The call failed (or was cancelled): tell the breaker, classify, reject. */
+  private failWith(err: unknown): void {
+    if (this.settled) return;
+    const { spec, deps, permit } = this;
+    // A pod that fails after its final chunk (a drain, a crash before the
+    // trailers) has delivered everything: the stream is complete.
+    if (this.finished && !spec.signal.aborted) {
+      this.cleanUp(true);
+      this.resolve();
+      return;
+    }
+    const deadlinePassed = deps.now() >= spec.deadline;
+    const timedOut = this.timedOut;
+    // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
+    const failure =
+      timedOut && !deadlinePassed && !spec.signal.aborted
+        ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
+        : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
+    if (!this.started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
+    else if (failure.policy.endpointFault) deps.breakers.recordFailure(spec.endpoint);
+    this.cleanUp(false);
+    this.reject(failure);
+  }
+
+  /** Frees what the attempt held: its probe slot (if not settled yet), timer, listener, load count; cancels an unfinished call. */
+  private cleanUp(completed: boolean): void {
+    this.settled = true;
+    // Only the first settle counts: this frees a probe slot on any path not settled above.
+    this.permit.settle('neutral');
+    clearTimeout(this.timer);
+    this.spec.signal.removeEventListener('abort', this.abort);
+    this.release();
+    if (!completed) this.call.cancel();
+  }
 
   private readonly onTimer = (): void => {
     const spec = this.spec;
@@ -170,7 +223,7 @@ class Relay {
     this.call.cancel();
   };
 
-  readonly abort = (): void => this.call.cancel();
+  private readonly abort = (): void => this.call.cancel();
 }
 
 /**
@@ -178,10 +231,14 @@ class Relay {
  * with its last chunk relayed; rejects with a `BreakerOpenError` when the
  * breaker refused it (nothing was sent), else with an {@link AttemptFailure}.
  */
-export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<void> {
-  const { breakers, now } = deps;
-  // Throws BreakerOpenError before anything is sent.
-  const permit = breakers.acquire(spec.endpoint, { force: spec.force });
+export function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<void> {
+  let permit: Permit;
+  try {
+    // Throws BreakerOpenError before anything is sent.
+    permit = deps.breakers.acquire(spec.endpoint, { force: spec.force });
+  } catch (err) {
+    return Promise.reject(err);
+  }
   const release = deps.track(spec.endpoint);
   let call: grpc.ClientReadableStream<RelayChunk>;
   try {
@@ -189,7 +246,7 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
   } catch (err) {
     permit.settle('neutral');
     release();
-    throw classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false });
+    return Promise.reject(classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false }));
   }
   // Errors reach the relay; this keeps a late one (after we stopped
   // reading) from becoming an uncaught exception.
@@ -201,40 +258,9 @@ export async function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<
       if (cache !== undefined) onCache(String(cache));
     });
   }
-  const relay = new Relay(spec, call, permit);
-  spec.signal.addEventListener('abort', relay.abort, { once: true });
-  let completed = false;
-  try {
-    relay.listen();
-    await relay.done;
-    completed = true;
-    // A stream that ended cleanly without a single chunk still answered.
-    if (!relay.started) permit.settle('success');
-  } catch (err) {
-    // A pod that fails after its final chunk (a drain, a crash before the
-    // trailers) has delivered everything: the stream is complete.
-    if (relay.finished && !spec.signal.aborted) {
-      completed = true;
-      return;
-    }
-    const deadlinePassed = now() >= spec.deadline;
-    const timedOut = relay.timedOut;
-    // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
-    const failure =
-      timedOut && !deadlinePassed && !spec.signal.aborted
-        ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
-        : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
-    if (!relay.started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
-    else if (failure.policy.endpointFault) breakers.recordFailure(spec.endpoint);
-    throw failure;
-  } finally {
-    // Only the first settle counts: this frees a probe slot on any path not settled above.
-    permit.settle('neutral');
-    clearTimeout(relay.timer);
-    spec.signal.removeEventListener('abort', relay.abort);
-    release();
-    if (!completed) call.cancel();
-  }
+  const relay = new Relay(spec, deps, call, permit, release);
+  relay.listen();
+  return relay.outcome;
 }
 
 function timeoutError(spec: AttemptSpec, kind: OutcomeKind) {
