@@ -9,21 +9,33 @@
  * comes from /proc, per request and per streamed chunk, and its ratio to
  * the floor's is taken round by round.
  *
+ * `npm run bench:sidecar-hop` builds this checkout and runs every process
+ * from its compiled `dist/` (`LLMMESH_BENCH_COMPILED=1`), as a deployment
+ * runs it: the simulator and the sidecars from `dist/cli/main.js` (its
+ * `main`, called as `bin/llmmesh.js` calls it, in the process itself), the
+ * floor from `dist/bench/sse-passthrough.js`. Run directly with tsx and
+ * without that variable, they run from the TypeScript sources through tsx,
+ * whose transform adds work of its own (a name-keeping helper call for every
+ * function created) and more of it to the sidecar than to the floor.
+ *
  * With `--baseline-bin`, a second sidecar started from another checkout's
- * `bin/llmmesh.js` runs in the same rounds (before / after a change).
+ * `bin/llmmesh.js` runs in the same rounds (before / after a change);
+ * compiled, it runs that checkout's `dist/cli/main.js`, which `npm run build`
+ * in that checkout must have made first.
  * `BENCH_SIDECAR_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=DIR`) applies
  * to the sidecar process, `BENCH_FLOOR_NODE_OPTIONS` to the floor's. `--cache` adds time to first token of a response
  * cache hit against a miss, through a sidecar with its cache on.
  *
- * Usage: node --import tsx bench/sidecar-hop.ts [--concurrency 64] [--tokens 32,256]
+ * Usage: npm run bench:sidecar-hop -- [--concurrency 64] [--tokens 32,256]
  *        [--rounds 3] [--tokens-per-phase 40960] [--itl-ms 10] [--ttft-ms 20]
  *        [--baseline-bin PATH] [--cache]
+ *    or, from the sources: node --import tsx bench/sidecar-hop.ts [same options]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { EngineClient } from '../common/generated/llmmesh/v1/Engine.js';
 import { createEngineClient } from '../sidecar/engine-client.js';
@@ -32,8 +44,16 @@ import { createSidecarClient, generate } from './sidecar-client.js';
 
 const MODEL = 'llama-3-8b-chat';
 const here = dirname(fileURLToPath(import.meta.url));
-const BIN = join(here, '..', 'bin', 'llmmesh.js');
-const FLOOR = join(here, 'sse-passthrough.ts');
+const fromSource = import.meta.url.endsWith('.ts');
+/** This checkout (`here` is `bench/`, or `dist/bench/` when this file runs compiled). */
+const ROOT = join(here, '..', fromSource ? '' : '..');
+const BIN = join(ROOT, 'bin', 'llmmesh.js');
+/**
+ * Every process from the compiled `dist/` rather than the sources through
+ * tsx: set by the npm script, which builds first; the compiled floor needs
+ * no loader, so a compiled run of this file runs everything compiled too.
+ */
+const COMPILED = process.env.LLMMESH_BENCH_COMPILED === '1' || !fromSource;
 /** Requests per path and round of the one-stream-at-a-time phase. */
 const LONE_REQUESTS = 40;
 
@@ -66,6 +86,40 @@ function cpuMs(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/**
+ * Node arguments that run the `llmmesh` of the checkout whose
+ * `bin/llmmesh.js` is `bin`, before the command's own arguments: that script
+ * itself from the sources, or compiled its `dist/cli/main.js`'s `main`,
+ * called (and its exit code kept) as that script calls it, in the process
+ * itself, so the CPU time /proc reports for it is the command's own.
+ */
+function llmmeshArgs(bin: string): string[] {
+  if (!COMPILED) return [bin];
+  const tree = dirname(dirname(bin));
+  const main = join(tree, 'dist', 'cli', 'main.js');
+  if (!existsSync(main))
+    throw new Error(
+      `${tree}: no ${join('dist', 'cli', 'main.js')}; run \`npm run build\` in that checkout first`,
+    );
+  const entry =
+    `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)});` +
+    'const code = await main(process.argv.slice(1));' +
+    'process.exitCode = code;' +
+    "process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));";
+  return ['--input-type=module', '-e', entry, '--'];
+}
+
+/** The floor: `sse-passthrough.ts` through tsx, or compiled `dist/bench/sse-passthrough.js`. */
+function floorArgs(): { args: string[]; nodeOptions: string[] } {
+  if (!COMPILED) return { args: [join(here, 'sse-passthrough.ts')], nodeOptions: ['--import', 'tsx'] };
+  const floor = join(ROOT, 'dist', 'bench', 'sse-passthrough.js');
+  if (!existsSync(floor))
+    throw new Error(
+      `${ROOT}: no ${join('dist', 'bench', 'sse-passthrough.js')}; run \`npm run build\` first`,
+    );
+  return { args: [floor], nodeOptions: [] };
 }
 
 /** A process started on port 0, with the port it reported. */
@@ -150,6 +204,9 @@ async function main() {
   const tokenCounts = values.tokens.split(',').map(Number);
   const rounds = Number(values.rounds);
   const tokensPerPhase = Number(values['tokens-per-phase']);
+  // A checkout without a build fails here, before anything starts.
+  const floor = floorArgs();
+  if (values['baseline-bin']) llmmeshArgs(values['baseline-bin']);
   const started = new Date().toISOString();
   const load = loadavg()
     .map((l) => l.toFixed(2))
@@ -157,7 +214,7 @@ async function main() {
   const sim = await launch(
     'sim',
     [
-      BIN,
+      ...llmmeshArgs(BIN),
       'sim',
       '--port',
       '0',
@@ -175,7 +232,7 @@ async function main() {
   const engineUrl = `http://127.0.0.1:${sim.port}`;
   const procs: ChildProcess[] = [sim];
   const sidecarArgs = (bin: string, port: number, cache: boolean) => [
-    bin,
+    ...llmmeshArgs(bin),
     'sidecar',
     '--engine-url',
     engineUrl,
@@ -202,9 +259,9 @@ async function main() {
     await addGrpc('floor', (port) =>
       launch(
         'floor',
-        [FLOOR, '--engine-url', engineUrl, '--listen', `127.0.0.1:${port}`, '--model', MODEL],
+        [...floor.args, '--engine-url', engineUrl, '--listen', `127.0.0.1:${port}`, '--model', MODEL],
         'sse passthrough listening',
-        ['--import', 'tsx', ...(process.env.BENCH_FLOOR_NODE_OPTIONS ?? '').split(' ').filter(Boolean)],
+        [...floor.nodeOptions, ...(process.env.BENCH_FLOOR_NODE_OPTIONS ?? '').split(' ').filter(Boolean)],
       ),
     );
     await addGrpc('sidecar', (port) =>
@@ -333,7 +390,8 @@ async function main() {
 
     const f = (n: number, d = 1) => (Number.isNaN(n) ? '' : n.toFixed(d));
     console.log(
-      `sidecar hop vs floor: ${concurrency} concurrent streams, ${rounds} interleaved rounds, ` +
+      `sidecar hop vs floor (${COMPILED ? 'compiled dist/' : 'sources through tsx'}): ` +
+        `${concurrency} concurrent streams, ${rounds} interleaved rounds, ` +
         `sim ITL ${values['itl-ms']} ms, TTFT ${values['ttft-ms']} ms; started ${started}, load average ${load}`,
     );
     console.log('');

@@ -11,6 +11,9 @@
  *
  *     node --import tsx bench/sse-passthrough.ts --engine-url http://127.0.0.1:8000 --listen 127.0.0.1:0
  *
+ * or, built (`npm run build`), `node dist/bench/sse-passthrough.js` with the
+ * same options, as `npm run bench:sidecar-hop` runs it.
+ *
  * Prints `sse passthrough listening on <address>` once serving.
  */
 import http from 'node:http';
