@@ -104,7 +104,8 @@ export function createLifecycle(
       return md;
     };
     const cancel = new Cancellation();
-    call.once('cancelled', cancel.abort);
+    // `on`, not `once`: it fires at most once, and a once-wrapper is three more objects per stream.
+    call.on('cancelled', cancel.abort);
     // The client may have gone while the request waited for its turn.
     if (call.cancelled) cancel.abort();
     const { client: clientDeadline, deadline } = deadlineOf(call, req.model, started);
@@ -182,7 +183,10 @@ export function createLifecycle(
         if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: 'OK' });
         serverSpan.setAttribute('llmmesh.endpoint', served.endpoint);
         serverSpan.setAttribute('rpc.grpc.status_code', Status.OK);
-        metrics.latency.observe({ model: modelLabel, model_version: served.version }, (now() - started) / 1000);
+        metrics.latency.observe(
+          { model: modelLabel, model_version: served.version },
+          (now() - started) / 1000,
+        );
         finishAnalysis();
         return { served, trailer: trailer() };
       } finally {
@@ -199,7 +203,11 @@ export function createLifecycle(
         metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
         const md = e.toStatusObject().metadata;
         md.merge(trailer());
-        throw new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
+        throw new MeshError(e.code, e.message, {
+          cause: e,
+          metadata: md,
+          retryPushbackMs: e.retryPushbackMs,
+        });
       } finally {
         end();
       }

@@ -110,8 +110,10 @@ class Relay {
   listen(): void {
     this.spec.signal.addEventListener('abort', this.abort, { once: true });
     this.call.on('data', this.onData);
-    this.call.once('error', this.fail);
-    this.call.once('end', this.onEnd);
+    // `on`, not `once`: each fires at most once (and `fail` acts once), and a
+    // once-wrapper is three more objects per stream.
+    this.call.on('error', this.fail);
+    this.call.on('end', this.onEnd);
   }
 
   private readonly onData = (chunk: RelayChunk): void => {
@@ -246,7 +248,9 @@ export function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<void> 
   } catch (err) {
     permit.settle('neutral');
     release();
-    return Promise.reject(classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false }));
+    return Promise.reject(
+      classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed: false }),
+    );
   }
   // Errors reach the relay; this keeps a late one (after we stopped
   // reading) from becoming an uncaught exception.
