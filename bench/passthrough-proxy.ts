@@ -10,6 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 
 const METHOD = '/llmmesh.v1.Engine/GenerateStream';
 const raw = (b: Buffer) => b;
+/** No channelz bookkeeping, as on every llmmesh server and upstream channel: the floor pays no more than the router. */
+const BARE = { 'grpc.enable_channelz': 0 };
 
 /** A running pass-through. */
 export interface PassthroughProxy {
@@ -19,8 +21,8 @@ export interface PassthroughProxy {
 
 /** Listens on `listen` (`host:port`) and forwards every `Engine.GenerateStream` to `upstream`. */
 export async function startPassthroughProxy(listen: string, upstream: string): Promise<PassthroughProxy> {
-  const client = new grpc.Client(upstream, grpc.credentials.createInsecure());
-  const server = new grpc.Server();
+  const client = new grpc.Client(upstream, grpc.credentials.createInsecure(), BARE);
+  const server = new grpc.Server(BARE);
   server.register<Buffer, Buffer>(
     METHOD,
     (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
