@@ -67,6 +67,8 @@ class UpstreamRun {
   private readonly sreq;
   private readonly delivered: Delivered;
   private failuresBeforeFirst = 0;
+  /** Attempts started (and endpoints picked that had no client), numbering the attempts' spans. */
+  private attempts = 0;
   private migrations = 0;
   private handbacks = 0;
   private lastError: MeshError | undefined;
@@ -91,11 +93,33 @@ class UpstreamRun {
     this.delivered.served = served;
   }
 
-  async run(): Promise<Served> {
+  /**
+   * Runs attempts until the stream completes or cannot go on. Each
+   * attempt's outcome decides the next step: a chain of promises rather
+   * than an awaiting loop, so no suspended frame is kept for the stream's life.
+   */
+  run(): Promise<Served> {
+    let outcome: Promise<'done' | Next>;
+    try {
+      outcome = this.nextAttempt();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return outcome.then((next) => {
+      if (next === 'done') return this.served as Served;
+      if (next.kind === 'error') throw next.error;
+      if (next.kind === 'finish') return this.endAtLength();
+      return this.run();
+    });
+  }
+
+  /** Picks an endpoint and starts an attempt on it; throws when none can be tried. */
+  private nextAttempt(): Promise<'done' | Next> {
     const { ctx, scope, job } = this;
     const model = job.request.model;
     const version = job.version.version;
-    for (let n = 1; ; n++) {
+    for (;;) {
+      const n = ++this.attempts;
       if (scope.signal.aborted) throw errors.cancelled('client cancelled');
       const pool = ctx.endpoints.snapshot().pool(model, version);
       const decision = job.scheduler.schedule(this.sreq, pool);
@@ -117,10 +141,7 @@ class UpstreamRun {
         startMs: ctx.now() - scope.rt.receivedAt,
       };
       scope.rt.attempts.push(at);
-      const next = await this.attempt(n, endpoint, client, at, spare);
-      if (next === 'done') return this.served as Served;
-      if (next.kind === 'error') throw next.error;
-      if (next.kind === 'finish') return this.endAtLength();
+      return this.attempt(n, endpoint, client, at, spare);
     }
   }
 
