@@ -6,11 +6,13 @@
  * open and once all have their first chunk; the difference per stream is
  * what the proxy keeps for a stream's life (what every scavenge of a busy
  * proxy walks). Unlike CPU time this is nearly free of the machine's noise.
+ * With `--baseline-root DIR`, a router from another checkout (built with
+ * `npm run build`) is measured in the same rounds (before / after a change).
  * With `--by-type`, heap snapshots of the router before and during give the
  * difference by constructor and closure name, per stream.
  *
  *     npm run build && LLMMESH_BENCH_COMPILED=1 node dist/bench/stream-footprint.js \
- *       [--streams 256] [--rounds 3] [--by-type] [--top 30]
+ *       [--streams 256] [--rounds 3] [--baseline-root DIR] [--by-type] [--top 30]
  */
 import { readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -29,6 +31,7 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'by-type': { type: 'boolean', default: false },
     top: { type: 'string', default: '30' },
+    'baseline-root': { type: 'string' },
   },
 });
 const streams = Number(opts.streams);
@@ -53,7 +56,9 @@ async function openHeld(client: TargetClient, n: number): Promise<() => Promise<
     first.push(
       new Promise<void>((resolve, reject) => {
         call.once('data', () => resolve());
-        call.once('error', reject);
+        call.once('error', (err: Error) =>
+          reject(new Error(`${client.target.name}: stream ${i}: ${err.message}`, { cause: err })),
+        );
       }),
     );
     ended.push(
@@ -101,7 +106,7 @@ async function sizesByType(path: string): Promise<Map<string, { size: number; co
 const group = createProcessGroup(false);
 try {
   process.stdout.write(
-    `stream footprint: ${streams} held streams, ${rounds} rounds, load average ${loadavg()
+    `stream footprint (${new Date().toISOString()}): ${streams} held streams, ${rounds} rounds, load average ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}\n`,
   );
@@ -111,8 +116,25 @@ try {
   const router = await group.helper('router', { config: benchRouterConfig(MODEL, [endpoint]) }, flags);
   await router.request('wait-ready', { n: 1 });
   const proxy = await group.helper('passthrough', { listen: '127.0.0.1:0', upstream: endpoint }, flags);
+  const baselineRoot = opts['baseline-root'];
+  const baseline = baselineRoot
+    ? await group.helper(
+        'router',
+        { config: benchRouterConfig(MODEL, [endpoint]) },
+        { ...flags, root: baselineRoot, compiled: true },
+      )
+    : undefined;
+  if (baseline) await baseline.request('wait-ready', { n: 1 });
   const contenders: Array<{ target: BenchTarget; proc: HelperProcess; perStream: number[] }> = [
     { target: { name: 'router', kind: 'inference', address: String(router.info.address) }, proc: router },
+    ...(baseline
+      ? [
+          {
+            target: { name: 'baseline', kind: 'inference', address: String(baseline.info.address) },
+            proc: baseline,
+          },
+        ]
+      : []),
     { target: { name: 'passthrough', kind: 'engine', address: String(proxy.info.address) }, proc: proxy },
   ].map((c) => ({ ...c, target: c.target as BenchTarget, perStream: [] }));
   const clients = new Map(contenders.map((c) => [c.target.name, createTargetClient(c.target)]));
@@ -146,8 +168,15 @@ try {
       `${c.target.name.padEnd(12)} heap per held stream: ${(median(c.perStream) / 1024).toFixed(1)} KiB (rounds: ${kib})\n`,
     );
   }
-  const [r, p] = contenders.map((c) => median(c.perStream)) as [number, number];
-  process.stdout.write(`router ÷ pass-through: ${(r / p).toFixed(2)}×\n`);
+  const medianOf = (name: string) =>
+    median((contenders.find((c) => c.target.name === name) as (typeof contenders)[number]).perStream);
+  const floor = medianOf('passthrough');
+  for (const name of baseline ? ['router', 'baseline'] : ['router'])
+    process.stdout.write(`${name} ÷ pass-through: ${(medianOf(name) / floor).toFixed(2)}×\n`);
+  if (baseline)
+    process.stdout.write(
+      `router - pass-through: ${((medianOf('router') - floor) / 1024).toFixed(1)} KiB per stream; baseline - pass-through: ${((medianOf('baseline') - floor) / 1024).toFixed(1)} KiB\n`,
+    );
 
   if (opts['by-type']) {
     const dir = tmpdir();
