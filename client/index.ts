@@ -25,6 +25,7 @@ import type { ListModelsResponse__Output } from '../common/generated/llmmesh/v1/
 import type { Priority } from '../common/generated/llmmesh/v1/Priority.js';
 import type { Usage__Output } from '../common/generated/llmmesh/v1/Usage.js';
 import { INFERENCE_SERVICE, loadProtos } from '../common/proto.js';
+import { RotatingClient } from '../common/rotating-client.js';
 
 export type {
   ChatMessage,
@@ -150,11 +151,15 @@ export function createInferenceClient(
   const channelOptions: grpc.ChannelOptions = { ...options.channelOptions };
   if (maxAttempts > 1) channelOptions['grpc.service_config'] = retryServiceConfig(maxAttempts);
   else channelOptions['grpc.enable_retries'] = 0;
-  const raw = new inference.Inference(
-    address,
-    options.credentials ?? grpc.credentials.createInsecure(),
-    channelOptions,
-  ) as unknown as RawInferenceClient;
+  // Calls move to a fresh connection every so many: a server closes a
+  // connection on which too many streams were cancelled (common/rotating-client.ts).
+  const raw = new RotatingClient(
+    (own) =>
+      new inference.Inference(address, options.credentials ?? grpc.credentials.createInsecure(), {
+        ...channelOptions,
+        ...own,
+      }) as unknown as RawInferenceClient & grpc.Client,
+  );
 
   const prepare = (callOptions: CallOptions = {}) => {
     const md = new grpc.Metadata();
@@ -178,10 +183,12 @@ export function createInferenceClient(
         let cost: number | null = null;
         let response: GenerateResponse__Output | undefined;
         let error: unknown;
-        const call = raw.Generate(toRequest(input), md, grpcOptions, (err, res) => {
-          error = err;
-          response = res;
-        });
+        const call = raw.call((c) =>
+          c.Generate(toRequest(input), md, grpcOptions, (err, res) => {
+            error = err;
+            response = res;
+          }),
+        );
         const onAbort = () => call.cancel();
         callOptions.signal?.addEventListener('abort', onAbort, { once: true });
         call.on('metadata', (m) => {
@@ -212,7 +219,7 @@ export function createInferenceClient(
 
     generateStream(input, callOptions = {}) {
       const { md, grpcOptions } = prepare(callOptions);
-      const call = raw.GenerateStream(toRequest(input), md, grpcOptions);
+      const call = raw.call((c) => c.GenerateStream(toRequest(input), md, grpcOptions));
       const onAbort = () => call.cancel();
       if (callOptions.signal?.aborted) call.cancel();
       else callOptions.signal?.addEventListener('abort', onAbort, { once: true });
@@ -257,16 +264,18 @@ export function createInferenceClient(
     listModels(callOptions = {}) {
       const { md, grpcOptions } = prepare(callOptions);
       return new Promise((resolve, reject) => {
-        raw.ListModels({}, md, grpcOptions, (err, res) => {
-          if (err || !res) reject(MeshError.from(err));
-          else resolve(res);
-        });
+        raw.call((c) =>
+          c.ListModels({}, md, grpcOptions, (err, res) => {
+            if (err || !res) reject(MeshError.from(err));
+            else resolve(res);
+          }),
+        );
       });
     },
 
     waitForReady(timeoutMs) {
       return new Promise((resolve, reject) => {
-        raw.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
+        raw.client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
       });
     },
 

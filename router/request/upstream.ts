@@ -14,7 +14,6 @@ import { RelayChunk } from '../../common/chunk-relay.js';
 import { errors, MeshError } from '../../common/errors.js';
 import type { GenerateRequest__Output } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY, REQUEST_ID_KEY, TRACEPARENT_KEY } from '../../common/metadata.js';
-import type { RelayEngineClient } from '../../common/proto.js';
 import { childContext, formatTraceparent } from '../../common/trace-context.js';
 import { propagationFor, setSpanError } from '../../common/trace-propagation.js';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -26,7 +25,7 @@ import type { Scheduler } from '../scheduling/profile.js';
 import { createSchedulingRequest } from '../scheduling/request.js';
 import { firstTokenTimeout, runAttempt } from '../upstream/attempt.js';
 import { isBreakerOpen } from '../upstream/breakers.js';
-import type { EndpointView } from '../upstream/endpoints.js';
+import type { EndpointView, EngineCalls } from '../upstream/endpoints.js';
 import type { RequestScope, RouterContext, Served } from './context.js';
 import { Delivered } from './delivered.js';
 import { AttemptFailure } from './failure-policy.js';
@@ -153,7 +152,7 @@ class UpstreamRun {
   private attempt(
     n: number,
     endpoint: EndpointView,
-    client: RelayEngineClient,
+    client: EngineCalls,
     at: AttemptTrace,
     spare: boolean,
   ): Promise<'done' | Next> {

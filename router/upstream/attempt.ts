@@ -11,9 +11,10 @@ import type { RelayChunk } from '../../common/chunk-relay.js';
 import { errors } from '../../common/errors.js';
 import type { GenerateRequest } from '../../common/generated/llmmesh/v1/GenerateRequest.js';
 import { CACHE_KEY } from '../../common/metadata.js';
-import { openRelayStream, type RelayEngineClient } from '../../common/proto.js';
+import { openRelayStream } from '../../common/proto.js';
 import { AttemptFailure, classifyFailure, type OutcomeKind } from '../request/failure-policy.js';
 import type { Breakers } from './breakers.js';
+import type { EngineCalls } from './endpoints.js';
 
 /** Where an attempt's chunks go. */
 export interface AttemptSink {
@@ -24,7 +25,8 @@ export interface AttemptSink {
 /** Everything one attempt needs. */
 export interface AttemptSpec {
   endpoint: string;
-  client: RelayEngineClient;
+  /** The endpoint's Engine calls (router/upstream/endpoints.ts). */
+  client: EngineCalls;
   request: GenerateRequest;
   metadata: grpc.Metadata;
   /** The request's absolute deadline (epoch ms). */
@@ -244,7 +246,9 @@ export function runAttempt(spec: AttemptSpec, deps: AttemptDeps): Promise<void> 
   const release = deps.track(spec.endpoint);
   let call: grpc.ClientReadableStream<RelayChunk>;
   try {
-    call = openRelayStream(spec.client, spec.request, spec.metadata, { deadline: spec.deadline });
+    call = spec.client.call((client) =>
+      openRelayStream(client, spec.request, spec.metadata, { deadline: spec.deadline }),
+    );
   } catch (err) {
     permit.settle('neutral');
     release();

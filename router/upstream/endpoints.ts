@@ -1,13 +1,18 @@
 /**
- * The router's view of its endpoints (sidecars): one gRPC channel and one
- * `Engine.WatchLoad` stream per endpoint, reconnecting with backoff. Load
- * reports are folded into immutable snapshots that routing decisions read.
+ * The router's view of its endpoints (sidecars): per endpoint, one
+ * `Engine.WatchLoad` stream on a connection of its own, reconnecting with
+ * backoff, and the Engine calls on connections replaced every so many calls
+ * (common/rotating-client.ts: cancelled calls must not add up to the
+ * server's rapid-reset limit, which would close the connection and every
+ * stream on it). Load reports are folded into immutable snapshots that
+ * routing decisions read.
  */
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos, type RelayEngineClient } from '../../common/proto.js';
+import { RotatingClient } from '../../common/rotating-client.js';
 import { type LoadHistory, NO_HISTORY, observeReport } from '../scheduling/knee.js';
 import { addRecent, type RecentAssignments } from '../scheduling/load.js';
 import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
@@ -76,8 +81,11 @@ export interface EndpointSet {
   snapshot(): EndpointSnapshot;
   /** How many endpoints are known (cheap: no snapshot is built). */
   readonly size: number;
-  /** The gRPC client of an endpoint. */
-  client(address: string): RelayEngineClient | undefined;
+  /**
+   * What Engine calls to an endpoint start on: its client, whose calls move
+   * to a fresh connection every so many calls (common/rotating-client.ts).
+   */
+  client(address: string): EngineCalls | undefined;
   /** Replaces the endpoint list (discovery); new ones are dialled, removed ones closed. */
   setAddresses(addresses: readonly string[]): void;
   /** Counts a stream this router opened to `address`; returns its release. */
@@ -91,6 +99,9 @@ export interface EndpointSet {
   readonly events: EventEmitter;
   close(): void;
 }
+
+/** The Engine calls of one endpoint. */
+export type EngineCalls = RotatingClient<RelayEngineClient & grpc.Client>;
 
 /** Options of {@link createEndpointSet}. */
 export interface EndpointSetOptions {
@@ -111,11 +122,16 @@ export interface EndpointSetOptions {
    * `invalidate(address)` when it changes.
    */
   health?: (address: string) => { readonly failureRatio: number; readonly consecutiveFailures: number };
+  /** Engine calls per connection before new ones move to a fresh connection (default: common/rotating-client.ts). */
+  callsPerConnection?: number;
 }
 
 interface Entry {
   address: string;
-  client: RelayEngineClient;
+  /** The load stream's client, on a connection of its own: however the calls end, it is not theirs to close. */
+  loadClient: RelayEngineClient;
+  /** The Engine calls' client. */
+  calls: EngineCalls;
   watch: grpc.ClientReadableStream<LoadReport__Output> | undefined;
   report: LoadReport__Output | undefined;
   history: LoadHistory;
@@ -237,7 +253,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
 
   const startWatch = (e: Entry) => {
     if (e.closed) return;
-    const call = e.client.WatchLoad({ watcherId: options.watcherId });
+    const call = e.loadClient.WatchLoad({ watcherId: options.watcherId });
     e.watch = call;
     // Deltas are relative to what this stream sent: start from nothing.
     e.prefixIndex.clear();
@@ -273,19 +289,22 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
   };
 
   const add = (address: string) => {
-    const client = new RelayEngine(address, options.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 20_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 5_000,
-      // No channelz service to read it: skip its per-call and per-message bookkeeping.
-      'grpc.enable_channelz': 0,
-      ...options.channelOptions,
-    });
+    const client = (own: grpc.ChannelOptions) =>
+      new RelayEngine(address, options.credentials ?? grpc.credentials.createInsecure(), {
+        'grpc.keepalive_time_ms': 20_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 5_000,
+        // No channelz service to read it: skip its per-call and per-message bookkeeping.
+        'grpc.enable_channelz': 0,
+        ...options.channelOptions,
+        ...own,
+      }) as RelayEngineClient & grpc.Client;
     const e: Entry = {
       address,
-      client,
+      loadClient: client({ 'grpc.use_local_subchannel_pool': 1 }),
+      calls: new RotatingClient(client, options.callsPerConnection),
       watch: undefined,
       report: undefined,
       history: NO_HISTORY,
@@ -312,7 +331,8 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
     if (e.retryTimer) clearTimeout(e.retryTimer);
     e.watch?.cancel();
     e.watch = undefined;
-    e.client.close();
+    e.loadClient.close();
+    e.calls.close();
     entries.delete(e.address);
     keeper.delete(e);
   };
@@ -344,7 +364,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       viewAt = at;
       return keeper.snapshot(viewNow);
     },
-    client: (address) => entries.get(address)?.client,
+    client: (address) => entries.get(address)?.calls,
     setAddresses(next) {
       const want = new Set(next);
       for (const e of [...entries.values()]) if (!want.has(e.address)) remove(e);
