@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { RotatingClient } from '../common/rotating-client.js';
 
 const METHOD = '/llmmesh.v1.Engine/GenerateStream';
 const raw = (b: Buffer) => b;
@@ -21,21 +22,20 @@ export interface PassthroughProxy {
 
 /** Listens on `listen` (`host:port`) and forwards every `Engine.GenerateStream` to `upstream`. */
 export async function startPassthroughProxy(listen: string, upstream: string): Promise<PassthroughProxy> {
-  const client = new grpc.Client(upstream, grpc.credentials.createInsecure(), BARE);
+  // Its upstream calls move to a fresh connection every so many, as the router's do
+  // (common/rotating-client.ts): a burst of cancels would close the connection otherwise.
+  const client = new RotatingClient(
+    (own) => new grpc.Client(upstream, grpc.credentials.createInsecure(), { ...BARE, ...own }),
+  );
   const server = new grpc.Server(BARE);
   server.register<Buffer, Buffer>(
     METHOD,
     (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       const deadline = call.getDeadline();
-      const up = client.makeServerStreamRequest<Buffer, Buffer>(
-        METHOD,
-        raw,
-        raw,
-        call.request,
-        call.metadata,
-        {
+      const up = client.call((c) =>
+        c.makeServerStreamRequest<Buffer, Buffer>(METHOD, raw, raw, call.request, call.metadata, {
           deadline: deadline === Number.POSITIVE_INFINITY ? undefined : deadline,
-        },
+        }),
       );
       call.once('cancelled', () => up.cancel());
       up.on('data', (chunk: Buffer) => {

@@ -137,8 +137,29 @@ try {
       : []),
     { target: { name: 'passthrough', kind: 'engine', address: String(proxy.info.address) }, proc: proxy },
   ].map((c) => ({ ...c, target: c.target as BenchTarget, perStream: [] }));
-  const clients = new Map(contenders.map((c) => [c.target.name, createTargetClient(c.target)]));
-  for (const cl of clients.values()) await cl.waitForReady(10_000);
+  /**
+   * A client of its own for each batch, connected before the heap is read:
+   * a burst of cancels on one connection past the server's rapid-reset
+   * limit would close it (common/rotating-client.ts).
+   */
+  const connect = async (target: BenchTarget) => {
+    const client = createTargetClient(target);
+    await client.waitForReady(10_000);
+    return client;
+  };
+  /** Holds `streams` streams through `target`, reads `proc`'s heap, lets them go; the heap grown per stream. */
+  const holdAndRead = async (target: BenchTarget, read: () => Promise<number>) => {
+    const client = await connect(target);
+    try {
+      const before = await read();
+      const close = await openHeld(client, streams);
+      const during = await read();
+      await close();
+      return (during - before) / streams;
+    } finally {
+      client.close();
+    }
+  };
   const heap = async (proc: HelperProcess) => (await proc.request<Stats>('stats')).memory.heapUsed;
   /** Waits until the engine holds no stream (a proxy lets go of a stream before its upstream call ends). */
   const settled = async () => {
@@ -149,16 +170,12 @@ try {
     throw new Error('the engine still holds streams 5 s after they were cancelled');
   };
   // Warm-up: JIT, connections, lazily built caches.
-  for (const c of contenders) await (await openHeld(clients.get(c.target.name) as TargetClient, streams))();
+  for (const c of contenders) await holdAndRead(c.target, async () => 0);
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 ? [...contenders].reverse() : contenders;
     for (const c of order) {
       await settled();
-      const before = await heap(c.proc);
-      const close = await openHeld(clients.get(c.target.name) as TargetClient, streams);
-      const during = await heap(c.proc);
-      await close();
-      c.perStream.push((during - before) / streams);
+      c.perStream.push(await holdAndRead(c.target, () => heap(c.proc)));
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -183,16 +200,16 @@ try {
     const idlePath = join(dir, `footprint-idle-${process.pid}.heapsnapshot`);
     const busyPath = join(dir, `footprint-busy-${process.pid}.heapsnapshot`);
     await settled();
-    await router.request('stats');
-    await router.request('heap-snapshot', { path: idlePath }, 300_000);
-    const close = await openHeld(clients.get('router') as TargetClient, streams);
-    await router.request('stats');
-    await router.request('heap-snapshot', { path: busyPath }, 300_000);
-    await close();
+    let first = true;
+    // A full GC (the stats command) before each snapshot; the first read is before the streams open.
+    await holdAndRead((contenders[0] as (typeof contenders)[number]).target, async () => {
+      await router.request('stats');
+      await router.request('heap-snapshot', { path: first ? idlePath : busyPath }, 300_000);
+      first = false;
+      return 0;
+    });
     const [idle, busy] = [await sizesByType(idlePath), await sizesByType(busyPath)];
-    if (!process.env.KEEP_SNAPSHOTS)
-      await Promise.all([rm(idlePath, { force: true }), rm(busyPath, { force: true })]);
-    else process.stdout.write(`${idlePath} ${busyPath}\n`);
+    await Promise.all([rm(idlePath, { force: true }), rm(busyPath, { force: true })]);
     const rows = [...busy]
       .map(([key, b]) => {
         const i = idle.get(key) ?? { size: 0, count: 0 };
@@ -210,7 +227,6 @@ try {
       );
     }
   }
-  for (const cl of clients.values()) cl.close();
 } finally {
   await group.stopAll();
 }
