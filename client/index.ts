@@ -11,7 +11,9 @@
  *
  * Calls retry `UNAVAILABLE` before the first chunk (gRPC retry policy, which
  * honours the server's `grpc-retry-pushback-ms`), take deadlines, and cancel
- * through an `AbortSignal`.
+ * through an `AbortSignal`; they move to a fresh connection every so many
+ * calls, so that a burst of cancels never gets a connection closed
+ * (common/rotating-client.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { MeshError, Status } from '../common/errors.js';

@@ -177,6 +177,18 @@ export function createLifecycle(
         }
       }
     };
+    /** The error the client gets (its status, and the trailer), the failure counted and recorded. */
+    const failure = (err: unknown): MeshError => {
+      const e = cancel.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
+      finishAnalysis(e);
+      rt.status = e.codeName;
+      if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
+      setSpanError(serverSpan, e.code, e.codeName, e.message);
+      metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
+      const md = e.toStatusObject().metadata;
+      md.merge(trailer());
+      return new MeshError(e.code, e.message, { cause: e, metadata: md, retryPushbackMs: e.retryPushbackMs });
+    };
     const succeeded = (served: Served) => {
       try {
         metrics.requests.inc({ model: modelLabel, model_version: served.version, status: 'OK' });
@@ -189,25 +201,15 @@ export function createLifecycle(
         );
         finishAnalysis();
         return { served, trailer: trailer() };
+      } catch (err) {
+        throw failure(err);
       } finally {
         end();
       }
     };
     const failed = (err: unknown): never => {
       try {
-        const e = cancel.aborted ? errors.cancelled('client cancelled') : MeshError.from(err);
-        finishAnalysis(e);
-        rt.status = e.codeName;
-        if (rt.tenant) metrics.tenantRequests.inc({ tenant: rt.tenant, status: e.codeName });
-        setSpanError(serverSpan, e.code, e.codeName, e.message);
-        metrics.requests.inc({ model: modelLabel, model_version: version || '(none)', status: e.codeName });
-        const md = e.toStatusObject().metadata;
-        md.merge(trailer());
-        throw new MeshError(e.code, e.message, {
-          cause: e,
-          metadata: md,
-          retryPushbackMs: e.retryPushbackMs,
-        });
+        throw failure(err);
       } finally {
         end();
       }
