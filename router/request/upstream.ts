@@ -172,38 +172,45 @@ class UpstreamRun {
       requestId: job.requestId,
     };
     const before = this.delivered.chunks;
-    return runAttempt(
-      {
-        endpoint: endpoint.address,
-        client,
-        request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
-        metadata: this.metadata(span),
-        deadline: scope.deadline,
-        signal: scope.signal,
-        firstTokenTimeoutMs: spare
-          ? firstTokenTimeout(
-              job.upstream.first_token_timeout_ms,
-              job.upstream.first_token_deadline_share,
-              scope.deadline,
-              ctx.now(),
-            )
-          : job.upstream.first_token_timeout_ms,
-        idleTimeoutMs: job.upstream.idle_timeout_ms,
-        force: at.forced,
-        busy: () => this.busy(endpoint.address),
-        onCache: (cache) => {
-          at.cache = cache;
-          if (!this.served) served.cache = cache;
+    let started: Promise<void>;
+    try {
+      started = runAttempt(
+        {
+          endpoint: endpoint.address,
+          client,
+          request: continuation ? { ...job.request, continuation: continuation.value } : job.request,
+          metadata: this.metadata(span),
+          deadline: scope.deadline,
+          signal: scope.signal,
+          firstTokenTimeoutMs: spare
+            ? firstTokenTimeout(
+                job.upstream.first_token_timeout_ms,
+                job.upstream.first_token_deadline_share,
+                scope.deadline,
+                ctx.now(),
+              )
+            : job.upstream.first_token_timeout_ms,
+          idleTimeoutMs: job.upstream.idle_timeout_ms,
+          force: at.forced,
+          busy: () => this.busy(endpoint.address),
+          onCache: (cache) => {
+            at.cache = cache;
+            if (!this.served) served.cache = cache;
+          },
+          onFirstChunk: () => {
+            at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
+            span.addEvent('first_token');
+            this.served ??= served;
+          },
+          sink: this.delivered,
         },
-        onFirstChunk: () => {
-          at.firstChunkMs = ctx.now() - scope.rt.receivedAt;
-          span.addEvent('first_token');
-          this.served ??= served;
-        },
-        sink: this.delivered,
-      },
-      { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
-    ).then(
+        { breakers: ctx.breakers, track: ctx.endpoints.track, now: ctx.now },
+      );
+    } catch (err) {
+      // As inside the attempt: whatever goes wrong setting it up is its failure.
+      started = Promise.reject(err);
+    }
+    return started.then(
       () => {
         at.chunks = this.delivered.chunks - before;
         ctx.metrics.attempts.inc({ endpoint: endpoint.address, outcome: 'ok' });
