@@ -12,14 +12,22 @@
  * carries more than {@link CALLS_PER_CONNECTION} calls cannot receive more
  * resets than that, however fast they come: after that many calls, new calls
  * go to a fresh connection (opened a little ahead), and the old one closes
- * once the calls it carries have ended.
+ * once the calls it carries have ended. While the fresh connection fails to
+ * connect, the old one carries on, up to 900 calls.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 
 /** Calls one connection carries before new calls move to a fresh one (half the server's reset burst). */
 export const CALLS_PER_CONNECTION = 500;
 /** How many calls before the switch the next connection starts connecting. */
 const CONNECT_AHEAD = 50;
+/**
+ * While the next connection is failing to connect, the current one carries
+ * on, up to this many times its share (900 calls: still under the server's
+ * burst of 1000), so that a new connection's trouble does not fail calls a
+ * working one could carry.
+ */
+const MOST_PER_CONNECTION = 1.8;
 /** Each client its own connection: grpc-js otherwise shares one among clients with the same target and options. */
 const OWN_CONNECTION: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
 
@@ -49,8 +57,6 @@ export class RotatingClient<C extends grpc.Client> {
   /** Retired connections whose calls have not all ended. */
   private readonly draining = new Set<Connection<C>>();
   private closed = false;
-  /** Connections opened so far (the first included). */
-  connections = 1;
 
   constructor(
     private readonly make: ClientFactory<C>,
@@ -65,13 +71,14 @@ export class RotatingClient<C extends grpc.Client> {
    * next one first when this one has carried its share); returns the call.
    */
   call<T extends EndingCall>(open: (client: C) => T): T {
-    if (this.current.calls >= this.callsPerConnection && !this.closed) this.rotate();
+    if (this.dueToMove()) this.rotate();
     const conn = this.current;
+    // Before the call is open: nothing may throw between its start and its caller.
+    if (conn.calls + 1 >= this.callsPerConnection - CONNECT_AHEAD) this.prepare();
     const call = open(conn.client);
     conn.calls++;
     conn.open++;
     call.on('status', () => this.ended(conn));
-    if (conn.calls === this.callsPerConnection - CONNECT_AHEAD) this.prepare();
     return call;
   }
 
@@ -96,8 +103,16 @@ export class RotatingClient<C extends grpc.Client> {
   private prepare(): void {
     if (this.upcoming || this.closed) return;
     this.upcoming = this.connect();
-    this.connections++;
     this.upcoming.client.getChannel().getConnectivityState(true);
+  }
+
+  /** The current connection has carried its share, and the next one is not failing (or it has carried the most). */
+  private dueToMove(): boolean {
+    const calls = this.current.calls;
+    if (this.closed || calls < this.callsPerConnection) return false;
+    if (calls >= Math.floor(this.callsPerConnection * MOST_PER_CONNECTION)) return true;
+    const next = this.upcoming?.client.getChannel().getConnectivityState(false);
+    return next !== grpc.connectivityState.TRANSIENT_FAILURE;
   }
 
   private rotate(): void {

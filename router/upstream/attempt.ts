@@ -170,46 +170,69 @@ class Relay {
 
   /** The stream ended with every chunk relayed. */
   private complete(): void {
-    if (this.settled) return;
-    // A stream that ended cleanly without a single chunk still answered.
-    if (!this.started) this.permit.settle('success');
-    this.cleanUp(true);
-    this.resolve();
+    this.finish(() => {
+      // A stream that ended cleanly without a single chunk still answered.
+      if (!this.started) this.permit.settle('success');
+      return undefined;
+    });
   }
 
   /** The call failed (or was cancelled): tell the breaker, classify, reject. */
   private failWith(err: unknown): void {
+    this.finish(() => {
+      const { spec, deps, permit } = this;
+      // A pod that fails after its final chunk (a drain, a crash before the
+      // trailers) has delivered everything: the stream is complete.
+      if (this.finished && !spec.signal.aborted) return undefined;
+      const deadlinePassed = deps.now() >= spec.deadline;
+      const timedOut = this.timedOut;
+      // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
+      const failure =
+        timedOut && !deadlinePassed && !spec.signal.aborted
+          ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
+          : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
+      if (!this.started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
+      else if (failure.policy.endpointFault) deps.breakers.recordFailure(spec.endpoint);
+      return failure;
+    });
+  }
+
+  /**
+   * Ends the attempt, once: `outcome` tells the breaker and returns the
+   * failure (undefined: the stream is complete). It runs in the call's event
+   * handlers and promise callbacks, so nothing it or the clean-up throws (a
+   * breaker listener, say) may escape: that becomes the attempt's failure,
+   * and what the attempt held is freed whatever happens.
+   */
+  private finish(outcome: () => unknown): void {
     if (this.settled) return;
-    const { spec, deps, permit } = this;
-    // A pod that fails after its final chunk (a drain, a crash before the
-    // trailers) has delivered everything: the stream is complete.
-    if (this.finished && !spec.signal.aborted) {
-      this.cleanUp(true);
-      this.resolve();
-      return;
+    this.settled = true;
+    let failure: unknown;
+    try {
+      failure = outcome();
+    } catch (err) {
+      failure = err ?? new Error('attempt failed');
     }
-    const deadlinePassed = deps.now() >= spec.deadline;
-    const timedOut = this.timedOut;
-    // A timeout that fired at the deadline is the client's deadline, not the endpoint's fault.
-    const failure =
-      timedOut && !deadlinePassed && !spec.signal.aborted
-        ? new AttemptFailure(timedOut, timeoutError(spec, timedOut))
-        : classifyFailure(err, { clientCancelled: spec.signal.aborted, deadlinePassed });
-    if (!this.started) permit.settle(failure.policy.endpointFault ? 'endpoint-fault' : 'neutral');
-    else if (failure.policy.endpointFault) deps.breakers.recordFailure(spec.endpoint);
-    this.cleanUp(false);
-    this.reject(failure);
+    try {
+      this.cleanUp(failure === undefined);
+    } catch (err) {
+      failure ??= err ?? new Error('attempt clean-up failed');
+    }
+    if (failure === undefined) this.resolve();
+    else this.reject(failure);
   }
 
   /** Frees what the attempt held: its probe slot (if not settled yet), timer, listener, load count; cancels an unfinished call. */
   private cleanUp(completed: boolean): void {
-    this.settled = true;
-    // Only the first settle counts: this frees a probe slot on any path not settled above.
-    this.permit.settle('neutral');
-    clearTimeout(this.timer);
-    this.spec.signal.removeEventListener('abort', this.abort);
-    this.release();
-    if (!completed) this.call.cancel();
+    try {
+      // Only the first settle counts: this frees a probe slot on any path not settled above.
+      this.permit.settle('neutral');
+    } finally {
+      clearTimeout(this.timer);
+      this.spec.signal.removeEventListener('abort', this.abort);
+      this.release();
+      if (!completed) this.call.cancel();
+    }
   }
 
   private readonly onTimer = (): void => {
