@@ -88,7 +88,11 @@ export interface ServedBy {
   cache: string;
 }
 
-/** A streaming call: iterate it for chunks. */
+/**
+ * A streaming call: iterate it for chunks. Read it to its end, break out of
+ * the loop, or cancel it: a stream left unread holds its call open on the
+ * router, and the connection it runs on with it.
+ */
 export interface GenerateStreamCall extends AsyncIterable<GenerateChunk__Output> {
   /** Resolves with the response headers once the first chunk is on its way. */
   readonly servedBy: Promise<ServedBy>;
