@@ -4,7 +4,7 @@
  * `taskset` when it is available, and all stopped together.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -215,6 +215,10 @@ export function createProcessGroup(pin = true): ProcessGroup {
         : options.root
           ? join(options.root, 'bench', 'child.ts')
           : join(here, fromSource ? 'child.ts' : 'child.js');
+      if (compiled && !existsSync(entry))
+        throw new Error(
+          `${tree}: no ${join('dist', 'bench', 'child.js')}; build it with \`npm run build\` (a commit too old has none)`,
+        );
       const loader = !compiled && (fromSource || options.root) ? ['--import', 'tsx'] : [];
       const spawnOptions = options.root ? { cwd: options.root, ...options } : options;
       const base = start(`${role}`, [...loader, entry, role, JSON.stringify(config)], spawnOptions, true);

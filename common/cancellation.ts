@@ -41,7 +41,7 @@ export class Cancellation implements CancelSignal, CancelSource {
     return this;
   }
 
-  /** Aborts; later calls do nothing. A bound function, so it can be a listener itself (`call.once('cancelled', c.abort)`). */
+  /** Aborts; later calls do nothing. A bound function, so it can be a listener itself (`call.on('cancelled', c.abort)`). */
   readonly abort = (): void => {
     if (this.aborted) return;
     this.aborted = true;

@@ -29,7 +29,7 @@ const CONNECT_AHEAD = 50;
  */
 const MOST_PER_CONNECTION = 1.8;
 /** Each client its own connection: grpc-js otherwise shares one among clients with the same target and options. */
-const OWN_CONNECTION: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
+export const OWN_CONNECTION: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
 
 /** Makes a client with `options` added to its channel options. */
 export type ClientFactory<C extends grpc.Client> = (options: grpc.ChannelOptions) => C;

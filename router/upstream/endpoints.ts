@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { LoadReport__Output } from '../../common/generated/llmmesh/v1/LoadReport.js';
 import type { Logger } from '../../common/log.js';
 import { loadProtos, type RelayEngineClient } from '../../common/proto.js';
-import { RotatingClient } from '../../common/rotating-client.js';
+import { OWN_CONNECTION, RotatingClient } from '../../common/rotating-client.js';
 import { type LoadHistory, NO_HISTORY, observeReport } from '../scheduling/knee.js';
 import { addRecent, type RecentAssignments } from '../scheduling/load.js';
 import type { BreakerState, SchedulingEndpoint } from '../scheduling/types.js';
@@ -303,7 +303,7 @@ export function createEndpointSet(addresses: readonly string[], options: Endpoin
       }) as RelayEngineClient & grpc.Client;
     const e: Entry = {
       address,
-      loadClient: client({ 'grpc.use_local_subchannel_pool': 1 }),
+      loadClient: client(OWN_CONNECTION),
       calls: new RotatingClient(client, options.callsPerConnection),
       watch: undefined,
       report: undefined,
